@@ -1,0 +1,3 @@
+from stockbridge.cli import main
+
+main()

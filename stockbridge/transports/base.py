@@ -1,0 +1,144 @@
+"""The transport interface: one small class per protocol, registered by name.
+
+A transport serves one platform for one batch: ``connect()`` once, ``put()`` each file, ``close()``.
+``put`` uploads to a temporary name and renames when ``atomic_rename`` is on, then checks the remote
+size; it returns only when the file is on the server at full size, or when the server confirmed the
+transfer and then made the file invisible (agency ingest robots move files away; ``verified`` is
+then False). Everything that goes wrong raises a :class:`~stockbridge.errors.TransportError`
+subclass, classified once, here in the transports:
+
+- retryable (timeouts, resets, FTP 421/425/426/450/451, size mismatch) -> ``TransportError``
+- login refused (FTP 530, SSH auth failure) -> ``AuthError``
+- host key / certificate not trusted -> ``TrustError`` (raised before any password is sent)
+- full / quota (FTP 452/552) -> ``QuotaError``
+- this file refused for good (FTP 550/553) -> ``RemoteRejectedError``
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from stockbridge.secrets import Secret
+
+#: Suffix of the temporary remote name used before the final rename. It must not end in an
+#: extension agencies accept, so an ingest robot never takes a half-sent file.
+TEMP_SUFFIX = ".part"
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """Everything a transport needs to reach one platform. Built from the config by the pipeline."""
+
+    platform: str
+    protocol: str
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: Secret | None = None
+    key_file: Path | None = None  # sftp: private key for public-key login
+    remote_dir: str = "/"
+    path: Path | None = None  # folder: the target directory
+    ca_file: Path | None = None  # ftps: CA bundle to verify the server certificate with
+    host_key: str | None = None  # sftp: pinned "SHA256:..." fingerprint
+    known_hosts: Path | None = None  # sftp: known_hosts file
+    atomic_rename: bool = True
+    timeout: float = 30.0  # seconds, for connect and every read/write on the sockets
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    remote_name: str
+    size: int  # bytes sent
+    verified: bool  # True: the server reported the full size under the final name
+
+
+Progress = Callable[[int], None]
+
+
+class Transport(abc.ABC):
+    """Base class. Subclasses implement the five abstract methods."""
+
+    protocol: str = ""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Open the session (and log in). Raise AuthError / TrustError / TransportError."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the session. Never raises; bounded by the timeout."""
+
+    @abc.abstractmethod
+    def put(self, local: Path, remote_name: str, progress: Progress | None = None) -> PutResult:
+        """Upload ``local`` as ``remote_name`` inside ``remote_dir`` and verify its size."""
+
+    @abc.abstractmethod
+    def size(self, remote_name: str) -> int | None:
+        """Size of ``remote_name`` in ``remote_dir``, or None if it is not there."""
+
+    @abc.abstractmethod
+    def delete(self, remote_name: str) -> None:
+        """Remove ``remote_name`` from ``remote_dir`` if it is there (best effort)."""
+
+    def mkdirs(self) -> None:
+        """Make sure ``remote_dir`` exists. Default: nothing to do."""
+
+    def check_writable(self) -> None:
+        """Prove that ``remote_dir`` is writable: upload a tiny probe file, then delete it."""
+        import os
+        import secrets
+        import tempfile
+
+        name = f"stockbridge-check-{secrets.token_hex(4)}.txt"
+        fd, tmp = tempfile.mkstemp(prefix="stockbridge-check-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b"stockbridge write check\n")
+            self.put(Path(tmp), name)
+        finally:
+            os.unlink(tmp)
+            self.delete(name)
+
+    def __enter__(self) -> Transport:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+_REGISTRY: dict[str, type[Transport]] = {}
+
+
+def register(protocol: str) -> Callable[[type[Transport]], type[Transport]]:
+    def decorator(cls: type[Transport]) -> type[Transport]:
+        cls.protocol = protocol
+        _REGISTRY[protocol] = cls
+        return cls
+
+    return decorator
+
+
+def protocols() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def open_transport(settings: TransportSettings) -> Transport:
+    """A (not yet connected) transport for ``settings.protocol``."""
+    try:
+        cls = _REGISTRY[settings.protocol]
+    except KeyError:
+        raise ValueError(f"unknown protocol {settings.protocol!r}; known: {', '.join(protocols())}") from None
+    return cls(settings)
