@@ -1,0 +1,1 @@
+"""Fixtures: generated images with real metadata (filled in by the metadata work)."""
