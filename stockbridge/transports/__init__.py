@@ -1,6 +1,5 @@
-"""Transports, one module per protocol; importing this package registers them all."""
+"""Transports, one module per protocol, registered by name (see base.py for the interface)."""
 
-from stockbridge.transports import folder, ftp, sftp  # noqa: F401  (registration)
 from stockbridge.transports.base import (
     TEMP_SUFFIX,
     PutResult,

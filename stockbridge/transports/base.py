@@ -131,12 +131,25 @@ def register(protocol: str) -> Callable[[type[Transport]], type[Transport]]:
     return decorator
 
 
+#: Modules of the built-in transports; imported on first use so that each registers itself.
+_BUILTIN_MODULES = ("folder", "ftp", "sftp")
+
+
+def _load_builtins() -> None:
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(f"stockbridge.transports.{module}")
+
+
 def protocols() -> list[str]:
+    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def open_transport(settings: TransportSettings) -> Transport:
     """A (not yet connected) transport for ``settings.protocol``."""
+    _load_builtins()
     try:
         cls = _REGISTRY[settings.protocol]
     except KeyError:
