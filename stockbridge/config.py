@@ -1,0 +1,485 @@
+"""The configuration: one TOML file, validated at load, every problem reported at once.
+
+The pydantic models below are the one source of truth for what a key means; ``check`` and every
+other command call :func:`load_config`, which either returns a complete :class:`Config` or raises a
+:class:`~stockbridge.errors.ConfigError` listing every problem with its key path, e.g.
+``platforms.adobe.rules.keywords.max: expected an integer, got "fifty"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from stockbridge.errors import ConfigError
+from stockbridge.secrets import Secret
+from stockbridge.transports.base import TransportSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+APP_NAME = "stockbridge"
+ENV_CONFIG = "STOCKBRIDGE_CONFIG"
+
+Protocol = Literal["ftp", "ftps", "sftp", "folder"]
+#: File types stockbridge can take as an asset today (content-sniffed names, see filetype.py).
+KNOWN_FORMATS = ("jpeg", "png", "tiff")
+DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors (with a "did you mean"), never silently ignored: a typo in
+    # `max_file_mb` must not quietly switch a limit off.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class PasswordSource(_Model):
+    """Where a password comes from when it is not written in the file itself."""
+
+    env: str | None = Field(None, description="Name of an environment variable holding the password.")
+    file: Path | None = Field(None, description="Path of a file holding the password (first line).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PasswordSource:
+        given = [name for name in ("env", "file") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError('give exactly one of { env = "NAME" } or { file = "PATH" }')
+        return self
+
+
+class WatchConfig(_Model):
+    folder: Path = Field(description="The export folder to watch.")
+    recursive: bool = Field(True, description="Watch sub-folders too.")
+    settle_seconds: float = Field(
+        10.0, ge=0, description="A file is taken once size, mtime and inode are unchanged this long."
+    )
+    ignore: list[str] = Field(
+        default_factory=list, description="Extra file-name patterns to ignore (fnmatch), besides junk names."
+    )
+
+
+class StateConfig(_Model):
+    dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_state_dir(APP_NAME)),
+        description="Where the ledger and derived copies live. Must be on a local disk.",
+    )
+
+
+class KeywordRule(_Model):
+    min: int = Field(0, ge=0, description="Fewer keywords than this: the file is held.")
+    max: int | None = Field(None, ge=1, description="More than this: the first `max` are kept, in order.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> KeywordRule:
+        if self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class TextRule(_Model):
+    required: bool = Field(False, description="Missing: the file is held.")
+    max_chars: int | None = Field(None, ge=1, description="Longer: the file is held.")
+
+
+class RulesConfig(_Model):
+    formats: list[str] | None = Field(
+        None, description='File types the platform accepts ("jpeg", "png", "tiff"); others are rejected.'
+    )
+    min_megapixels: float | None = Field(None, gt=0, description="Smaller images are rejected.")
+    max_file_mb: float | None = Field(None, gt=0, description="Larger files are rejected (MB = 10^6 bytes).")
+    keywords: KeywordRule = Field(default_factory=KeywordRule)
+    title: TextRule = Field(default_factory=TextRule)
+    description: TextRule = Field(default_factory=TextRule)
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        normal = [{"jpg": "jpeg", "tif": "tiff"}.get(item.lower(), item.lower()) for item in value]
+        unknown = [item for item in normal if item not in KNOWN_FORMATS]
+        if unknown:
+            raise ValueError(f"unknown format {unknown[0]!r}; known: {', '.join(KNOWN_FORMATS)}")
+        return normal
+
+
+class BatchConfig(_Model):
+    max_files: int = Field(50, ge=1, description="A batch closes when it holds this many files ...")
+    max_wait_seconds: float = Field(
+        60.0, ge=0, description="... or when its oldest file has waited this long."
+    )
+
+
+class PlatformConfig(_Model):
+    enabled: bool = Field(True, description="A disabled platform is ignored (kept for later).")
+    protocol: Protocol = Field(description="ftp | ftps | sftp | folder")
+    host: str | None = Field(None, description="Server name (ftp, ftps, sftp).")
+    port: int | None = Field(None, ge=1, le=65535, description="Server port; default 21 (ftp/ftps), 22 (sftp).")
+    username: str | None = Field(None, description="Login name.")
+    password: str | PasswordSource | None = Field(
+        None, description='The password: a string, { env = "NAME" } or { file = "PATH" }.'
+    )
+    key_file: Path | None = Field(None, description="sftp: private key file for public-key login.")
+    remote_dir: str = Field("/", description="Folder on the server to upload into.")
+    ca_file: Path | None = Field(None, description="ftps: CA bundle to verify the server certificate.")
+    host_key: str | None = Field(
+        None, description='sftp: the server\'s host key fingerprint, "SHA256:..." (ssh-keygen -lf).'
+    )
+    known_hosts: Path | None = Field(None, description="sftp: a known_hosts file holding the server's key.")
+    path: Path | None = Field(None, description="folder: the directory to copy into.")
+    atomic_rename: bool | None = Field(
+        None,
+        description="Upload to a temporary name, then rename. Default: on for folder and sftp, off for ftp/ftps.",
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="Network timeout for every connect, read and write.")
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+
+    @field_validator("host_key")
+    @classmethod
+    def _fingerprint_shape(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("SHA256:"):
+            raise ValueError('expected a "SHA256:..." fingerprint as printed by `ssh-keygen -lf`')
+        return value
+
+    @field_validator("remote_dir")
+    @classmethod
+    def _remote_dir_safe(cls, value: str) -> str:
+        if any(char in value for char in "\r\n\0"):
+            raise ValueError("must not contain line breaks or NUL")
+        return value
+
+    @model_validator(mode="after")
+    def _protocol_needs(self) -> PlatformConfig:
+        missing = []
+        if self.protocol == "folder":
+            if self.path is None:
+                missing.append("path")
+        else:
+            for key in ("host", "username"):
+                if getattr(self, key) in (None, ""):
+                    missing.append(key)
+        if missing:
+            raise ValueError(f"protocol {self.protocol!r} needs {' and '.join(missing)}")
+        if self.protocol == "sftp" and not (self.host_key or self.known_hosts):
+            raise ValueError(
+                "sftp needs host_key or known_hosts, so the server is verified before the password is "
+                f"sent; get the fingerprint with: ssh-keyscan -p {self.port or 22} {self.host} | ssh-keygen -lf -"
+            )
+        if self.protocol == "sftp" and self.password is None and self.key_file is None:
+            raise ValueError("sftp needs password or key_file")
+        if self.protocol in ("ftp", "ftps") and self.password is None:
+            raise ValueError(f"{self.protocol} needs password")
+        return self
+
+    @property
+    def effective_port(self) -> int | None:
+        return self.port or DEFAULT_PORTS.get(self.protocol)
+
+    @property
+    def effective_atomic_rename(self) -> bool:
+        if self.atomic_rename is not None:
+            return self.atomic_rename
+        return self.protocol in ("folder", "sftp")
+
+
+PlatformName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
+
+
+class Config(_Model):
+    watch: WatchConfig
+    state: StateConfig = Field(default_factory=StateConfig)
+    platforms: dict[PlatformName, PlatformConfig] = Field(
+        default_factory=dict, description="One table per agency: [platforms.NAME]."
+    )
+
+    #: Set by load_config: the file this came from (not a TOML key).
+    source: Path | None = Field(None, exclude=True)
+    #: Set by load_config: warnings that do not stop the service (e.g. a readable literal password).
+    warnings: tuple[str, ...] = Field((), exclude=True)
+
+    def enabled_platforms(self) -> dict[str, PlatformConfig]:
+        return {name: platform for name, platform in self.platforms.items() if platform.enabled}
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state.dir / "ledger.sqlite3"
+
+
+# --------------------------------------------------------------------------------------------
+# Finding and loading
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--config``, else ``$STOCKBRIDGE_CONFIG``, else the user config dir."""
+    if explicit:
+        return Path(explicit).expanduser()
+    from_env = os.environ.get(ENV_CONFIG)
+    if from_env:
+        return Path(from_env).expanduser()
+    return default_config_path()
+
+
+def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
+    """Read, parse and validate ``path``. Raises ConfigError listing every problem."""
+    try:
+        raw_bytes = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no configuration file here",
+            hint=f"copy config.example.toml there, or pass --config FILE / set ${ENV_CONFIG}",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message carries "(at line L, column C)"; keep it whole.
+        raise ConfigError(f"{path}: TOML syntax error: {exc}", problems=[f"TOML syntax error: {exc}"]) from None
+    return validate_config(data, source=path, resolve_secrets=resolve_secrets)
+
+
+def validate_config(data: dict[str, Any], *, source: Path | None = None, resolve_secrets: bool = True) -> Config:
+    base = source.parent if source else Path.cwd()
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = _merge_union_problems([_describe(error, data) for error in exc.errors()])
+        raise ConfigError(_summary(source, problems), problems=problems) from None
+    config = _resolve_paths(config, base)
+    problems: list[str] = []
+    warnings: list[str] = []
+    if source is not None:
+        warnings.extend(_permission_warnings(config, source))
+    if resolve_secrets:
+        for name, platform in config.enabled_platforms().items():
+            try:
+                resolve_password(platform)
+            except ConfigError as exc:
+                problems.append(f"platforms.{name}.password: {exc.message}")
+    if problems:
+        raise ConfigError(_summary(source, problems), problems=problems)
+    return config.model_copy(update={"source": source, "warnings": tuple(warnings)})
+
+
+def _summary(source: Path | None, problems: list[str]) -> str:
+    where = f"{source}: " if source else ""
+    noun = "problem" if len(problems) == 1 else "problems"
+    return f"{where}{len(problems)} {noun} in the configuration"
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Relative paths in the file are relative to the file's folder; ``~`` is expanded."""
+
+    def fix(path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        path = path.expanduser()
+        return path if path.is_absolute() else (base / path).resolve()
+
+    platforms = {}
+    for name, platform in config.platforms.items():
+        update: dict[str, Any] = {
+            key: fix(getattr(platform, key)) for key in ("key_file", "ca_file", "known_hosts", "path")
+        }
+        if isinstance(platform.password, PasswordSource) and platform.password.file is not None:
+            update["password"] = platform.password.model_copy(update={"file": fix(platform.password.file)})
+        platforms[name] = platform.model_copy(update=update)
+    return config.model_copy(
+        update={
+            "watch": config.watch.model_copy(update={"folder": fix(config.watch.folder)}),
+            "state": config.state.model_copy(update={"dir": fix(config.state.dir)}),
+            "platforms": platforms,
+        }
+    )
+
+
+def _permission_warnings(config: Config, source: Path) -> list[str]:
+    literal = [name for name, platform in config.platforms.items() if isinstance(platform.password, str)]
+    if not literal:
+        return []
+    try:
+        mode = source.stat().st_mode
+    except OSError:
+        return []
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        return [
+            f"{source} holds a password for {', '.join(literal)} and other users can read it; "
+            f"run: chmod 600 {source}  (or use password = {{ env = ... }} / {{ file = ... }})"
+        ]
+    return []
+
+
+def resolve_password(platform: PlatformConfig) -> Secret | None:
+    source = platform.password
+    if source is None:
+        return None
+    if isinstance(source, str):
+        return Secret(source)
+    if source.env is not None:
+        value = os.environ.get(source.env)
+        if value is None:
+            raise ConfigError(f"environment variable {source.env} is not set")
+        return Secret(value)
+    assert source.file is not None
+    try:
+        text = source.file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read password file {source.file} ({exc.strerror})") from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError(f"password file {source.file} is empty")
+    return Secret(lines[0])
+
+
+def transport_settings(name: str, platform: PlatformConfig) -> TransportSettings:
+    """What a transport needs for ``platform``; resolves the password now."""
+    return TransportSettings(
+        platform=name,
+        protocol=platform.protocol,
+        host=platform.host,
+        port=platform.effective_port,
+        username=platform.username,
+        password=resolve_password(platform),
+        key_file=platform.key_file,
+        remote_dir=platform.remote_dir,
+        path=platform.path,
+        ca_file=platform.ca_file,
+        host_key=platform.host_key,
+        known_hosts=platform.known_hosts,
+        atomic_rename=platform.effective_atomic_rename,
+        timeout=platform.timeout_seconds,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Error messages a person can act on
+
+
+def _describe(error: Any, data: dict[str, Any]) -> str:
+    loc = [part for part in error["loc"] if not _is_union_tag(part)]
+    path = ".".join(str(part) for part in loc) or "(top level)"
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        parent_path, key = loc[:-1], str(loc[-1])
+        choices = _allowed_keys(parent_path)
+        close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+        hint = f'; did you mean "{close[0]}"?' if close else (f"; known keys: {', '.join(choices)}" if choices else "")
+        return f"{path}: unknown key{hint}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    expected = {
+        "int_parsing": "an integer",
+        "int_type": "an integer",
+        "int_from_float": "an integer",
+        "float_parsing": "a number",
+        "float_type": "a number",
+        "bool_parsing": "true or false",
+        "bool_type": "true or false",
+        "string_type": "a string",
+        "list_type": "a list",
+        "dict_type": "a table",
+        "model_type": "a table",
+        "path_type": "a path string",
+    }.get(kind)
+    if expected:
+        return f"{path}: expected {expected}, got {_show(value)}"
+    if kind == "literal_error":
+        return f"{path}: expected one of {error['ctx']['expected']}, got {_show(value)}"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return f"{path}: {message[0].lower() + message[1:]}, got {_show(value)}"
+    if kind == "string_pattern_mismatch" and loc and loc[0] == "platforms":
+        return f"{path}: a platform name may hold only letters, digits, '_', '-' and '.'"
+    return f"{path}: {message}"
+
+
+def _merge_union_problems(problems: list[str]) -> list[str]:
+    """pydantic reports a value that fits no member of a union once per member; say it once."""
+    result: list[str] = []
+    expected_at: dict[str, int] = {}
+    for problem in problems:
+        path, _, message = problem.partition(": ")
+        if message.startswith("expected ") and ", got " in message and path in expected_at:
+            index = expected_at[path]
+            wanted, got = message.removeprefix("expected ").rsplit(", got ", 1)
+            before, _, _ = result[index].rpartition(", got ")
+            result[index] = f"{before} or {wanted}, got {got}"
+            continue
+        if message.startswith("expected ") and ", got " in message:
+            expected_at[path] = len(result)
+        result.append(problem)
+    return result
+
+
+def _is_union_tag(part: object) -> bool:
+    # pydantic puts the union member's name into loc ("str", "PasswordSource", "function-after[...]").
+    return isinstance(part, str) and (
+        part in ("str", "PasswordSource", "int", "float", "list[str]", "[key]") or "[" in part and "(" in part
+    )
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _allowed_keys(parent: list[Any]) -> list[str]:
+    """The keys valid at ``parent`` (a loc path), by walking the models."""
+    model: type[BaseModel] | None = Config
+    index = 0
+    while model is not None and index < len(parent):
+        part = parent[index]
+        if model is Config and part == "platforms":
+            index += 2  # skip the platform name
+            model = PlatformConfig
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+        index += 1
+    if model is None:
+        return []
+    return [name for name, field in model.model_fields.items() if not field.exclude]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

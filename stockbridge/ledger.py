@@ -1,0 +1,421 @@
+"""The ledger: what stockbridge knows about every asset and every upload, in SQLite.
+
+One job per (content hash, platform), enforced by a UNIQUE constraint, so the same content exported
+twice, a duplicate watcher event or a restart can never create a second upload. Every state change is
+one transaction, committed before the work it announces starts (write-ahead intent): a job is
+``uploading`` with its remote name *before* the first byte leaves, so a crash mid-transfer resumes to
+the same remote name, never a second one.
+
+Settings (research/reliability.md R-4): WAL, ``synchronous=FULL`` (a lost intent could mean a
+duplicate upload, so durability wins over speed), ``busy_timeout``, ``quick_check`` at start.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from stockbridge.errors import StockbridgeError
+
+PENDING = "pending"
+UPLOADING = "uploading"
+UPLOADED = "uploaded"
+HELD = "held"
+REJECTED = "rejected"
+FAILED = "failed"
+
+STATES = (PENDING, UPLOADING, UPLOADED, HELD, REJECTED, FAILED)
+#: States in which a job needs nothing more from stockbridge (``held`` waits for the user).
+SETTLED_STATES = (UPLOADED, HELD, REJECTED, FAILED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS assets (
+    sha256      TEXT PRIMARY KEY,
+    path        TEXT NOT NULL,      -- the source path it was last seen at
+    size        INTEGER NOT NULL,
+    file_type   TEXT,
+    object_path TEXT,               -- private staged copy in the state dir
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    path      TEXT PRIMARY KEY,     -- lets a restart skip re-hashing unchanged files
+    dev       INTEGER NOT NULL,
+    ino       INTEGER NOT NULL,
+    size      INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
+    sha256    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id              INTEGER PRIMARY KEY,
+    sha256          TEXT NOT NULL REFERENCES assets(sha256),
+    platform        TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    reason          TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    remote_name     TEXT,
+    upload_path     TEXT,           -- the exact file to send (staged copy or derived copy)
+    upload_size     INTEGER,
+    verified        INTEGER,        -- 1: remote size checked; 0: server moved it away after a confirmed transfer
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    batch_id        INTEGER,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    uploaded_at     REAL,
+    UNIQUE (sha256, platform)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_platform_state ON jobs(platform, state);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_remote_name ON jobs(platform, remote_name);
+CREATE TABLE IF NOT EXISTS batches (
+    id         INTEGER PRIMARY KEY,
+    platform   TEXT NOT NULL,
+    opened_at  REAL NOT NULL,
+    closed_at  REAL,
+    files      INTEGER NOT NULL DEFAULT 0,
+    uploaded   INTEGER NOT NULL DEFAULT 0,
+    failed     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS platform_pauses (
+    platform     TEXT PRIMARY KEY,
+    reason       TEXT NOT NULL,
+    paused_at    REAL NOT NULL,
+    until        REAL              -- NULL: until `stockbridge retry --platform NAME`
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    sha256: str
+    path: str
+    size: int
+    file_type: str | None
+    object_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    sha256: str
+    platform: str
+    state: str
+    reason: str | None
+    attempts: int
+    remote_name: str | None
+    upload_path: str | None
+    upload_size: int | None
+    verified: bool | None
+    next_attempt_at: float
+    created_at: float
+    updated_at: float
+    uploaded_at: float | None
+    path: str  # the asset's source path, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    platform: str
+    reason: str
+    paused_at: float
+    until: float | None
+
+
+class LedgerError(StockbridgeError):
+    pass
+
+
+class Ledger:
+    """Thread-safe: one connection behind a lock (writes are tiny; SQLite serialises them anyway)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise LedgerError(
+                    f"{path}: the ledger is damaged ({check})",
+                    hint="move it aside and restore a backup; stockbridge will not guess what was sent",
+                )
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{path}: cannot open the ledger ({exc})") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    # ---------------------------------------------------------------- sources and assets
+
+    def known_source(self, path: str, dev: int, ino: int, size: int, mtime_ns: int) -> str | None:
+        """The content hash recorded for this exact file state, if any (saves re-hashing)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sha256 FROM sources WHERE path=? AND dev=? AND ino=? AND size=? AND mtime_ns=?",
+                (path, dev, ino, size, mtime_ns),
+            ).fetchone()
+        return row["sha256"] if row else None
+
+    def record_asset(
+        self,
+        *,
+        sha256: str,
+        path: str,
+        size: int,
+        file_type: str | None,
+        object_path: str | None,
+        fingerprint: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO assets (sha256, path, size, file_type, object_path, first_seen, last_seen)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(sha256) DO UPDATE SET path=excluded.path, last_seen=excluded.last_seen,
+                       object_path=COALESCE(excluded.object_path, assets.object_path)""",
+                (sha256, path, size, file_type, object_path, now, now),
+            )
+            if fingerprint is not None:
+                dev, ino, fsize, mtime_ns = fingerprint
+                db.execute(
+                    """INSERT INTO sources (path, dev, ino, size, mtime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(path) DO UPDATE SET dev=excluded.dev, ino=excluded.ino,
+                           size=excluded.size, mtime_ns=excluded.mtime_ns, sha256=excluded.sha256""",
+                    (path, dev, ino, fsize, mtime_ns, sha256),
+                )
+
+    def asset(self, sha256: str) -> Asset | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM assets WHERE sha256=?", (sha256,)).fetchone()
+        if row is None:
+            return None
+        return Asset(row["sha256"], row["path"], row["size"], row["file_type"], row["object_path"])
+
+    def assets(self) -> list[Asset]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM assets ORDER BY first_seen, path").fetchall()
+        return [Asset(r["sha256"], r["path"], r["size"], r["file_type"], r["object_path"]) for r in rows]
+
+    # ---------------------------------------------------------------- jobs
+
+    def create_job(
+        self,
+        *,
+        sha256: str,
+        platform: str,
+        state: str,
+        reason: str | None = None,
+        remote_name: str | None = None,
+        upload_path: str | None = None,
+        upload_size: int | None = None,
+    ) -> bool:
+        """Create the job for (sha256, platform) unless it exists. True if created."""
+        assert state in STATES
+        now = time.time()
+        with self._transaction() as db:
+            cursor = db.execute(
+                """INSERT INTO jobs (sha256, platform, state, reason, remote_name, upload_path, upload_size,
+                                     created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(sha256, platform) DO NOTHING""",
+                (sha256, platform, state, reason, remote_name, upload_path, upload_size, now, now),
+            )
+            return cursor.rowcount == 1
+
+    def remote_name_taken(self, platform: str, remote_name: str, sha256: str) -> bool:
+        """Is ``remote_name`` already used on ``platform`` by different content?"""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM jobs WHERE platform=? AND remote_name=? AND sha256<>?",
+                (platform, remote_name, sha256),
+            ).fetchone()
+        return row is not None
+
+    def has_job(self, sha256: str, platform: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM jobs WHERE sha256=? AND platform=?", (sha256, platform)
+            ).fetchone()
+        return row is not None
+
+    def job(self, job_id: int) -> Job:
+        with self._lock:
+            row = self._db.execute(_JOB_SELECT + " WHERE jobs.id=?", (job_id,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no job {job_id}")
+        return _job(row)
+
+    def jobs(
+        self,
+        *,
+        platform: str | None = None,
+        states: Sequence[str] | None = None,
+        sha256: str | None = None,
+    ) -> list[Job]:
+        clauses, params = [], []
+        if platform is not None:
+            clauses.append("jobs.platform=?")
+            params.append(platform)
+        if states is not None:
+            clauses.append(f"jobs.state IN ({','.join('?' * len(states))})")
+            params.extend(states)
+        if sha256 is not None:
+            clauses.append("jobs.sha256=?")
+            params.append(sha256)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            rows = self._db.execute(_JOB_SELECT + where + " ORDER BY jobs.id", params).fetchall()
+        return [_job(row) for row in rows]
+
+    def due_jobs(self, platform: str, now: float, limit: int) -> list[Job]:
+        """Pending jobs of ``platform`` whose backoff has expired, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                _JOB_SELECT + " WHERE jobs.platform=? AND jobs.state=? AND jobs.next_attempt_at<=?"
+                " ORDER BY jobs.id LIMIT ?",
+                (platform, PENDING, now, limit),
+            ).fetchall()
+        return [_job(row) for row in rows]
+
+    def set_state(self, job_id: int, state: str, reason: str | None = None, **fields: object) -> None:
+        assert state in STATES
+        allowed = {"attempts", "remote_name", "next_attempt_at", "batch_id", "verified", "uploaded_at"}
+        unknown = set(fields) - allowed
+        assert not unknown, unknown
+        assignments = ["state=?", "reason=?", "updated_at=?"] + [f"{key}=?" for key in fields]
+        params = [state, reason, time.time(), *fields.values(), job_id]
+        with self._transaction() as db:
+            db.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id=?", params)
+
+    def begin_upload(self, job_id: int, batch_id: int) -> Job:
+        """Write-ahead intent: the job is ``uploading`` before the first byte is sent."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state=?, attempts=attempts+1, batch_id=?, updated_at=? WHERE id=?",
+                (UPLOADING, batch_id, time.time(), job_id),
+            )
+        return self.job(job_id)
+
+    def mark_uploaded(self, job_id: int, *, verified: bool) -> None:
+        now = time.time()
+        reason = None if verified else "the server took the file and moved it away at once (not verifiable)"
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state=?, reason=?, verified=?, uploaded_at=?, updated_at=? WHERE id=?",
+                (UPLOADED, reason, 1 if verified else 0, now, now, job_id),
+            )
+
+    def interrupted_uploads(self, platform: str) -> list[Job]:
+        """Jobs left ``uploading`` by a crash: their transfer may or may not have finished."""
+        return self.jobs(platform=platform, states=[UPLOADING])
+
+    # ---------------------------------------------------------------- batches
+
+    def open_batch(self, platform: str, files: int) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO batches (platform, opened_at, files) VALUES (?, ?, ?)",
+                (platform, time.time(), files),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def close_batch(self, batch_id: int, uploaded: int, failed: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE batches SET closed_at=?, uploaded=?, failed=? WHERE id=?",
+                (time.time(), uploaded, failed, batch_id),
+            )
+
+    # ---------------------------------------------------------------- platform pauses
+
+    def pause(self, platform: str, reason: str, until: float | None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO platform_pauses (platform, reason, paused_at, until) VALUES (?, ?, ?, ?)
+                   ON CONFLICT(platform) DO UPDATE SET reason=excluded.reason,
+                       paused_at=excluded.paused_at, until=excluded.until""",
+                (platform, reason, time.time(), until),
+            )
+
+    def pause_of(self, platform: str, now: float | None = None) -> Pause | None:
+        now = time.time() if now is None else now
+        with self._lock:
+            row = self._db.execute("SELECT * FROM platform_pauses WHERE platform=?", (platform,)).fetchone()
+        if row is None or (row["until"] is not None and row["until"] <= now):
+            return None
+        return Pause(row["platform"], row["reason"], row["paused_at"], row["until"])
+
+    def resume(self, platform: str | None = None) -> list[str]:
+        """Lift pauses (all, or one platform's). Returns the platforms resumed."""
+        with self._transaction() as db:
+            if platform is None:
+                rows = db.execute("SELECT platform FROM platform_pauses").fetchall()
+                db.execute("DELETE FROM platform_pauses")
+            else:
+                rows = db.execute("SELECT platform FROM platform_pauses WHERE platform=?", (platform,)).fetchall()
+                db.execute("DELETE FROM platform_pauses WHERE platform=?", (platform,))
+        return [row["platform"] for row in rows]
+
+    def requeue_failed(self, platform: str | None = None, sha256s: Sequence[str] | None = None) -> int:
+        """Give failed jobs another go (``stockbridge retry``). Returns how many."""
+        clauses, params = ["state=?"], [FAILED]
+        if platform is not None:
+            clauses.append("platform=?")
+            params.append(platform)
+        if sha256s is not None:
+            clauses.append(f"sha256 IN ({','.join('?' * len(sha256s))})")
+            params.extend(sha256s)
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"UPDATE jobs SET state=?, reason=NULL, attempts=0, next_attempt_at=0, updated_at=?"
+                f" WHERE {' AND '.join(clauses)}",
+                [PENDING, time.time(), *params],
+            )
+            return cursor.rowcount
+
+
+_JOB_SELECT = "SELECT jobs.*, assets.path AS path FROM jobs JOIN assets ON assets.sha256 = jobs.sha256"
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        sha256=row["sha256"],
+        platform=row["platform"],
+        state=row["state"],
+        reason=row["reason"],
+        attempts=row["attempts"],
+        remote_name=row["remote_name"],
+        upload_path=row["upload_path"],
+        upload_size=row["upload_size"],
+        verified=None if row["verified"] is None else bool(row["verified"]),
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        uploaded_at=row["uploaded_at"],
+        path=row["path"],
+    )
