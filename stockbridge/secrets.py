@@ -7,12 +7,24 @@ they send it to the server.
 
 from __future__ import annotations
 
+import threading
+
+#: Every secret value this process has loaded, so log sinks can scrub them from any message
+#: (a server that echoes our password in an error reply, a library that logs a URL...).
+_known: set[str] = set()
+_known_lock = threading.Lock()
+#: Shorter values would scrub ordinary words out of log lines; such passwords are weak anyway.
+_MIN_REDACT_LENGTH = 4
+
 
 class Secret:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        if len(value) >= _MIN_REDACT_LENGTH:
+            with _known_lock:
+                _known.add(value)
 
     def reveal(self) -> str:
         return self._value
@@ -37,3 +49,13 @@ class Secret:
 
     def __reduce__(self) -> object:  # never pickled into a crash dump by accident
         raise TypeError("a Secret cannot be pickled")
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret value replaced by ``***``."""
+    with _known_lock:
+        values = sorted(_known, key=len, reverse=True)
+    for value in values:
+        if value in text:
+            text = text.replace(value, "***")
+    return text

@@ -1,0 +1,36 @@
+# The two commands: `make run` (the demo) and `make test` (the whole suite).
+# Both install what is missing first: system packages (apt-get as root, else the command to run)
+# and a .venv with stockbridge and its test tools.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck bench clean
+
+$(BIN)/stockbridge: pyproject.toml
+	@.ci/system-deps run
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/stockbridge
+	$(BIN)/stockbridge demo
+
+# pytest exits 5 when it collected no test: that is a broken suite, never a pass.
+test: $(BIN)/stockbridge
+	@.ci/system-deps test
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$status
+
+lint: $(BIN)/stockbridge
+	$(BIN)/ruff check stockbridge tests
+	$(BIN)/ruff format --check stockbridge tests
+
+typecheck: $(BIN)/stockbridge
+	$(BIN)/mypy stockbridge
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,239 @@
+"""The command line. The only place that turns errors into text and exit codes.
+
+Exit codes: 0 done; 1 some job failed (or a connection check failed); 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from loguru import logger
+
+from stockbridge import __version__
+from stockbridge.config import Config, find_config_path, load_config, transport_settings
+from stockbridge.errors import ConfigError, StockbridgeError
+from stockbridge.log import setup_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(function: F) -> F:
+    @click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Configuration file (default: $STOCKBRIDGE_CONFIG, else the user config dir).",
+    )
+    @click.option("-v", "--verbose", count=True, help="More detail (-v: debug).")
+    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+    @click.option("--log-json", is_flag=True, help="Log one JSON object per line (for machines).")
+    @functools.wraps(function)
+    def wrapper(config_path: Path | None, verbose: int, quiet: bool, log_json: bool, **kwargs: Any) -> Any:
+        setup_logging(-1 if quiet else verbose, json=log_json)
+        try:
+            return function(config_path=config_path, **kwargs)
+        except ConfigError as exc:
+            _print_config_error(exc)
+            sys.exit(EXIT_USAGE)
+        except StockbridgeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_config_error(exc: ConfigError) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    for problem in exc.problems:
+        if problem != exc.message:
+            click.echo(f"  {problem}", err=True)
+    if exc.hint:
+        click.echo(f"  hint: {exc.hint}", err=True)
+
+
+def _load(config_path: Path | None, *, resolve_secrets: bool = True) -> Config:
+    path = find_config_path(config_path)
+    config = load_config(path, resolve_secrets=resolve_secrets)
+    for warning in config.warnings:
+        logger.warning("{}", warning)
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stockbridge")
+def main() -> None:
+    """stockbridge: from one export folder to every stock agency, each file once, verified."""
+
+
+@main.command()
+@common_options
+def run(config_path: Path | None) -> None:
+    """Run the service: watch the folder, upload in batches, until SIGTERM."""
+    from stockbridge.daemon import Service
+
+    config = _load(config_path)
+    service = Service(config)
+    service.install_signal_handlers()
+    service.run()
+
+
+@main.command()
+@common_options
+def once(config_path: Path | None) -> None:
+    """Take what is in the folder now, upload everything, exit (0 ok, 1 some failed)."""
+    from stockbridge.daemon import run_once
+
+    config = _load(config_path)
+    report = run_once(config)
+    counts = ", ".join(f"{count} {state}" for state, count in sorted(report.counts.items())) or "nothing to do"
+    logger.info("done: {} file(s) looked at; jobs: {}", len(report.seen), counts)
+    sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
+@main.command()
+@common_options
+@click.option("--connect", is_flag=True, help="Also log in to each enabled platform and prove the folder is writable.")
+def check(config_path: Path | None, connect: bool) -> None:
+    """Validate the configuration (exit 2 on any problem)."""
+    from stockbridge.transports import open_transport
+
+    config = _load(config_path)
+    click.echo(f"{config.source}: valid; {len(config.enabled_platforms())} enabled platform(s)")
+    if not connect:
+        return
+    failures = 0
+    for name, platform in config.enabled_platforms().items():
+        started = time.monotonic()
+        try:
+            with open_transport(transport_settings(name, platform)) as transport:
+                transport.mkdirs()
+                transport.check_writable()
+        except StockbridgeError as exc:
+            failures += 1
+            click.echo(f"  {name}: FAILED: {exc}")
+        else:
+            click.echo(f"  {name}: ok, logged in and wrote to {platform.remote_dir} ({time.monotonic() - started:.1f} s)")
+    sys.exit(EXIT_FAILED if failures else EXIT_OK)
+
+
+@main.command()
+@common_options
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Show what each platform would do with PATH (verdict, reasons, changes), without uploading."""
+    from stockbridge.ingest import read_facts
+    from stockbridge.metadata import ExifTool
+    from stockbridge.plan import REJECT, Verdict, evaluate
+
+    config = _load(config_path, resolve_secrets=False)
+    platforms = config.enabled_platforms()
+    files = []
+    with ExifTool() as exiftool:
+        for path in paths:
+            if not path.is_file():
+                verdicts = {name: Verdict(name, REJECT, ("no such file",)) for name in platforms}
+            else:
+                facts, problem = read_facts(path, exiftool)
+                verdicts = {
+                    name: Verdict(name, REJECT, (problem,)) if problem else evaluate(name, facts, platform.rules)
+                    for name, platform in platforms.items()
+                }
+            files.append((path, verdicts))
+    if as_json:
+        payload = {
+            "files": [
+                {
+                    "path": str(path),
+                    "platforms": {
+                        name: {"verdict": v.verdict, "reasons": list(v.reasons), "changes": list(v.changes)}
+                        for name, v in verdicts.items()
+                    },
+                }
+                for path, verdicts in files
+            ]
+        }
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    for path, verdicts in files:
+        click.echo(str(path))
+        for name, verdict in verdicts.items():
+            click.echo(f"  {name}: {verdict.verdict}")
+            for reason in verdict.reasons:
+                click.echo(f"    - {reason}")
+            for change in verdict.changes:
+                click.echo(f"    ~ {change}")
+
+
+@main.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(config_path: Path | None, as_json: bool) -> None:
+    """Every file and its state on each platform, with reasons."""
+    from stockbridge.report import print_status_table, status_payload
+
+    config = _load(config_path, resolve_secrets=False)
+    payload = status_payload(config)
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        print_status_table(config, payload)
+
+
+@main.command()
+@common_options
+@click.option("--platform", "platform_name", help="Only this platform.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def retry(config_path: Path | None, platform_name: str | None, paths: tuple[Path, ...]) -> None:
+    """Resume paused platforms and give failed jobs another go (the next run/once sends them)."""
+    from stockbridge.ledger import Ledger
+
+    config = _load(config_path, resolve_secrets=False)
+    if platform_name is not None and platform_name not in config.platforms:
+        raise ConfigError(
+            f"--platform {platform_name}: no such platform",
+            hint=f"configured: {', '.join(config.platforms) or 'none'}",
+        )
+    ledger = Ledger(config.ledger_path)
+    try:
+        sha256s = None
+        if paths:
+            by_path = {asset.path: asset.sha256 for asset in ledger.assets()}
+            sha256s = [by_path[str(p.resolve())] for p in paths if str(p.resolve()) in by_path]
+        resumed = ledger.resume(platform_name)
+        requeued = ledger.requeue_failed(platform_name, sha256s)
+    finally:
+        ledger.close()
+    click.echo(
+        f"resumed {', '.join(resumed) if resumed else 'no paused platform'}; {requeued} failed job(s) queued again"
+    )
+
+
+@main.command()
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), help="Keep the workspace in this folder.")
+@click.option("-v", "--verbose", count=True, help="Show the service's log lines.")
+def demo(keep: Path | None, verbose: int) -> None:
+    """A self-contained demo: sample images, a local FTPS server, one run, a table of results."""
+    from stockbridge.demo import run_demo
+
+    setup_logging(verbose if verbose else -1)
+    try:
+        code = run_demo(keep)
+    except StockbridgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = EXIT_FAILED
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

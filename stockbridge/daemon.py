@@ -1,0 +1,221 @@
+"""Driving the pipeline: ``once`` (take what is there, send it, exit) and ``run`` (the service).
+
+``run``: the watcher calls back with settled paths; one ingest thread turns them into jobs (one
+ExifTool process serves it); one uploader thread per platform closes a batch when it holds
+``max_files`` or its oldest file has waited ``max_wait_seconds``. SIGTERM/SIGINT set one stop event:
+the watcher stops, an upload in flight is abandoned at its next block (it resumes to the same remote
+name on the next start), and ``run`` returns 0.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loguru import logger
+
+from stockbridge import ledger as states
+from stockbridge.config import Config
+from stockbridge.ledger import Ledger
+from stockbridge.metadata import ExifTool
+from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain
+from stockbridge.watcher import Watcher, collect_settled
+
+#: ``once`` gives up on files still being written after this long; the next run takes them.
+ONCE_MAX_SETTLE_WAIT = 120.0
+#: ``once`` stops retrying after this long; what is left stays pending for the next run.
+ONCE_DEADLINE_SECONDS = 3600.0
+
+
+@dataclass
+class OnceReport:
+    seen: list[Path] = field(default_factory=list)
+    still_changing: list[Path] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # state → jobs, over the files of this run
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.counts.get(states.FAILED) or self.counts.get(states.PENDING))
+
+
+@contextmanager
+def open_pipeline(config: Config) -> Iterator[Pipeline]:
+    config.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ledger = Ledger(config.ledger_path)
+    exiftool = ExifTool(cwd=config.state.dir)
+    try:
+        exiftool.start()
+        yield Pipeline(config, ledger, exiftool)
+    finally:
+        exiftool.close()
+        ledger.close()
+
+
+def run_once(config: Config, stop: threading.Event | None = None) -> OnceReport:
+    stop = stop or threading.Event()
+    report = OnceReport()
+    with open_pipeline(config) as pipeline:
+        carried = {job.sha256 for job in pipeline.ledger.jobs(states=[states.PENDING, states.UPLOADING])}
+        stable, changing = collect_settled(
+            config.watch.folder,
+            recursive=config.watch.recursive,
+            settle_seconds=config.watch.settle_seconds,
+            ignore=config.watch.ignore,
+            max_wait=max(ONCE_MAX_SETTLE_WAIT, config.watch.settle_seconds * 3),
+        )
+        report.seen, report.still_changing = stable, changing
+        for path in changing:
+            logger.warning("{}: still being written, left for the next run", path.name)
+        touched = set(carried)
+        for path in stable:
+            if stop.is_set():
+                break
+            item = _safely(pipeline.accept_file, path)
+            if item is not None:
+                touched.add(item.sha256)
+            else:
+                sha = _known_sha(pipeline, path)
+                if sha:
+                    touched.add(sha)
+        deadline = time.monotonic() + ONCE_DEADLINE_SECONDS
+        threads = [
+            threading.Thread(
+                target=_safely,
+                args=(drain, PlatformUploader(pipeline, name, platform, ONCE_RETRY, stop), deadline),
+                name=f"upload-{name}",
+            )
+            for name, platform in pipeline.platforms.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for name in pipeline.platforms:
+            pause = pipeline.ledger.pause_of(name)
+            if pause is not None:
+                logger.error("{} is paused: {}", name, pause.reason)
+        for job in pipeline.ledger.jobs():
+            if job.sha256 in touched and job.platform in pipeline.platforms:
+                report.counts[job.state] = report.counts.get(job.state, 0) + 1
+    return report
+
+
+def _known_sha(pipeline: Pipeline, path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return pipeline.ledger.known_source(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _safely(function, *args):  # type: ignore[no-untyped-def]
+    """Run one unit of work; an unexpected error is logged with its traceback, never fatal."""
+    try:
+        return function(*args)
+    except Exception as exc:
+        logger.opt(exception=exc).error("unexpected error in {}: {}", getattr(function, "__name__", function), exc)
+        return None
+
+
+# ---------------------------------------------------------------------- run
+
+
+class Service:
+    """The long-running service. ``stop()`` (or SIGTERM) ends it cleanly."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self._ready: queue.Queue[Path] = queue.Queue()
+        self._wake: dict[str, threading.Event] = {}
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: object) -> None:
+            logger.info("received {}, stopping (an upload in flight resumes on the next start)", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self) -> None:
+        config = self.config
+        with open_pipeline(config) as pipeline:
+            uploaders = [
+                PlatformUploader(pipeline, name, platform, SERVICE_RETRY, self.stop_event)
+                for name, platform in pipeline.platforms.items()
+            ]
+            threads = [threading.Thread(target=self._upload_loop, args=(u,), name=f"upload-{u.name}") for u in uploaders]
+            for uploader in uploaders:
+                self._wake[uploader.name] = threading.Event()
+            watcher = Watcher(
+                config.watch.folder,
+                on_ready=self._ready.put,
+                recursive=config.watch.recursive,
+                settle_seconds=config.watch.settle_seconds,
+                ignore=config.watch.ignore,
+                on_unstable=lambda path: logger.warning("{}: keeps changing, not taken", path.name),
+            )
+            for thread in threads:
+                thread.start()
+            watcher.start()
+            logger.info(
+                "watching {} for {} platform(s): {}",
+                config.watch.folder,
+                len(uploaders),
+                ", ".join(u.name for u in uploaders) or "none",
+            )
+            try:
+                self._ingest_loop(pipeline)
+            finally:
+                self.stop_event.set()
+                watcher.stop()
+                for event in self._wake.values():
+                    event.set()
+                for thread in threads:
+                    thread.join(timeout=90.0)  # an upload in flight notices the stop at its next block
+        logger.info("stopped")
+
+    def _ingest_loop(self, pipeline: Pipeline) -> None:
+        while not self.stop_event.is_set():
+            try:
+                path = self._ready.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            item = _safely(pipeline.accept_file, path)
+            if item is not None:
+                for event in self._wake.values():
+                    event.set()
+
+    def _upload_loop(self, uploader: PlatformUploader) -> None:
+        _safely(uploader.recover)
+        wake = self._wake[uploader.name]
+        batch = uploader.platform.batch
+        while not self.stop_event.is_set():
+            wait = _safely(self._maybe_send, uploader, batch.max_files, batch.max_wait_seconds)
+            wake.wait(timeout=min(5.0, wait if isinstance(wait, float) else 5.0))
+            wake.clear()
+
+    def _maybe_send(self, uploader: PlatformUploader, max_files: int, max_wait: float) -> float:
+        """Send a batch if one is due; return how long to sleep before looking again."""
+        pause = uploader.ledger.pause_of(uploader.name)
+        if pause is not None:
+            return 5.0 if pause.until is None else max(0.1, min(5.0, pause.until - time.time()))
+        now = time.time()
+        due = uploader.ledger.due_jobs(uploader.name, now, max_files)
+        if not due:
+            return 5.0
+        oldest = min(job.created_at for job in due)
+        retrying = any(job.attempts > 0 for job in due)
+        if len(due) >= max_files or now - oldest >= max_wait or retrying:
+            uploader.run_batch(due)
+            return 0.05
+        return max(0.05, min(5.0, oldest + max_wait - now))

@@ -1,0 +1,142 @@
+"""Ingest: a settled source file becomes an asset — a private copy, its content hash, its metadata.
+
+The source is read exactly once, through a descriptor opened without following links, and copied
+into the state directory while it is hashed. Everything after that (type sniffing, ExifTool, derived
+copies, uploads) works on the private copy, so the watch folder is never written to and the bytes
+we send are the bytes we hashed. If the source changed while we copied it (an editor still writing),
+the copy is discarded and the file goes back to settling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from stockbridge.errors import InputError, MetadataError, StockbridgeError
+from stockbridge.filetype import IMAGE_TYPES, sniff
+from stockbridge.metadata import ExifTool, ImageMetadata
+from stockbridge.naming import EXTENSIONS
+from stockbridge.plan import AssetFacts
+
+_CHUNK = 1024 * 1024
+
+
+class SourceChanged(StockbridgeError):
+    """The source changed while it was being copied: settle it again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    sha256: str
+    path: Path  # the source, as found in the watch folder
+    size: int
+    object_path: Path | None  # private copy in the state dir (None for files we cannot take)
+    file_type: str | None
+    metadata: ImageMetadata | None
+    fingerprint: tuple[int, int, int, int]  # dev, ino, size, mtime_ns of the source when copied
+    problem: str | None = None  # why this file cannot be taken at all (not an image, unreadable)
+
+    def facts(self) -> AssetFacts:
+        meta = self.metadata
+        return AssetFacts(
+            file_type=self.file_type,
+            size_bytes=self.size,
+            width=meta.width if meta else None,
+            height=meta.height if meta else None,
+            title=meta.title if meta else None,
+            description=meta.description if meta else None,
+            keywords=meta.keywords if meta else (),
+        )
+
+
+def objects_dir(state_dir: Path) -> Path:
+    return state_dir / "objects"
+
+
+def ingest(path: Path, state_dir: Path, exiftool: ExifTool) -> Ingested:
+    """Copy, hash, sniff and read ``path``. Raises SourceChanged or InputError."""
+    sha256, size, object_tmp, fingerprint = _copy_and_hash(path, objects_dir(state_dir))
+    try:
+        file_type = sniff(object_tmp)
+        if file_type not in IMAGE_TYPES:
+            what = f"{file_type.upper()} content" if file_type else "unknown content"
+            problem = f"not an image stockbridge can take ({what}; expected JPEG, PNG or TIFF)"
+            return Ingested(sha256, path, size, None, file_type, None, fingerprint, problem)
+        final = objects_dir(state_dir) / sha256[:2] / f"{sha256}{EXTENSIONS[file_type]}"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(object_tmp, final)
+    finally:
+        if object_tmp.exists():
+            object_tmp.unlink()
+    result = exiftool.read([final])[final]
+    if isinstance(result, MetadataError):
+        problem = f"cannot read the image's metadata ({result.message}); the file may be damaged"
+        return Ingested(sha256, path, size, final, file_type, None, fingerprint, problem)
+    if not result.width or not result.height:
+        problem = "the image has no readable pixel size; the file may be truncated or damaged"
+        return Ingested(sha256, path, size, final, file_type, result, fingerprint, problem)
+    return Ingested(sha256, path, size, final, file_type, result, fingerprint)
+
+
+def read_facts(path: Path, exiftool: ExifTool) -> tuple[AssetFacts, str | None]:
+    """Facts for ``explain``: reads the source in place (read-only), no copy, no ledger."""
+    st = path.stat()
+    file_type = sniff(path)
+    if file_type not in IMAGE_TYPES:
+        what = f"{file_type.upper()} content" if file_type else "unknown content"
+        return AssetFacts(file_type, st.st_size), f"not an image stockbridge can take ({what})"
+    result = exiftool.read([path.resolve()])[path.resolve()]
+    if isinstance(result, MetadataError):
+        return AssetFacts(file_type, st.st_size), f"cannot read the image's metadata ({result.message})"
+    facts = AssetFacts(
+        file_type=file_type,
+        size_bytes=st.st_size,
+        width=result.width,
+        height=result.height,
+        title=result.title,
+        description=result.description,
+        keywords=result.keywords,
+    )
+    return facts, None
+
+
+def _copy_and_hash(path: Path, into: Path) -> tuple[str, int, Path, tuple[int, int, int, int]]:
+    into.mkdir(parents=True, exist_ok=True)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise SourceChanged(f"{path.name}: vanished before it could be read") from None
+    except OSError as exc:
+        raise InputError(f"{path.name}: cannot open ({exc.strerror})", hint="check the file's permissions") from None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise InputError(f"{path.name}: not a regular file")
+        digest = hashlib.sha256()
+        out_fd, tmp_name = tempfile.mkstemp(prefix=".ingest-", dir=into)
+        size = 0
+        try:
+            with os.fdopen(out_fd, "wb") as out:
+                while chunk := os.read(fd, _CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            os.unlink(tmp_name)
+            raise
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    before_print = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns)
+    after_print = (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns)
+    if before_print != after_print or size != after.st_size:
+        os.unlink(tmp_name)
+        raise SourceChanged(f"{path.name}: changed while it was being read; waiting for it to settle again")
+    return digest.hexdigest(), size, Path(tmp_name), after_print

@@ -1,0 +1,57 @@
+"""Logging, configured once by the command line: loguru to stderr (journald takes it under systemd).
+
+Every sink scrubs known secrets from messages and exceptions, and ``diagnose`` is off everywhere:
+loguru's default prints local variables in tracebacks, which would include passwords.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from loguru import logger
+
+from stockbridge.secrets import redact
+
+_HUMAN = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+
+
+def _scrub(record: Any) -> None:
+    record["message"] = redact(record["message"])
+    if record["exception"] is not None:
+        kind, value, traceback = record["exception"]
+        if value is not None and value.args:
+            value.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in value.args)
+            if hasattr(value, "message") and isinstance(value.message, str):
+                value.message = redact(value.message)
+
+
+class _InterceptHandler(logging.Handler):
+    """Route stdlib logging (paramiko, watchdog) into loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
+
+
+def setup_logging(verbosity: int = 0, *, json: bool = False) -> None:
+    """``verbosity``: -1 quiet (warnings and errors), 0 normal (info), 1+ debug."""
+    level = "WARNING" if verbosity < 0 else "INFO" if verbosity == 0 else "DEBUG"
+    logger.remove()
+    logger.configure(patcher=_scrub)
+    logger.add(
+        sys.stderr,
+        level=level,
+        format=_HUMAN if not json else "{message}",
+        serialize=json,
+        colorize=None if not json else False,
+        backtrace=False,
+        diagnose=False,
+    )
+    logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)
+    for name in ("paramiko", "watchdog", "pyftpdlib", "exiftool"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,83 @@
+"""What ``status`` shows: every file × platform with its state and reason, from the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from stockbridge.config import Config
+from stockbridge.ledger import Ledger
+
+STATE_STYLES = {
+    "uploaded": "green",
+    "pending": "cyan",
+    "uploading": "cyan",
+    "held": "yellow",
+    "rejected": "magenta",
+    "failed": "red",
+}
+
+
+def status_payload(config: Config) -> dict[str, Any]:
+    """``{"files": [{"path", "sha256", "platforms": {NAME: {"state", "reason", "remote_name"}}}]}``."""
+    if not config.ledger_path.exists():
+        return {"files": []}
+    ledger = Ledger(config.ledger_path)
+    try:
+        files: dict[str, dict[str, Any]] = {}
+        for asset in ledger.assets():
+            files[asset.sha256] = {"path": asset.path, "sha256": asset.sha256, "platforms": {}}
+        for job in ledger.jobs():
+            entry = files.get(job.sha256)
+            if entry is None:
+                continue
+            entry["platforms"][job.platform] = {
+                "state": job.state,
+                "reason": job.reason,
+                "remote_name": job.remote_name,
+            }
+        pauses = {name: ledger.pause_of(name) for name in config.platforms}
+    finally:
+        ledger.close()
+    payload: dict[str, Any] = {"files": list(files.values())}
+    paused = {name: pause.reason for name, pause in pauses.items() if pause is not None}
+    if paused:
+        payload["paused"] = paused
+    return payload
+
+
+def print_status_table(config: Config, payload: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    files = payload["files"]
+    for name, reason in payload.get("paused", {}).items():
+        console.print(f"[bold red]{name} is paused:[/] {reason} — run `stockbridge retry --platform {name}`")
+    if not files:
+        console.print("No files recorded yet.")
+        return
+    table = Table(show_lines=False)
+    table.add_column("file", overflow="fold")
+    platforms = sorted({name for entry in files for name in entry["platforms"]})
+    for name in platforms:
+        table.add_column(name, overflow="fold")
+    for entry in files:
+        cells = [entry["path"].rsplit("/", 1)[-1]]
+        for name in platforms:
+            job = entry["platforms"].get(name)
+            if job is None:
+                cells.append("")
+                continue
+            style = STATE_STYLES.get(job["state"], "")
+            text = f"[{style}]{job['state']}[/]" if style else job["state"]
+            if job["reason"]:
+                text += f"\n{_escape(job['reason'])}"
+            elif job["state"] == "uploaded" and job["remote_name"]:
+                text += f"\nas {_escape(job['remote_name'])}"
+            cells.append(text)
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")
