@@ -46,14 +46,16 @@ DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
 class _Model(BaseModel):
     # Unknown keys are errors (with a "did you mean"), never silently ignored: a typo in
     # `max_file_mb` must not quietly switch a limit off.
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # Strict: TOML has real types, so "yes" for a boolean or "10" for a number is a mistake to
+    # report, not to guess at. Paths are the exception (TOML has no path type).
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
 
 class PasswordSource(_Model):
     """Where a password comes from when it is not written in the file itself."""
 
     env: str | None = Field(None, description="Name of an environment variable holding the password.")
-    file: Path | None = Field(None, description="Path of a file holding the password (first line).")
+    file: Path | None = Field(None, strict=False, description="Path of a file holding the password (first line).")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PasswordSource:
@@ -64,7 +66,7 @@ class PasswordSource(_Model):
 
 
 class WatchConfig(_Model):
-    folder: Path = Field(description="The export folder to watch.")
+    folder: Path = Field(strict=False, description="The export folder to watch.")
     recursive: bool = Field(True, description="Watch sub-folders too.")
     settle_seconds: float = Field(
         10.0, ge=0, description="A file is taken once size, mtime and inode are unchanged this long."
@@ -76,6 +78,7 @@ class WatchConfig(_Model):
 
 class StateConfig(_Model):
     dir: Path = Field(
+        strict=False,
         default_factory=lambda: Path(platformdirs.user_state_dir(APP_NAME)),
         description="Where the ledger and derived copies live. Must be on a local disk.",
     )
@@ -135,14 +138,14 @@ class PlatformConfig(_Model):
     password: str | PasswordSource | None = Field(
         None, description='The password: a string, { env = "NAME" } or { file = "PATH" }.'
     )
-    key_file: Path | None = Field(None, description="sftp: private key file for public-key login.")
+    key_file: Path | None = Field(None, strict=False, description="sftp: private key file for public-key login.")
     remote_dir: str = Field("/", description="Folder on the server to upload into.")
-    ca_file: Path | None = Field(None, description="ftps: CA bundle to verify the server certificate.")
+    ca_file: Path | None = Field(None, strict=False, description="ftps: CA bundle to verify the server certificate.")
     host_key: str | None = Field(
         None, description='sftp: the server\'s host key fingerprint, "SHA256:..." (ssh-keygen -lf).'
     )
-    known_hosts: Path | None = Field(None, description="sftp: a known_hosts file holding the server's key.")
-    path: Path | None = Field(None, description="folder: the directory to copy into.")
+    known_hosts: Path | None = Field(None, strict=False, description="sftp: a known_hosts file holding the server's key.")
+    path: Path | None = Field(None, strict=False, description="folder: the directory to copy into.")
     atomic_rename: bool | None = Field(
         None,
         description="Upload to a temporary name, then rename. Default: on for folder and sftp, off for ftp/ftps.",
@@ -210,7 +213,7 @@ class Config(_Model):
     )
 
     #: Set by load_config: the file this came from (not a TOML key).
-    source: Path | None = Field(None, exclude=True)
+    source: Path | None = Field(None, exclude=True, strict=False)
     #: Set by load_config: warnings that do not stop the service (e.g. a readable literal password).
     warnings: tuple[str, ...] = Field((), exclude=True)
 

@@ -1,0 +1,200 @@
+"""``stockbridge demo``: the main job end to end, on this machine only.
+
+Makes a throwaway workspace, generates sample images with real metadata, starts an FTPS server on
+127.0.0.1 (self-signed certificate, trusted through ``ca_file`` as a real one would be through the
+system store), writes a config for two platforms — a folder archive and an FTPS "agency" with
+rules — runs the pipeline once, and prints file × platform → state and reason. It then checks the
+results against what the rules say must happen and exits 1 if anything differs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from stockbridge.config import load_config
+from stockbridge.daemon import run_once
+from stockbridge.localserver import local_ftp_server
+from stockbridge.metadata import ExifTool
+from stockbridge.report import STATE_STYLES, status_payload
+from stockbridge.samples import make_image
+
+PASSWORD_ENV = "STOCKBRIDGE_DEMO_PASSWORD"
+
+_KEYWORDS = (
+    "harbour boat sea water dawn morning travel coast fishing reflection calm blue "
+    "europe summer nautical mooring pier village light sky quiet colour outdoor nobody "
+    "scenic landscape peaceful holiday tourism marine vessel anchor rope dock wharf "
+    "mast sail tide wave shore bay"
+).split()
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    width: int
+    height: int
+    title: str | None
+    keywords: tuple[str, ...]
+    expect: dict[str, str]  # platform → expected state
+    note: str
+
+
+SAMPLES = (
+    Sample("harbour_at_dawn.jpg", 2000, 1500, "Fishing boats in a calm harbour at dawn", tuple(_KEYWORDS[:12]),
+           {"archive": "uploaded", "agency": "uploaded"}, "fits every platform"),
+    Sample("beach_hut_small.jpg", 1200, 900, "Blue beach hut", tuple(_KEYWORDS[:10]),
+           {"archive": "uploaded", "agency": "rejected"}, "1.1 MP: too small for the agency"),
+    Sample("market_many_keywords.jpg", 2000, 1500, "Harbour market stalls", tuple(_KEYWORDS[:40]),
+           {"archive": "uploaded", "agency": "uploaded"}, "40 keywords: the agency's copy keeps the first 25"),
+    Sample("forest_untitled.jpg", 2000, 1500, None, tuple(_KEYWORDS[:8]),
+           {"archive": "uploaded", "agency": "held"}, "no title: held for the agency"),
+)
+
+
+def _config_text(workspace: Path, port: int, ca_file: Path) -> str:
+    return f"""# Written by `stockbridge demo`.
+[watch]
+folder = "{workspace / 'exports'}"
+settle_seconds = 0.5
+
+[state]
+dir = "{workspace / 'state'}"
+
+[platforms.archive]
+protocol = "folder"
+path = "{workspace / 'archive'}"
+
+[platforms.agency]
+protocol = "ftps"
+host = "127.0.0.1"
+port = {port}
+username = "demo"
+password = {{ env = "{PASSWORD_ENV}" }}
+ca_file = "{ca_file}"
+remote_dir = "/incoming"
+
+[platforms.agency.rules]
+formats = ["jpeg"]
+min_megapixels = 2.0
+keywords = {{ min = 5, max = 25 }}
+title = {{ required = true, max_chars = 100 }}
+
+[platforms.agency.batch]
+max_files = 10
+"""
+
+
+def run_demo(keep: Path | None = None, console: Console | None = None) -> int:
+    console = console or Console()
+    started = time.monotonic()
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        workspace = keep.resolve()
+        cleanup = False
+    else:
+        workspace = Path(tempfile.mkdtemp(prefix="stockbridge-demo-"))
+        cleanup = True
+    try:
+        return _run(workspace, console, started)
+    finally:
+        if cleanup:
+            shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _run(workspace: Path, console: Console, started: float) -> int:
+    exports = workspace / "exports"
+    exports.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]stockbridge demo[/] in {workspace}")
+    with ExifTool() as exiftool:
+        for index, sample in enumerate(SAMPLES):
+            make_image(
+                exports / sample.name,
+                width=sample.width,
+                height=sample.height,
+                title=sample.title,
+                description=f"Sample image: {sample.note}.",
+                keywords=sample.keywords,
+                exiftool=exiftool,
+                seed=index + 1,
+            )
+    (exports / "notes.jpg").write_text("not a picture, just text with a .jpg name\n")
+    console.print(f"  made {len(SAMPLES)} sample images with metadata, and notes.jpg (text, not an image)")
+
+    password = secrets.token_urlsafe(12)
+    os.environ[PASSWORD_ENV] = password
+    with local_ftp_server(workspace / "ftps-server", tls=True, username="demo", password=password) as server:
+        assert server.ca_file is not None
+        ca_file = workspace / "demo-ca.pem"
+        shutil.copyfile(server.ca_file, ca_file)
+        config_path = workspace / "config.toml"
+        config_path.write_text(_config_text(workspace, server.port, ca_file))
+        config_path.chmod(0o600)
+        console.print(f"  FTPS server on 127.0.0.1:{server.port} (TLS required, certificate verified)")
+        config = load_config(config_path)
+        report = run_once(config)
+        payload = status_payload(config)
+
+    _print_table(console, payload)
+    problems = _check(payload, workspace)
+    elapsed = time.monotonic() - started
+    if problems:
+        for problem in problems:
+            console.print(f"[red]unexpected:[/] {problem}")
+        return 1
+    console.print(
+        f"[green]demo finished in {elapsed:.1f} s[/]: every file has one final answer per platform "
+        f"({sum(report.counts.values())} jobs)."
+    )
+    console.print(
+        "Try it yourself: `stockbridge demo --keep ./demo-workspace`, then "
+        "`stockbridge status --config ./demo-workspace/config.toml`."
+    )
+    return 0
+
+
+def _print_table(console: Console, payload: dict) -> None:
+    table = Table(title="file × platform")
+    table.add_column("file")
+    table.add_column("platform")
+    table.add_column("state")
+    table.add_column("reason / remote name", overflow="fold")
+    for entry in sorted(payload["files"], key=lambda item: Path(item["path"]).name):
+        for platform, job in sorted(entry["platforms"].items()):
+            style = STATE_STYLES.get(job["state"], "")
+            detail = job["reason"] or (f"as {job['remote_name']}" if job["remote_name"] else "")
+            table.add_row(Path(entry["path"]).name, platform, f"[{style}]{job['state']}[/]", detail)
+    console.print(table)
+
+
+def _check(payload: dict, workspace: Path) -> list[str]:
+    """The demo proves itself: states as the rules say, files on the servers at full size."""
+    problems = []
+    by_name = {Path(entry["path"]).name: entry for entry in payload["files"]}
+    expected = {sample.name: sample.expect for sample in SAMPLES}
+    expected["notes.jpg"] = {"archive": "rejected", "agency": "rejected"}
+    for name, platforms in expected.items():
+        entry = by_name.get(name)
+        if entry is None:
+            problems.append(f"{name} was not seen")
+            continue
+        for platform, state in platforms.items():
+            got = entry["platforms"].get(platform, {}).get("state")
+            if got != state:
+                problems.append(f"{name} on {platform}: expected {state}, got {got}")
+    for entry in payload["files"]:
+        for platform, job in entry["platforms"].items():
+            if job["state"] != "uploaded":
+                continue
+            where = workspace / ("archive" if platform == "archive" else "ftps-server/incoming")
+            if not (where / job["remote_name"]).is_file():
+                problems.append(f"{job['remote_name']} is not in {where}")
+    return problems
