@@ -1,0 +1,87 @@
+"""The ledger: one job per (content, platform), durable intent, survives a reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from stockbridge import ledger as states
+from stockbridge.ledger import Ledger
+
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    book = Ledger(tmp_path / "ledger.sqlite3")
+    for sha in (SHA_A, SHA_B):
+        book.record_asset(sha256=sha, path=f"/exports/{sha[0]}.jpg", size=10, file_type="jpeg", object_path=None)
+    yield book
+    book.close()
+
+
+def test_the_same_content_and_platform_get_only_one_job(ledger):
+    assert ledger.create_job(sha256=SHA_A, platform="shop", state=states.PENDING, remote_name="a.jpg")
+    assert not ledger.create_job(sha256=SHA_A, platform="shop", state=states.PENDING, remote_name="a2.jpg")
+    assert ledger.create_job(sha256=SHA_A, platform="other", state=states.PENDING, remote_name="a.jpg")
+    assert [job.remote_name for job in ledger.jobs(platform="shop")] == ["a.jpg"]
+
+
+def test_two_different_files_can_never_share_a_remote_name_on_one_platform(ledger):
+    ledger.create_job(sha256=SHA_A, platform="shop", state=states.PENDING, remote_name="x.jpg")
+    assert ledger.remote_name_taken("shop", "x.jpg", SHA_B)
+    assert not ledger.remote_name_taken("shop", "x.jpg", SHA_A)
+    with pytest.raises(sqlite3.IntegrityError):
+        ledger.create_job(sha256=SHA_B, platform="shop", state=states.PENDING, remote_name="x.jpg")
+
+
+def test_upload_intent_and_result_survive_a_reopen(tmp_path, ledger):
+    ledger.create_job(sha256=SHA_A, platform="shop", state=states.PENDING, remote_name="a.jpg")
+    job = ledger.jobs(platform="shop")[0]
+    batch = ledger.open_batch("shop", 1)
+    ledger.begin_upload(job.id, batch)
+    ledger.close()
+    reopened = Ledger(tmp_path / "ledger.sqlite3")
+    interrupted = reopened.interrupted_uploads("shop")
+    assert [(j.remote_name, j.attempts, j.state) for j in interrupted] == [("a.jpg", 1, states.UPLOADING)]
+    reopened.mark_uploaded(job.id, verified=False)
+    done = reopened.job(job.id)
+    assert done.state == states.UPLOADED and done.verified is False and "not verifiable" in (done.reason or "")
+    reopened.close()
+
+
+def test_due_jobs_wait_for_their_backoff(ledger):
+    ledger.create_job(sha256=SHA_A, platform="shop", state=states.PENDING, remote_name="a.jpg")
+    ledger.create_job(sha256=SHA_B, platform="shop", state=states.PENDING, remote_name="b.jpg")
+    first, second = ledger.jobs(platform="shop")
+    ledger.set_state(first.id, states.PENDING, "retry later", next_attempt_at=2_000.0)
+    assert [job.id for job in ledger.due_jobs("shop", now=1_000.0, limit=10)] == [second.id]
+    assert len(ledger.due_jobs("shop", now=3_000.0, limit=10)) == 2
+
+
+def test_a_pause_holds_until_lifted_and_a_timed_pause_expires(ledger):
+    ledger.pause("shop", "login refused", until=None)
+    ledger.pause("full", "quota", until=100.0)
+    assert ledger.pause_of("shop", now=1e12) is not None
+    assert ledger.pause_of("full", now=50.0) is not None
+    assert ledger.pause_of("full", now=150.0) is None
+    assert ledger.resume("shop") == ["shop"]
+    assert ledger.pause_of("shop") is None
+
+
+def test_retry_requeues_failed_jobs_only(ledger):
+    ledger.create_job(sha256=SHA_A, platform="shop", state=states.FAILED, reason="550 no", remote_name="a.jpg")
+    ledger.create_job(sha256=SHA_B, platform="shop", state=states.REJECTED, reason="too small")
+    assert ledger.requeue_failed("shop") == 1
+    states_now = {job.sha256: job.state for job in ledger.jobs(platform="shop")}
+    assert states_now == {SHA_A: states.PENDING, SHA_B: states.REJECTED}
+
+
+def test_a_damaged_ledger_is_refused_with_a_clear_message(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)
+    with pytest.raises(Exception) as caught:
+        Ledger(path)
+    assert "ledger" in str(caught.value)
