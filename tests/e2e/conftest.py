@@ -1,0 +1,112 @@
+"""End-to-end helpers: a workspace with a config file, and the `stockbridge` command as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.servers import LocalServer
+
+
+def platform_table(name: str, server: LocalServer, **extra: object) -> str:
+    """A [platforms.NAME] table that reaches ``server`` (password written literally: file is 0600)."""
+    lines = [f"[platforms.{name}]", f'protocol = "{server.protocol}"']
+    if server.protocol == "folder":
+        lines.append(f'path = "{server.root}"')
+    else:
+        lines += [f'host = "{server.host}"', f"port = {server.port}", f'username = "{server.username}"']
+        lines.append(f'remote_dir = "{server.remote_dir}"')
+        if server.password:
+            lines.append(f'password = "{server.password}"')
+        if server.key_file:
+            lines.append(f'key_file = "{server.key_file}"')
+        if server.ca_file:
+            lines.append(f'ca_file = "{server.ca_file}"')
+        if server.host_key_fingerprint:
+            lines.append(f'host_key = "{server.host_key_fingerprint}"')
+        lines.append("timeout_seconds = 10")
+    tables: dict[str, dict[str, object]] = {}
+    for key, value in extra.items():
+        if "." in key:
+            table, sub = key.split(".", 1)
+            tables.setdefault(table, {})[sub] = value
+        else:
+            lines.append(f"{key} = {_toml(value)}")
+    for table, values in tables.items():
+        lines.append(f"[platforms.{name}.{table}]")
+        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+@dataclass
+class Workspace:
+    root: Path
+    exports: Path
+    state: Path
+    config: Path
+    tables: list[str] = field(default_factory=list)
+    settle_seconds: float = 0.3
+
+    def write_config(self, *tables: str, settle_seconds: float | None = None) -> Path:
+        if settle_seconds is not None:
+            self.settle_seconds = settle_seconds
+        self.tables = list(tables)
+        text = (
+            f'[watch]\nfolder = "{self.exports}"\nsettle_seconds = {self.settle_seconds}\n\n'
+            f'[state]\ndir = "{self.state}"\n\n' + "\n".join(self.tables)
+        )
+        self.config.write_text(text)
+        self.config.chmod(0o600)
+        return self.config
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKBRIDGE_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "stockbridge", *args[:1], "--config", str(self.config), *args[1:]]
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args), capture_output=True, text=True, timeout=timeout, env=self.env(), stdin=subprocess.DEVNULL
+        )
+
+    def status(self) -> dict:
+        result = self.cli("status", "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def states(self) -> dict[tuple[str, str], str]:
+        """(file name, platform) → state."""
+        return {
+            (Path(entry["path"]).name, platform): job["state"]
+            for entry in self.status()["files"]
+            for platform, job in entry["platforms"].items()
+        }
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    root = tmp_path / "ws"
+    exports, state = root / "exports", root / "state"
+    exports.mkdir(parents=True)
+    return Workspace(root=root, exports=exports, state=state, config=root / "config.toml")

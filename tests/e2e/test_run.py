@@ -1,0 +1,107 @@
+"""`stockbridge run`, the service: only finished files, picked up as they arrive, clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from stockbridge.samples import make_image
+from tests.e2e.conftest import Workspace, platform_table
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@contextmanager
+def service(workspace: Workspace, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            workspace.command("run"), stdout=sink, stderr=subprocess.STDOUT, env=workspace.env(), stdin=subprocess.DEVNULL
+        )
+    try:
+        wait_for(lambda: b"watching" in log.read_bytes() or process.poll() is not None, 30, "the service to start")
+        assert process.poll() is None, log.read_text()
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_a_file_written_slowly_is_uploaded_only_after_it_settled(
+    workspace: Workspace, exiftool, folder_target, tmp_path
+):
+    sample = make_image(tmp_path / "sample.jpg", width=1600, height=1200, title="Slow", exiftool=exiftool, seed=5)
+    data = sample.read_bytes()
+    workspace.write_config(
+        platform_table("archive", folder_target, **{"batch.max_wait_seconds": 0}), settle_seconds=1.0
+    )
+    log = tmp_path / "service.log"
+    with service(workspace, log) as process:
+        target = folder_target.root / "slow.jpg"
+        pieces = 6
+        step = len(data) // pieces + 1
+        with (workspace.exports / "slow.jpg").open("wb") as out:
+            for index in range(pieces):
+                out.write(data[index * step : (index + 1) * step])
+                out.flush()
+                time.sleep(0.4)  # 0.4 s pauses < settle_seconds: never taken half-written
+                assert not target.exists(), "a file still being written was uploaded"
+        written = time.monotonic()
+        wait_for(target.exists, 20, "the settled file to be uploaded")
+        assert time.monotonic() - written >= 0.9, "taken before settle_seconds had passed"
+        assert target.read_bytes() == data
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    text = log.read_text()
+    assert "uploaded slow.jpg → archive" in text
+    assert text.count("uploaded slow.jpg") == 1
+
+
+def test_a_temp_file_renamed_into_place_is_taken_under_its_final_name(
+    workspace: Workspace, exiftool, folder_target, tmp_path
+):
+    workspace.write_config(platform_table("archive", folder_target, **{"batch.max_wait_seconds": 0}))
+    with service(workspace, tmp_path / "service.log"):
+        temp = workspace.exports / "x.tmp"
+        make_image(temp, width=1200, height=900, title="Renamed", exiftool=exiftool, seed=9)
+        time.sleep(0.8)  # longer than settle_seconds: a .tmp name must never be taken however still
+        os.rename(temp, workspace.exports / "x.jpg")
+        wait_for(lambda: (folder_target.root / "x.jpg").exists(), 20, "x.jpg to be uploaded")
+    assert sorted(p.name for p in folder_target.root.iterdir()) == ["x.jpg"]
+    names = {Path(entry["path"]).name for entry in workspace.status()["files"]}
+    assert names == {"x.jpg"}
+
+
+def test_files_that_arrived_while_stopped_are_sent_at_start_and_batches_close_on_max_files(
+    workspace: Workspace, exiftool, ftps_server, tmp_path
+):
+    for index in range(5):
+        make_image(workspace.exports / f"IMG_{index}.jpg", width=1000, height=750, title="x", exiftool=exiftool, seed=index)
+    # max_wait is long: only max_files can close a batch, so exactly 4 go, then 1 waits.
+    workspace.write_config(
+        platform_table("agency", ftps_server, **{"batch.max_files": 4, "batch.max_wait_seconds": 3600})
+    )
+    log = tmp_path / "service.log"
+    with service(workspace, log):
+        wait_for(lambda: len(list(ftps_server.root.iterdir())) >= 4, 30, "the first batch")
+        time.sleep(1.5)
+        assert len(list(ftps_server.root.iterdir())) == 4
+    assert ftps_server.commands().count("PASS") == 1, "one connection serves the whole batch"
+    states = workspace.states()
+    assert sorted(states.values()) == ["pending"] + ["uploaded"] * 4
