@@ -1,1 +1,429 @@
-"""Fixtures: real FTP/FTPS/SFTP servers on 127.0.0.1 (filled in by the transports work)."""
+"""Fixtures: real FTP/FTPS/SFTP servers on 127.0.0.1, started and stopped by the tests.
+
+- ``ftp_server`` / ``ftps_server``: pyftpdlib (``stockbridge.localserver``) in a thread;
+- ``vsftpd_server``: the system's vsftpd, FTPS only, with ``require_ssl_reuse=YES`` (its default,
+  and what agencies run); anonymous login, because that is what works as root without creating
+  system users. A banned anonymous password (``deny_email_enable``) gives us a refused login;
+- ``sshd_server``: the system's OpenSSH sshd with throwaway host and user keys; the login user
+  is the current user, by key (no system password is touched);
+- ``folder_target``: a plain directory for the ``folder`` transport.
+
+Every server object has ``protocol``, ``root`` (the local directory that ``remote_dir`` names on
+the server) and what a client needs to reach it; :func:`settings_for` turns it into
+``TransportSettings``. External programs run in their own process group, started here and
+stopped by the PID we got; readiness is a bounded TCP probe, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import posixpath
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockbridge.localserver import local_ftp_server, make_self_signed_cert
+from stockbridge.secrets import Secret
+from stockbridge.transports.base import TransportSettings
+
+READY_TIMEOUT = 10.0  # seconds a server may take to accept connections
+STOP_TIMEOUT = 5.0
+#: The anonymous "password" vsftpd is told to refuse (banned_email_file): our wrong password.
+VSFTPD_BANNED_PASSWORD = "wrong-password"
+
+
+@dataclass
+class LocalServer:
+    """What a test needs to know about one running server (or target folder)."""
+
+    name: str  # "ftp", "ftps", "ftps-vsftpd", "sftp", "folder"
+    protocol: str
+    root: Path  # the local directory behind remote_dir: tests look here for uploaded files
+    remote_dir: str
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: str | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+    host_key_fingerprint: str | None = None
+    known_hosts: Path | None = None
+    log_path: Path | None = None
+    #: FTP servers: the command verbs received so far, in order.
+    commands: Callable[[], list[str]] = field(default=lambda: [])
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def log_text(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
+    def remote_path(self, *parts: str) -> str:
+        """``remote_dir`` joined with ``parts``, as a client names it."""
+        return posixpath.join(self.remote_dir, *parts)
+
+
+def settings_for(server: LocalServer, **overrides: Any) -> TransportSettings:
+    """TransportSettings that reach ``server``; keyword arguments replace any field."""
+    values: dict[str, Any] = {
+        "platform": f"test-{server.name}",
+        "protocol": server.protocol,
+        "host": server.host,
+        "port": server.port,
+        "username": server.username,
+        "password": Secret(server.password) if server.password else None,
+        "key_file": server.key_file,
+        "remote_dir": server.remote_dir,
+        "path": server.root if server.protocol == "folder" else None,
+        "ca_file": server.ca_file,
+        "host_key": server.host_key_fingerprint,
+        # Short, so a hang fails the test quickly instead of at pytest-timeout.
+        "timeout": 10.0,
+    }
+    values.update(overrides)
+    return TransportSettings(**values)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    # The OS picks; the tiny race until the server binds is covered by retrying the start.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_banner(port: int, prefix: bytes, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll until the server on ``port`` greets with ``prefix``; fail early if it died."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+                if conn.recv(64).startswith(prefix):
+                    return
+        except OSError as exc:
+            last_error = exc
+        time.sleep(0.02)
+    raise RuntimeError(f"server on port {port} not ready after {READY_TIMEOUT} s ({last_error})")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the process group we started (the daemon and its per-connection children)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(STOP_TIMEOUT)
+    # Per-connection children may outlive the parent by a moment; they are in our group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _start_daemon(
+    command: Callable[[int], list[str]], banner: bytes, log: Path, attempts: int = 3
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``command(port)`` on a free port and wait for its banner; retry on a port race."""
+    error: Exception | None = None
+    for _ in range(attempts):
+        port = _free_port()
+        with log.open("ab") as log_file:
+            process = subprocess.Popen(
+                command(port),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: stopped as a whole, by our PID
+            )
+        try:
+            _wait_for_banner(port, banner, process, log)
+        except RuntimeError as exc:
+            error = exc
+            _stop(process)
+            continue
+        return process, port
+    raise RuntimeError(f"could not start {command(0)[0]}: {error}")
+
+
+def _require_binary(path: str) -> str:
+    if not Path(path).exists():
+        found = shutil.which(Path(path).name)
+        if found is None:
+            pytest.skip(f"{Path(path).name} is not installed (CI installs it)")
+        return found
+    return path
+
+
+# -- certificates and keys (shared by the whole session) -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(cert, key) of a self-signed certificate for 127.0.0.1; the cert is also the CA file."""
+    return make_self_signed_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def untrusted_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA file that does not vouch for the test servers' certificate."""
+    cert, _ = make_self_signed_cert(tmp_path_factory.mktemp("tls-other"))
+    return cert
+
+
+@dataclass(frozen=True)
+class SSHKeys:
+    host_key: Path
+    host_key_fingerprint: str
+    user_key: Path
+    other_user_key: Path  # not authorised anywhere: the "wrong key"
+
+
+def _ssh_keygen(path: Path, key_type: str = "ed25519") -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", "stockbridge-test", "-f", str(path)],
+        check=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture(scope="session")
+def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SSHKeys:
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed (CI installs openssh)")
+    directory = tmp_path_factory.mktemp("ssh-keys")
+    host_key, user_key, other = (
+        directory / "host_ed25519",
+        directory / "user_ed25519",
+        directory / "other_rsa",
+    )
+    _ssh_keygen(host_key)
+    _ssh_keygen(user_key)
+    _ssh_keygen(other, "rsa")
+    # The fingerprint as OpenSSH prints it: an oracle independent of our own code.
+    listing = subprocess.run(
+        ["ssh-keygen", "-lf", str(host_key) + ".pub"], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+    return SSHKeys(host_key, listing.split()[1], user_key, other)
+
+
+# -- pyftpdlib -----------------------------------------------------------------------------------
+
+
+def _pyftpdlib_server(tmp_path: Path, tls: bool, tls_cert: tuple[Path, Path]) -> Iterator[LocalServer]:
+    pytest.importorskip("pyftpdlib", reason="pip install 'stockbridge[demo]'")
+    root = tmp_path / "ftp-root"
+    certfile, keyfile = tls_cert if tls else (None, None)
+    with local_ftp_server(
+        root, tls=tls, username="photographer", password="s3cret-pass", certfile=certfile, keyfile=keyfile
+    ) as ftpd:
+        yield LocalServer(
+            name="ftps" if tls else "ftp",
+            protocol="ftps" if tls else "ftp",
+            root=root,
+            remote_dir="/",
+            host=ftpd.host,
+            port=ftpd.port,
+            username=ftpd.username,
+            password=ftpd.password,
+            ca_file=ftpd.ca_file,
+            commands=lambda: list(ftpd.commands),
+        )
+
+
+@pytest.fixture
+def ftp_server(tmp_path: Path, tls_cert: tuple[Path, Path]) -> Iterator[LocalServer]:
+    """Plain FTP (pyftpdlib)."""
+    yield from _pyftpdlib_server(tmp_path, False, tls_cert)
+
+
+@pytest.fixture
+def ftps_server(tmp_path: Path, tls_cert: tuple[Path, Path]) -> Iterator[LocalServer]:
+    """Explicit FTPS (pyftpdlib), TLS required on control and data connections."""
+    yield from _pyftpdlib_server(tmp_path, True, tls_cert)
+
+
+# -- vsftpd --------------------------------------------------------------------------------------
+
+
+def _vsftpd_commands(log: Path) -> list[str]:
+    # log_ftp_protocol lines: ... FTP command: Client "127.0.0.1", "USER anonymous"
+    verbs = []
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        if "FTP command:" in line:
+            quoted = line.rsplit(', "', 1)[-1].rstrip('"')
+            verbs.append(quoted.split(" ", 1)[0].upper())
+    return verbs
+
+
+@pytest.fixture
+def vsftpd_server(tmp_path: Path, tls_cert: tuple[Path, Path]) -> Iterator[LocalServer]:
+    """vsftpd, explicit FTPS with require_ssl_reuse=YES; anonymous uploads into a tmp root."""
+    binary = _require_binary("/usr/sbin/vsftpd")
+    base = tmp_path / "vsftpd"
+    root, empty = base / "root", base / "empty"
+    root.mkdir(parents=True)
+    empty.mkdir()
+    banned = base / "banned"
+    banned.write_text(VSFTPD_BANNED_PASSWORD + "\n")
+    log, protocol_log = base / "vsftpd.out", base / "vsftpd.log"
+    certfile, keyfile = tls_cert
+
+    def command(port: int) -> list[str]:
+        config = base / "vsftpd.conf"
+        # run_as_launching_user: no privilege switch and no chroot, so no system user is
+        # needed; paths the client sees are therefore real absolute paths (remote_dir = root).
+        config.write_text(
+            "\n".join(
+                [
+                    "listen=YES",
+                    "listen_ipv6=NO",
+                    "listen_address=127.0.0.1",
+                    f"listen_port={port}",
+                    "background=NO",
+                    "run_as_launching_user=YES",
+                    "seccomp_sandbox=NO",
+                    "isolate=NO",
+                    "isolate_network=NO",
+                    f"secure_chroot_dir={empty}",
+                    "connect_from_port_20=NO",
+                    "local_enable=NO",
+                    "anonymous_enable=YES",
+                    f"anon_root={root}",
+                    "write_enable=YES",
+                    "anon_upload_enable=YES",
+                    "anon_mkdir_write_enable=YES",
+                    "anon_other_write_enable=YES",
+                    "anon_umask=022",
+                    "deny_email_enable=YES",
+                    f"banned_email_file={banned}",
+                    "ssl_enable=YES",
+                    "allow_anon_ssl=YES",
+                    "force_anon_logins_ssl=YES",
+                    "force_anon_data_ssl=YES",
+                    "require_ssl_reuse=YES",
+                    "ssl_ciphers=HIGH",
+                    f"rsa_cert_file={certfile}",
+                    f"rsa_private_key_file={keyfile}",
+                    "xferlog_enable=YES",
+                    "xferlog_std_format=NO",
+                    "log_ftp_protocol=YES",
+                    f"vsftpd_log_file={protocol_log}",
+                    "",
+                ]
+            )
+        )
+        return [binary, str(config)]
+
+    process, port = _start_daemon(command, b"220", log)
+    try:
+        yield LocalServer(
+            name="ftps-vsftpd",
+            protocol="ftps",
+            root=root,
+            remote_dir=str(root),
+            host="127.0.0.1",
+            port=port,
+            username="anonymous",
+            password="uploader@example.com",
+            ca_file=certfile,
+            log_path=protocol_log,
+            commands=lambda: _vsftpd_commands(protocol_log),
+        )
+    finally:
+        _stop(process)
+
+
+# -- OpenSSH sshd --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sshd_server(tmp_path: Path, ssh_keys: SSHKeys) -> Iterator[LocalServer]:
+    """OpenSSH sshd (internal-sftp) logging at DEBUG1 to ``log_path``; key login as the current user."""
+    binary = _require_binary("/usr/sbin/sshd")
+    user = getpass.getuser()
+    base = tmp_path / "sshd"
+    root = base / "root"
+    root.mkdir(parents=True)
+    authorized_keys = base / "authorized_keys"
+    authorized_keys.write_text((ssh_keys.user_key.with_suffix(".pub")).read_text())
+    log = base / "sshd.log"
+    privsep = Path("/run/sshd")  # sshd refuses to start as root without its privsep directory
+    if os.geteuid() == 0 and not privsep.exists():
+        privsep.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+    def command(port: int) -> list[str]:
+        config = base / "sshd_config"
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {ssh_keys.host_key}",
+                    f"PidFile {base / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {authorized_keys}",
+                    f"AllowUsers {user}",
+                    "PubkeyAuthentication yes",
+                    # On, so a wrong password is refused by the server (not by our client);
+                    # root gets prohibit-password, other users have no password we know.
+                    "PasswordAuthentication yes",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "Subsystem sftp internal-sftp",
+                    # DEBUG1 logs every "userauth-request": the proof that none was made.
+                    "LogLevel DEBUG1",
+                    "",
+                ]
+            )
+        )
+        # An absolute path: sshd re-executes itself for every connection.
+        return [binary, "-D", "-e", "-f", str(config)]
+
+    process, port = _start_daemon(command, b"SSH-", log)
+    known_hosts = base / "known_hosts"
+    public_key = ssh_keys.host_key.with_suffix(".pub").read_text().split()
+    known_hosts.write_text(f"[127.0.0.1]:{port} {public_key[0]} {public_key[1]}\n")
+    try:
+        yield LocalServer(
+            name="sftp",
+            protocol="sftp",
+            root=root,
+            remote_dir=str(root),
+            host="127.0.0.1",
+            port=port,
+            username=user,
+            key_file=ssh_keys.user_key,
+            host_key_fingerprint=ssh_keys.host_key_fingerprint,
+            known_hosts=known_hosts,
+            log_path=log,
+            extra={"other_user_key": ssh_keys.other_user_key},
+        )
+    finally:
+        _stop(process)
+
+
+# -- folder --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def folder_target(tmp_path: Path) -> LocalServer:
+    root = tmp_path / "folder-target"
+    root.mkdir()
+    return LocalServer(name="folder", protocol="folder", root=root, remote_dir="/")

@@ -1,0 +1,216 @@
+"""Local FTP/FTPS servers for the demo and the tests. Not for production use.
+
+Everything here listens on 127.0.0.1 only, on ports the OS picks, and stops when its context
+manager exits. pyftpdlib is an optional dependency (the ``demo`` extra): it is imported only when a
+server is started, so the service itself never needs it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Permissions of the test user: list, retrieve, append, delete, rename, mkdir, store, chmod, mtime.
+_FULL_PERMISSIONS = "elradfmwMT"
+#: How long the serving thread may take to stop before we give up on it (it is a daemon thread).
+_STOP_TIMEOUT = 5.0
+
+
+def make_self_signed_cert(directory: Path, hostname: str = "127.0.0.1") -> tuple[Path, Path]:
+    """Write a throwaway self-signed certificate and its key into ``directory``.
+
+    The certificate names 127.0.0.1 (IP) and localhost (DNS), so clients can verify the hostname
+    as they would for a real server; the certificate file doubles as the ``ca_file`` they trust.
+    Returns ``(cert_path, key_path)``.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    alt_names: list[x509.GeneralName] = [
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.DNSName("localhost"),
+    ]
+    if hostname not in ("127.0.0.1", "localhost"):
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(hostname)))
+        except ValueError:
+            alt_names.append(x509.DNSName(hostname))
+    public_key = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        # A little slack backwards: a client clock slightly behind must not reject a fresh cert.
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=True,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        # Key identifiers keep OpenSSL's strict mode (VERIFY_X509_STRICT, default since
+        # Python 3.13) happy with a self-signed trust anchor.
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "cert.pem"
+    key_path = directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _import_pyftpdlib() -> Any:
+    try:
+        import pyftpdlib
+    except ImportError as exc:
+        raise RuntimeError("the local FTP server needs pyftpdlib: pip install 'stockbridge[demo]'") from exc
+    return pyftpdlib
+
+
+@dataclass
+class FTPServerThread:
+    """A pyftpdlib server on 127.0.0.1 served by a daemon thread. Use :func:`local_ftp_server`."""
+
+    root: Path
+    tls: bool
+    username: str
+    password: str
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    #: Command verbs the server received, in order (never their arguments: PASS carries a secret).
+    commands: list[str] = field(default_factory=list)
+    _server: Any = None
+    _thread: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def ca_file(self) -> Path | None:
+        return self.certfile if self.tls else None
+
+    def start(self) -> None:
+        _import_pyftpdlib()
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.servers import FTPServer
+
+        authorizer = DummyAuthorizer()
+        authorizer.add_user(self.username, self.password, str(self.root), perm=_FULL_PERMISSIONS)
+        handler = self._handler_class()
+        handler.authorizer = authorizer
+        handler.passive_ports = None  # the OS picks a free port for every data connection
+        handler.banner = "stockbridge local test server ready."
+        self._server = FTPServer((self.host, 0), handler)
+        self.port = self._server.address[1]
+        self._thread = threading.Thread(target=self._serve, name=f"ftpd-{self.port}", daemon=True)
+        self._thread.start()
+
+    def _handler_class(self) -> Any:
+        commands = self.commands
+
+        if self.tls:
+            if self.certfile is None:
+                raise ValueError("a TLS server needs a certfile")
+            from pyftpdlib.handlers import TLS_FTPHandler as base
+        else:
+            from pyftpdlib.handlers import FTPHandler as base
+
+        class Handler(base):  # type: ignore[misc, valid-type]
+            def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
+                commands.append(cmd)
+                super().pre_process_command(line, cmd, arg)
+
+        if self.tls:
+            # A fresh class per server: pyftpdlib caches the SSL context on the class, so two
+            # servers with different certificates must not share one.
+            Handler.certfile = str(self.certfile)
+            Handler.keyfile = str(self.keyfile or self.certfile)
+            Handler.ssl_context = None
+            Handler.tls_control_required = True
+            Handler.tls_data_required = True
+        return Handler
+
+    def _serve(self) -> None:
+        # Non-blocking single iterations let the thread notice the stop flag within ~50 ms;
+        # the ioloop is not thread-safe, so it is closed from this same thread.
+        try:
+            while not self._stop.is_set():
+                self._server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+        finally:
+            self._server.close_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(_STOP_TIMEOUT)
+
+
+@contextmanager
+def local_ftp_server(
+    root: Path,
+    *,
+    tls: bool,
+    username: str = "stockbridge",
+    password: str = "stockbridge",
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+) -> Iterator[FTPServerThread]:
+    """Run an FTP (or explicit FTPS) server for ``root`` on 127.0.0.1 until the block ends.
+
+    With ``tls=True`` and no ``certfile``, a self-signed certificate is made for the lifetime of the
+    server; clients trust it through ``server.ca_file``. TLS is then required on the control and the
+    data connections, as agencies do.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="stockbridge-ftpd-") as scratch:
+        if tls and certfile is None:
+            certfile, keyfile = make_self_signed_cert(Path(scratch))
+        server = FTPServerThread(
+            root=root,
+            tls=tls,
+            username=username,
+            password=password,
+            certfile=certfile,
+            keyfile=keyfile,
+        )
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()

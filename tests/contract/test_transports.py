@@ -1,0 +1,431 @@
+"""One contract, every transport: the same promises hold over FTP, FTPS, SFTP and into a folder.
+
+Each test runs against real servers on 127.0.0.1 (tests/servers.py): pyftpdlib for FTP and FTPS,
+vsftpd with ``require_ssl_reuse=YES`` for FTPS as agencies run it, OpenSSH for SFTP.
+"""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import os
+import random
+import re
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from stockbridge.errors import (
+    AuthError,
+    QuotaError,
+    RemoteRejectedError,
+    TransportError,
+    TrustError,
+)
+from stockbridge.secrets import Secret
+from stockbridge.transports import open_transport
+from stockbridge.transports.ftp import error_for_reply
+from tests.servers import VSFTPD_BANNED_PASSWORD, LocalServer, settings_for
+
+ALL_SERVERS = ["ftp", "ftps", "ftps-vsftpd", "sftp", "folder"]
+LOGIN_SERVERS = ["ftp", "ftps", "ftps-vsftpd", "sftp"]
+FTPS_SERVERS = ["ftps", "ftps-vsftpd"]
+_FIXTURE = {
+    "ftp": "ftp_server",
+    "ftps": "ftps_server",
+    "ftps-vsftpd": "vsftpd_server",
+    "sftp": "sshd_server",
+    "folder": "folder_target",
+}
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> LocalServer:
+    return request.getfixturevalue(_FIXTURE[request.param])
+
+
+def on_servers(names: list[str]) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("server", names, indirect=True)
+
+
+def make_file(directory: Path, name: str, size: int, seed: int = 0) -> Path:
+    """Incompressible bytes, like a JPEG; a different seed gives different content."""
+    path = directory / name
+    path.write_bytes(random.Random(seed).randbytes(size))
+    return path
+
+
+def remote_files(root: Path) -> list[str]:
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
+
+
+# -- uploads -------------------------------------------------------------------------------------
+
+
+@on_servers(ALL_SERVERS)
+def test_a_put_file_arrives_complete_and_byte_identical_without_a_part_file(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    local = make_file(tmp_path, "photo.jpg", 3 * 1024 * 1024 + 123)
+    seen: list[int] = []
+    with open_transport(settings_for(server)) as transport:
+        result = transport.put(local, "photo.jpg", progress=seen.append)
+    assert result.verified
+    assert result.size == local.stat().st_size
+    assert (server.root / "photo.jpg").read_bytes() == local.read_bytes()
+    assert remote_files(server.root) == ["photo.jpg"]
+    assert seen and seen[-1] == local.stat().st_size
+
+
+@on_servers(ALL_SERVERS)
+def test_a_put_into_a_nested_remote_dir_creates_it(server: LocalServer, tmp_path: Path) -> None:
+    local = make_file(tmp_path, "a.jpg", 10_000)
+    settings = settings_for(server, remote_dir=server.remote_path("agency", "2026", "batch 1"))
+    with open_transport(settings) as transport:
+        transport.mkdirs()
+        assert transport.put(local, "a.jpg").verified
+    assert (server.root / "agency" / "2026" / "batch 1" / "a.jpg").read_bytes() == local.read_bytes()
+
+
+@on_servers(ALL_SERVERS)
+def test_a_put_creates_a_missing_remote_dir_even_without_mkdirs(server: LocalServer, tmp_path: Path) -> None:
+    local = make_file(tmp_path, "a.jpg", 1000)
+    settings = settings_for(server, remote_dir=server.remote_path("new"))
+    with open_transport(settings) as transport:
+        assert transport.put(local, "a.jpg").verified
+    assert (server.root / "new" / "a.jpg").exists()
+
+
+@on_servers(ALL_SERVERS)
+def test_size_of_a_missing_file_is_none(server: LocalServer) -> None:
+    with open_transport(settings_for(server)) as transport:
+        assert transport.size("not-there.jpg") is None
+
+
+@on_servers(ALL_SERVERS)
+def test_size_reports_an_uploaded_file(server: LocalServer, tmp_path: Path) -> None:
+    local = make_file(tmp_path, "s.jpg", 54_321)
+    with open_transport(settings_for(server)) as transport:
+        transport.put(local, "s.jpg")
+        assert transport.size("s.jpg") == 54_321
+
+
+@on_servers(ALL_SERVERS)
+def test_a_second_put_of_the_same_name_overwrites_the_first(server: LocalServer, tmp_path: Path) -> None:
+    first = make_file(tmp_path, "first.jpg", 200_000, seed=1)
+    second = make_file(tmp_path, "second.jpg", 150_000, seed=2)
+    with open_transport(settings_for(server)) as transport:
+        transport.put(first, "same.jpg")
+        result = transport.put(second, "same.jpg")
+    assert result.verified
+    assert (server.root / "same.jpg").read_bytes() == second.read_bytes()
+    assert remote_files(server.root) == ["same.jpg"]
+
+
+@on_servers(ALL_SERVERS)
+def test_a_direct_put_without_rename_also_arrives_complete(server: LocalServer, tmp_path: Path) -> None:
+    local = make_file(tmp_path, "d.jpg", 70_000)
+    with open_transport(settings_for(server, atomic_rename=False)) as transport:
+        assert transport.put(local, "d.jpg").verified
+    assert (server.root / "d.jpg").read_bytes() == local.read_bytes()
+
+
+@on_servers(ALL_SERVERS)
+def test_several_files_go_through_one_session(server: LocalServer, tmp_path: Path) -> None:
+    files = [make_file(tmp_path, f"{index}.jpg", 20_000 + index, seed=index) for index in range(5)]
+    with open_transport(settings_for(server)) as transport:
+        for path in files:
+            assert transport.put(path, path.name).verified
+    assert remote_files(server.root) == sorted(path.name for path in files)
+
+
+@on_servers(ALL_SERVERS)
+def test_names_with_spaces_and_unicode_arrive_under_that_name(server: LocalServer, tmp_path: Path) -> None:
+    name = "Sonnenuntergang am Meer – Ærø 日本 ü.jpg"
+    local = make_file(tmp_path, "local.jpg", 5000)
+    with open_transport(settings_for(server)) as transport:
+        assert transport.put(local, name).verified
+        assert transport.size(name) == 5000
+    assert (server.root / name).read_bytes() == local.read_bytes()
+
+
+@on_servers(ALL_SERVERS)
+@pytest.mark.parametrize(
+    "bad_name",
+    ["two\nlines.jpg", "cr\r\nDELE x.jpg", "sub/dir.jpg", "-rf.jpg", "nul\0.jpg", "", ".."],
+)
+def test_dangerous_remote_names_are_refused_before_anything_is_sent(
+    server: LocalServer, tmp_path: Path, bad_name: str
+) -> None:
+    local = make_file(tmp_path, "x.jpg", 100)
+    with open_transport(settings_for(server)) as transport:
+        with pytest.raises(ValueError):
+            transport.put(local, bad_name)
+        with pytest.raises(ValueError):
+            transport.size(bad_name)
+    assert remote_files(server.root) == []
+
+
+@on_servers(ALL_SERVERS)
+def test_check_writable_passes_and_leaves_nothing_behind(server: LocalServer) -> None:
+    before = remote_files(server.root)
+    with open_transport(settings_for(server)) as transport:
+        transport.check_writable()
+    assert remote_files(server.root) == before
+
+
+@on_servers(ALL_SERVERS)
+def test_delete_removes_a_file_and_ignores_a_missing_one(server: LocalServer, tmp_path: Path) -> None:
+    local = make_file(tmp_path, "del.jpg", 100)
+    with open_transport(settings_for(server)) as transport:
+        transport.put(local, "del.jpg")
+        transport.delete("del.jpg")
+        transport.delete("del.jpg")
+        assert transport.size("del.jpg") is None
+    assert remote_files(server.root) == []
+
+
+# -- logins --------------------------------------------------------------------------------------
+
+
+@on_servers(["ftp", "ftps"])
+def test_a_wrong_ftp_password_is_an_auth_error_without_the_password_in_it(server: LocalServer) -> None:
+    wrong = "not-the-password-1234"
+    with pytest.raises(AuthError) as caught:
+        open_transport(settings_for(server, password=Secret(wrong))).connect()
+    assert not caught.value.retryable
+    assert wrong not in str(caught.value) and wrong not in repr(caught.value)
+    assert "530" in str(caught.value)
+
+
+def test_a_refused_vsftpd_login_is_an_auth_error(vsftpd_server: LocalServer) -> None:
+    with pytest.raises(AuthError) as caught:
+        open_transport(settings_for(vsftpd_server, password=Secret(VSFTPD_BANNED_PASSWORD))).connect()
+    assert VSFTPD_BANNED_PASSWORD not in str(caught.value)
+
+
+def test_a_wrong_sftp_key_is_an_auth_error(sshd_server: LocalServer) -> None:
+    settings = settings_for(sshd_server, key_file=sshd_server.extra["other_user_key"])
+    with pytest.raises(AuthError):
+        open_transport(settings).connect()
+
+
+def test_a_wrong_sftp_password_is_an_auth_error_without_the_password_in_it(sshd_server: LocalServer) -> None:
+    wrong = "not-the-password-5678"
+    settings = settings_for(sshd_server, key_file=None, password=Secret(wrong))
+    with pytest.raises(AuthError) as caught:
+        open_transport(settings).connect()
+    assert wrong not in str(caught.value)
+
+
+def test_nothing_listens_is_a_retryable_transport_error(ftp_server: LocalServer) -> None:
+    with socket_closed_port() as port, pytest.raises(TransportError) as caught:
+        open_transport(settings_for(ftp_server, port=port)).connect()
+    assert caught.value.retryable
+
+
+# -- trust: SFTP host keys -----------------------------------------------------------------------
+
+
+def wait_for_log(server: LocalServer, pattern: str) -> str:
+    """The server log once ``pattern`` shows up (bounded): sshd logs the close asynchronously."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = server.log_text()
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{pattern!r} never appeared in the server log:\n{server.log_text()[-3000:]}")
+
+
+def test_a_successful_sftp_login_shows_up_in_the_sshd_log(sshd_server: LocalServer) -> None:
+    # Positive control for the next test: the log does record authentication requests.
+    with open_transport(settings_for(sshd_server)):
+        pass
+    assert "userauth-request" in wait_for_log(sshd_server, "userauth-request")
+
+
+def test_a_wrong_pinned_host_key_is_refused_before_any_authentication(
+    sshd_server: LocalServer, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        sshd_server,
+        host_key="SHA256:" + "A" * 43,
+        password=Secret("would-be-leaked-password"),
+    )
+    with pytest.raises(TrustError) as caught:
+        open_transport(settings).connect()
+    assert sshd_server.host_key_fingerprint in str(caught.value)
+    log = wait_for_log(sshd_server, r"Connection (closed|reset) by|Disconnected from")
+    assert "userauth-request" not in log
+    assert "Accepted" not in log and "Failed" not in log
+
+
+def test_the_host_key_in_known_hosts_is_accepted(sshd_server: LocalServer, tmp_path: Path) -> None:
+    local = make_file(tmp_path, "k.jpg", 1000)
+    settings = settings_for(sshd_server, host_key=None, known_hosts=sshd_server.known_hosts)
+    with open_transport(settings) as transport:
+        assert transport.put(local, "k.jpg").verified
+
+
+def test_a_changed_host_key_in_known_hosts_is_refused(sshd_server: LocalServer, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    other_public = Path(str(sshd_server.extra["other_user_key"]) + ".pub").read_text().split()
+    known_hosts.write_text(f"[127.0.0.1]:{sshd_server.port} {other_public[0]} {other_public[1]}\n")
+    # An entry of the same type as the server's key, but another key: "changed".
+    ed25519 = Path(str(sshd_server.key_file) + ".pub").read_text().split()
+    known_hosts.write_text(
+        known_hosts.read_text() + f"[127.0.0.1]:{sshd_server.port} {ed25519[0]} {ed25519[1]}\n"
+    )
+    settings = settings_for(sshd_server, host_key=None, known_hosts=known_hosts)
+    with pytest.raises(TrustError, match="differs"):
+        open_transport(settings).connect()
+    assert "userauth-request" not in wait_for_log(
+        sshd_server, r"Connection (closed|reset) by|Disconnected from"
+    )
+
+
+def test_a_host_missing_from_known_hosts_is_refused(sshd_server: LocalServer, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    with pytest.raises(TrustError, match="not in known_hosts"):
+        open_transport(settings_for(sshd_server, host_key=None, known_hosts=known_hosts)).connect()
+
+
+def test_sftp_without_host_key_or_known_hosts_is_refused_with_a_hint(sshd_server: LocalServer) -> None:
+    with pytest.raises(TrustError) as caught:
+        open_transport(settings_for(sshd_server, host_key=None, known_hosts=None)).connect()
+    assert f"ssh-keyscan -p {sshd_server.port} 127.0.0.1 | ssh-keygen -lf -" in str(caught.value)
+    assert "userauth-request" not in sshd_server.log_text()
+
+
+# -- trust: FTPS certificates --------------------------------------------------------------------
+
+
+@on_servers(FTPS_SERVERS)
+def test_an_untrusted_certificate_is_refused_before_user_and_pass(
+    server: LocalServer, untrusted_ca: Path
+) -> None:
+    with pytest.raises(TrustError):
+        open_transport(settings_for(server, ca_file=untrusted_ca)).connect()
+    commands = server.commands()
+    assert "AUTH" in commands  # the server log does record commands
+    assert "USER" not in commands and "PASS" not in commands
+
+
+def test_ftps_never_falls_back_to_plain_ftp(ftp_server: LocalServer) -> None:
+    settings = settings_for(ftp_server, protocol="ftps")
+    with pytest.raises(TransportError) as caught:
+        open_transport(settings).connect()
+    assert not caught.value.retryable
+    assert "PASS" not in ftp_server.commands() and "USER" not in ftp_server.commands()
+
+
+def test_stock_ftplib_fails_against_vsftpd_session_reuse_while_ours_succeeds(
+    vsftpd_server: LocalServer, tmp_path: Path
+) -> None:
+    # Negative control: shows that vsftpd really requires TLS session reuse on data connections.
+    context = ssl.create_default_context(cafile=str(vsftpd_server.ca_file))
+    stock = ftplib.FTP_TLS(context=context, timeout=10)
+    stock.connect(vsftpd_server.host, vsftpd_server.port)
+    stock.auth()
+    stock.login(vsftpd_server.username, vsftpd_server.password)
+    stock.prot_p()
+    stock.cwd(vsftpd_server.remote_dir)
+    with pytest.raises((ftplib.error_perm, ftplib.error_temp), match=r"522|425"):
+        stock.storbinary("STOR stock.jpg", io.BytesIO(b"x" * 1000))
+    stock.close()
+
+    local = make_file(tmp_path, "ours.jpg", 100_000)
+    with open_transport(settings_for(vsftpd_server)) as transport:
+        assert transport.put(local, "ours.jpg").verified
+    assert (vsftpd_server.root / "ours.jpg").read_bytes() == local.read_bytes()
+
+
+# -- folder specifics ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories anyway")
+def test_a_read_only_folder_is_a_platform_error_naming_the_path(
+    folder_target: LocalServer, tmp_path: Path
+) -> None:
+    local = make_file(tmp_path, "r.jpg", 100)
+    folder_target.root.chmod(0o500)
+    try:
+        with (
+            pytest.raises(TransportError) as caught,
+            open_transport(settings_for(folder_target)) as transport,
+        ):
+            transport.put(local, "r.jpg")
+    finally:
+        folder_target.root.chmod(0o700)
+    assert not caught.value.retryable
+    assert str(folder_target.root) in str(caught.value)
+
+
+def test_a_missing_folder_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "not-mounted"
+    server = LocalServer(name="folder", protocol="folder", root=missing, remote_dir="/")
+    with pytest.raises(TransportError):
+        open_transport(settings_for(server)).connect()
+    assert not missing.exists()
+
+
+# -- reply codes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "command", "error_type", "retryable"),
+    [
+        ("421 Service not available, closing control connection.", "STOR", TransportError, True),
+        ("421 There are too many connected users, please try later.", "login", TransportError, True),
+        ("425 Can't open data connection.", "STOR", TransportError, True),
+        ("426 Connection closed; transfer aborted.", "STOR", TransportError, True),
+        ("450 File unavailable.", "STOR", TransportError, True),
+        ("451 Local error in processing.", "STOR", TransportError, True),
+        ("452 Insufficient storage space.", "STOR", QuotaError, False),
+        ("552 Exceeded storage allocation.", "STOR", QuotaError, False),
+        ("530 Login incorrect.", "login", AuthError, False),
+        ("532 Need account for storing files.", "STOR", AuthError, False),
+        (
+            "530 Sorry, the maximum number of clients (5) from your host are already connected.",
+            "login",
+            TransportError,
+            True,
+        ),
+        ("550 Permission denied.", "STOR", RemoteRejectedError, False),
+        ("550 Rename failed.", "RNTO", RemoteRejectedError, False),
+        ("553 Could not create file.", "STOR", RemoteRejectedError, False),
+        ("553 File name not allowed.", "RNTO", RemoteRejectedError, False),
+        ("550 Failed to change directory.", "CWD", TransportError, False),
+        ("502 Command not implemented.", "SIZE", TransportError, False),
+        ("522 SSL connection failed: session reuse required", "STOR", TransportError, False),
+        ("455 Some other transient thing.", "STOR", TransportError, True),
+    ],
+)
+def test_ftp_replies_are_classified_once(
+    reply: str, command: str, error_type: type[TransportError], retryable: bool
+) -> None:
+    error = error_for_reply(reply, command)
+    assert type(error) is error_type
+    assert error.retryable is retryable
+    assert reply.strip() in str(error)  # the server's words reach the user
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+class socket_closed_port:
+    """A port on 127.0.0.1 where nothing listens (bound, never listened on, for the block)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        return self._socket.getsockname()[1]
+
+    def __exit__(self, *exc: object) -> None:
+        self._socket.close()
