@@ -95,14 +95,18 @@ def once(config_path: Path | None) -> None:
 
     config = _load(config_path)
     report = run_once(config)
-    counts = ", ".join(f"{count} {state}" for state, count in sorted(report.counts.items())) or "nothing to do"
+    counts = (
+        ", ".join(f"{count} {state}" for state, count in sorted(report.counts.items())) or "nothing to do"
+    )
     logger.info("done: {} file(s) looked at; jobs: {}", len(report.seen), counts)
     sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
 
 
 @main.command()
 @common_options
-@click.option("--connect", is_flag=True, help="Also log in to each enabled platform and prove the folder is writable.")
+@click.option(
+    "--connect", is_flag=True, help="Also log in to each enabled platform and prove the folder is writable."
+)
 def check(config_path: Path | None, connect: bool) -> None:
     """Validate the configuration (exit 2 on any problem)."""
     from stockbridge.transports import open_transport
@@ -122,7 +126,9 @@ def check(config_path: Path | None, connect: bool) -> None:
             failures += 1
             click.echo(f"  {name}: FAILED: {exc}")
         else:
-            click.echo(f"  {name}: ok, logged in and wrote to {platform.remote_dir} ({time.monotonic() - started:.1f} s)")
+            click.echo(
+                f"  {name}: ok, logged in and wrote to {platform.remote_dir} ({time.monotonic() - started:.1f} s)"
+            )
     sys.exit(EXIT_FAILED if failures else EXIT_OK)
 
 
@@ -146,7 +152,9 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
             else:
                 facts, problem = read_facts(path, exiftool)
                 verdicts = {
-                    name: Verdict(name, REJECT, (problem,)) if problem else evaluate(name, facts, platform.rules)
+                    name: Verdict(name, REJECT, (problem,))
+                    if problem
+                    else evaluate(name, facts, platform.rules)
                     for name, platform in platforms.items()
                 }
             files.append((path, verdicts))
@@ -220,7 +228,9 @@ def retry(config_path: Path | None, platform_name: str | None, paths: tuple[Path
 
 
 @main.command()
-@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), help="Keep the workspace in this folder.")
+@click.option(
+    "--keep", type=click.Path(file_okay=False, path_type=Path), help="Keep the workspace in this folder."
+)
 @click.option("-v", "--verbose", count=True, help="Show the service's log lines.")
 def demo(keep: Path | None, verbose: int) -> None:
     """A self-contained demo: sample images, a local FTPS server, one run, a table of results."""

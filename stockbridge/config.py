@@ -55,7 +55,9 @@ class PasswordSource(_Model):
     """Where a password comes from when it is not written in the file itself."""
 
     env: str | None = Field(None, description="Name of an environment variable holding the password.")
-    file: Path | None = Field(None, strict=False, description="Path of a file holding the password (first line).")
+    file: Path | None = Field(
+        None, strict=False, description="Path of a file holding the password (first line)."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PasswordSource:
@@ -133,24 +135,34 @@ class PlatformConfig(_Model):
     enabled: bool = Field(True, description="A disabled platform is ignored (kept for later).")
     protocol: Protocol = Field(description="ftp | ftps | sftp | folder")
     host: str | None = Field(None, description="Server name (ftp, ftps, sftp).")
-    port: int | None = Field(None, ge=1, le=65535, description="Server port; default 21 (ftp/ftps), 22 (sftp).")
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Server port; default 21 (ftp/ftps), 22 (sftp)."
+    )
     username: str | None = Field(None, description="Login name.")
     password: str | PasswordSource | None = Field(
         None, description='The password: a string, { env = "NAME" } or { file = "PATH" }.'
     )
-    key_file: Path | None = Field(None, strict=False, description="sftp: private key file for public-key login.")
+    key_file: Path | None = Field(
+        None, strict=False, description="sftp: private key file for public-key login."
+    )
     remote_dir: str = Field("/", description="Folder on the server to upload into.")
-    ca_file: Path | None = Field(None, strict=False, description="ftps: CA bundle to verify the server certificate.")
+    ca_file: Path | None = Field(
+        None, strict=False, description="ftps: CA bundle to verify the server certificate."
+    )
     host_key: str | None = Field(
         None, description='sftp: the server\'s host key fingerprint, "SHA256:..." (ssh-keygen -lf).'
     )
-    known_hosts: Path | None = Field(None, strict=False, description="sftp: a known_hosts file holding the server's key.")
+    known_hosts: Path | None = Field(
+        None, strict=False, description="sftp: a known_hosts file holding the server's key."
+    )
     path: Path | None = Field(None, strict=False, description="folder: the directory to copy into.")
     atomic_rename: bool | None = Field(
         None,
         description="Upload to a temporary name, then rename. Default: on for folder and sftp, off for ftp/ftps.",
     )
-    timeout_seconds: float = Field(30.0, gt=0, description="Network timeout for every connect, read and write.")
+    timeout_seconds: float = Field(
+        30.0, gt=0, description="Network timeout for every connect, read and write."
+    )
     rules: RulesConfig = Field(default_factory=RulesConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
 
@@ -260,11 +272,15 @@ def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message carries "(at line L, column C)"; keep it whole.
-        raise ConfigError(f"{path}: TOML syntax error: {exc}", problems=[f"TOML syntax error: {exc}"]) from None
+        raise ConfigError(
+            f"{path}: TOML syntax error: {exc}", problems=[f"TOML syntax error: {exc}"]
+        ) from None
     return validate_config(data, source=path, resolve_secrets=resolve_secrets)
 
 
-def validate_config(data: dict[str, Any], *, source: Path | None = None, resolve_secrets: bool = True) -> Config:
+def validate_config(
+    data: dict[str, Any], *, source: Path | None = None, resolve_secrets: bool = True
+) -> Config:
     base = source.parent if source else Path.cwd()
     try:
         config = Config.model_validate(data)
@@ -390,7 +406,11 @@ def _describe(error: Any, data: dict[str, Any]) -> str:
         parent_path, key = loc[:-1], str(loc[-1])
         choices = _allowed_keys(parent_path)
         close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-        hint = f'; did you mean "{close[0]}"?' if close else (f"; known keys: {', '.join(choices)}" if choices else "")
+        hint = (
+            f'; did you mean "{close[0]}"?'
+            if close
+            else (f"; known keys: {', '.join(choices)}" if choices else "")
+        )
         return f"{path}: unknown key{hint}"
     if kind == "missing":
         return f"{path}: required key is missing"
@@ -442,7 +462,7 @@ def _merge_union_problems(problems: list[str]) -> list[str]:
 def _is_union_tag(part: object) -> bool:
     # pydantic puts the union member's name into loc ("str", "PasswordSource", "function-after[...]").
     return isinstance(part, str) and (
-        part in ("str", "PasswordSource", "int", "float", "list[str]", "[key]") or "[" in part and "(" in part
+        part in ("str", "PasswordSource", "int", "float", "list[str]", "[key]") or ("[" in part and "(" in part)
     )
 
 

@@ -119,7 +119,9 @@ def _safely(function, *args):  # type: ignore[no-untyped-def]
     try:
         return function(*args)
     except Exception as exc:
-        logger.opt(exception=exc).error("unexpected error in {}: {}", getattr(function, "__name__", function), exc)
+        logger.opt(exception=exc).error(
+            "unexpected error in {}: {}", getattr(function, "__name__", function), exc
+        )
         return None
 
 
@@ -140,7 +142,10 @@ class Service:
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: object) -> None:
-            logger.info("received {}, stopping (an upload in flight resumes on the next start)", signal.Signals(signum).name)
+            logger.info(
+                "received {}, stopping (an upload in flight resumes on the next start)",
+                signal.Signals(signum).name,
+            )
             self.stop()
 
         signal.signal(signal.SIGTERM, handler)
@@ -153,7 +158,10 @@ class Service:
                 PlatformUploader(pipeline, name, platform, SERVICE_RETRY, self.stop_event)
                 for name, platform in pipeline.platforms.items()
             ]
-            threads = [threading.Thread(target=self._upload_loop, args=(u,), name=f"upload-{u.name}") for u in uploaders]
+            threads = [
+                threading.Thread(target=self._upload_loop, args=(u,), name=f"upload-{u.name}")
+                for u in uploaders
+            ]
             for uploader in uploaders:
                 self._wake[uploader.name] = threading.Event()
             watcher = Watcher(

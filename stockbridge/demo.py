@@ -29,12 +29,7 @@ from stockbridge.samples import make_image
 
 PASSWORD_ENV = "STOCKBRIDGE_DEMO_PASSWORD"
 
-_KEYWORDS = (
-    "harbour boat sea water dawn morning travel coast fishing reflection calm blue "
-    "europe summer nautical mooring pier village light sky quiet colour outdoor nobody "
-    "scenic landscape peaceful holiday tourism marine vessel anchor rope dock wharf "
-    "mast sail tide wave shore bay"
-).split()
+_KEYWORDS = ["harbour", "boat", "sea", "water", "dawn", "morning", "travel", "coast", "fishing", "reflection", "calm", "blue", "europe", "summer", "nautical", "mooring", "pier", "village", "light", "sky", "quiet", "colour", "outdoor", "nobody", "scenic", "landscape", "peaceful", "holiday", "tourism", "marine", "vessel", "anchor", "rope", "dock", "wharf", "mast", "sail", "tide", "wave", "shore", "bay"]
 
 
 @dataclass(frozen=True)
@@ -49,29 +44,57 @@ class Sample:
 
 
 SAMPLES = (
-    Sample("harbour_at_dawn.jpg", 2000, 1500, "Fishing boats in a calm harbour at dawn", tuple(_KEYWORDS[:12]),
-           {"archive": "uploaded", "agency": "uploaded"}, "fits every platform"),
-    Sample("beach_hut_small.jpg", 1200, 900, "Blue beach hut", tuple(_KEYWORDS[:10]),
-           {"archive": "uploaded", "agency": "rejected"}, "1.1 MP: too small for the agency"),
-    Sample("market_many_keywords.jpg", 2000, 1500, "Harbour market stalls", tuple(_KEYWORDS[:40]),
-           {"archive": "uploaded", "agency": "uploaded"}, "40 keywords: the agency's copy keeps the first 25"),
-    Sample("forest_untitled.jpg", 2000, 1500, None, tuple(_KEYWORDS[:8]),
-           {"archive": "uploaded", "agency": "held"}, "no title: held for the agency"),
+    Sample(
+        "harbour_at_dawn.jpg",
+        2000,
+        1500,
+        "Fishing boats in a calm harbour at dawn",
+        tuple(_KEYWORDS[:12]),
+        {"archive": "uploaded", "agency": "uploaded"},
+        "fits every platform",
+    ),
+    Sample(
+        "beach_hut_small.jpg",
+        1200,
+        900,
+        "Blue beach hut",
+        tuple(_KEYWORDS[:10]),
+        {"archive": "uploaded", "agency": "rejected"},
+        "1.1 MP: too small for the agency",
+    ),
+    Sample(
+        "market_many_keywords.jpg",
+        2000,
+        1500,
+        "Harbour market stalls",
+        tuple(_KEYWORDS[:40]),
+        {"archive": "uploaded", "agency": "uploaded"},
+        "40 keywords: the agency's copy keeps the first 25",
+    ),
+    Sample(
+        "forest_untitled.jpg",
+        2000,
+        1500,
+        None,
+        tuple(_KEYWORDS[:8]),
+        {"archive": "uploaded", "agency": "held"},
+        "no title: held for the agency",
+    ),
 )
 
 
 def _config_text(workspace: Path, port: int, ca_file: Path) -> str:
     return f"""# Written by `stockbridge demo`.
 [watch]
-folder = "{workspace / 'exports'}"
+folder = "{workspace / "exports"}"
 settle_seconds = 0.5
 
 [state]
-dir = "{workspace / 'state'}"
+dir = "{workspace / "state"}"
 
 [platforms.archive]
 protocol = "folder"
-path = "{workspace / 'archive'}"
+path = "{workspace / "archive"}"
 
 [platforms.agency]
 protocol = "ftps"

@@ -112,7 +112,9 @@ def _copy_and_hash(path: Path, into: Path) -> tuple[str, int, Path, tuple[int, i
     except FileNotFoundError:
         raise SourceChanged(f"{path.name}: vanished before it could be read") from None
     except OSError as exc:
-        raise InputError(f"{path.name}: cannot open ({exc.strerror})", hint="check the file's permissions") from None
+        raise InputError(
+            f"{path.name}: cannot open ({exc.strerror})", hint="check the file's permissions"
+        ) from None
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):

@@ -376,7 +376,9 @@ class Ledger:
                 rows = db.execute("SELECT platform FROM platform_pauses").fetchall()
                 db.execute("DELETE FROM platform_pauses")
             else:
-                rows = db.execute("SELECT platform FROM platform_pauses WHERE platform=?", (platform,)).fetchall()
+                rows = db.execute(
+                    "SELECT platform FROM platform_pauses WHERE platform=?", (platform,)
+                ).fetchall()
                 db.execute("DELETE FROM platform_pauses WHERE platform=?", (platform,))
         return [row["platform"] for row in rows]
 

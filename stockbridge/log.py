@@ -20,7 +20,7 @@ _HUMAN = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {
 def _scrub(record: Any) -> None:
     record["message"] = redact(record["message"])
     if record["exception"] is not None:
-        kind, value, traceback = record["exception"]
+        _kind, value, _traceback = record["exception"]
         if value is not None and value.args:
             value.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in value.args)
             if hasattr(value, "message") and isinstance(value.message, str):

@@ -118,7 +118,9 @@ class Pipeline:
 
     def _create_job(self, item: Ingested, name: str, platform: PlatformConfig) -> int:
         if item.problem is not None:
-            self.ledger.create_job(sha256=item.sha256, platform=name, state=states.REJECTED, reason=item.problem)
+            self.ledger.create_job(
+                sha256=item.sha256, platform=name, state=states.REJECTED, reason=item.problem
+            )
             logger.warning("rejected {} for {}: {}", item.path.name, name, item.problem)
             return 1
         verdict = evaluate(name, item.facts(), platform.rules)
@@ -163,7 +165,9 @@ class Pipeline:
             return item.object_path
         spec = {"keywords": list(verdict.keywords or ())}
         spec_id = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-        target = self.state_dir / "derived" / item.sha256[:2] / f"{item.sha256}-{spec_id}{item.object_path.suffix}"
+        target = (
+            self.state_dir / "derived" / item.sha256[:2] / f"{item.sha256}-{spec_id}{item.object_path.suffix}"
+        )
         with self._copy_lock:
             if target.exists():
                 return target  # two platforms with the same needs share one copy
@@ -225,8 +229,15 @@ class PlatformUploader:
         uploaded without sending it again; otherwise it is re-sent to the same name.
         """
         for job in self.ledger.interrupted_uploads(self.name):
-            logger.info("{} → {}: interrupted upload of {}, will check and resume", job.path, self.name, job.remote_name)
-            self.ledger.set_state(job.id, states.PENDING, "interrupted; will check the server first", next_attempt_at=0)
+            logger.info(
+                "{} → {}: interrupted upload of {}, will check and resume",
+                job.path,
+                self.name,
+                job.remote_name,
+            )
+            self.ledger.set_state(
+                job.id, states.PENDING, "interrupted; will check the server first", next_attempt_at=0
+            )
 
     def run_batch(self, jobs: list[Job]) -> None:
         """Send ``jobs`` over one connection. Every job leaves in a recorded state."""
@@ -278,11 +289,17 @@ class PlatformUploader:
                 remote_size = None
             if remote_size is not None and remote_size == job.upload_size:
                 self.ledger.mark_uploaded(job.id, verified=True)
-                logger.info("{} → {}: already on the server at full size (finished before a restart)", job.path, self.name)
+                logger.info(
+                    "{} → {}: already on the server at full size (finished before a restart)",
+                    job.path,
+                    self.name,
+                )
                 self._report(job.id)
                 return "uploaded"
         if not local.is_file():
-            self.ledger.set_state(job.id, states.FAILED, f"the prepared copy {local} is missing; run `stockbridge retry`")
+            self.ledger.set_state(
+                job.id, states.FAILED, f"the prepared copy {local} is missing; run `stockbridge retry`"
+            )
             self._report(job.id)
             return "failed"
         job = self.ledger.begin_upload(job.id, batch_id)  # intent is durable before the first byte
@@ -309,7 +326,9 @@ class PlatformUploader:
             return "stop-batch"
         except QuotaError as exc:
             self.ledger.set_state(job.id, states.PENDING, f"waiting: {self.name} is full ({exc.message})")
-            self._pause(f"server full or quota used up: {exc.message}", until=time.time() + QUOTA_PAUSE_SECONDS)
+            self._pause(
+                f"server full or quota used up: {exc.message}", until=time.time() + QUOTA_PAUSE_SECONDS
+            )
             return "stop-batch"
         except (TransportError, OSError) as exc:
             if self.stop.is_set():
@@ -360,7 +379,9 @@ class PlatformUploader:
             self._pause(f"server identity not trusted: {exc}", until=None)
             return
         if isinstance(exc, QuotaError):
-            self._pause(f"server full or quota used up: {exc.message}", until=time.time() + QUOTA_PAUSE_SECONDS)
+            self._pause(
+                f"server full or quota used up: {exc.message}", until=time.time() + QUOTA_PAUSE_SECONDS
+            )
             return
         # Could not reach the server: every job of the batch counts one attempt.
         for job in jobs:

@@ -95,7 +95,12 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
 
     _check_text(platform, "title", facts.title, rules.title.required, rules.title.max_chars, holds)
     _check_text(
-        platform, "description", facts.description, rules.description.required, rules.description.max_chars, holds
+        platform,
+        "description",
+        facts.description,
+        rules.description.required,
+        rules.description.max_chars,
+        holds,
     )
 
     if rejects:

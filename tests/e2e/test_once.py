@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from stockbridge.samples import make_image
+
 from tests.e2e.conftest import Workspace, platform_table
 
 KEYWORDS = [f"keyword{index}" for index in range(40)]
@@ -37,7 +38,7 @@ def test_once_delivers_every_file_once_to_ftps_sftp_and_a_folder(
     for server in (ftps_server, sshd_server, folder_target):
         landed = sorted(p.name for p in server.root.iterdir() if p.is_file())
         assert landed == expected_remote, (server.name, landed)
-        for source, remote in zip(names, expected_remote):
+        for source, remote in zip(names, expected_remote, strict=True):
             assert (server.root / remote).read_bytes() == (workspace.exports / source).read_bytes()
 
     status = workspace.status()
@@ -56,7 +57,9 @@ def test_once_delivers_every_file_once_to_ftps_sftp_and_a_folder(
     assert {p.name: p.stat().st_mtime_ns for p in folder_target.root.iterdir()} == mtimes
 
 
-def test_each_platform_gets_its_verdict_with_a_reason(workspace: Workspace, exiftool, ftps_server, folder_target):
+def test_each_platform_gets_its_verdict_with_a_reason(
+    workspace: Workspace, exiftool, ftps_server, folder_target
+):
     image(exiftool, workspace.exports / "fits.jpg", seed=1)
     image(exiftool, workspace.exports / "small.jpg", seed=2, width=800, height=600)
     image(exiftool, workspace.exports / "many_keywords.jpg", seed=3, keywords=KEYWORDS[:40])
@@ -91,7 +94,9 @@ def test_each_platform_gets_its_verdict_with_a_reason(workspace: Workspace, exif
     # The agency's copy carries the first 25 keywords, in order; the archive and the source keep all 40.
     sent = exiftool.read([ftps_server.root / "many_keywords.jpg"])[ftps_server.root / "many_keywords.jpg"]
     assert list(sent.keywords) == KEYWORDS[:25]
-    archived = exiftool.read([folder_target.root / "many_keywords.jpg"])[folder_target.root / "many_keywords.jpg"]
+    archived = exiftool.read([folder_target.root / "many_keywords.jpg"])[
+        folder_target.root / "many_keywords.jpg"
+    ]
     assert list(archived.keywords) == KEYWORDS[:40]
     source = exiftool.read([workspace.exports / "many_keywords.jpg"])[workspace.exports / "many_keywords.jpg"]
     assert list(source.keywords) == KEYWORDS[:40]
@@ -159,7 +164,9 @@ def test_explain_json_shows_verdicts_reasons_and_changes_without_uploading(
     path = image(exiftool, workspace.exports / "many.jpg", seed=3, keywords=KEYWORDS[:30])
     small = image(exiftool, workspace.exports / "small.jpg", seed=4, width=400, height=300)
     workspace.write_config(
-        platform_table("strict", folder_target, **{"rules.min_megapixels": 1.0, "rules.keywords": {"max": 20}})
+        platform_table(
+            "strict", folder_target, **{"rules.min_megapixels": 1.0, "rules.keywords": {"max": 20}}
+        )
     )
     result = workspace.cli("explain", str(path), str(small), "--json")
     assert result.returncode == 0, result.stderr

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stockbridge.samples import make_image
+
 from tests.e2e.conftest import Workspace, platform_table
 
 
@@ -27,10 +28,16 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 def service(workspace: Workspace, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            workspace.command("run"), stdout=sink, stderr=subprocess.STDOUT, env=workspace.env(), stdin=subprocess.DEVNULL
+            workspace.command("run"),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=workspace.env(),
+            stdin=subprocess.DEVNULL,
         )
     try:
-        wait_for(lambda: b"watching" in log.read_bytes() or process.poll() is not None, 30, "the service to start")
+        wait_for(
+            lambda: b"watching" in log.read_bytes() or process.poll() is not None, 30, "the service to start"
+        )
         assert process.poll() is None, log.read_text()
         yield process
     finally:
@@ -46,7 +53,9 @@ def service(workspace: Workspace, log: Path) -> Iterator[subprocess.Popen[bytes]
 def test_a_file_written_slowly_is_uploaded_only_after_it_settled(
     workspace: Workspace, exiftool, folder_target, tmp_path
 ):
-    sample = make_image(tmp_path / "sample.jpg", width=1600, height=1200, title="Slow", exiftool=exiftool, seed=5)
+    sample = make_image(
+        tmp_path / "sample.jpg", width=1600, height=1200, title="Slow", exiftool=exiftool, seed=5
+    )
     data = sample.read_bytes()
     workspace.write_config(
         platform_table("archive", folder_target, **{"batch.max_wait_seconds": 0}), settle_seconds=1.0
@@ -92,7 +101,14 @@ def test_files_that_arrived_while_stopped_are_sent_at_start_and_batches_close_on
     workspace: Workspace, exiftool, ftps_server, tmp_path
 ):
     for index in range(5):
-        make_image(workspace.exports / f"IMG_{index}.jpg", width=1000, height=750, title="x", exiftool=exiftool, seed=index)
+        make_image(
+            workspace.exports / f"IMG_{index}.jpg",
+            width=1000,
+            height=750,
+            title="x",
+            exiftool=exiftool,
+            seed=index,
+        )
     # max_wait is long: only max_files can close a batch, so exactly 4 go, then 1 waits.
     workspace.write_config(
         platform_table("agency", ftps_server, **{"batch.max_files": 4, "batch.max_wait_seconds": 3600})

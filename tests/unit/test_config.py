@@ -124,7 +124,10 @@ protocol = "ftpz"
     ("text", "expected"),
     [
         ('[watch]\nfolder = "x"\nrecursive = "yes"\n', 'watch.recursive: expected true or false, got "yes"'),
-        ('[watch]\nfolder = "x"\nsettle_seconds = "ten"\n', 'watch.settle_seconds: expected a number, got "ten"'),
+        (
+            '[watch]\nfolder = "x"\nsettle_seconds = "ten"\n',
+            'watch.settle_seconds: expected a number, got "ten"',
+        ),
         ("[state]\n", "watch: required key is missing"),
         (
             '[watch]\nfolder = "x"\n[platforms.a]\nprotocol = "folder"\npth = "y"\n',
@@ -212,7 +215,13 @@ def test_defaults_fit_each_protocol(tmp_path):
         {
             "watch": {"folder": "x"},
             "platforms": {
-                "s": {"protocol": "sftp", "host": "h", "username": "u", "password": "p", "host_key": "SHA256:x"},
+                "s": {
+                    "protocol": "sftp",
+                    "host": "h",
+                    "username": "u",
+                    "password": "p",
+                    "host_key": "SHA256:x",
+                },
                 "f": {"protocol": "ftps", "host": "h", "username": "u", "password": "p"},
                 "d": {"protocol": "folder", "path": "out"},
             },

@@ -17,7 +17,9 @@ SHA_B = "b" * 64
 def ledger(tmp_path):
     book = Ledger(tmp_path / "ledger.sqlite3")
     for sha in (SHA_A, SHA_B):
-        book.record_asset(sha256=sha, path=f"/exports/{sha[0]}.jpg", size=10, file_type="jpeg", object_path=None)
+        book.record_asset(
+            sha256=sha, path=f"/exports/{sha[0]}.jpg", size=10, file_type="jpeg", object_path=None
+        )
     yield book
     book.close()
 
@@ -48,7 +50,9 @@ def test_upload_intent_and_result_survive_a_reopen(tmp_path, ledger):
     assert [(j.remote_name, j.attempts, j.state) for j in interrupted] == [("a.jpg", 1, states.UPLOADING)]
     reopened.mark_uploaded(job.id, verified=False)
     done = reopened.job(job.id)
-    assert done.state == states.UPLOADED and done.verified is False and "not verifiable" in (done.reason or "")
+    assert (
+        done.state == states.UPLOADED and done.verified is False and "not verifiable" in (done.reason or "")
+    )
     reopened.close()
 
 
@@ -72,7 +76,9 @@ def test_a_pause_holds_until_lifted_and_a_timed_pause_expires(ledger):
 
 
 def test_retry_requeues_failed_jobs_only(ledger):
-    ledger.create_job(sha256=SHA_A, platform="shop", state=states.FAILED, reason="550 no", remote_name="a.jpg")
+    ledger.create_job(
+        sha256=SHA_A, platform="shop", state=states.FAILED, reason="550 no", remote_name="a.jpg"
+    )
     ledger.create_job(sha256=SHA_B, platform="shop", state=states.REJECTED, reason="too small")
     assert ledger.requeue_failed("shop") == 1
     states_now = {job.sha256: job.state for job in ledger.jobs(platform="shop")}

@@ -34,7 +34,17 @@ def test_a_different_file_of_the_same_name_gets_a_short_hash_suffix():
 
 
 def test_remote_names_never_hold_characters_a_server_could_misread():
-    hostile = ["a/b.jpg", "a\\b.jpg", "a\0b.jpg", " lead.jpg", "semi;colon.jpg", "quote'\".jpg", "-", "..", "."]
+    hostile = [
+        "a/b.jpg",
+        "a\\b.jpg",
+        "a\0b.jpg",
+        " lead.jpg",
+        "semi;colon.jpg",
+        "quote'\".jpg",
+        "-",
+        "..",
+        ".",
+    ]
     for source in hostile:
         name = remote_name(source, SHA, "jpeg")
         assert name and not name.startswith(("-", ".")), name

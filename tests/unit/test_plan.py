@@ -32,23 +32,45 @@ def rules(**values) -> RulesConfig:
     ("asset", "rule", "verdict", "reason"),
     [
         (facts(), rules(), ACCEPT, None),
-        (facts(width=2040, height=1530), rules(min_megapixels=4.0), REJECT,
-         "3.1 MP (2040×1530), shop needs at least 4.0 MP; stockbridge never upscales"),
+        (
+            facts(width=2040, height=1530),
+            rules(min_megapixels=4.0),
+            REJECT,
+            "3.1 MP (2040×1530), shop needs at least 4.0 MP; stockbridge never upscales",
+        ),
         # 3.99 MP must not print as "4.0 MP" next to "needs at least 4.0 MP".
         (facts(width=1999, height=1999), rules(min_megapixels=4.0), REJECT, "3.9 MP (1999×1999)"),
         (facts(width=None, height=None), rules(min_megapixels=4.0), REJECT, "pixel size unknown"),
         (facts(file_type="png"), rules(formats=["jpeg"]), REJECT, "PNG file, shop takes only JPEG"),
         (facts(file_type="tiff"), rules(formats=["jpg", "tif"]), ACCEPT, None),
         (facts(size_bytes=52_300_000), rules(max_file_mb=45), REJECT, "52.3 MB, shop takes at most 45 MB"),
-        (facts(keywords=KEYWORDS[:3]), rules(keywords={"min": 7}), HOLD,
-         "3 keywords, shop needs at least 7; add keywords in your editor and export again"),
+        (
+            facts(keywords=KEYWORDS[:3]),
+            rules(keywords={"min": 7}),
+            HOLD,
+            "3 keywords, shop needs at least 7; add keywords in your editor and export again",
+        ),
         (facts(keywords=KEYWORDS[:1]), rules(keywords={"min": 7}), HOLD, "1 keyword, shop needs at least 7"),
         (facts(title=None), rules(title={"required": True}), HOLD, "no title, shop requires one"),
         (facts(title="   "), rules(title={"required": True}), HOLD, "no title, shop requires one"),
-        (facts(title="x" * 85), rules(title={"max_chars": 70}), HOLD, "title is 85 characters, shop allows 70"),
-        (facts(description=None), rules(description={"required": True}), HOLD, "no description, shop requires one"),
-        (facts(description="y" * 201), rules(description={"max_chars": 200}), HOLD,
-         "description is 201 characters, shop allows 200"),
+        (
+            facts(title="x" * 85),
+            rules(title={"max_chars": 70}),
+            HOLD,
+            "title is 85 characters, shop allows 70",
+        ),
+        (
+            facts(description=None),
+            rules(description={"required": True}),
+            HOLD,
+            "no description, shop requires one",
+        ),
+        (
+            facts(description="y" * 201),
+            rules(description={"max_chars": 200}),
+            HOLD,
+            "description is 201 characters, shop allows 200",
+        ),
     ],
 )
 def test_each_rule_gives_its_verdict_and_a_reason_a_person_can_act_on(asset, rule, verdict, reason):
