@@ -1,0 +1,580 @@
+"""Watch the export folder and hand over only finished files.
+
+A file is *finished* when its fingerprint ``(st_dev, st_ino, st_size, st_mtime_ns)`` has not changed
+for ``settle_seconds`` (design promise 1). There is no portable "file finished writing" event: a
+slow writer produces ``modified`` events while the file is incomplete, FSEvents coalesces events,
+an atomic save arrives as ``moved`` with no ``created`` for the final name, and the kernel queue can
+overflow (research/reliability.md §1, research/perf.md §4). So events here only *wake* the
+:class:`SettleTracker`; the decision is always made by re-reading the fingerprint.
+
+Pieces, from pure to threaded:
+
+- :func:`is_ignored`, :data:`DEFAULT_IGNORE`: junk names (temporary, hidden, OS and NAS litter).
+- :func:`fingerprint`: one ``lstat``; ``None`` for anything that is not a regular file.
+- :func:`scan`: every candidate file under the root now, without following symlinks.
+- :class:`SettleTracker`: the per-path settle state machine, with an injectable clock.
+- :class:`Watcher`: a watchdog observer (native or polling) + a startup scan + a settle thread.
+- :func:`collect_settled`: the one-shot variant for ``stockbridge once``.
+
+The watcher never writes inside the watched folder and never follows symlinks (research 7.5).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import re
+import stat
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from loguru import logger
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from stockbridge.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_IGNORE",
+    "Fingerprint",
+    "SettleTracker",
+    "Watcher",
+    "collect_settled",
+    "fingerprint",
+    "is_ignored",
+    "scan",
+]
+
+# Matched case-insensitively against every path component below the watched root, so a pattern
+# also hides everything inside a matching folder. The temp-file names Lightroom and Capture One use
+# are not documented (research 1.2, W-7), which is why users can add patterns in the config.
+DEFAULT_IGNORE: tuple[str, ...] = (
+    ".*",  # hidden: .DS_Store, ._* (AppleDouble), .name.tmp of atomic saves, rsync/Syncthing temps
+    "~*",  # Office/Photoshop lock and temp files
+    "*~",  # editor backups
+    "*.tmp",
+    "*.temp",
+    "*.part",  # Firefox, curl, many FTP clients
+    "*.partial",  # Edge/IE
+    "*.crdownload",  # Chrome
+    "*.download",  # Safari
+    "*.filepart",  # WinSCP, common when copying exports to a NAS
+    "*.!sync",  # Resilio Sync
+    "Thumbs.db",
+    "ehthumbs.db",
+    "desktop.ini",
+    "Icon\r",  # macOS custom folder icon
+    "@eaDir",  # Synology thumbnail folders
+    "#recycle",  # Synology recycle bin
+    "#snapshot",  # Synology snapshots
+    "$RECYCLE.BIN",
+    "System Volume Information",
+)
+
+# A file that keeps changing this long is reported as unstable instead of waiting forever (W-2).
+DEFAULT_MAX_SETTLE_SECONDS = 24 * 60 * 60.0
+
+# watchdog 7.1 logs an inotify queue overflow but the lost events stay lost, and the polling
+# observer stops for good when the root vanishes; a periodic scan is the safety net (W-9).
+DEFAULT_RESCAN_SECONDS = 600.0
+
+
+def is_ignored(path: Path, root: Path, extra_patterns: Sequence[str] = ()) -> bool:
+    """True if ``path`` is junk: its name, or any folder between ``root`` and it, matches a pattern.
+
+    Patterns are fnmatch patterns on single names (``DEFAULT_IGNORE`` + ``extra_patterns``), matched
+    case-insensitively because exports often come from Windows and macOS (``THUMBS.DB``,
+    ``X.TMP``). Components of ``root`` itself are not checked (a root under ``~/.local`` is fine). A
+    path outside ``root`` is ignored: it is not ours to take.
+    """
+    try:
+        relative = Path(path).relative_to(root)
+    except ValueError:
+        return True
+    matches = _ignore_matcher(tuple(extra_patterns))
+    return any(matches(part) for part in relative.parts)
+
+
+@functools.lru_cache(maxsize=32)
+def _ignore_matcher(extra_patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """One compiled regex for all patterns: the scan checks every name in the folder with it."""
+    combined = "|".join(
+        fnmatch.translate(pattern.casefold()) for pattern in (*DEFAULT_IGNORE, *extra_patterns)
+    )
+    regex = re.compile(combined, re.DOTALL)
+    return lambda name: regex.match(name.casefold()) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What must stay equal for a file to count as unchanged. ``ino``/``dev`` catch a replace by
+    rename that keeps the size and mtime (e.g. ``cp -p`` to a temp name, then ``mv``)."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+
+def fingerprint(path: Path) -> Fingerprint | None:
+    """The fingerprint of a regular file, or None for anything else.
+
+    ``lstat`` (no symlink following): a symlink ``photo.jpg -> ~/.ssh/id_ed25519`` must never look
+    like a photo (research 7.5). Directories named ``x.jpg``, fifos, sockets, devices and files that
+    vanished or cannot be stat'ed all give None.
+    """
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except (OSError, ValueError):  # ValueError: embedded NUL in a hostile name
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return Fingerprint(dev=info.st_dev, ino=info.st_ino, size=info.st_size, mtime_ns=info.st_mtime_ns)
+
+
+def scan(root: Path, recursive: bool = True, extra_ignore: Sequence[str] = ()) -> list[Path]:
+    """Every regular, non-ignored file under ``root`` now, sorted.
+
+    Symlinks (to files or folders) are skipped, so a symlink loop cannot hang the scan. An
+    unreadable sub-folder is logged and skipped; an unreadable ``root`` raises ``OSError``, because
+    then nothing at all would be seen and the user has to know.
+    """
+    root = Path(root)
+    is_junk = _ignore_matcher(tuple(extra_ignore))
+    found: list[Path] = []
+    pending_dirs: list[Path] = [root]
+    while pending_dirs:
+        directory = pending_dirs.pop()
+        try:
+            with os.scandir(directory) as entries:
+                listing = list(entries)
+        except OSError as exc:
+            if directory == root:
+                raise
+            logger.warning("Cannot list {} inside the watch folder, skipping it: {}", directory, exc)
+            continue
+        for entry in listing:
+            if is_junk(entry.name):  # its parents were checked on the way down
+                continue
+            path = Path(entry.path)
+            try:
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive:
+                        pending_dirs.append(path)
+                elif entry.is_file(follow_symlinks=False):
+                    found.append(path)
+            except OSError:  # vanished between listing and the type check
+                continue
+    return sorted(found)
+
+
+@dataclass(slots=True)
+class _Pending:
+    fingerprint: Fingerprint
+    last_change: float  # last event, or last time the fingerprint was seen to differ
+    first_seen: float  # start of this settling episode, for max_settle_seconds
+
+
+class SettleTracker:
+    """Per-path settle timers (W-1, W-2, W-16): not one global debouncer, so one busy file cannot
+    delay the others.
+
+    ``touch(path)`` says "something may have happened to path" (an event or a scan saw it): the
+    fingerprint is recorded and the path's timer restarts (for a scan, only if the fingerprint
+    differs). ``due()`` re-stats every path whose timer
+    has run for ``settle_seconds``: unchanged ones are returned (once) and forgotten, changed ones
+    start over. A path still changing after ``max_settle_seconds`` goes to :meth:`unstable` once and
+    is dropped until it changes again.
+
+    Each settled fingerprint of a path is returned at most once: a later ``touch`` that finds the same
+    fingerprint (a rescan, an event caused by someone reading the file) is a no-op, while a real
+    change makes the path eligible again. Identity beyond that is the pipeline's content hash.
+
+    Not thread-safe by itself; :class:`Watcher` serialises access with a lock.
+    """
+
+    def __init__(
+        self,
+        settle_seconds: float,
+        *,
+        max_settle_seconds: float = DEFAULT_MAX_SETTLE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settle_seconds < 0:
+            raise ValueError(f"settle_seconds must be >= 0, not {settle_seconds}")
+        if max_settle_seconds < settle_seconds:
+            raise ValueError("max_settle_seconds must be at least settle_seconds")
+        self.settle_seconds = settle_seconds
+        self.max_settle_seconds = max_settle_seconds
+        self._clock = clock
+        self._pending: dict[Path, _Pending] = {}
+        # Last fingerprint handed out (or given up on) per path, so it is not handed out twice.
+        self._done: dict[Path, Fingerprint] = {}
+        self._unstable: list[Path] = []
+
+    def __len__(self) -> int:
+        """Number of paths still settling."""
+        return len(self._pending)
+
+    def touch(self, path: Path, now: float | None = None, *, event: bool = True) -> None:
+        """Record that ``path`` may have changed. Vanished and non-regular paths are forgotten.
+
+        ``event=False`` is for scans: they only add new paths and notice changed fingerprints. They do
+        not restart the timer of an unchanged settling file, so rescans, however frequent, can never
+        hold a file back.
+        """
+        now = self._clock() if now is None else now
+        current = fingerprint(path)
+        if current is None:
+            self._pending.pop(path, None)
+            self._done.pop(path, None)
+            return
+        if self._done.get(path) == current:
+            return
+        self._done.pop(path, None)
+        entry = self._pending.get(path)
+        if entry is None:
+            self._pending[path] = _Pending(current, last_change=now, first_seen=now)
+        elif event or current != entry.fingerprint:
+            # An event restarts the timer even when size and mtime look the same: on filesystems
+            # with coarse mtimes, a same-size rewrite is only visible through the event.
+            entry.fingerprint = current
+            entry.last_change = now
+
+    def due(self, now: float | None = None) -> list[Path]:
+        """Paths whose fingerprint has been unchanged for ``settle_seconds``, sorted; each is
+        forgotten once returned. Paths that hit ``max_settle_seconds`` go to :meth:`unstable`."""
+        now = self._clock() if now is None else now
+        ready: list[Path] = []
+        for path, entry in list(self._pending.items()):
+            if now - entry.last_change < self.settle_seconds:
+                self._give_up_if_too_long(path, entry, now)
+                continue
+            current = fingerprint(path)
+            if current is None:
+                del self._pending[path]  # deleted or replaced by a non-file: nothing to hand over
+            elif current == entry.fingerprint:
+                del self._pending[path]
+                self._done[path] = current
+                ready.append(path)
+            else:
+                # Changed without an event reaching us (coalesced, lost, or a network share).
+                entry.fingerprint = current
+                entry.last_change = now
+                self._give_up_if_too_long(path, entry, now)
+        return sorted(ready)
+
+    def unstable(self) -> list[Path]:
+        """Paths given up on since the last call, because they kept changing for
+        ``max_settle_seconds``. Each episode is reported once; the list is cleared by the call."""
+        reported, self._unstable = self._unstable, []
+        return reported
+
+    def _give_up_if_too_long(self, path: Path, entry: _Pending, now: float) -> None:
+        if now - entry.first_seen >= self.max_settle_seconds:
+            del self._pending[path]
+            # Remembered as done so a rescan that sees the same bytes does not start the clock again;
+            # the next real change does.
+            self._done[path] = entry.fingerprint
+            self._unstable.append(path)
+
+
+ObserverKind = Literal["native", "polling"]
+
+
+class _TouchHandler(FileSystemEventHandler):
+    """Turns watchdog events into ``touch`` calls, and nothing else.
+
+    watchdog calls handlers without a try/except: one exception ends its dispatch thread and every
+    later event is lost (research 1.7, W-14). So every method here swallows and logs.
+    """
+
+    def __init__(self, touch: Callable[[Path], None]) -> None:
+        super().__init__()
+        self._touch = touch
+
+    def _touch_paths(self, event: FileSystemEvent, *paths: bytes | str) -> None:
+        try:
+            if event.is_directory:
+                # Files inside a moved-in or created folder arrive as their own events (watchdog
+                # generates them); a deleted folder's files are dropped by due()'s re-stat.
+                return
+            for raw in paths:
+                if raw:
+                    self._touch(Path(os.fsdecode(raw)))
+        except BaseException:  # see the class docstring: nothing may escape into watchdog
+            logger.opt(exception=True).error("Watch event {} could not be recorded", event)
+
+    def on_created(self, event: FileSystemEvent) -> None:
+        self._touch_paths(event, event.src_path)
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        self._touch_paths(event, event.src_path)
+
+    def on_closed(self, event: FileSystemEvent) -> None:
+        self._touch_paths(event, event.src_path)
+
+    def on_deleted(self, event: FileSystemEvent) -> None:
+        # The stat in touch() finds nothing and forgets the path.
+        self._touch_paths(event, event.src_path)
+
+    def on_moved(self, event: FileSystemEvent) -> None:
+        # An atomic save is created(.x.tmp) ... moved(.x.tmp -> x.jpg) with no created(x.jpg): the
+        # destination is the file to take (research 1.2, perf §4). The source is touched so it is
+        # forgotten.
+        self._touch_paths(event, event.src_path, event.dest_path)
+
+
+class Watcher:
+    """Watch ``root`` and call ``on_ready(path)`` once per finished version of each file.
+
+    Two threads: the watchdog observer, whose handler only records events in a
+    :class:`SettleTracker`, and a settle thread that wakes every ``min(1.0, settle_seconds / 4)``
+    seconds, asks the tracker what is due and calls ``on_ready`` (and ``on_unstable``). Both
+    callbacks run on the settle thread: keep them quick (enqueue work); an exception from them is
+    logged and the loop goes on.
+
+    ``observer="polling"`` uses watchdog's PollingObserver, needed for network shares where native
+    events do not arrive (research 1.6); ``poll_interval`` is its seconds between snapshots (None:
+    watchdog's default, 1 s). ``rescan_seconds`` runs a full scan that often as a safety net for lost
+    events (None disables it).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        on_ready: Callable[[Path], None],
+        recursive: bool = True,
+        settle_seconds: float = 10.0,
+        ignore: Sequence[str] = (),
+        poll_interval: float | None = None,
+        observer: ObserverKind = "native",
+        max_settle_seconds: float = DEFAULT_MAX_SETTLE_SECONDS,
+        on_unstable: Callable[[Path], None] | None = None,
+        rescan_seconds: float | None = DEFAULT_RESCAN_SECONDS,
+    ) -> None:
+        if observer not in ("native", "polling"):
+            raise ConfigError(f"unknown observer {observer!r}", hint="use 'native' or 'polling'")
+        # Resolved once so event paths and scan paths are spelled the same way (FSEvents reports
+        # real paths; /tmp is a symlink on macOS) and a file is never tracked under two names.
+        self.root = _checked_root(root)
+        self.recursive = recursive
+        self.settle_seconds = settle_seconds
+        self.ignore = tuple(ignore)
+        self.observer_kind: ObserverKind = observer
+        self.poll_interval = poll_interval
+        self.rescan_seconds = rescan_seconds
+        self._on_ready = on_ready
+        self._on_unstable = on_unstable
+        self._tracker = SettleTracker(settle_seconds, max_settle_seconds=max_settle_seconds)
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._observer: BaseObserver | None = None
+        self._settle_thread: threading.Thread | None = None
+        self._tick_seconds = max(0.01, min(1.0, settle_seconds / 4))
+        self._last_scan = 0.0
+        self._observer_death_logged = False
+
+    def start(self) -> None:
+        """Start watching, then scan what is already there (files exported while we were down).
+
+        The observer starts first so that nothing written during the scan falls in a gap; a file seen
+        by both is simply touched twice.
+        """
+        if self._observer is not None:
+            raise RuntimeError("Watcher.start() called twice")
+        self._stop_event.clear()
+        try:
+            observer = self._start_observer(self.observer_kind)
+        except OSError as exc:
+            if self.observer_kind != "native":
+                raise
+            # ENOSPC / EMFILE: the inotify watch or instance limit (research 1.5, W-11). Polling is
+            # slower but sees everything; crash-looping under systemd would see nothing.
+            logger.warning(
+                "Native folder events are unavailable for {} ({}); polling instead. On Linux, raise"
+                " the sysctl fs.inotify.max_user_watches / max_user_instances to get them back",
+                self.root,
+                exc,
+            )
+            self.observer_kind = "polling"
+            observer = self._start_observer("polling")
+        self._observer = observer
+        self.rescan()
+        self._settle_thread = threading.Thread(
+            target=self._settle_loop, name="stockbridge-settle", daemon=True
+        )
+        self._settle_thread.start()
+        logger.info(
+            "Watching {} ({}, {}, settle {} s)",
+            self.root,
+            self.observer_kind,
+            "recursive" if self.recursive else "top level only",
+            self.settle_seconds,
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop both threads and wait for them, at most ``timeout`` seconds each."""
+        self._stop_event.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+            if self._observer.is_alive():
+                logger.warning("The folder observer did not stop within {} s", timeout)
+            self._observer = None
+        if self._settle_thread is not None:
+            if self._settle_thread is not threading.current_thread():  # stop() from on_ready
+                self._settle_thread.join(timeout)
+                if self._settle_thread.is_alive():
+                    logger.warning("The settle thread did not stop within {} s (a slow on_ready?)", timeout)
+            self._settle_thread = None
+
+    def __enter__(self) -> Watcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def rescan(self) -> None:
+        """Touch every candidate file now. Already handed-out, unchanged files stay quiet."""
+        self._last_scan = time.monotonic()
+        try:
+            paths = scan(self.root, self.recursive, self.ignore)
+        except OSError as exc:
+            logger.error("Cannot list the watch folder {}: {}", self.root, exc)
+            return
+        with self._lock:
+            for path in paths:
+                self._tracker.touch(path, event=False)
+
+    def tick(self) -> list[Path]:
+        """One pass of the settle loop: hand over what is due; returns the paths handed over."""
+        if self.rescan_seconds is not None and time.monotonic() - self._last_scan >= self.rescan_seconds:
+            self.rescan()
+        self._check_observer()
+        with self._lock:
+            ready = self._tracker.due()
+            unstable = self._tracker.unstable()
+        for path in unstable:
+            logger.warning(
+                "{} is still changing after {:.0f} s; not taking it until it changes again",
+                path,
+                self._tracker.max_settle_seconds,
+            )
+            if self._on_unstable is not None:
+                self._call(self._on_unstable, path)
+        for path in ready:
+            if self._stop_event.is_set():
+                # Not handed over; the startup scan of the next run finds it again.
+                break
+            self._call(self._on_ready, path)
+        return ready
+
+    def _settle_loop(self) -> None:
+        while not self._stop_event.wait(self._tick_seconds):
+            try:
+                self.tick()
+            except Exception:  # never let the loop die: it is the only thing handing out files
+                logger.opt(exception=True).error("Settle pass failed; trying again")
+
+    def _call(self, callback: Callable[[Path], None], path: Path) -> None:
+        try:
+            callback(path)
+        except Exception:
+            logger.opt(exception=True).error("Handling {} failed; going on with the next file", path)
+
+    def _touch_event(self, path: Path) -> None:
+        # Ignore rules apply to both ends of a move (W-5): a move to .x.tmp only forgets x.jpg.
+        if is_ignored(path, self.root, self.ignore):
+            return
+        if not self.recursive and path.parent != self.root:
+            return
+        with self._lock:
+            self._tracker.touch(path)
+
+    def _start_observer(self, kind: ObserverKind) -> BaseObserver:
+        observer: BaseObserver
+        if kind == "native":
+            observer = Observer()
+        elif self.poll_interval is None:
+            observer = PollingObserver()
+        else:
+            observer = PollingObserver(timeout=self.poll_interval)
+        observer.schedule(_TouchHandler(self._touch_event), str(self.root), recursive=self.recursive)
+        observer.daemon = True  # a stuck observer must not keep the process alive after stop()
+        observer.start()
+        return observer
+
+    def _check_observer(self) -> None:
+        observer = self._observer
+        if observer is None or observer.is_alive() or self._observer_death_logged:
+            return
+        self._observer_death_logged = True
+        logger.error(
+            "The folder observer for {} stopped (folder gone or unreachable?); only periodic scans"
+            " will find new files",
+            self.root,
+        )
+
+
+def collect_settled(
+    root: Path,
+    *,
+    recursive: bool = True,
+    settle_seconds: float = 10.0,
+    ignore: Sequence[str] = (),
+    max_wait: float = 60.0,
+) -> tuple[list[Path], list[Path]]:
+    """For ``stockbridge once``: the files in ``root`` now that are finished, and those still changing.
+
+    Every file must be seen unchanged across a full ``settle_seconds`` window, even one whose mtime is
+    old: a writer may have paused, and the rule is the same one the service uses. So: stat, wait
+    ``settle_seconds``, stat again; changed files go round again until ``max_wait`` has passed, then
+    are returned in the second list. Files that vanish are left out; files that appear after the scan
+    are left for the next run. Returns at once when there is nothing to take; otherwise takes at
+    least one ``settle_seconds`` window and at most about ``max(max_wait, settle_seconds)``.
+    """
+    root = _checked_root(root)
+    deadline = time.monotonic() + max_wait
+    waiting: dict[Path, Fingerprint] = {}
+    for path in scan(root, recursive, ignore):
+        current = fingerprint(path)
+        if current is not None:
+            waiting[path] = current
+    stable: list[Path] = []
+    while waiting:
+        time.sleep(settle_seconds)
+        still_changing: dict[Path, Fingerprint] = {}
+        for path, before in waiting.items():
+            now = fingerprint(path)
+            if now is None:
+                continue
+            if now == before:
+                stable.append(path)
+            else:
+                still_changing[path] = now
+        waiting = still_changing
+        if time.monotonic() + settle_seconds > deadline:
+            break  # another full window would overrun max_wait
+    return sorted(stable), sorted(waiting)
+
+
+def _checked_root(root: Path) -> Path:
+    resolved = Path(root).expanduser().resolve()
+    if not resolved.is_dir():
+        raise ConfigError(
+            f"the watch folder {resolved} does not exist or is not a folder",
+            hint="create it, or point the configuration at your export folder",
+        )
+    return resolved
