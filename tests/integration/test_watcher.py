@@ -1,0 +1,369 @@
+"""The watcher against a real watchdog observer in a temporary folder.
+
+Settle times are short (0.3–0.6 s) to keep the suite fast; every wait polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from stockbridge import watcher as watcher_module
+from stockbridge.watcher import Watcher, collect_settled
+
+SETTLE = 0.3
+DEADLINE = 5.0  # generous upper bound for anything to show up; never reached when things work
+
+
+@dataclass
+class Handed:
+    path: Path
+    at: float  # time.monotonic() when on_ready was called
+    size: int  # the file's size at that moment
+
+
+@dataclass
+class Recorder:
+    """A thread-safe on_ready that remembers what it was given."""
+
+    handed: list[Handed] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, path: Path) -> None:
+        size = path.stat().st_size
+        with self.lock:
+            self.handed.append(Handed(path, time.monotonic(), size))
+
+    @property
+    def paths(self) -> list[Path]:
+        with self.lock:
+            return [item.path for item in self.handed]
+
+    def wait_for(self, path: Path, timeout: float = DEADLINE) -> Handed:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for item in self.handed:
+                    if item.path == path:
+                        return item
+            time.sleep(0.02)
+        pytest.fail(f"{path.name} was not handed over within {timeout} s; got {self.paths}")
+
+
+WatcherFactory = Callable[..., Watcher]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    # Resolved like the watcher resolves it, so reported paths compare equal.
+    return folder.resolve()
+
+
+@pytest.fixture
+def start_watcher(root: Path) -> Iterator[WatcherFactory]:
+    started: list[Watcher] = []
+
+    def start(on_ready: Callable[[Path], None], **options: object) -> Watcher:
+        options.setdefault("settle_seconds", SETTLE)
+        watcher = Watcher(root, on_ready=on_ready, **options)  # type: ignore[arg-type]
+        watcher.start()
+        started.append(watcher)
+        return watcher
+
+    yield start
+    for watcher in started:
+        watcher.stop(timeout=5.0)
+
+
+def settle_margin(settle: float = SETTLE) -> None:
+    """Long enough for anything that was going to be handed over to have been."""
+    time.sleep(settle + 0.3)
+
+
+def test_a_slowly_written_file_is_handed_over_once_after_its_last_write(
+    root: Path, start_watcher: WatcherFactory
+) -> None:
+    settle = 0.6  # twice the gap between pieces, so a normal scheduling hiccup cannot split them
+    recorder = Recorder()
+    start_watcher(recorder, settle_seconds=settle)
+    photo = root / "slow.jpg"
+    with photo.open("wb") as handle:
+        for _ in range(5):
+            handle.write(os.urandom(64 * 1024))
+            handle.flush()
+            last_write = time.monotonic()
+            time.sleep(0.3)
+    handed = recorder.wait_for(photo)
+    settle_margin(settle)
+    assert recorder.paths == [photo]
+    assert handed.size == 5 * 64 * 1024  # never half a file
+    assert handed.at >= last_write + settle
+
+
+def test_a_temp_file_renamed_to_its_final_name_is_handed_over_under_the_final_name(
+    root: Path, start_watcher: WatcherFactory
+) -> None:
+    recorder = Recorder()
+    start_watcher(recorder)
+    temp, final = root / "x.tmp", root / "x.jpg"
+    temp.write_bytes(os.urandom(32 * 1024))
+    os.replace(temp, final)
+    recorder.wait_for(final)
+    settle_margin()
+    assert recorder.paths == [final]
+
+
+def test_a_file_moved_in_from_outside_the_folder_is_handed_over(
+    root: Path, tmp_path: Path, start_watcher: WatcherFactory
+) -> None:
+    recorder = Recorder()
+    start_watcher(recorder)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "b.jpg").write_bytes(os.urandom(16 * 1024))
+    os.replace(outside / "b.jpg", root / "b.jpg")
+    recorder.wait_for(root / "b.jpg")
+
+
+def test_files_exported_while_the_service_was_stopped_are_handed_over_at_start(
+    root: Path, start_watcher: WatcherFactory
+) -> None:
+    (root / "sub").mkdir()
+    early = [root / "early1.jpg", root / "sub" / "early2.jpg"]
+    for path in early:
+        path.write_bytes(b"exported yesterday")
+    recorder = Recorder()
+    start_watcher(recorder)
+    for path in early:
+        recorder.wait_for(path)
+    settle_margin()
+    assert sorted(recorder.paths) == sorted(early)
+
+
+def test_junk_names_are_never_handed_over(root: Path, start_watcher: WatcherFactory) -> None:
+    recorder = Recorder()
+    start_watcher(recorder)
+    junk = [
+        ".DS_Store",
+        "._photo.jpg",
+        "Thumbs.db",
+        "photo.jpg.part",
+        "photo.tmp",
+        "~$photo.psd",
+        "@eaDir/photo.jpg",
+        ".hidden/photo.jpg",
+    ]
+    for name in junk:
+        (root / name).parent.mkdir(exist_ok=True)
+        (root / name).write_bytes(b"junk")
+    sentinel = root / "real.jpg"
+    sentinel.write_bytes(b"a real photo")  # written last: once it is out, the junk had its chance
+    recorder.wait_for(sentinel)
+    settle_margin()
+    assert recorder.paths == [sentinel]
+
+
+def test_a_directory_named_like_a_photo_is_never_handed_over(
+    root: Path, start_watcher: WatcherFactory
+) -> None:
+    recorder = Recorder()
+    start_watcher(recorder)
+    (root / "x.jpg").mkdir()
+    sentinel = root / "real.jpg"
+    sentinel.write_bytes(b"a real photo")
+    recorder.wait_for(sentinel)
+    settle_margin()
+    assert recorder.paths == [sentinel]
+
+
+def test_files_in_sub_folders_are_seen_when_recursive(root: Path, start_watcher: WatcherFactory) -> None:
+    recorder = Recorder()
+    start_watcher(recorder, recursive=True)
+    (root / "editorial" / "2024").mkdir(parents=True)
+    nested = root / "editorial" / "2024" / "news.jpg"
+    nested.write_bytes(b"nested photo")
+    recorder.wait_for(nested)
+
+
+def test_files_in_sub_folders_are_not_seen_when_not_recursive(
+    root: Path, start_watcher: WatcherFactory
+) -> None:
+    (root / "existing").mkdir()
+    (root / "existing" / "old.jpg").write_bytes(b"old")  # the startup scan must skip it too
+    recorder = Recorder()
+    start_watcher(recorder, recursive=False)
+    (root / "sub").mkdir()
+    (root / "sub" / "nested.jpg").write_bytes(b"nested photo")
+    sentinel = root / "top.jpg"
+    sentinel.write_bytes(b"top photo")
+    recorder.wait_for(sentinel)
+    settle_margin()
+    assert recorder.paths == [sentinel]
+
+
+def test_a_failing_on_ready_does_not_stop_later_files(root: Path, start_watcher: WatcherFactory) -> None:
+    recorder = Recorder()
+    calls: list[Path] = []
+
+    def flaky(path: Path) -> None:
+        calls.append(path)
+        if len(calls) == 1:
+            raise RuntimeError("the pipeline choked on the first file")
+        recorder(path)
+
+    start_watcher(flaky)
+    first, second = root / "first.jpg", root / "second.jpg"
+    first.write_bytes(b"first")
+    deadline = time.monotonic() + DEADLINE
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert calls == [first]
+    second.write_bytes(b"second")
+    recorder.wait_for(second)
+
+
+def test_the_polling_observer_sees_new_files(root: Path, start_watcher: WatcherFactory) -> None:
+    recorder = Recorder()
+    start_watcher(recorder, observer="polling", poll_interval=0.1)
+    photo = root / "on_a_share.jpg"
+    photo.write_bytes(os.urandom(8 * 1024))
+    recorder.wait_for(photo)
+
+
+def test_the_polling_observer_follows_a_temp_file_renamed_to_its_final_name(
+    root: Path, start_watcher: WatcherFactory
+) -> None:
+    recorder = Recorder()
+    start_watcher(recorder, observer="polling", poll_interval=0.1)
+    temp, final = root / ".x.jpg.partial", root / "x.jpg"
+    temp.write_bytes(os.urandom(8 * 1024))
+    time.sleep(0.3)  # let a poll see the temp name first
+    os.replace(temp, final)
+    recorder.wait_for(final)
+    settle_margin()
+    assert recorder.paths == [final]
+
+
+def test_when_native_events_are_unavailable_the_watcher_falls_back_to_polling(
+    root: Path, start_watcher: WatcherFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class ExhaustedInotify(watcher_module.Observer):  # type: ignore[misc,valid-type]
+        def start(self) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watcher_module, "Observer", ExhaustedInotify)
+    recorder = Recorder()
+    watcher = start_watcher(recorder, poll_interval=0.1)
+    assert watcher.observer_kind == "polling"
+    photo = root / "still_seen.jpg"
+    photo.write_bytes(b"photo")
+    recorder.wait_for(photo)
+
+
+def test_the_periodic_rescan_finds_files_no_event_announced(
+    root: Path, start_watcher: WatcherFactory
+) -> None:
+    recorder = Recorder()
+    # A polling observer that would not look again for a minute stands in for lost events.
+    start_watcher(recorder, observer="polling", poll_interval=60.0, rescan_seconds=0.3)
+    photo = root / "missed.jpg"
+    photo.write_bytes(b"an event for this was lost")
+    recorder.wait_for(photo)
+
+
+def test_a_file_changed_after_hand_over_is_handed_over_again(
+    root: Path, start_watcher: WatcherFactory
+) -> None:
+    recorder = Recorder()
+    start_watcher(recorder)
+    photo = root / "a.jpg"
+    photo.write_bytes(b"first export")
+    recorder.wait_for(photo)
+    photo.write_bytes(b"second export, edited")
+    deadline = time.monotonic() + DEADLINE
+    while len(recorder.paths) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert recorder.paths == [photo, photo]
+    assert [item.size for item in recorder.handed] == [12, 21]
+
+
+def test_stop_ends_both_threads_promptly(root: Path) -> None:
+    before = set(threading.enumerate())
+    watcher = Watcher(root, on_ready=Recorder(), settle_seconds=SETTLE)
+    watcher.start()
+    assert len(set(threading.enumerate()) - before) >= 2
+    started = time.monotonic()
+    watcher.stop(timeout=5.0)
+    assert time.monotonic() - started < 2.0
+    assert not [thread for thread in set(threading.enumerate()) - before if thread.is_alive()]
+
+
+# --- collect_settled (stockbridge once) -----------------------------------------------------------
+
+
+def test_collect_settled_returns_finished_files_and_lists_one_still_growing(root: Path) -> None:
+    done = root / "done.jpg"
+    done.write_bytes(b"finished export")
+    growing = root / "growing.jpg"
+    growing.write_bytes(b"")
+    (root / "junk.tmp").write_bytes(b"junk")
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        with growing.open("ab") as handle:
+            while not stop.wait(0.05):
+                handle.write(b"more")
+                handle.flush()
+
+    writer = threading.Thread(target=keep_appending, daemon=True)
+    writer.start()
+    started = time.monotonic()
+    try:
+        stable, still_changing = collect_settled(
+            root, recursive=True, settle_seconds=SETTLE, ignore=(), max_wait=1.0
+        )
+    finally:
+        stop.set()
+        writer.join(timeout=2.0)
+    elapsed = time.monotonic() - started
+    assert stable == [done]
+    assert still_changing == [growing]
+    assert SETTLE <= elapsed < 1.0 + SETTLE + 0.5  # bounded by max_wait
+
+
+def test_collect_settled_takes_a_file_that_stops_changing_before_max_wait(root: Path) -> None:
+    late = root / "late.jpg"
+    late.write_bytes(b"")
+
+    def finish_soon() -> None:
+        with late.open("ab") as handle:
+            for _ in range(4):  # 0.4 s of writing, shorter than max_wait
+                handle.write(b"chunk")
+                handle.flush()
+                time.sleep(0.1)
+
+    writer = threading.Thread(target=finish_soon, daemon=True)
+    writer.start()
+    try:
+        stable, still_changing = collect_settled(
+            root, recursive=True, settle_seconds=SETTLE, ignore=(), max_wait=2.0
+        )
+    finally:
+        writer.join(timeout=2.0)
+    assert (stable, still_changing) == ([late], [])
+    assert late.stat().st_size == 20
+
+
+def test_collect_settled_on_an_empty_folder_returns_at_once(root: Path) -> None:
+    started = time.monotonic()
+    assert collect_settled(root, recursive=True, settle_seconds=10.0, ignore=(), max_wait=60.0) == ([], [])
+    assert time.monotonic() - started < 1.0
