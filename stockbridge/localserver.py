@@ -11,7 +11,7 @@ import datetime
 import ipaddress
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +117,9 @@ class FTPServerThread:
     port: int = 0
     #: Command verbs the server received, in order (never their arguments: PASS carries a secret).
     commands: list[str] = field(default_factory=list)
+    #: Called with the local path of every file that arrives under its final name (after STOR,
+    #: and after RNTO): stands in for an agency's ingest robot that moves files away at once.
+    ingest: Callable[[Path], None] | None = None
     _server: Any = None
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -143,6 +146,7 @@ class FTPServerThread:
 
     def _handler_class(self) -> Any:
         commands = self.commands
+        server = self
 
         if self.tls:
             if self.certfile is None:
@@ -151,10 +155,20 @@ class FTPServerThread:
         else:
             from pyftpdlib.handlers import FTPHandler as base
 
-        class Handler(base):  # type: ignore[misc, valid-type]
+        class Handler(base):
             def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
                 commands.append(cmd)
                 super().pre_process_command(line, cmd, arg)
+
+            def on_file_received(self, file: str) -> None:
+                if server.ingest is not None:
+                    server.ingest(Path(file))
+
+            def ftp_RNTO(self, path: str) -> Any:
+                renamed = super().ftp_RNTO(path)
+                if renamed and server.ingest is not None:
+                    server.ingest(Path(renamed[1]))
+                return renamed
 
         if self.tls:
             # A fresh class per server: pyftpdlib caches the SSL context on the class, so two

@@ -243,6 +243,7 @@ def _pyftpdlib_server(tmp_path: Path, tls: bool, tls_cert: tuple[Path, Path]) ->
             password=ftpd.password,
             ca_file=ftpd.ca_file,
             commands=lambda: list(ftpd.commands),
+            extra={"ftpd": ftpd},  # tests set ftpd.ingest to play an agency's ingest robot
         )
 
 

@@ -155,11 +155,8 @@ class _SessionReusingFTP_TLS(ftplib.FTP_TLS):
     def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:  # type: ignore[attr-defined]
-            conn = self.context.wrap_socket(  # type: ignore[attr-defined]
-                conn,
-                server_hostname=self.host,
-                session=self.sock.session,  # type: ignore[attr-defined]
-            )
+            assert isinstance(self.sock, ssl.SSLSocket)  # AUTH TLS came first
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
         return conn, size
 
 

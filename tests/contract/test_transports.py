@@ -25,7 +25,7 @@ from stockbridge.errors import (
     TrustError,
 )
 from stockbridge.secrets import Secret
-from stockbridge.transports import open_transport
+from stockbridge.transports import TEMP_SUFFIX, PutResult, open_transport
 from stockbridge.transports.ftp import error_for_reply
 from tests.servers import VSFTPD_BANNED_PASSWORD, LocalServer, settings_for
 
@@ -185,6 +185,97 @@ def test_delete_removes_a_file_and_ignores_a_missing_one(server: LocalServer, tm
         transport.delete("del.jpg")
         assert transport.size("del.jpg") is None
     assert remote_files(server.root) == []
+
+
+class Interrupt(Exception):
+    """What the pipeline raises from ``progress`` when the service is asked to stop."""
+
+
+@on_servers(ALL_SERVERS)
+@pytest.mark.parametrize("atomic_rename", [True, False], ids=["temp-name", "direct"])
+def test_an_upload_interrupted_by_the_caller_leaves_no_file_behind(
+    server: LocalServer, tmp_path: Path, atomic_rename: bool
+) -> None:
+    local = make_file(tmp_path, "big.jpg", 8 * 1024 * 1024)
+    small = make_file(tmp_path, "small.jpg", 1000)
+
+    def stop_after_first_block(sent: int) -> None:
+        raise Interrupt()
+
+    with open_transport(settings_for(server, atomic_rename=atomic_rename)) as transport:
+        with pytest.raises(Interrupt):
+            transport.put(local, "big.jpg", progress=stop_after_first_block)
+        assert remote_files(server.root) == []
+        # The session is still good for the next file.
+        assert transport.put(small, "small.jpg").verified
+    assert remote_files(server.root) == ["small.jpg"]
+
+
+@on_servers(["ftp", "ftps"])
+@pytest.mark.parametrize("atomic_rename", [True, False], ids=["temp-name", "direct"])
+def test_a_file_taken_by_the_ingest_robot_after_the_transfer_counts_as_uploaded_unverified(
+    server: LocalServer, tmp_path: Path, atomic_rename: bool
+) -> None:
+    taken: list[str] = []
+
+    def robot(path: Path) -> None:
+        if not path.name.endswith(TEMP_SUFFIX):  # robots ignore partial names
+            taken.append(path.name)
+            path.unlink()
+
+    server.extra["ftpd"].ingest = robot
+    local = make_file(tmp_path, "taken.jpg", 30_000)
+    with open_transport(settings_for(server, atomic_rename=atomic_rename)) as transport:
+        result = transport.put(local, "taken.jpg")
+    assert result == PutResult("taken.jpg", 30_000, verified=False)
+    assert taken == ["taken.jpg"]
+    assert server.commands().count("STOR") == 1
+
+
+@on_servers(["ftp", "ftps"])
+def test_a_short_file_on_the_server_is_a_retryable_error_and_is_removed(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    def truncating_robot(path: Path) -> None:
+        if not path.name.endswith(TEMP_SUFFIX):
+            with path.open("r+b") as handle:
+                handle.truncate(1000)
+
+    server.extra["ftpd"].ingest = truncating_robot
+    local = make_file(tmp_path, "short.jpg", 30_000)
+    with open_transport(settings_for(server)) as transport, pytest.raises(TransportError) as caught:
+        transport.put(local, "short.jpg")
+    assert caught.value.retryable
+    assert "1000 of 30000" in str(caught.value)
+    assert remote_files(server.root) == []
+
+
+def test_sftp_without_posix_rename_keeps_an_existing_file_of_the_same_size(
+    sshd_server: LocalServer, tmp_path: Path
+) -> None:
+    # SFTP v3 RENAME refuses an existing target; only OpenSSH's posix-rename replaces it.
+    first = make_file(tmp_path, "first.jpg", 5000, seed=1)
+    again = make_file(tmp_path, "again.jpg", 5000, seed=2)
+    with open_transport(settings_for(sshd_server)) as transport:
+        transport.put(first, "x.jpg")
+        transport._sftp.server_extensions = {}  # as a server without the extension
+        assert transport.put(again, "x.jpg").verified
+    assert (sshd_server.root / "x.jpg").read_bytes() == first.read_bytes()
+    assert remote_files(sshd_server.root) == ["x.jpg"]
+
+
+def test_sftp_without_posix_rename_refuses_to_replace_a_different_file(
+    sshd_server: LocalServer, tmp_path: Path
+) -> None:
+    first = make_file(tmp_path, "first.jpg", 5000, seed=1)
+    other = make_file(tmp_path, "other.jpg", 6000, seed=2)
+    with open_transport(settings_for(sshd_server)) as transport:
+        transport.put(first, "x.jpg")
+        transport._sftp.server_extensions = {}
+        with pytest.raises(RemoteRejectedError, match="already exists"):
+            transport.put(other, "x.jpg")
+    assert (sshd_server.root / "x.jpg").read_bytes() == first.read_bytes()
+    assert remote_files(sshd_server.root) == ["x.jpg"]
 
 
 # -- logins --------------------------------------------------------------------------------------
