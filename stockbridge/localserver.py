@@ -120,6 +120,9 @@ class FTPServerThread:
     #: Called with the local path of every file that arrives under its final name (after STOR,
     #: and after RNTO): stands in for an agency's ingest robot that moves files away at once.
     ingest: Callable[[Path], None] | None = None
+    #: False: close TLS data connections without a close_notify, as some servers (IIS) do;
+    #: clients that insist on a clean TLS shutdown then fail although the upload succeeded.
+    tls_data_close_notify: bool = True
     _server: Any = None
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -169,6 +172,18 @@ class FTPServerThread:
                 if renamed and server.ingest is not None:
                     server.ingest(Path(renamed[1]))
                 return renamed
+
+        if self.tls:
+            from pyftpdlib.handlers import TLS_DTPHandler
+
+            class DataHandler(TLS_DTPHandler):
+                def close(self) -> None:
+                    if not server.tls_data_close_notify:
+                        # pyftpdlib skips the TLS shutdown after an error: pretend there was one.
+                        self._error = True
+                    super().close()
+
+            Handler.dtp_handler = DataHandler
 
         if self.tls:
             # A fresh class per server: pyftpdlib caches the SSL context on the class, so two

@@ -6,9 +6,9 @@ vsftpd with ``require_ssl_reuse=YES`` for FTPS as agencies run it, OpenSSH for S
 
 from __future__ import annotations
 
+import errno
 import ftplib
 import io
-import os
 import random
 import re
 import ssl
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from stockbridge.errors import (
     AuthError,
@@ -26,6 +27,7 @@ from stockbridge.errors import (
 )
 from stockbridge.secrets import Secret
 from stockbridge.transports import TEMP_SUFFIX, PutResult, open_transport
+from stockbridge.transports import folder as folder_transport
 from stockbridge.transports.ftp import error_for_reply
 from tests.servers import VSFTPD_BANNED_PASSWORD, LocalServer, settings_for
 
@@ -435,25 +437,68 @@ def test_stock_ftplib_fails_against_vsftpd_session_reuse_while_ours_succeeds(
     assert (vsftpd_server.root / "ours.jpg").read_bytes() == local.read_bytes()
 
 
+def test_a_tls_data_close_without_close_notify_after_226_is_not_a_failure(
+    ftps_server: LocalServer, tmp_path: Path
+) -> None:
+    ftps_server.extra["ftpd"].tls_data_close_notify = False
+    # Negative control: stock ftplib treats the missing close_notify as a failed upload.
+    context = ssl.create_default_context(cafile=str(ftps_server.ca_file))
+    stock = ftplib.FTP_TLS(context=context, timeout=10)
+    stock.connect(ftps_server.host, ftps_server.port)
+    stock.login(ftps_server.username, ftps_server.password)
+    stock.prot_p()
+    with pytest.raises(OSError):
+        stock.storbinary("STOR stock.jpg", io.BytesIO(b"x" * 100_000))
+    stock.close()
+
+    local = make_file(tmp_path, "ours.jpg", 100_000)
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="DEBUG", format="{message}")
+    try:
+        with open_transport(settings_for(ftps_server)) as transport:
+            assert transport.put(local, "ours.jpg").verified
+            assert transport.put(local, "again.jpg").verified  # the session is still in step
+    finally:
+        logger.remove(sink)
+    assert (ftps_server.root / "ours.jpg").read_bytes() == local.read_bytes()
+    assert any("TLS unwrap after the data failed" in message for message in messages)
+
+
 # -- folder specifics ----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories anyway")
-def test_a_read_only_folder_is_a_platform_error_naming_the_path(
-    folder_target: LocalServer, tmp_path: Path
+@pytest.mark.parametrize(
+    ("error", "expected", "retryable"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied"), TransportError, False),
+        (OSError(errno.EROFS, "Read-only file system"), TransportError, False),
+        (OSError(errno.ENOSPC, "No space left on device"), QuotaError, False),
+        (OSError(errno.EIO, "Input/output error"), TransportError, True),
+    ],
+    ids=["denied", "read-only", "full", "io-error"],
+)
+def test_folder_write_errors_are_classified_and_leave_no_part_file(
+    folder_target: LocalServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: OSError,
+    expected: type[TransportError],
+    retryable: bool,
 ) -> None:
-    local = make_file(tmp_path, "r.jpg", 100)
-    folder_target.root.chmod(0o500)
-    try:
-        with (
-            pytest.raises(TransportError) as caught,
-            open_transport(settings_for(folder_target)) as transport,
-        ):
-            transport.put(local, "r.jpg")
-    finally:
-        folder_target.root.chmod(0o700)
-    assert not caught.value.retryable
-    assert str(folder_target.root) in str(caught.value)
+    # Injected after the temp file exists: root (as in CI) cannot be denied by chmod.
+    def failing_copy(local: Path, target: Path, progress: object) -> int:
+        target.write_bytes(b"half")
+        raise error
+
+    monkeypatch.setattr(folder_transport, "_copy", failing_copy)
+    local = make_file(tmp_path, "w.jpg", 100)
+    with open_transport(settings_for(folder_target)) as transport, pytest.raises(TransportError) as caught:
+        transport.put(local, "w.jpg")
+    assert type(caught.value) is expected
+    assert caught.value.retryable is retryable
+    if error.errno in (errno.EACCES, errno.EROFS):
+        assert str(folder_target.root) in str(caught.value)  # the hint names the directory
+    assert remote_files(folder_target.root) == []
 
 
 def test_a_missing_folder_is_not_created(tmp_path: Path) -> None:
