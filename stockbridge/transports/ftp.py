@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ftplib
 import functools
+import posixpath
 import socket
 import ssl
 from collections.abc import Iterator
@@ -42,9 +43,13 @@ from stockbridge.transports.base import (
     register,
 )
 
-#: Block size for STOR. ftplib's default 8 KiB costs 30-50 % throughput over TLS (perf.md §3.3)
-#: and nothing is gained by small blocks on plain FTP either.
-BLOCKSIZE = 1024 * 1024
+#: Block size for STOR over TLS: ftplib's 8 KiB blocks cost 30-50 % throughput (perf.md §3.3).
+#: SSLSocket.sendall applies the timeout to each TLS record, so a slow link is fine.
+TLS_BLOCKSIZE = 1024 * 1024
+#: Block size for plain FTP. A plain socket's sendall() must finish the whole block within the
+#: timeout (Python >= 3.5), so 1 MiB would fail every upload below ~35 KB/s at a 30 s timeout;
+#: 64 KiB keeps that floor at ~2 KB/s and loses nothing measurable (perf.md §3.2, vsftpd).
+PLAIN_BLOCKSIZE = 64 * 1024
 
 #: Replies after which trying again later may work (RFC 959: 4xx are transient by definition).
 _TRANSIENT_CODES = frozenset({421, 425, 426, 450, 451})
@@ -165,12 +170,14 @@ class FTPTransport(Transport):
     """Plain FTP: the password travels in clear, so it is opt-in (``protocol = "ftp"``)."""
 
     tls = False
+    blocksize = PLAIN_BLOCKSIZE
 
     def __init__(self, settings: TransportSettings) -> None:
         super().__init__(settings)
         check_remote_dir(settings.remote_dir)
         self._ftp: ftplib.FTP | None = None
         self._in_remote_dir = False
+        self._remote_dir = settings.remote_dir  # made absolute at login
 
     # -- session -------------------------------------------------------------------------------
 
@@ -213,7 +220,8 @@ class FTPTransport(Transport):
             _quietly_close(ftp)
             raise
         self._ftp = ftp
-        self._in_remote_dir = self._try_cwd(self.settings.remote_dir)
+        self._remote_dir = self._absolute(self.settings.remote_dir)
+        self._in_remote_dir = self._try_cwd(self._remote_dir)
         logger.debug("{}: connected as {}", self._where, self.settings.username or "anonymous")
 
     def close(self) -> None:
@@ -244,6 +252,18 @@ class FTPTransport(Transport):
 
     # -- directories ---------------------------------------------------------------------------
 
+    def _absolute(self, remote_dir: str) -> str:
+        """``remote_dir`` relative to the login directory, made absolute, so that a CWD never
+        depends on where an earlier (maybe failed) CWD left us."""
+        if remote_dir.startswith("/"):
+            return remote_dir
+        try:
+            home = self._client.pwd()
+        except (ftplib.Error, OSError, EOFError) as exc:
+            logger.debug("{}: PWD failed ({}); using remote_dir as given", self._where, exc)
+            return remote_dir
+        return posixpath.join(home, remote_dir)
+
     def _try_cwd(self, path: str) -> bool:
         try:
             self._client.cwd(path)
@@ -255,7 +275,7 @@ class FTPTransport(Transport):
 
     def mkdirs(self) -> None:
         """Create every missing component of ``remote_dir`` and change into it."""
-        remote_dir = self.settings.remote_dir
+        remote_dir = self._remote_dir
         if self._try_cwd(remote_dir):
             self._in_remote_dir = True
             return
@@ -313,7 +333,7 @@ class FTPTransport(Transport):
                 in_sync = False
                 conn = ftp.transfercmd(f"STOR {target}")
                 try:
-                    while block := source.read(BLOCKSIZE):
+                    while block := source.read(self.blocksize):
                         conn.sendall(block)
                         sent += len(block)
                         if progress is not None:
@@ -383,8 +403,10 @@ class FTPTransport(Transport):
 
     def size(self, remote_name: str) -> int | None:
         check_remote_name(remote_name)
-        if not self._in_remote_dir and not self._try_cwd(self.settings.remote_dir):
-            return None
+        if not self._in_remote_dir:
+            self._in_remote_dir = self._try_cwd(self._remote_dir)
+            if not self._in_remote_dir:
+                return None
         try:
             return self._client.size(remote_name)
         except ftplib.error_perm:
@@ -395,8 +417,10 @@ class FTPTransport(Transport):
     def delete(self, remote_name: str) -> None:
         check_remote_name(remote_name)
         try:
-            if not self._in_remote_dir and not self._try_cwd(self.settings.remote_dir):
-                return
+            if not self._in_remote_dir:
+                self._in_remote_dir = self._try_cwd(self._remote_dir)
+                if not self._in_remote_dir:
+                    return
             self._client.delete(remote_name)
         except (ftplib.Error, OSError, EOFError, TransportError) as exc:
             logger.debug("{}: DELE {} failed: {}", self._where, remote_name, exc)
@@ -407,6 +431,7 @@ class FTPSTransport(FTPTransport):
     """Explicit FTPS: TLS on the control connection before login, ``PROT P`` for the data."""
 
     tls = True
+    blocksize = TLS_BLOCKSIZE
 
     def _new_client(self) -> ftplib.FTP:
         ca_file = str(self.settings.ca_file) if self.settings.ca_file else None

@@ -100,6 +100,18 @@ def test_a_put_creates_a_missing_remote_dir_even_without_mkdirs(server: LocalSer
     assert (server.root / "new" / "a.jpg").exists()
 
 
+@on_servers(["ftp", "ftps", "ftps-vsftpd", "folder"])
+def test_a_relative_remote_dir_starts_at_the_login_directory(server: LocalServer, tmp_path: Path) -> None:
+    # Every server here logs in at its root; a second session finds the same place again.
+    local = make_file(tmp_path, "r.jpg", 1000)
+    settings = settings_for(server, remote_dir="incoming/today")
+    with open_transport(settings) as transport:
+        assert transport.put(local, "r.jpg").verified
+    with open_transport(settings) as transport:
+        assert transport.size("r.jpg") == 1000
+    assert (server.root / "incoming" / "today" / "r.jpg").exists()
+
+
 @on_servers(ALL_SERVERS)
 def test_size_of_a_missing_file_is_none(server: LocalServer) -> None:
     with open_transport(settings_for(server)) as transport:
