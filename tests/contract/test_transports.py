@@ -246,6 +246,27 @@ def test_a_file_taken_by_the_ingest_robot_after_the_transfer_counts_as_uploaded_
     assert server.commands().count("STOR") == 1
 
 
+@on_servers(["sftp", "folder"])
+@pytest.mark.parametrize("atomic_rename", [True, False], ids=["temp-name", "direct"])
+def test_a_file_taken_right_after_the_transfer_is_uploaded_unverified_over_sftp_and_folder(
+    server: LocalServer, tmp_path: Path, atomic_rename: bool
+) -> None:
+    # No hook inside sshd: the robot acts between the transfer and our size check.
+    local = make_file(tmp_path, "taken.jpg", 30_000)
+    with open_transport(settings_for(server, atomic_rename=atomic_rename)) as transport:
+        check = "_stat_size" if server.protocol == "sftp" else "size"
+        real_check = getattr(transport, check)
+
+        def robot_then_check(name: str) -> int | None:
+            (server.root / "taken.jpg").unlink()
+            return real_check(name)
+
+        setattr(transport, check, robot_then_check)
+        result = transport.put(local, "taken.jpg")
+    assert result == PutResult("taken.jpg", 30_000, verified=False)
+    assert remote_files(server.root) == []
+
+
 @on_servers(["ftp", "ftps"])
 def test_a_short_file_on_the_server_is_a_retryable_error_and_is_removed(
     server: LocalServer, tmp_path: Path
