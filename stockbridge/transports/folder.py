@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from loguru import logger
 
@@ -83,15 +84,18 @@ class FolderTransport(Transport):
         self.mkdirs()
         final = self._directory / remote_name
         target = final.with_name(remote_name + TEMP_SUFFIX) if self.settings.atomic_rename else final
-        try:
-            with self._mapped("writing", target):
-                sent = _copy(local, target, progress)
-                if target != final:
-                    os.replace(target, final)
-                    _fsync_directory(final.parent)
-        except BaseException:
-            _remove_quietly(target)
-            raise
+        # Opened first, outside the mapping: a missing local file is the caller's problem and
+        # must not cost the target anything.
+        with local.open("rb") as source:
+            try:
+                with self._mapped("writing", target):
+                    sent = _copy(source, target, progress)
+                    if target != final:
+                        os.replace(target, final)
+                        _fsync_directory(final.parent)
+            except BaseException:
+                _remove_quietly(target)
+                raise
         remote_size = self.size(remote_name)
         if remote_size is None:
             # Someone (an ingest job on the NAS) took it already: never copy it again.
@@ -116,9 +120,9 @@ class FolderTransport(Transport):
         _remove_quietly(self._directory / remote_name)
 
 
-def _copy(local: Path, target: Path, progress: Progress | None) -> int:
+def _copy(source: BinaryIO, target: Path, progress: Progress | None) -> int:
     sent = 0
-    with local.open("rb") as source, target.open("wb") as sink:
+    with target.open("wb") as sink:
         while block := source.read(_CHUNK):
             sink.write(block)
             sent += len(block)

@@ -23,7 +23,7 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from loguru import logger
 
@@ -211,12 +211,13 @@ class FTPTransport(Transport):
                 # Binary mode once per session: SIZE is refused or wrong in ASCII mode on some
                 # servers, and every transfer here is binary.
                 ftp.voidcmd("TYPE I")
+            self._ftp = ftp
+            self._remote_dir = self._absolute(self.settings.remote_dir)
+            self._in_remote_dir = self._try_cwd(self._remote_dir)
         except BaseException:
+            self._ftp = None
             _quietly_close(ftp)
             raise
-        self._ftp = ftp
-        self._remote_dir = self._absolute(self.settings.remote_dir)
-        self._in_remote_dir = self._try_cwd(self._remote_dir)
         logger.debug("{}: connected as {}", self._where, self.settings.username or "anonymous")
 
     def close(self) -> None:
@@ -321,12 +322,18 @@ class FTPTransport(Transport):
     def _store(self, local: Path, target: str, progress: Progress | None) -> None:
         """STOR ``local`` as ``target``; the server's final reply decides success."""
         ftp = self._client
-        sent = 0
-        in_sync = True  # False when the control channel may hold a reply we never read
-        try:
-            with local.open("rb") as source:
-                in_sync = False
+        # Opened first: a missing local file must not cost the remote one anything.
+        with local.open("rb") as source:
+            try:
                 conn = ftp.transfercmd(f"STOR {target}")
+            except ftplib.Error as exc:
+                # Refused before the data connection opened (553, 452, ...): nothing was written.
+                raise error_for_exception(exc, "STOR", self._where) from exc
+            except BaseException as exc:
+                # The data connection failed after STOR (vsftpd leaves an empty file on 522).
+                self._fail_store(exc, target, in_sync=False)
+            try:
+                sent = 0
                 try:
                     while block := source.read(BLOCKSIZE):
                         _send_all(conn, block)
@@ -337,17 +344,18 @@ class FTPTransport(Transport):
                         self._unwrap(conn)
                 finally:
                     conn.close()
-            ftp.voidresp()  # 226 (or 426/451/552 ...)
-            in_sync = True
-        except BaseException as exc:
-            # Also for an exception from ``progress`` (a shutdown): a cut-off STOR leaves a short
-            # file, which must not stay under a name an ingest robot takes.
-            if isinstance(exc, ftplib.Error):
-                in_sync = True  # the error *is* the reply
-            self._discard_partial(target, in_sync)
-            if isinstance(exc, (ftplib.Error, OSError, EOFError)):
-                raise error_for_exception(exc, "STOR", self._where) from exc
-            raise
+                ftp.voidresp()  # 226 (or 426/451/552 ...)
+            except BaseException as exc:
+                # Also for an exception from ``progress`` (a shutdown): a cut-off STOR leaves a
+                # short file, which must not stay under a name an ingest robot takes.
+                self._fail_store(exc, target, in_sync=isinstance(exc, ftplib.Error))
+
+    def _fail_store(self, exc: BaseException, target: str, in_sync: bool) -> NoReturn:
+        """Remove what a failed STOR left behind, then raise ``exc`` as our error."""
+        self._discard_partial(target, in_sync)
+        if isinstance(exc, (ftplib.Error, OSError, EOFError)):
+            raise error_for_exception(exc, "STOR", self._where) from exc
+        raise exc
 
     def _unwrap(self, conn: ssl.SSLSocket) -> None:
         # The TLS close_notify exchange tells the server the data is complete (without it, curl

@@ -147,6 +147,20 @@ def test_a_direct_put_without_rename_also_arrives_complete(server: LocalServer, 
 
 
 @on_servers(ALL_SERVERS)
+@pytest.mark.parametrize("atomic_rename", [True, False], ids=["temp-name", "direct"])
+def test_a_missing_local_file_leaves_the_remote_file_of_that_name_alone(
+    server: LocalServer, tmp_path: Path, atomic_rename: bool
+) -> None:
+    local = make_file(tmp_path, "keep.jpg", 2000)
+    with open_transport(settings_for(server, atomic_rename=atomic_rename)) as transport:
+        transport.put(local, "keep.jpg")
+        with pytest.raises(FileNotFoundError):
+            transport.put(tmp_path / "gone.jpg", "keep.jpg")
+        assert transport.size("keep.jpg") == 2000
+    assert remote_files(server.root) == ["keep.jpg"]
+
+
+@on_servers(ALL_SERVERS)
 def test_several_files_go_through_one_session(server: LocalServer, tmp_path: Path) -> None:
     files = [make_file(tmp_path, f"{index}.jpg", 20_000 + index, seed=index) for index in range(5)]
     with open_transport(settings_for(server)) as transport:
@@ -531,7 +545,7 @@ def test_folder_write_errors_are_classified_and_leave_no_part_file(
     retryable: bool,
 ) -> None:
     # Injected after the temp file exists: root (as in CI) cannot be denied by chmod.
-    def failing_copy(local: Path, target: Path, progress: object) -> int:
+    def failing_copy(source: object, target: Path, progress: object) -> int:
         target.write_bytes(b"half")
         raise error
 
