@@ -119,14 +119,22 @@ class SFTPTransport(Transport):
                 hint=f"get the fingerprint with `ssh-keyscan -p {self._port} {host} | ssh-keygen -lf -`, "
                 'check it with the agency, and set host_key = "SHA256:..."',
             )
+        if not self.settings.username:
+            raise TransportError(f"{self._where}: no username configured", retryable=False)
+        if not self.settings.key_file and not self.settings.password:
+            raise TransportError(f"{self._where}: neither password nor key_file configured", retryable=False)
         self.close()
         timeout = self.settings.timeout
         transport: paramiko.Transport | None = None
         try:
             with self._mapped("connect"):
                 sock = socket.create_connection((host, self._port), timeout=timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                transport = paramiko.Transport(sock)
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    transport = paramiko.Transport(sock)
+                except BaseException:
+                    sock.close()
+                    raise
                 transport.banner_timeout = timeout
                 transport.handshake_timeout = timeout
                 transport.auth_timeout = timeout
@@ -203,12 +211,8 @@ class SFTPTransport(Transport):
         )
 
     def _authenticate(self, transport: paramiko.Transport) -> None:
-        username = self.settings.username
+        username = self.settings.username or ""
         password = self.settings.password
-        if not username:
-            raise TransportError(f"{self._where}: no username configured", retryable=False)
-        if not self.settings.key_file and not password:
-            raise TransportError(f"{self._where}: neither password nor key_file configured", retryable=False)
         try:
             if self.settings.key_file:
                 remaining = transport.auth_publickey(username, self._load_key(self.settings.key_file))

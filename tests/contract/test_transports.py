@@ -11,6 +11,7 @@ import ftplib
 import io
 import random
 import re
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -360,10 +361,28 @@ def test_a_wrong_sftp_password_is_an_auth_error_without_the_password_in_it(sshd_
     assert wrong not in str(caught.value)
 
 
-def test_nothing_listens_is_a_retryable_transport_error(ftp_server: LocalServer) -> None:
-    with socket_closed_port() as port, pytest.raises(TransportError) as caught:
-        open_transport(settings_for(ftp_server, port=port)).connect()
+def test_nothing_listening_is_a_retryable_transport_error(ftp_server: LocalServer) -> None:
+    # Bound but never listening: connections are refused for as long as the block runs.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        with pytest.raises(TransportError) as caught:
+            open_transport(settings_for(ftp_server, port=closed.getsockname()[1])).connect()
     assert caught.value.retryable
+
+
+@on_servers(LOGIN_SERVERS)
+def test_a_server_that_never_answers_times_out_as_a_retryable_error(server: LocalServer) -> None:
+    # A listening socket that accepts and stays silent: no banner, no greeting.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings = settings_for(server, port=silent.getsockname()[1], timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(TransportError) as caught:
+            open_transport(settings).connect()
+        elapsed = time.monotonic() - started
+    assert caught.value.retryable
+    assert elapsed < 5
 
 
 # -- trust: SFTP host keys -----------------------------------------------------------------------
@@ -607,20 +626,3 @@ def test_ftp_replies_are_classified_once(
     assert type(error) is error_type
     assert error.retryable is retryable
     assert reply.strip() in str(error)  # the server's words reach the user
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-
-class socket_closed_port:
-    """A port on 127.0.0.1 where nothing listens (bound, never listened on, for the block)."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        return self._socket.getsockname()[1]
-
-    def __exit__(self, *exc: object) -> None:
-        self._socket.close()
