@@ -90,7 +90,7 @@ class Transport(abc.ABC):
     def delete(self, remote_name: str) -> None:
         """Remove ``remote_name`` from ``remote_dir`` if it is there (best effort)."""
 
-    def mkdirs(self) -> None:
+    def mkdirs(self) -> None:  # noqa: B027  (an optional hook: folder-less transports need nothing)
         """Make sure ``remote_dir`` exists. Default: nothing to do."""
 
     def check_writable(self) -> None:
