@@ -1,1 +1,80 @@
-"""Fixtures: generated images with real metadata (filled in by the metadata work)."""
+"""Fixtures: generated images with real metadata, and the ExifTool session that writes them.
+
+- ``exiftool``: one ExifTool process for the whole test session (started in a private temporary
+  directory, closed at the end). Tests that need ExifTool are skipped, with the reason, when the
+  program is not installed; CI installs it, so CI skips nothing.
+- ``make_image``: a factory, ``make_image(name="image.jpg", **overrides) -> Path``, writing into
+  the test's ``tmp_path`` with defaults a typical stock photo test needs: 1200×900 JPEG, title
+  "Test image", ten keywords. Every call in a test gets the next seed unless ``seed`` is given,
+  so two images of one test never share a content hash (stockbridge would take them as one).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockbridge.metadata import ExifTool
+from stockbridge.samples import make_image as _make_image
+
+DEFAULT_WIDTH = 1200
+DEFAULT_HEIGHT = 900
+DEFAULT_TITLE = "Test image"
+DEFAULT_KEYWORDS = (
+    "landscape",
+    "sky",
+    "sunset",
+    "nature",
+    "colour",
+    "gradient",
+    "abstract",
+    "background",
+    "outdoor",
+    "travel",
+)
+
+MakeImage = Callable[..., Path]
+
+
+def require_exiftool() -> str:
+    """The exiftool program's path, or skip the calling test with the reason."""
+    found = shutil.which("exiftool")
+    if found is None:
+        pytest.skip("ExifTool is not installed (apt install libimage-exiftool-perl); CI installs it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def exiftool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExifTool]:
+    require_exiftool()
+    session = ExifTool(cwd=tmp_path_factory.mktemp("exiftool-cwd"))
+    session.start()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def make_image(tmp_path: Path, exiftool: ExifTool) -> MakeImage:
+    seeds = itertools.count()
+
+    def make(name: str = "image.jpg", **overrides: Any) -> Path:
+        options: dict[str, Any] = {
+            "width": DEFAULT_WIDTH,
+            "height": DEFAULT_HEIGHT,
+            "title": DEFAULT_TITLE,
+            "keywords": DEFAULT_KEYWORDS,
+            "exiftool": exiftool,
+            "seed": next(seeds),
+        }
+        options.update(overrides)
+        path = Path(name) if Path(name).is_absolute() else tmp_path / name
+        return _make_image(path, **options)
+
+    return make
