@@ -462,7 +462,8 @@ def _merge_union_problems(problems: list[str]) -> list[str]:
 def _is_union_tag(part: object) -> bool:
     # pydantic puts the union member's name into loc ("str", "PasswordSource", "function-after[...]").
     return isinstance(part, str) and (
-        part in ("str", "PasswordSource", "int", "float", "list[str]", "[key]") or ("[" in part and "(" in part)
+        part in ("str", "PasswordSource", "int", "float", "list[str]", "[key]")
+        or ("[" in part and "(" in part)
     )
 
 

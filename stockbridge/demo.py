@@ -29,7 +29,49 @@ from stockbridge.samples import make_image
 
 PASSWORD_ENV = "STOCKBRIDGE_DEMO_PASSWORD"
 
-_KEYWORDS = ["harbour", "boat", "sea", "water", "dawn", "morning", "travel", "coast", "fishing", "reflection", "calm", "blue", "europe", "summer", "nautical", "mooring", "pier", "village", "light", "sky", "quiet", "colour", "outdoor", "nobody", "scenic", "landscape", "peaceful", "holiday", "tourism", "marine", "vessel", "anchor", "rope", "dock", "wharf", "mast", "sail", "tide", "wave", "shore", "bay"]
+_KEYWORDS = [
+    "harbour",
+    "boat",
+    "sea",
+    "water",
+    "dawn",
+    "morning",
+    "travel",
+    "coast",
+    "fishing",
+    "reflection",
+    "calm",
+    "blue",
+    "europe",
+    "summer",
+    "nautical",
+    "mooring",
+    "pier",
+    "village",
+    "light",
+    "sky",
+    "quiet",
+    "colour",
+    "outdoor",
+    "nobody",
+    "scenic",
+    "landscape",
+    "peaceful",
+    "holiday",
+    "tourism",
+    "marine",
+    "vessel",
+    "anchor",
+    "rope",
+    "dock",
+    "wharf",
+    "mast",
+    "sail",
+    "tide",
+    "wave",
+    "shore",
+    "bay",
+]
 
 
 @dataclass(frozen=True)
@@ -136,6 +178,7 @@ def run_demo(keep: Path | None = None, console: Console | None = None) -> int:
 def _run(workspace: Path, console: Console, started: float) -> int:
     exports = workspace / "exports"
     exports.mkdir(parents=True, exist_ok=True)
+    (workspace / "archive").mkdir(exist_ok=True)
     console.print(f"[bold]stockbridge demo[/] in {workspace}")
     with ExifTool() as exiftool:
         for index, sample in enumerate(SAMPLES):
@@ -165,9 +208,16 @@ def _run(workspace: Path, console: Console, started: float) -> int:
         config = load_config(config_path)
         report = run_once(config)
         payload = status_payload(config)
+        stores = server.commands.count("STOR")
+        run_once(config)  # the same folder again: the ledger knows every file, nothing is re-sent
+        resent = server.commands.count("STOR") - stores
 
     _print_table(console, payload)
     problems = _check(payload, workspace)
+    if resent:
+        problems.append(f"the second run sent {resent} file(s) again")
+    else:
+        console.print("  second run over the same folder: nothing sent again")
     elapsed = time.monotonic() - started
     if problems:
         for problem in problems:
@@ -194,6 +244,8 @@ def _print_table(console: Console, payload: dict) -> None:
         for platform, job in sorted(entry["platforms"].items()):
             style = STATE_STYLES.get(job["state"], "")
             detail = job["reason"] or (f"as {job['remote_name']}" if job["remote_name"] else "")
+            if job.get("changes"):
+                detail += "; " + "; ".join(job["changes"])
             table.add_row(Path(entry["path"]).name, platform, f"[{style}]{job['state']}[/]", detail)
     console.print(table)
 
@@ -220,4 +272,14 @@ def _check(payload: dict, workspace: Path) -> list[str]:
             where = workspace / ("archive" if platform == "archive" else "ftps-server/incoming")
             if not (where / job["remote_name"]).is_file():
                 problems.append(f"{job['remote_name']} is not in {where}")
+    many = SAMPLES[2]
+    with ExifTool() as exiftool:
+        sent = workspace / "ftps-server" / "incoming" / many.name
+        archived = workspace / "archive" / many.name
+        result = exiftool.read([sent, archived])
+    for path, count in ((sent, 25), (archived, len(many.keywords))):
+        metadata = result[path]
+        got = "unreadable" if isinstance(metadata, Exception) else len(metadata.keywords)
+        if got != count:
+            problems.append(f"{path} carries {got} keywords, expected {count}")
     return problems

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts        INTEGER NOT NULL DEFAULT 0,
     remote_name     TEXT,
     upload_path     TEXT,           -- the exact file to send (staged copy or derived copy)
+    changes         TEXT,           -- what this platform's copy differs in, one change a line
     upload_size     INTEGER,
     verified        INTEGER,        -- 1: remote size checked; 0: server moved it away after a confirmed transfer
     next_attempt_at REAL NOT NULL DEFAULT 0,
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE TABLE IF NOT EXISTS platform_pauses (
     platform     TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,    -- auth | trust | quota | unreachable | config
     reason       TEXT NOT NULL,
     paused_at    REAL NOT NULL,
     until        REAL              -- NULL: until `stockbridge retry --platform NAME`
@@ -115,11 +117,13 @@ class Job:
     updated_at: float
     uploaded_at: float | None
     path: str  # the asset's source path, for messages
+    changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Pause:
     platform: str
+    kind: str
     reason: str
     paused_at: float
     until: float | None
@@ -232,6 +236,7 @@ class Ledger:
         remote_name: str | None = None,
         upload_path: str | None = None,
         upload_size: int | None = None,
+        changes: Sequence[str] = (),
     ) -> bool:
         """Create the job for (sha256, platform) unless it exists. True if created."""
         assert state in STATES
@@ -239,10 +244,21 @@ class Ledger:
         with self._transaction() as db:
             cursor = db.execute(
                 """INSERT INTO jobs (sha256, platform, state, reason, remote_name, upload_path, upload_size,
-                                     created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     changes, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(sha256, platform) DO NOTHING""",
-                (sha256, platform, state, reason, remote_name, upload_path, upload_size, now, now),
+                (
+                    sha256,
+                    platform,
+                    state,
+                    reason,
+                    remote_name,
+                    upload_path,
+                    upload_size,
+                    "\n".join(changes) or None,
+                    now,
+                    now,
+                ),
             )
             return cursor.rowcount == 1
 
@@ -352,13 +368,13 @@ class Ledger:
 
     # ---------------------------------------------------------------- platform pauses
 
-    def pause(self, platform: str, reason: str, until: float | None) -> None:
+    def pause(self, platform: str, reason: str, until: float | None, kind: str = "other") -> None:
         with self._transaction() as db:
             db.execute(
-                """INSERT INTO platform_pauses (platform, reason, paused_at, until) VALUES (?, ?, ?, ?)
-                   ON CONFLICT(platform) DO UPDATE SET reason=excluded.reason,
+                """INSERT INTO platform_pauses (platform, kind, reason, paused_at, until) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(platform) DO UPDATE SET kind=excluded.kind, reason=excluded.reason,
                        paused_at=excluded.paused_at, until=excluded.until""",
-                (platform, reason, time.time(), until),
+                (platform, kind, reason, time.time(), until),
             )
 
     def pause_of(self, platform: str, now: float | None = None) -> Pause | None:
@@ -367,19 +383,21 @@ class Ledger:
             row = self._db.execute("SELECT * FROM platform_pauses WHERE platform=?", (platform,)).fetchone()
         if row is None or (row["until"] is not None and row["until"] <= now):
             return None
-        return Pause(row["platform"], row["reason"], row["paused_at"], row["until"])
+        return Pause(row["platform"], row["kind"], row["reason"], row["paused_at"], row["until"])
 
-    def resume(self, platform: str | None = None) -> list[str]:
-        """Lift pauses (all, or one platform's). Returns the platforms resumed."""
+    def resume(self, platform: str | None = None, kinds: Sequence[str] | None = None) -> list[str]:
+        """Lift pauses (all, one platform's, or only those of ``kinds``). Returns the platforms resumed."""
+        clauses, params = [], []
+        if platform is not None:
+            clauses.append("platform=?")
+            params.append(platform)
+        if kinds is not None:
+            clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._transaction() as db:
-            if platform is None:
-                rows = db.execute("SELECT platform FROM platform_pauses").fetchall()
-                db.execute("DELETE FROM platform_pauses")
-            else:
-                rows = db.execute(
-                    "SELECT platform FROM platform_pauses WHERE platform=?", (platform,)
-                ).fetchall()
-                db.execute("DELETE FROM platform_pauses WHERE platform=?", (platform,))
+            rows = db.execute(f"SELECT platform FROM platform_pauses{where}", params).fetchall()
+            db.execute(f"DELETE FROM platform_pauses{where}", params)
         return [row["platform"] for row in rows]
 
     def requeue_failed(self, platform: str | None = None, sha256s: Sequence[str] | None = None) -> int:
@@ -420,4 +438,5 @@ def _job(row: sqlite3.Row) -> Job:
         updated_at=row["updated_at"],
         uploaded_at=row["uploaded_at"],
         path=row["path"],
+        changes=tuple(row["changes"].split("\n")) if row["changes"] else (),
     )

@@ -39,8 +39,8 @@ class _InterceptHandler(logging.Handler):
 
 
 def setup_logging(verbosity: int = 0, *, json: bool = False) -> None:
-    """``verbosity``: -1 quiet (warnings and errors), 0 normal (info), 1+ debug."""
-    level = "WARNING" if verbosity < 0 else "INFO" if verbosity == 0 else "DEBUG"
+    """``verbosity``: -2 errors only, -1 quiet (warnings and errors), 0 normal (info), 1+ debug."""
+    level = {-2: "ERROR", -1: "WARNING", 0: "INFO"}.get(max(-2, verbosity), "DEBUG")
     logger.remove()
     logger.configure(patcher=_scrub)
     logger.add(

@@ -57,6 +57,8 @@ class RetryPolicy:
 #: ``once`` should finish in minutes; the service can wait hours for a server to come back.
 ONCE_RETRY = RetryPolicy(base_seconds=1.0, cap_seconds=8.0, max_attempts=4)
 SERVICE_RETRY = RetryPolicy(base_seconds=30.0, cap_seconds=3600.0, max_attempts=8)
+#: Pause kind of a server that could not be reached: lifted at every start (a new try).
+UNREACHABLE = "unreachable"
 #: How long a full server / used-up quota pauses a platform before we look again.
 QUOTA_PAUSE_SECONDS = 1800.0
 
@@ -145,6 +147,7 @@ class Pipeline:
             remote_name=remote,
             upload_path=str(upload_path),
             upload_size=upload_path.stat().st_size,
+            changes=verdict.changes,
         )
         if created:
             changes = f" ({'; '.join(verdict.changes)})" if verdict.changes else ""
@@ -216,18 +219,18 @@ class PlatformUploader:
         self.retry = retry
         self.stop = stop or threading.Event()
         self.on_outcome = on_outcome
+        #: Consecutive failures to connect; reset by a successful login.
+        self.connect_failures = 0
 
     # ------------------------------------------------------------------ public
 
-    def paused(self) -> bool:
-        return self.ledger.pause_of(self.name) is not None
-
     def recover(self) -> None:
-        """Jobs left ``uploading`` by a crash go back to ``pending`` with their remote name kept.
+        """At start: give an unreachable server a fresh try; requeue jobs a crash left ``uploading``.
 
-        The next batch checks the server first: a file already there at full size is marked
+        Their remote name is kept. The next batch checks the server first: a file already there at full size is marked
         uploaded without sending it again; otherwise it is re-sent to the same name.
         """
+        self.ledger.resume(self.name, kinds=[UNREACHABLE])
         for job in self.ledger.interrupted_uploads(self.name):
             logger.info(
                 "{} → {}: interrupted upload of {}, will check and resume",
@@ -251,12 +254,12 @@ class PlatformUploader:
                 transport = open_transport(transport_settings(self.name, self.platform))
                 transport.connect()
                 transport.mkdirs()
+                self.connect_failures = 0
             except TransportError as exc:
                 self._connection_failed(jobs, exc)
-                failed = len(jobs)
                 return
             except ConfigError as exc:  # e.g. the password's environment variable went away
-                self._pause(f"configuration problem: {exc}", until=None)
+                self._pause(f"configuration problem: {exc}", until=None, kind="config")
                 return
             logger.info("{}: batch of {} file(s)", self.name, len(jobs))
             for job in jobs:
@@ -316,19 +319,9 @@ class PlatformUploader:
             logger.error("{} → {}: refused by the server: {}", Path(job.path).name, self.name, exc.message)
             self._report(job.id)
             return "failed"
-        except AuthError as exc:
-            self.ledger.set_state(job.id, states.PENDING, f"waiting: {self.name} refused the login")
-            self._pause(f"login refused: {exc.message}", until=None)
-            return "stop-batch"
-        except TrustError as exc:
-            self.ledger.set_state(job.id, states.PENDING, f"waiting: {self.name} could not be verified")
-            self._pause(f"server identity not trusted: {exc}", until=None)
-            return "stop-batch"
-        except QuotaError as exc:
-            self.ledger.set_state(job.id, states.PENDING, f"waiting: {self.name} is full ({exc.message})")
-            self._pause(
-                f"server full or quota used up: {exc.message}", until=time.time() + QUOTA_PAUSE_SECONDS
-            )
+        except (AuthError, TrustError, QuotaError) as exc:
+            reason = self._pause_for(exc)
+            self.ledger.set_state(job.id, states.PENDING, f"waiting: {self.name} is paused ({reason})")
             return "stop-batch"
         except (TransportError, OSError) as exc:
             if self.stop.is_set():
@@ -371,26 +364,37 @@ class PlatformUploader:
         self.ledger.set_state(job.id, states.PENDING, reason, next_attempt_at=time.time() + delay)
         logger.warning("{} → {}: {}", Path(job.path).name, self.name, reason)
 
-    def _connection_failed(self, jobs: list[Job], exc: TransportError) -> None:
+    def _pause_for(self, exc: AuthError | TrustError | QuotaError) -> str:
+        """Pause the platform for a problem no retry of a single file can solve. Returns the reason."""
         if isinstance(exc, AuthError):
-            self._pause(f"login refused: {exc.message}", until=None)
-            return
-        if isinstance(exc, TrustError):
-            self._pause(f"server identity not trusted: {exc}", until=None)
-            return
-        if isinstance(exc, QuotaError):
-            self._pause(
-                f"server full or quota used up: {exc.message}", until=time.time() + QUOTA_PAUSE_SECONDS
+            # One attempt only: agencies lock accounts after repeated failed logins.
+            reason, until, kind = f"login refused: {exc.message}", None, "auth"
+        elif isinstance(exc, TrustError):
+            reason, until, kind = f"server identity not trusted: {exc}", None, "trust"
+        else:
+            reason, until, kind = (
+                f"server full or quota used up: {exc.message}",
+                time.time() + QUOTA_PAUSE_SECONDS,
+                "quota",
             )
-            return
-        # Could not reach the server: every job of the batch counts one attempt.
-        for job in jobs:
-            fresh = self.ledger.job(job.id)
-            self.ledger.set_state(fresh.id, states.PENDING, fresh.reason, attempts=fresh.attempts + 1)
-            self._retry_later(self.ledger.job(job.id), exc)
+        self._pause(reason, until, kind)
+        return reason
 
-    def _pause(self, reason: str, until: float | None) -> None:
-        self.ledger.pause(self.name, reason, until)
+    def _connection_failed(self, jobs: list[Job], exc: TransportError) -> None:
+        if isinstance(exc, (AuthError, TrustError, QuotaError)):
+            self._pause_for(exc)
+            return
+        # Could not reach the server. That says nothing about the files, so it costs them no
+        # attempt: the platform waits (with growing, jittered delays) and the jobs stay pending.
+        self.connect_failures += 1
+        delay = self.retry.delay(self.connect_failures)
+        reason = f"cannot reach the server ({exc.message}); trying again in {delay:.0f} s"
+        for job in jobs:
+            self.ledger.set_state(job.id, states.PENDING, f"waiting: {reason}")
+        self._pause(reason, until=time.time() + delay, kind=UNREACHABLE)
+
+    def _pause(self, reason: str, until: float | None, kind: str) -> None:
+        self.ledger.pause(self.name, reason, until, kind)
         if until is None:
             logger.error(
                 "{}: paused, {}. Fix it, then run `stockbridge retry --platform {}`",
@@ -414,8 +418,16 @@ def drain(uploader: PlatformUploader, deadline: float) -> None:
     uploader.recover()
     max_files = uploader.platform.batch.max_files
     while not uploader.stop.is_set() and time.monotonic() < deadline:
-        if uploader.paused():
-            return
+        pause = uploader.ledger.pause_of(uploader.name)
+        if pause is not None:
+            # A refused login or a full server is not going to change within this run; a server
+            # that could not be reached gets the same number of tries as a file would.
+            if pause.until is None or uploader.connect_failures == 0:
+                return
+            if uploader.connect_failures >= uploader.retry.max_attempts:
+                return
+            uploader.stop.wait(max(0.05, min(pause.until - time.time(), deadline - time.monotonic())))
+            continue
         pending = uploader.ledger.jobs(platform=uploader.name, states=[states.PENDING])
         if not pending:
             return

@@ -21,7 +21,11 @@ STATE_STYLES = {
 
 
 def status_payload(config: Config) -> dict[str, Any]:
-    """``{"files": [{"path", "sha256", "platforms": {NAME: {"state", "reason", "remote_name"}}}]}``."""
+    """``{"files": [{"path", "sha256", "platforms": {NAME: {"state", "reason", "remote_name", "changes"}}}]}``.
+
+    ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
+    A ``paused`` object (platform → reason) is present when a platform waits for the user.
+    """
     if not config.ledger_path.exists():
         return {"files": []}
     ledger = Ledger(config.ledger_path)
@@ -37,6 +41,7 @@ def status_payload(config: Config) -> dict[str, Any]:
                 "state": job.state,
                 "reason": job.reason,
                 "remote_name": job.remote_name,
+                "changes": list(job.changes),
             }
         pauses = {name: ledger.pause_of(name) for name in config.platforms}
     finally:
@@ -74,6 +79,8 @@ def print_status_table(config: Config, payload: dict[str, Any], console: Console
                 text += f"\n{_escape(job['reason'])}"
             elif job["state"] == "uploaded" and job["remote_name"]:
                 text += f"\nas {_escape(job['remote_name'])}"
+            for change in job.get("changes", []):
+                text += f"\n{_escape(change)}"
             cells.append(text)
         table.add_row(*cells)
     console.print(table)

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 from stockbridge.samples import make_image
-
 from tests.e2e.conftest import Workspace, platform_table
 
 KEYWORDS = [f"keyword{index}" for index in range(40)]
@@ -47,7 +46,12 @@ def test_once_delivers_every_file_once_to_ftps_sftp_and_a_folder(
         assert len(entry["sha256"]) == 64
         assert set(entry["platforms"]) == {"agency_ftps", "agency_sftp", "archive"}
         for job in entry["platforms"].values():
-            assert job == {"state": "uploaded", "reason": None, "remote_name": job["remote_name"]}
+            assert job == {
+                "state": "uploaded",
+                "reason": None,
+                "remote_name": job["remote_name"],
+                "changes": [],
+            }
 
     stores_before = ftps_server.commands().count("STOR")
     mtimes = {p.name: p.stat().st_mtime_ns for p in folder_target.root.iterdir()}
@@ -90,6 +94,8 @@ def test_each_platform_gets_its_verdict_with_a_reason(
     assert files["notes.jpg"]["agency"]["state"] == "rejected"
     assert "not an image" in files["notes.jpg"]["archive"]["reason"]
     assert files["many_keywords.jpg"]["agency"]["state"] == "uploaded"
+    assert files["many_keywords.jpg"]["agency"]["changes"] == ["keywords 40 → 25 (first 25 kept)"]
+    assert files["many_keywords.jpg"]["archive"]["changes"] == []
 
     # The agency's copy carries the first 25 keywords, in order; the archive and the source keep all 40.
     sent = exiftool.read([ftps_server.root / "many_keywords.jpg"])[ftps_server.root / "many_keywords.jpg"]
