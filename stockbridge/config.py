@@ -156,6 +156,12 @@ class PlatformConfig(_Model):
         None, strict=False, description="sftp: a known_hosts file holding the server's key."
     )
     path: Path | None = Field(None, strict=False, description="folder: the directory to copy into.")
+    sftp_request_size: int = Field(
+        32 * 1024,
+        ge=1024,
+        le=256 * 1024,
+        description="sftp: bytes per write request. 32768 works with every server; OpenSSH takes 261120, which is faster.",
+    )
     atomic_rename: bool | None = Field(
         None,
         description="Upload to a temporary name, then rename. Default: on for folder and sftp, off for ftp/ftps.",
@@ -285,8 +291,8 @@ def validate_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = _merge_union_problems([_describe(error, data) for error in exc.errors()])
-        raise ConfigError(_summary(source, problems), problems=problems) from None
+        found = _merge_union_problems([_describe(error, data) for error in exc.errors()])
+        raise ConfigError(_summary(source, found), problems=found) from None
     config = _resolve_paths(config, base)
     problems: list[str] = []
     warnings: list[str] = []
@@ -390,6 +396,7 @@ def transport_settings(name: str, platform: PlatformConfig) -> TransportSettings
         known_hosts=platform.known_hosts,
         atomic_rename=platform.effective_atomic_rename,
         timeout=platform.timeout_seconds,
+        sftp_request_size=platform.sftp_request_size,
     )
 
 

@@ -13,10 +13,11 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from loguru import logger
 
@@ -26,6 +27,8 @@ from stockbridge.ledger import Ledger
 from stockbridge.metadata import ExifTool
 from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain
 from stockbridge.watcher import Watcher, collect_settled
+
+T = TypeVar("T")
 
 #: ``once`` gives up on files still being written after this long; the next run takes them.
 ONCE_MAX_SETTLE_WAIT = 120.0
@@ -114,7 +117,7 @@ def _known_sha(pipeline: Pipeline, path: Path) -> str | None:
     return pipeline.ledger.known_source(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _safely(function, *args):  # type: ignore[no-untyped-def]
+def _safely(function: Callable[..., T], *args: Any) -> T | None:
     """Run one unit of work; an unexpected error is logged with its traceback, never fatal."""
     try:
         return function(*args)

@@ -47,7 +47,7 @@ class Secret:
     def __bool__(self) -> bool:
         return bool(self._value)
 
-    def __reduce__(self) -> object:  # never pickled into a crash dump by accident
+    def __reduce__(self) -> str | tuple[object, ...]:  # never pickled into a crash dump by accident
         raise TypeError("a Secret cannot be pickled")
 
 
