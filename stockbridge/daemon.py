@@ -101,8 +101,15 @@ def run_once(config: Config, stop: threading.Event | None = None) -> OnceReport:
             thread.join()
         for name in pipeline.platforms:
             pause = pipeline.ledger.pause_of(name)
-            if pause is not None:
-                logger.error("{} is paused: {}", name, pause.reason)
+            if pause is None:
+                continue
+            waiting = len(pipeline.ledger.jobs(platform=name, states=[states.PENDING]))
+            if pause.until is None:
+                logger.error(
+                    "{} is paused ({}); run `stockbridge retry --platform {}`", name, pause.reason, name
+                )
+            else:
+                logger.error("{}: {} file(s) left pending for the next run: {}", name, waiting, pause.reason)
         for job in pipeline.ledger.jobs():
             if job.sha256 in touched and job.platform in pipeline.platforms:
                 report.counts[job.state] = report.counts.get(job.state, 0) + 1

@@ -388,7 +388,7 @@ class PlatformUploader:
         # attempt: the platform waits (with growing, jittered delays) and the jobs stay pending.
         self.connect_failures += 1
         delay = self.retry.delay(self.connect_failures)
-        reason = f"cannot reach the server ({exc.message}); trying again in {delay:.0f} s"
+        reason = f"cannot reach the server ({exc.message})"
         for job in jobs:
             self.ledger.set_state(job.id, states.PENDING, f"waiting: {reason}")
         self._pause(reason, until=time.time() + delay, kind=UNREACHABLE)
@@ -402,8 +402,12 @@ class PlatformUploader:
                 reason,
                 self.name,
             )
+        elif kind == UNREACHABLE:
+            logger.warning("{}: {}; trying again in {:.0f} s", self.name, reason, until - time.time())
         else:
-            logger.error("{}: paused for {:.0f} min, {}", self.name, (until - time.time()) / 60, reason)
+            logger.error(
+                "{}: paused until {}, {}", self.name, time.strftime("%H:%M", time.localtime(until)), reason
+            )
 
     def _report(self, job_id: int) -> None:
         if self.on_outcome is not None:

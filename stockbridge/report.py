@@ -50,6 +50,8 @@ def status_payload(config: Config) -> dict[str, Any]:
     paused = {name: pause.reason for name, pause in pauses.items() if pause is not None}
     if paused:
         payload["paused"] = paused
+        # Only a pause without an end needs the user (`retry`); a timed one lifts by itself.
+        payload["paused_until"] = {name: pause.until for name, pause in pauses.items() if pause is not None}
     return payload
 
 
@@ -57,7 +59,12 @@ def print_status_table(config: Config, payload: dict[str, Any], console: Console
     console = console or Console()
     files = payload["files"]
     for name, reason in payload.get("paused", {}).items():
-        console.print(f"[bold red]{name} is paused:[/] {reason} — run `stockbridge retry --platform {name}`")
+        if payload.get("paused_until", {}).get(name) is None:
+            console.print(
+                f"[bold red]{name} is paused:[/] {_escape(reason)} — run `stockbridge retry --platform {name}`"
+            )
+        else:
+            console.print(f"[yellow]{name} is waiting:[/] {_escape(reason)}")
     if not files:
         console.print("No files recorded yet.")
         return
