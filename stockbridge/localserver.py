@@ -123,6 +123,8 @@ class FTPServerThread:
     #: False: close TLS data connections without a close_notify, as some servers (IIS) do;
     #: clients that insist on a clean TLS shutdown then fail although the upload succeeded.
     tls_data_close_notify: bool = True
+    #: Plain FTP only: cap uploads at this many bytes per second (a slow home link).
+    upload_limit: int | None = None
     _server: Any = None
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -176,6 +178,16 @@ class FTPServerThread:
                     server.ingest(Path(renamed[1]))
                 return renamed
 
+        if self.upload_limit is not None:
+            if self.tls:
+                raise ValueError("upload_limit is supported for plain FTP only")
+            from pyftpdlib.handlers import ThrottledDTPHandler
+
+            class SlowDataHandler(ThrottledDTPHandler):
+                read_limit = self.upload_limit
+
+            Handler.dtp_handler = SlowDataHandler
+
         if self.tls:
             from pyftpdlib.handlers import TLS_DTPHandler
 
@@ -223,6 +235,7 @@ def local_ftp_server(
     password: str = "stockbridge",
     certfile: Path | None = None,
     keyfile: Path | None = None,
+    upload_limit: int | None = None,
 ) -> Iterator[FTPServerThread]:
     """Run an FTP (or explicit FTPS) server for ``root`` on 127.0.0.1 until the block ends.
 
@@ -241,6 +254,7 @@ def local_ftp_server(
             password=password,
             certfile=certfile,
             keyfile=keyfile,
+            upload_limit=upload_limit,
         )
         server.start()
         try:

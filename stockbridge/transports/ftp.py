@@ -20,7 +20,9 @@ import functools
 import posixpath
 import socket
 import ssl
-from collections.abc import Iterator
+import struct
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -340,6 +342,9 @@ class FTPTransport(Transport):
                         sent += len(block)
                         if progress is not None:
                             progress(sent)
+                    _wait_until_sent(
+                        conn, self.settings.timeout, lambda: progress(sent) if progress else None
+                    )
                     if isinstance(conn, ssl.SSLSocket):
                         self._unwrap(conn)
                 finally:
@@ -468,6 +473,38 @@ def _quietly_close(ftp: Any) -> None:
         ftp.close()
     except Exception as exc:
         logger.debug("closing the FTP socket failed: {}", exc)
+
+
+def _wait_until_sent(conn: socket.socket, stall_timeout: float, tick: Callable[[], object]) -> None:
+    """Wait while the kernel still holds bytes of this upload, for as long as they keep leaving.
+
+    ``send()`` returns once the data is in the kernel's buffer, which on a fast machine can hold
+    megabytes; on a slow uplink draining it takes longer than the reply timeout, and the 226 would
+    be given up on while the file is still arriving. So the timeout here means "no progress",
+    measured on the socket's send queue (Linux SIOCOUTQ; elsewhere we do not wait).
+    """
+    try:
+        import fcntl
+        import termios
+
+        request = termios.TIOCOUTQ  # == SIOCOUTQ for sockets: bytes not yet acknowledged
+    except (ImportError, AttributeError):
+        return
+    last, last_change = -1, time.monotonic()
+    while True:
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(conn.fileno(), request, b"\0\0\0\0"))[0]
+        except OSError:
+            return
+        if queued <= 0:
+            return
+        now = time.monotonic()
+        if queued != last:
+            last, last_change = queued, now
+        elif now - last_change > stall_timeout:
+            raise TimeoutError(f"no data acknowledged for {stall_timeout:.0f} s")
+        tick()
+        time.sleep(0.05)
 
 
 def _send_all(conn: socket.socket, block: bytes) -> None:

@@ -222,3 +222,22 @@ def test_check_connect_logs_in_and_proves_the_folder_is_writable(
     refused = workspace.cli("check", "--connect")
     assert refused.returncode == 1 and "agency_ftps: FAILED" in refused.stdout
     assert "not-the-password" not in refused.stdout + refused.stderr
+
+
+def test_a_server_that_cannot_be_reached_leaves_its_files_pending_and_others_go_through(
+    workspace: Workspace, exiftool, ftps_server, folder_target
+):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        ftps_server.port = probe.getsockname()[1]
+    image(exiftool, workspace.exports / "one.jpg", seed=1)
+    workspace.write_config(platform_table("agency", ftps_server), platform_table("archive", folder_target))
+    result = workspace.cli("once")
+    assert result.returncode == 1
+    assert [p.name for p in folder_target.root.iterdir()] == ["one.jpg"]
+    files = {Path(e["path"]).name: e["platforms"] for e in workspace.status()["files"]}
+    assert files["one.jpg"]["agency"]["state"] == "pending"
+    assert "cannot reach the server" in files["one.jpg"]["agency"]["reason"]
+    assert "left pending for the next run" in result.stderr

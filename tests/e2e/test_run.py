@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stockbridge.samples import make_image
-
 from tests.e2e.conftest import Workspace, platform_table
 
 
@@ -121,3 +120,56 @@ def test_files_that_arrived_while_stopped_are_sent_at_start_and_batches_close_on
     assert ftps_server.commands().count("PASS") == 1, "one connection serves the whole batch"
     states = workspace.states()
     assert sorted(states.values()) == ["pending"] + ["uploaded"] * 4
+
+
+def test_sigterm_mid_upload_stops_at_once_and_the_next_start_sends_the_file_once(
+    workspace: Workspace, exiftool, tmp_path
+):
+    from stockbridge.localserver import local_ftp_server
+
+    # ~1.5 MB at 100 KB/s: the upload takes ~15 s, so SIGTERM lands in the middle of it.
+    source = make_image(
+        workspace.exports / "big.jpg",
+        width=2400,
+        height=1800,
+        title="Big",
+        exiftool=exiftool,
+        seed=11,
+        quality=97,
+    )
+    size = source.stat().st_size
+    assert size > 600_000
+    root = tmp_path / "slow-ftp"
+    with local_ftp_server(
+        root, tls=False, username="u", password="slow-link-pw", upload_limit=100_000
+    ) as ftpd:
+        from tests.servers import LocalServer
+
+        server = LocalServer(
+            name="ftp",
+            protocol="ftp",
+            root=root,
+            remote_dir="/",
+            host=ftpd.host,
+            port=ftpd.port,
+            username="u",
+            password="slow-link-pw",
+        )
+        workspace.write_config(platform_table("slow", server, **{"batch.max_wait_seconds": 0}))
+        log = tmp_path / "service.log"
+        with service(workspace, log) as process:
+            wait_for(lambda: "STOR" in ftpd.commands, 20, "the upload to start")
+            time.sleep(1.0)
+            stopped = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+            assert time.monotonic() - stopped < 10, "shutdown waited for the whole upload"
+        assert "abandoned by shutdown" in log.read_text()
+        assert list(root.iterdir()) == [], "a half-sent file was left under its final name"
+        assert workspace.states() == {("big.jpg", "slow"): "pending"}
+
+        result = workspace.cli("once", timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert [p.name for p in root.iterdir()] == ["big.jpg"]
+        assert (root / "big.jpg").read_bytes() == source.read_bytes()
+        assert workspace.states() == {("big.jpg", "slow"): "uploaded"}
