@@ -41,16 +41,32 @@ class Ingested:
     problem: str | None = None  # why this file cannot be taken at all (not an image, unreadable)
 
     def facts(self) -> AssetFacts:
-        meta = self.metadata
-        return AssetFacts(
-            file_type=self.file_type,
-            size_bytes=self.size,
-            width=meta.width if meta else None,
-            height=meta.height if meta else None,
-            title=meta.title if meta else None,
-            description=meta.description if meta else None,
-            keywords=meta.keywords if meta else (),
-        )
+        return _facts(self.file_type, self.size, self.metadata)
+
+
+def _facts(file_type: str | None, size: int, meta: ImageMetadata | None) -> AssetFacts:
+    return AssetFacts(
+        file_type=file_type,
+        size_bytes=size,
+        width=meta.width if meta else None,
+        height=meta.height if meta else None,
+        title=meta.title if meta else None,
+        description=meta.description if meta else None,
+        keywords=meta.keywords if meta else (),
+    )
+
+
+def _metadata_problem(result: ImageMetadata | MetadataError) -> str | None:
+    if isinstance(result, MetadataError):
+        return f"cannot read the image's metadata ({result.message}); the file may be damaged"
+    if not result.width or not result.height:
+        return "the image has no readable pixel size; the file may be truncated or damaged"
+    return None
+
+
+def _not_an_image(file_type: str | None) -> str:
+    what = f"{file_type.upper()} content" if file_type else "unknown content"
+    return f"not an image stockbridge can take ({what}; expected JPEG, PNG or TIFF)"
 
 
 def objects_dir(state_dir: Path) -> Path:
@@ -63,9 +79,7 @@ def ingest(path: Path, state_dir: Path, exiftool: ExifTool) -> Ingested:
     try:
         file_type = sniff(object_tmp)
         if file_type not in IMAGE_TYPES:
-            what = f"{file_type.upper()} content" if file_type else "unknown content"
-            problem = f"not an image stockbridge can take ({what}; expected JPEG, PNG or TIFF)"
-            return Ingested(sha256, path, size, None, file_type, None, fingerprint, problem)
+            return Ingested(sha256, path, size, None, file_type, None, fingerprint, _not_an_image(file_type))
         final = objects_dir(state_dir) / sha256[:2] / f"{sha256}{EXTENSIONS[file_type]}"
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(object_tmp, final)
@@ -73,35 +87,20 @@ def ingest(path: Path, state_dir: Path, exiftool: ExifTool) -> Ingested:
         if object_tmp.exists():
             object_tmp.unlink()
     result = exiftool.read([final])[final]
-    if isinstance(result, MetadataError):
-        problem = f"cannot read the image's metadata ({result.message}); the file may be damaged"
-        return Ingested(sha256, path, size, final, file_type, None, fingerprint, problem)
-    if not result.width or not result.height:
-        problem = "the image has no readable pixel size; the file may be truncated or damaged"
-        return Ingested(sha256, path, size, final, file_type, result, fingerprint, problem)
-    return Ingested(sha256, path, size, final, file_type, result, fingerprint)
+    metadata = None if isinstance(result, MetadataError) else result
+    return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, _metadata_problem(result))
 
 
 def read_facts(path: Path, exiftool: ExifTool) -> tuple[AssetFacts, str | None]:
     """Facts for ``explain``: reads the source in place (read-only), no copy, no ledger."""
-    st = path.stat()
+    size = path.stat().st_size
     file_type = sniff(path)
     if file_type not in IMAGE_TYPES:
-        what = f"{file_type.upper()} content" if file_type else "unknown content"
-        return AssetFacts(file_type, st.st_size), f"not an image stockbridge can take ({what})"
-    result = exiftool.read([path.resolve()])[path.resolve()]
-    if isinstance(result, MetadataError):
-        return AssetFacts(file_type, st.st_size), f"cannot read the image's metadata ({result.message})"
-    facts = AssetFacts(
-        file_type=file_type,
-        size_bytes=st.st_size,
-        width=result.width,
-        height=result.height,
-        title=result.title,
-        description=result.description,
-        keywords=result.keywords,
-    )
-    return facts, None
+        return _facts(file_type, size, None), _not_an_image(file_type)
+    absolute = path.resolve()
+    result = exiftool.read([absolute])[absolute]
+    metadata = None if isinstance(result, MetadataError) else result
+    return _facts(file_type, size, metadata), _metadata_problem(result)
 
 
 def _copy_and_hash(path: Path, into: Path) -> tuple[str, int, Path, tuple[int, int, int, int]]:
