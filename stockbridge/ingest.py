@@ -20,6 +20,7 @@ from stockbridge.errors import InputError, MetadataError, StockbridgeError
 from stockbridge.filetype import IMAGE_TYPES, sniff
 from stockbridge.metadata import ExifTool, ImageMetadata
 from stockbridge.naming import EXTENSIONS
+from stockbridge.pixels import check_decodable
 from stockbridge.plan import AssetFacts
 
 _CHUNK = 1024 * 1024
@@ -88,7 +89,8 @@ def ingest(path: Path, state_dir: Path, exiftool: ExifTool) -> Ingested:
             object_tmp.unlink()
     result = exiftool.read([final])[final]
     metadata = None if isinstance(result, MetadataError) else result
-    return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, _metadata_problem(result))
+    problem = _metadata_problem(result) or check_decodable(final, file_type)
+    return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)
 
 
 def read_facts(path: Path, exiftool: ExifTool) -> tuple[AssetFacts, str | None]:
@@ -100,7 +102,9 @@ def read_facts(path: Path, exiftool: ExifTool) -> tuple[AssetFacts, str | None]:
     absolute = path.resolve()
     result = exiftool.read([absolute])[absolute]
     metadata = None if isinstance(result, MetadataError) else result
-    return _facts(file_type, size, metadata), _metadata_problem(result)
+    return _facts(file_type, size, metadata), _metadata_problem(result) or check_decodable(
+        absolute, file_type
+    )
 
 
 def _copy_and_hash(path: Path, into: Path) -> tuple[str, int, Path, tuple[int, int, int, int]]:

@@ -36,7 +36,7 @@ SETTLED_STATES = (UPLOADED, HELD, REJECTED, FAILED)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
     sha256      TEXT PRIMARY KEY,
-    path        TEXT NOT NULL,      -- the source path it was last seen at
+    path        TEXT NOT NULL,      -- the source path it was first seen at (its remote names come from it)
     size        INTEGER NOT NULL,
     file_type   TEXT,
     object_path TEXT,               -- private staged copy in the state dir
@@ -199,7 +199,7 @@ class Ledger:
             db.execute(
                 """INSERT INTO assets (sha256, path, size, file_type, object_path, first_seen, last_seen)
                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(sha256) DO UPDATE SET path=excluded.path, last_seen=excluded.last_seen,
+                   ON CONFLICT(sha256) DO UPDATE SET last_seen=excluded.last_seen,
                        object_path=COALESCE(excluded.object_path, assets.object_path)""",
                 (sha256, path, size, file_type, object_path, now, now),
             )

@@ -17,8 +17,12 @@ from stockbridge.secrets import redact
 _HUMAN = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 
 
+#: Control characters shown escaped, so a file name holding a line break cannot forge log lines.
+_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
 def _scrub(record: Any) -> None:
-    record["message"] = redact(record["message"])
+    record["message"] = redact(record["message"]).translate(_CONTROL)
     if record["exception"] is not None:
         _kind, value, _traceback = record["exception"]
         if value is not None and value.args:

@@ -241,3 +241,35 @@ def test_a_server_that_cannot_be_reached_leaves_its_files_pending_and_others_go_
     assert files["one.jpg"]["agency"]["state"] == "pending"
     assert "cannot reach the server" in files["one.jpg"]["agency"]["reason"]
     assert "left pending for the next run" in result.stderr
+
+
+def test_bad_files_each_get_one_line_and_a_reason_while_good_ones_go_through(
+    workspace: Workspace, exiftool, folder_target, tmp_path
+):
+    good = image(exiftool, tmp_path / "good.jpg", seed=21)
+    data = good.read_bytes()
+    exports = workspace.exports
+    (exports / "good.jpg").write_bytes(data)
+    (exports / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (exports / "header_only.jpg").write_bytes(data[:300])
+    (exports / "empty.jpg").write_bytes(b"")
+    (exports / "text.jpg").write_text("hello\n")
+    (exports / "line\nbreak.jpg").write_bytes(image(exiftool, tmp_path / "other.jpg", seed=22).read_bytes())
+    (exports / "folder.jpg").mkdir()
+    workspace.write_config(platform_table("archive", folder_target))
+
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder_target.root.iterdir()) == ["good.jpg", "line_break.jpg"]
+    files = {Path(e["path"]).name: e["platforms"]["archive"] for e in workspace.status()["files"]}
+    assert files["truncated.jpg"]["state"] == "rejected"
+    assert "damaged or incomplete" in files["truncated.jpg"]["reason"]
+    assert "truncated or damaged" in files["header_only.jpg"]["reason"]
+    assert files["empty.jpg"]["reason"].startswith("not an image stockbridge can take")
+    assert files["text.jpg"]["reason"].startswith("not an image stockbridge can take")
+    assert "folder.jpg" not in files
+    # One log line per outcome: a line break in a file name cannot forge a second line.
+    lines = result.stderr.splitlines()
+    assert any("line\\nbreak.jpg" in line and "uploaded" in line for line in lines)
+    assert not any(line.startswith("break.jpg") for line in lines)
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,54 @@
+"""Pixel checks: damaged images and decompression bombs are refused with a reason."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from stockbridge.pixels import MAX_PIXELS, check_decodable
+
+
+def jpeg_bytes(width: int = 320, height: int = 240) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_a_whole_jpeg_passes(tmp_path: Path):
+    path = tmp_path / "ok.jpg"
+    path.write_bytes(jpeg_bytes())
+    assert check_decodable(path, "jpeg") is None
+
+
+def test_a_jpeg_cut_in_its_image_data_is_damaged(tmp_path: Path):
+    data = jpeg_bytes(1600, 1200)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    reason = check_decodable(path, "jpeg")
+    assert reason is not None and "damaged or incomplete" in reason and "export it again" in reason
+
+
+def test_a_png_cut_short_is_damaged(tmp_path: Path):
+    buffer = io.BytesIO()
+    Image.effect_noise((400, 400), 60).save(buffer, "PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(buffer.getvalue()[:-5000])
+    assert "damaged or incomplete" in (check_decodable(path, "png") or "")
+
+
+def test_a_decompression_bomb_is_refused_without_decoding_it(tmp_path: Path):
+    # A tiny PNG whose header claims far more pixels than stockbridge opens.
+    side = int(MAX_PIXELS**0.5) + 1000
+    path = tmp_path / "bomb.png"
+    Image.new("1", (side, side)).save(path, "PNG")
+    assert path.stat().st_size < 5_000_000
+    reason = check_decodable(path, "png")
+    assert reason is not None and ("decompression bomb" in reason or "more than stockbridge opens" in reason)
+
+
+def test_a_file_of_another_format_is_not_opened_as_the_claimed_one(tmp_path: Path):
+    path = tmp_path / "really.png"
+    Image.new("RGB", (10, 10)).save(path, "PNG")
+    assert check_decodable(path, "jpeg") is not None
