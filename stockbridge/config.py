@@ -88,7 +88,11 @@ class StateConfig(_Model):
 
 class KeywordRule(_Model):
     min: int = Field(0, ge=0, description="Fewer keywords than this: the file is held.")
-    max: int | None = Field(None, ge=1, description="More than this: the first `max` are kept, in order.")
+    max: int | None = Field(None, ge=1, description="More than this: see over_max.")
+    over_max: Literal["truncate", "hold"] = Field(
+        "truncate",
+        description='"truncate": this platform\'s copy keeps the first `max`, in order; "hold": wait for you.',
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> KeywordRule:
@@ -99,18 +103,88 @@ class KeywordRule(_Model):
 
 class TextRule(_Model):
     required: bool = Field(False, description="Missing: the file is held.")
-    max_chars: int | None = Field(None, ge=1, description="Longer: the file is held.")
+    max_chars: int | None = Field(None, ge=1, description="Longer: see over_max.")
+    over_max: Literal["shorten", "hold"] = Field(
+        "hold", description='"shorten": cut at a word boundary for this platform; "hold": wait for you.'
+    )
+
+
+class TitleRule(TextRule):
+    from_description: bool = Field(
+        False, description="An empty title is filled from the description (shortened to max_chars)."
+    )
+
+
+class FilenameRule(_Model):
+    allowed: str = Field(
+        "A-Za-z0-9_-",
+        description='Characters allowed in the remote name, as a regex class body ("A-Za-z0-9_"); others become "_".',
+    )
+    max_chars: int | None = Field(None, ge=8, description="Longest remote name, extension included.")
+
+    @field_validator("allowed")
+    @classmethod
+    def _valid_class(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(f"[{value}]")
+        except re.error as exc:
+            raise ValueError(f"not a valid character class: {exc}") from None
+        if any(char in value for char in "/\\\r\n\0") or value.startswith("^"):
+            raise ValueError("must not allow path separators or line breaks, nor start with ^")
+        return value
+
+
+class ReleaseRule(_Model):
+    required_for: list[Literal["people", "property"]] = Field(
+        default_factory=list, description="Which releases this platform needs: people (model), property."
+    )
+    delivery: Literal["folder", "suffix", "manual"] = Field(
+        "manual",
+        description='"folder": upload into remote_dir; "suffix": name it after the image + suffix; "manual": list it in the batch report.',
+    )
+    remote_dir: str | None = Field(
+        None, description='delivery = "folder": the remote folder, e.g. "modelrelease".'
+    )
+    suffix: str = Field("_MR", description='delivery = "suffix": e.g. IMG_1.jpg → IMG_1_MR.pdf.')
+
+
+class EditorialRoute(_Model):
+    remote_dir: str = Field(description="Editorial files go into this remote folder.")
 
 
 class RulesConfig(_Model):
     formats: list[str] | None = Field(
-        None, description='File types the platform accepts ("jpeg", "png", "tiff"); others are rejected.'
+        None,
+        description='File types the platform accepts ("jpeg", "png", "tiff"); others are converted or rejected.',
     )
-    min_megapixels: float | None = Field(None, gt=0, description="Smaller images are rejected.")
-    max_file_mb: float | None = Field(None, gt=0, description="Larger files are rejected (MB = 10^6 bytes).")
+    convert_to: Literal["jpeg"] | None = Field(
+        None,
+        description="Convert files in other formats (or 16-bit, CMYK) to this format; unset: reject them.",
+    )
+    jpeg_quality: int = Field(92, ge=50, le=100, description="JPEG quality of converted or resized copies.")
+    color_space: Literal["sRGB"] | None = Field(
+        None, description="Convert other colour spaces to this one through the embedded ICC profile."
+    )
+    min_megapixels: float | None = Field(
+        None, gt=0, description="Smaller images are rejected (never upscaled)."
+    )
+    max_megapixels: float | None = Field(None, gt=0, description="Larger images are downscaled to fit.")
+    max_long_edge: int | None = Field(
+        None, ge=100, description="Longer edges are downscaled to fit (pixels)."
+    )
+    max_file_mb: float | None = Field(
+        None, gt=0, description="Larger files are re-encoded to fit, else rejected (MB = 10^6 bytes)."
+    )
     keywords: KeywordRule = Field(default_factory=KeywordRule)
-    title: TextRule = Field(default_factory=TextRule)
+    title: TitleRule = Field(default_factory=TitleRule)
     description: TextRule = Field(default_factory=TextRule)
+    filename: FilenameRule = Field(default_factory=FilenameRule)
+    releases: ReleaseRule = Field(default_factory=ReleaseRule)
+    editorial: Literal["accept", "reject"] | EditorialRoute = Field(
+        "accept", description='Editorial files: "accept", "reject", or { remote_dir = "..." }.'
+    )
 
     @field_validator("formats")
     @classmethod
@@ -124,6 +198,19 @@ class RulesConfig(_Model):
         return normal
 
 
+class CsvConfig(_Model):
+    columns: list[str] = Field(
+        description="Header row, in order. Known headers are filled from each file (Filename, Title, "
+        "Description, Keywords, Editorial, Releases, ...); others come from `values`."
+    )
+    values: dict[str, str] = Field(default_factory=dict, description="Fixed values for other headers.")
+    delimiter: str = Field(",", min_length=1, max_length=1, description="Cell separator.")
+    path: str = Field(
+        "{platform}-{batch}.csv", description="File name of each batch's CSV, in the state dir's csv/ folder."
+    )
+    upload: bool = Field(False, description="Upload the CSV with the batch (agencies that take it by FTP).")
+
+
 class BatchConfig(_Model):
     max_files: int = Field(50, ge=1, description="A batch closes when it holds this many files ...")
     max_wait_seconds: float = Field(
@@ -132,6 +219,10 @@ class BatchConfig(_Model):
 
 
 class PlatformConfig(_Model):
+    preset: str | None = Field(
+        None,
+        description="Start from a built-in agency preset (stockbridge/presets/NAME.toml); any key overrides it.",
+    )
     enabled: bool = Field(True, description="A disabled platform is ignored (kept for later).")
     protocol: Protocol = Field(description="ftp | ftps | sftp | folder")
     host: str | None = Field(None, description="Server name (ftp, ftps, sftp).")
@@ -171,6 +262,7 @@ class PlatformConfig(_Model):
     )
     rules: RulesConfig = Field(default_factory=RulesConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
+    csv: CsvConfig | None = Field(None, description="Write (and optionally upload) a CSV manifest per batch.")
 
     @field_validator("host_key")
     @classmethod
@@ -223,12 +315,83 @@ class PlatformConfig(_Model):
 PlatformName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 
 
+class ReleasesConfig(_Model):
+    """How stockbridge tells that a file needs releases, and where it finds them."""
+
+    sidecars: list[str] = Field(
+        default_factory=lambda: ["{stem}.release.*", "{stem}_MR*.*", "{stem}_PR*.*"],
+        description="Release files next to the image, as patterns of its stem; _PR = property release.",
+    )
+    folder: str = Field(
+        "releases", description="Sub-folder of the watch folder holding releases, matched by release ID."
+    )
+    people_keywords: list[str] = Field(
+        default_factory=lambda: ["people", "person", "model"],
+        description="A keyword from this list means people are in frame (a model release is needed).",
+    )
+    property_keywords: list[str] = Field(
+        default_factory=list, description="A keyword from this list means a property release is needed."
+    )
+
+
+class EditorialConfig(_Model):
+    """How stockbridge tells that a file is editorial."""
+
+    folder: str = Field(
+        "editorial", description="Files in this sub-folder of the watch folder are editorial."
+    )
+    keywords: list[str] = Field(
+        default_factory=lambda: ["editorial"], description="A keyword from this list marks a file editorial."
+    )
+    field: str | None = Field(
+        None,
+        description='A metadata tag (e.g. "XMP-photoshop:Instructions") whose value marks it editorial ...',
+    )
+    contains: str = Field("editorial", description="... when it contains this text (any case).")
+
+    @field_validator("field")
+    @classmethod
+    def _tag_name(cls, value: str | None) -> str | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9-]+:[A-Za-z0-9-]+", value):
+            raise ValueError('expected a tag name like "XMP-photoshop:Instructions"')
+        return value
+
+
+class RouteConfig(_Model):
+    """Send matching files only to some platforms. The first matching route wins."""
+
+    folder: str | None = Field(None, description="Files in this sub-folder of the watch folder ...")
+    keyword: str | None = Field(None, description="... or carrying this keyword ...")
+    platforms: list[str] = Field(description="... go only to these platforms.")
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> RouteConfig:
+        if self.folder is None and self.keyword is None:
+            raise ValueError("a route needs folder or keyword")
+        return self
+
+
 class Config(_Model):
     watch: WatchConfig
     state: StateConfig = Field(default_factory=StateConfig)
     platforms: dict[PlatformName, PlatformConfig] = Field(
         default_factory=dict, description="One table per agency: [platforms.NAME]."
     )
+    releases: ReleasesConfig = Field(default_factory=ReleasesConfig)
+    editorial: EditorialConfig = Field(default_factory=EditorialConfig)
+    routes: list[RouteConfig] = Field(
+        default_factory=list, description="[[routes]]: send some files to some platforms."
+    )
+
+    @model_validator(mode="after")
+    def _routes_name_platforms(self) -> Config:
+        for index, route in enumerate(self.routes):
+            unknown = [name for name in route.platforms if name not in self.platforms]
+            if unknown:
+                raise ValueError(f"routes[{index}].platforms: no platform named {unknown[0]!r}")
+        return self
 
     #: Set by load_config: the file this came from (not a TOML key).
     source: Path | None = Field(None, exclude=True, strict=False)

@@ -52,16 +52,32 @@ def test_the_example_config_validates():
 def test_the_example_config_documents_every_key():
     text = (REPO / "config.example.toml").read_text()
     keys = set(re.findall(r"\b([a-z_]+)\s*=", text))  # top-level, inline-table and commented-out keys
-    tables = set(re.findall(r"^\[(?:platforms\.[a-z_]+\.)?([a-z_]+)\]", text, flags=re.MULTILINE))
+    tables = set(re.findall(r"^\[\[?(?:platforms\.[a-z_]+\.)?([a-z_]+)\]", text, flags=re.MULTILINE))
 
-    def fields(model) -> set[str]:
-        return {name for name, field in model.model_fields.items() if not field.exclude}
+    from pydantic import BaseModel
 
-    from stockbridge.config import BatchConfig, KeywordRule, RulesConfig, StateConfig, TextRule, WatchConfig
+    from stockbridge.config import _model_of
 
-    wanted = set()
-    for model in (WatchConfig, StateConfig, PlatformConfig, RulesConfig, KeywordRule, TextRule, BatchConfig):
-        wanted |= fields(model)
+    wanted: set[str] = set()
+    todo: list[type[BaseModel]] = [Config]
+    seen: set[type[BaseModel]] = set()
+    while todo:  # every model reachable from Config, so a new table cannot be forgotten
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            if field.exclude:
+                continue
+            wanted.add(name)
+            nested = _model_of(field.annotation)
+            if nested is not None:
+                todo.append(nested)
+            for arg in getattr(field.annotation, "__args__", ()):
+                for inner in getattr(arg, "__args__", (arg,)):
+                    found = _model_of(inner)
+                    if found is not None:
+                        todo.append(found)
     missing = sorted(wanted - keys - tables)
     assert not missing, f"config.example.toml does not document: {missing}"
 
