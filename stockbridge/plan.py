@@ -3,24 +3,36 @@
 ``evaluate`` never touches a file or the network, so ``explain`` can print exactly what ``run`` will do
 and the rules can be tested table by table. A verdict is data, not an exception:
 
-- ``accept``: send it, possibly with ``changes`` (e.g. keywords trimmed for this platform's copy);
-- ``hold``: the user can fix it (add keywords, set a title) and export again;
-- ``reject``: no change stockbridge may make fixes it (too few pixels, wrong format, too large).
+- ``accept``: send it, possibly with ``changes`` (a downscaled or converted copy, keywords trimmed, a
+  title shortened, a release delivered with it);
+- ``hold``: the user can fix it (add keywords, set a title, add a release) and export again — or, for
+  a missing release, just add the release: the job moves on by itself;
+- ``reject``: no change stockbridge may make fixes it (too few pixels, a format it may not convert).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from stockbridge.config import RulesConfig
+from stockbridge.config import EditorialRoute, RulesConfig, TextRule
+
+if TYPE_CHECKING:
+    from stockbridge.pixels import ImageProps
+    from stockbridge.render import RenderSpec
 
 ACCEPT: Literal["accept"] = "accept"
 HOLD: Literal["hold"] = "hold"
 REJECT: Literal["reject"] = "reject"
 
+#: ExifTool's IPTC table: Keywords are string[0,64] bytes (html/TagNames/IPTC.html).
+IPTC_KEYWORD_MAX_BYTES = 64
+
 _TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}
+_RELEASE_NAMES = {"people": "model release", "property": "property release"}
+_RELEASE_SIGNALS = {"people": "people in frame", "property": "property in frame"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +46,11 @@ class AssetFacts:
     title: str | None = None
     description: str | None = None
     keywords: tuple[str, ...] = ()
+    props: ImageProps | None = None  # pixel facts from the file's header (mode, bits, ICC, orientation)
+    editorial: bool = False
+    release_needs: frozenset[str] = frozenset()  # "people", "property"
+    releases: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # found, by kind
+    release_hint: str = ""  # where releases were looked for, e.g. "expected IMG_1.release.pdf or ..."
 
     @property
     def megapixels(self) -> float | None:
@@ -48,25 +65,50 @@ class Verdict:
     verdict: Literal["accept", "hold", "reject"]
     reasons: tuple[str, ...] = ()
     changes: tuple[str, ...] = ()
-    #: The keywords this platform's copy carries when they differ from the source; None = unchanged.
-    keywords: tuple[str, ...] | None = field(default=None)
+    #: New metadata for this platform's copy; None = as in the source.
+    keywords: tuple[str, ...] | None = None
+    title: str | None = None
+    description: str | None = None
+    #: Pixel work for this platform's copy; None = the source's pixels, byte for byte.
+    render: RenderSpec | None = None
+    #: Where this file goes on the server when not the platform's remote_dir (editorial).
+    remote_dir: str | None = None
+    #: Release files to deliver with it.
+    releases: tuple[Path, ...] = ()
+
+    @property
+    def metadata_changes(self) -> dict[str, str | tuple[str, ...]]:
+        """``{"title"|"description"|"keywords": new value}`` for the fields this copy changes."""
+        changed: dict[str, str | tuple[str, ...]] = {}
+        if self.title is not None:
+            changed["title"] = self.title
+        if self.description is not None:
+            changed["description"] = self.description
+        if self.keywords is not None:
+            changed["keywords"] = self.keywords
+        return changed
 
     @property
     def needs_copy(self) -> bool:
         """True when the file sent must differ from the source (a derived copy)."""
-        return self.keywords is not None
+        return self.render is not None or bool(self.metadata_changes)
 
 
 def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     rejects: list[str] = []
     holds: list[str] = []
     changes: list[str] = []
-    keywords: tuple[str, ...] | None = None
+    render_spec = None
 
-    type_name = _TYPE_NAMES.get(facts.file_type or "", (facts.file_type or "unknown").upper())
-    if rules.formats is not None and facts.file_type not in rules.formats:
-        accepted = ", ".join(_TYPE_NAMES.get(item, item.upper()) for item in rules.formats)
-        rejects.append(f"{type_name} file, {platform} takes only {accepted}")
+    if facts.props is not None and facts.file_type is not None:
+        from stockbridge.render import plan_render
+
+        rendered = plan_render(platform, facts.props, facts.file_type, facts.size_bytes, rules)
+        rejects.extend(rendered.reject)
+        changes.extend(rendered.changes)
+        render_spec = rendered.spec
+    else:
+        rejects.extend(_format_and_size(platform, facts, rules))
 
     if rules.min_megapixels is not None:
         megapixels = facts.megapixels
@@ -78,52 +120,153 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
                 f"{rules.min_megapixels:.1f} MP; stockbridge never upscales"
             )
 
-    if rules.max_file_mb is not None and facts.size_bytes > rules.max_file_mb * 1_000_000:
-        rejects.append(
-            f"{facts.size_bytes / 1_000_000:.1f} MB, {platform} takes at most {rules.max_file_mb:g} MB"
-        )
+    remote_dir = None
+    if facts.editorial:
+        if rules.editorial == "reject":
+            rejects.append(f"editorial file, {platform} is set to take no editorial work")
+        elif isinstance(rules.editorial, EditorialRoute):
+            remote_dir = rules.editorial.remote_dir
+            changes.append(f"editorial: uploaded into {remote_dir}/")
 
-    count = len(facts.keywords)
-    if count < rules.keywords.min:
-        holds.append(
-            f"{_plural(count, 'keyword')}, {platform} needs at least {rules.keywords.min}; "
-            "add keywords in your editor and export again"
-        )
-    if rules.keywords.max is not None and count > rules.keywords.max:
-        keywords = tuple(facts.keywords[: rules.keywords.max])
-        changes.append(f"keywords {count} → {rules.keywords.max} (first {rules.keywords.max} kept)")
+    keywords = _plan_keywords(platform, facts.keywords, rules, holds, changes)
 
-    _check_text(platform, "title", facts.title, rules.title.required, rules.title.max_chars, holds)
-    _check_text(
-        platform,
-        "description",
-        facts.description,
-        rules.description.required,
-        rules.description.max_chars,
-        holds,
-    )
+    if not (facts.title or "").strip() and rules.title.from_description and (facts.description or "").strip():
+        # An empty title filled from the description, shortened to fit whatever over_max says.
+        limit = rules.title.max_chars or len(facts.description or "")
+        title: str | None = shorten(facts.description or "", limit)
+        changes.append("title filled from the description")
+    else:
+        title = _plan_text(platform, "title", facts.title, rules.title, holds, changes)
+    description = _plan_text(platform, "description", facts.description, rules.description, holds, changes)
+
+    releases = _plan_releases(platform, facts, rules, holds, changes)
+
+    if keywords is not None or title is not None or description is not None:
+        for keyword in keywords if keywords is not None else facts.keywords:
+            size = len(keyword.encode("utf-8"))
+            if size > IPTC_KEYWORD_MAX_BYTES:
+                changes.append(
+                    f'keyword "{keyword}" is {size} bytes: IPTC keeps the first {IPTC_KEYWORD_MAX_BYTES}, XMP all of it'
+                )
 
     if rejects:
         return Verdict(platform, REJECT, tuple(rejects + holds))
     if holds:
-        return Verdict(platform, HOLD, tuple(holds), tuple(changes), keywords)
-    return Verdict(platform, ACCEPT, (), tuple(changes), keywords)
+        return Verdict(platform, HOLD, tuple(holds), tuple(changes))
+    return Verdict(
+        platform,
+        ACCEPT,
+        (),
+        tuple(changes),
+        keywords=keywords,
+        title=title,
+        description=description,
+        render=render_spec,
+        remote_dir=remote_dir,
+        releases=releases,
+    )
 
 
 def evaluate_all(facts: AssetFacts, rules_by_platform: dict[str, RulesConfig]) -> list[Verdict]:
     return [evaluate(name, facts, rules) for name, rules in rules_by_platform.items()]
 
 
-def _check_text(
-    platform: str, what: str, value: str | None, required: bool, max_chars: int | None, holds: list[str]
-) -> None:
-    text = (value or "").strip()
-    if required and not text:
-        holds.append(f"no {what}, {platform} requires one; set the {what} in your editor and export again")
-    elif max_chars is not None and len(text) > max_chars:
-        holds.append(
-            f"{what} is {len(text)} characters, {platform} allows {max_chars}; shorten it and export again"
+# ---------------------------------------------------------------------------------------------
+
+
+def _format_and_size(platform: str, facts: AssetFacts, rules: RulesConfig) -> list[str]:
+    """Without pixel facts (the header could not be read) only what the file itself shows."""
+    rejects = []
+    type_name = _TYPE_NAMES.get(facts.file_type or "", (facts.file_type or "unknown").upper())
+    if rules.formats is not None and facts.file_type not in rules.formats:
+        accepted = ", ".join(_TYPE_NAMES.get(item, item.upper()) for item in rules.formats)
+        rejects.append(f"{type_name} file, {platform} takes only {accepted}")
+    if rules.max_file_mb is not None and facts.size_bytes > rules.max_file_mb * 1_000_000:
+        rejects.append(
+            f"{facts.size_bytes / 1_000_000:.1f} MB, {platform} takes at most {rules.max_file_mb:g} MB"
         )
+    return rejects
+
+
+def _plan_keywords(
+    platform: str, keywords: tuple[str, ...], rules: RulesConfig, holds: list[str], changes: list[str]
+) -> tuple[str, ...] | None:
+    count = len(keywords)
+    limit = rules.keywords
+    if count < limit.min:
+        holds.append(
+            f"{_plural(count, 'keyword')}, {platform} needs at least {limit.min}; "
+            "add keywords in your editor and export again"
+        )
+    if limit.max is not None and count > limit.max:
+        if limit.over_max == "hold":
+            holds.append(
+                f"{count} keywords, {platform} takes at most {limit.max}; remove some and export again "
+                '(or set keywords.over_max = "truncate")'
+            )
+            return None
+        changes.append(f"keywords {count} → {limit.max} (first {limit.max} kept)")
+        return tuple(keywords[: limit.max])
+    return None
+
+
+def _plan_text(
+    platform: str, what: str, value: str | None, rule: TextRule, holds: list[str], changes: list[str]
+) -> str | None:
+    """The new value for this platform's copy, or None when the source's value stands."""
+    text = (value or "").strip()
+    if rule.required and not text:
+        holds.append(f"no {what}, {platform} requires one; set the {what} in your editor and export again")
+        return None
+    if rule.max_chars is None or len(text) <= rule.max_chars:
+        return None
+    if rule.over_max == "shorten":
+        short = shorten(text, rule.max_chars)
+        changes.append(f"{what} {len(text)} → {len(short)} characters (cut at a word boundary)")
+        return short
+    holds.append(
+        f"{what} is {len(text)} characters, {platform} allows {rule.max_chars}; shorten it and export again"
+    )
+    return None
+
+
+def _plan_releases(
+    platform: str, facts: AssetFacts, rules: RulesConfig, holds: list[str], changes: list[str]
+) -> tuple[Path, ...]:
+    wanted = [kind for kind in rules.releases.required_for if kind in facts.release_needs]
+    deliver: list[Path] = []
+    for kind in wanted:
+        found = facts.releases.get(kind, ())
+        if not found:
+            hint = f"; {facts.release_hint}" if facts.release_hint else ""
+            holds.append(f"{_RELEASE_SIGNALS[kind]}, no {_RELEASE_NAMES[kind]} found{hint}")
+            continue
+        delivery = rules.releases.delivery
+        for path in found:
+            if delivery == "folder":
+                changes.append(f"release {path.name} → /{(rules.releases.remote_dir or '').strip('/')}/")
+            elif delivery == "suffix":
+                changes.append(f"release {path.name} → named after the image ({rules.releases.suffix})")
+            else:
+                changes.append(f"release {path.name}: attach it on the website (listed in the batch report)")
+            deliver.append(path)
+    return tuple(deliver)
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """``text`` cut to at most ``max_chars`` at a word boundary, without trailing punctuation."""
+    text = _collapse(text)
+    if len(text) <= max_chars:
+        return text
+    cut = text[: max_chars + 1]
+    space = cut.rfind(" ")
+    # A single long word: cut it (rather than send nothing).
+    short = cut[:space] if space > max_chars // 2 else text[:max_chars]
+    return short.rstrip(" ,;:-–—")
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _floor1(value: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stockbridge.config import RulesConfig
-from stockbridge.plan import ACCEPT, HOLD, REJECT, AssetFacts, evaluate
+from stockbridge.plan import ACCEPT, HOLD, REJECT, AssetFacts, evaluate, shorten
 
 KEYWORDS = tuple(f"kw{index}" for index in range(70))
 
@@ -110,3 +110,92 @@ def test_one_platform_verdict_does_not_depend_on_another():
     strict = evaluate("strict", asset, rules(min_megapixels=4))
     lenient = evaluate("lenient", asset, rules(min_megapixels=2))
     assert (strict.verdict, lenient.verdict) == (REJECT, ACCEPT)
+
+
+def test_keywords_over_the_limit_are_held_when_the_platform_says_hold():
+    result = evaluate("shop", facts(keywords=KEYWORDS[:60]), rules(keywords={"max": 50, "over_max": "hold"}))
+    assert result.verdict == HOLD
+    assert result.reasons[0].startswith("60 keywords, shop takes at most 50")
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("Fishing boats in a calm harbour at dawn", 20, "Fishing boats in a"),
+        ("Fishing boats, harbour at dawn", 15, "Fishing boats"),
+        ("Short", 20, "Short"),
+        ("Supercalifragilisticexpialidocious", 10, "Supercalif"),
+        ("  spaced   out   words  ", 11, "spaced out"),
+    ],
+)
+def test_shorten_cuts_at_a_word_boundary(text, limit, expected):
+    result = shorten(text, limit)
+    assert result == expected and len(result) <= limit
+
+
+def test_a_long_title_is_shortened_for_that_platform_when_it_says_shorten():
+    title = "Fishing boats in a calm harbour at dawn with mist over the water"
+    result = evaluate("shop", facts(title=title), rules(title={"max_chars": 30, "over_max": "shorten"}))
+    assert result.verdict == ACCEPT
+    assert result.title == "Fishing boats in a calm"
+    assert result.changes == ("title 64 → 23 characters (cut at a word boundary)",)
+    assert result.needs_copy
+
+
+def test_a_long_description_is_shortened_and_the_title_left_alone():
+    result = evaluate(
+        "shop", facts(description="word " * 100), rules(description={"max_chars": 50, "over_max": "shorten"})
+    )
+    assert result.verdict == ACCEPT and result.title is None
+    assert result.description is not None and len(result.description) <= 50
+
+
+def test_an_empty_title_is_filled_from_the_description_when_asked():
+    result = evaluate(
+        "shop",
+        facts(title=None, description="Fishing boats in a calm harbour at dawn, Portugal"),
+        rules(title={"required": True, "max_chars": 30, "from_description": True}),
+    )
+    assert result.verdict == ACCEPT
+    assert result.title == "Fishing boats in a calm"
+    assert "title filled from the description" in result.changes
+
+
+def test_editorial_files_are_rejected_or_routed_per_platform():
+    asset = facts(editorial=True)
+    assert evaluate("a", asset, rules()).verdict == ACCEPT
+    rejected = evaluate("b", asset, rules(editorial="reject"))
+    assert rejected.verdict == REJECT and "editorial" in rejected.reasons[0]
+    routed = evaluate("c", asset, rules(editorial={"remote_dir": "Editorial"}))
+    assert routed.verdict == ACCEPT and routed.remote_dir == "Editorial"
+    assert routed.changes == ("editorial: uploaded into Editorial/",)
+
+
+def test_a_missing_release_holds_the_file_with_where_it_was_looked_for(tmp_path):
+    asset = facts(release_needs=frozenset({"people"}), release_hint="expected IMG_1.release.pdf")
+    result = evaluate("shop", asset, rules(releases={"required_for": ["people"], "delivery": "folder"}))
+    assert result.verdict == HOLD
+    assert result.reasons == ("people in frame, no model release found; expected IMG_1.release.pdf",)
+    assert evaluate("lenient", asset, rules()).verdict == ACCEPT
+
+
+def test_a_found_release_travels_with_the_file(tmp_path):
+    release = tmp_path / "IMG_1.release.pdf"
+    asset = facts(release_needs=frozenset({"people"}), releases={"people": (release,)})
+    result = evaluate(
+        "shop",
+        asset,
+        rules(releases={"required_for": ["people"], "delivery": "folder", "remote_dir": "modelrelease"}),
+    )
+    assert result.verdict == ACCEPT
+    assert result.releases == (release,)
+    assert result.changes == ("release IMG_1.release.pdf → /modelrelease/",)
+
+
+def test_an_iptc_keyword_over_64_bytes_is_reported_when_the_copy_is_rewritten():
+    long_keyword = "Санкт-Петербург набережная ночью зимой"  # 38 characters, 70 bytes in UTF-8
+    assert len(long_keyword) < 64 < len(long_keyword.encode())
+    result = evaluate("shop", facts(keywords=(long_keyword, *KEYWORDS[:60])), rules(keywords={"max": 10}))
+    assert any(
+        f'"{long_keyword}"' in change and "IPTC keeps the first 64" in change for change in result.changes
+    )
