@@ -74,7 +74,17 @@ def objects_dir(state_dir: Path) -> Path:
     return state_dir / "objects"
 
 
-def ingest(path: Path, state_dir: Path, exiftool: ExifTool) -> Ingested:
+def stage_release(path: Path, state_dir: Path) -> tuple[str, int, Path]:
+    """A private copy of a release file (any type): its hash, size and the copy's path."""
+    sha256, size, tmp, _fingerprint = _copy_and_hash(path, objects_dir(state_dir))
+    suffix = "".join(char for char in path.suffix.lower() if char.isalnum() or char == ".")[:8]
+    final = objects_dir(state_dir) / sha256[:2] / f"{sha256}{suffix}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)
+    return sha256, size, final
+
+
+def ingest(path: Path, state_dir: Path, exiftool: ExifTool, extra_tags: tuple[str, ...] = ()) -> Ingested:
     """Copy, hash, sniff and read ``path``. Raises SourceChanged or InputError."""
     sha256, size, object_tmp, fingerprint = _copy_and_hash(path, objects_dir(state_dir))
     try:

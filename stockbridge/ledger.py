@@ -12,6 +12,7 @@ duplicate upload, so durability wins over speed), ``busy_timeout``, ``quick_chec
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -55,12 +56,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     id              INTEGER PRIMARY KEY,
     sha256          TEXT NOT NULL REFERENCES assets(sha256),
     platform        TEXT NOT NULL,
+    kind            TEXT NOT NULL DEFAULT 'image',  -- image | release
     state           TEXT NOT NULL,
     reason          TEXT,
     attempts        INTEGER NOT NULL DEFAULT 0,
     remote_name     TEXT,
+    remote_dir      TEXT,           -- NULL: the platform's remote_dir (else editorial, releases)
     upload_path     TEXT,           -- the exact file to send (staged copy or derived copy)
     changes         TEXT,           -- what this platform's copy differs in, one change a line
+    meta            TEXT,           -- JSON: title, description, keywords as sent (for CSV manifests)
+    parent_id       INTEGER,        -- release jobs: the image job that needs them
     upload_size     INTEGER,
     verified        INTEGER,        -- 1: remote size checked; 0: server moved it away after a confirmed transfer
     next_attempt_at REAL NOT NULL DEFAULT 0,
@@ -71,7 +76,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     UNIQUE (sha256, platform)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_platform_state ON jobs(platform, state);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_remote_name ON jobs(platform, remote_name);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_remote_name ON jobs(platform, COALESCE(remote_dir, ''), remote_name);
 CREATE TABLE IF NOT EXISTS batches (
     id         INTEGER PRIMARY KEY,
     platform   TEXT NOT NULL,
@@ -118,6 +123,10 @@ class Job:
     uploaded_at: float | None
     path: str  # the asset's source path, for messages
     changes: tuple[str, ...] = ()
+    kind: str = "image"
+    remote_dir: str | None = None
+    meta: dict[str, object] | None = None
+    parent_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,37 +246,84 @@ class Ledger:
         upload_path: str | None = None,
         upload_size: int | None = None,
         changes: Sequence[str] = (),
+        kind: str = "image",
+        remote_dir: str | None = None,
+        meta: dict[str, object] | None = None,
+        parent_id: int | None = None,
     ) -> bool:
         """Create the job for (sha256, platform) unless it exists. True if created."""
         assert state in STATES
         now = time.time()
         with self._transaction() as db:
             cursor = db.execute(
-                """INSERT INTO jobs (sha256, platform, state, reason, remote_name, upload_path, upload_size,
-                                     changes, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO jobs (sha256, platform, kind, state, reason, remote_name, remote_dir, upload_path,
+                                     upload_size, changes, meta, parent_id, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(sha256, platform) DO NOTHING""",
                 (
                     sha256,
                     platform,
+                    kind,
                     state,
                     reason,
                     remote_name,
+                    remote_dir,
                     upload_path,
                     upload_size,
                     "\n".join(changes) or None,
+                    json.dumps(meta, ensure_ascii=False) if meta is not None else None,
+                    parent_id,
                     now,
                     now,
                 ),
             )
             return cursor.rowcount == 1
 
-    def remote_name_taken(self, platform: str, remote_name: str, sha256: str) -> bool:
-        """Is ``remote_name`` already used on ``platform`` by different content?"""
+    def activate(
+        self,
+        job_id: int,
+        *,
+        remote_name: str,
+        upload_path: str,
+        upload_size: int,
+        changes: Sequence[str],
+        remote_dir: str | None,
+        meta: dict[str, object] | None,
+    ) -> None:
+        """A held job whose cause went away (a release arrived) becomes pending."""
+        with self._transaction() as db:
+            db.execute(
+                """UPDATE jobs SET state=?, reason=NULL, remote_name=?, upload_path=?, upload_size=?, changes=?,
+                       remote_dir=?, meta=?, next_attempt_at=0, created_at=?, updated_at=? WHERE id=?""",
+                (
+                    PENDING,
+                    remote_name,
+                    upload_path,
+                    upload_size,
+                    "\n".join(changes) or None,
+                    remote_dir,
+                    json.dumps(meta, ensure_ascii=False) if meta is not None else None,
+                    time.time(),
+                    time.time(),
+                    job_id,
+                ),
+            )
+
+    def job_for(self, sha256: str, platform: str) -> Job | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT 1 FROM jobs WHERE platform=? AND remote_name=? AND sha256<>?",
-                (platform, remote_name, sha256),
+                _JOB_SELECT + " WHERE jobs.sha256=? AND jobs.platform=?", (sha256, platform)
+            ).fetchone()
+        return _job(row) if row else None
+
+    def remote_name_taken(
+        self, platform: str, remote_name: str, sha256: str, remote_dir: str | None = None
+    ) -> bool:
+        """Is ``remote_name`` (in ``remote_dir``) already used on ``platform`` by different content?"""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM jobs WHERE platform=? AND remote_name=? AND sha256<>? AND COALESCE(remote_dir, '')=?",
+                (platform, remote_name, sha256, remote_dir or ""),
             ).fetchone()
         return row is not None
 
@@ -439,4 +495,8 @@ def _job(row: sqlite3.Row) -> Job:
         uploaded_at=row["uploaded_at"],
         path=row["path"],
         changes=tuple(row["changes"].split("\n")) if row["changes"] else (),
+        kind=row["kind"],
+        remote_dir=row["remote_dir"],
+        meta=json.loads(row["meta"]) if row["meta"] else None,
+        parent_id=row["parent_id"],
     )

@@ -10,27 +10,45 @@ from __future__ import annotations
 import re
 import unicodedata
 
-#: Characters kept as they are; everything else becomes "_".
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+#: Characters kept when a platform does not say otherwise; everything else becomes "_".
+DEFAULT_ALLOWED = "A-Za-z0-9_-"
 #: Long enough to stay readable, short enough for every server we know of (255-byte limits).
 MAX_STEM_CHARS = 100
+_SUFFIX_CHARS = 9  # "_" + 8 hex digits
 
 EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif"}
 
 
-def safe_stem(source_name: str) -> str:
-    """The readable part of a source file name, reduced to ``[A-Za-z0-9_-]``."""
+def safe_stem(source_name: str, allowed: str = DEFAULT_ALLOWED) -> str:
+    """The readable part of a source file name, reduced to the ``allowed`` characters."""
     stem = source_name.rsplit(".", 1)[0] if "." in source_name.lstrip(".") else source_name
-    # Accents off ("Zürich" → "Zurich"), then anything else unsafe → "_".
+    # Accents off ("Zürich" → "Zurich"), then anything else not allowed → "_".
     ascii_only = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
-    cleaned = _UNSAFE.sub("_", ascii_only).strip("_-")
-    return cleaned[:MAX_STEM_CHARS].rstrip("_-")
+    unsafe = re.compile(f"[^{allowed}]+")
+    cleaned = unsafe.sub("_", ascii_only).strip("_-.")
+    cleaned = re.sub(r"_{2,}", "_", cleaned)
+    return cleaned[:MAX_STEM_CHARS].rstrip("_-.")
 
 
-def remote_name(source_name: str, sha256: str, file_type: str | None, *, with_suffix: bool = False) -> str:
-    """``<safe stem>[_<hash8>]<ext>``; the hash suffix tells apart different files of one name."""
+def remote_name(
+    source_name: str,
+    sha256: str,
+    file_type: str | None,
+    *,
+    with_suffix: bool = False,
+    allowed: str = DEFAULT_ALLOWED,
+    max_chars: int | None = None,
+) -> str:
+    """``<safe stem>[_<hash8>]<ext>``; the hash suffix tells apart different files of one name.
+
+    ``allowed`` and ``max_chars`` are the platform's file-name rule (Shutterstock: letters, digits
+    and "_"; Adobe Stock's CSV: 30 characters); ``max_chars`` counts the extension too.
+    """
     extension = EXTENSIONS.get(file_type or "", "")
-    stem = safe_stem(source_name) or f"image_{sha256[:12]}"
+    stem = safe_stem(source_name, allowed) or f"image_{sha256[:12]}"
+    room = (max_chars - len(extension)) if max_chars else MAX_STEM_CHARS
     if with_suffix:
-        stem = f"{stem}_{sha256[:8]}"
+        stem = f"{stem[: max(1, room - _SUFFIX_CHARS)].rstrip('_-.')}_{sha256[:8]}"
+    else:
+        stem = stem[:room].rstrip("_-.")
     return f"{stem}{extension}"

@@ -49,3 +49,12 @@ def test_remote_names_never_hold_characters_a_server_could_misread():
         name = remote_name(source, SHA, "jpeg")
         assert name and not name.startswith(("-", ".")), name
         assert set(name) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-."), name
+
+
+def test_a_platform_file_name_rule_limits_characters_and_length():
+    name = remote_name("Harbour at dawn - Lisbon (v2).jpg", SHA, "jpeg", allowed="A-Za-z0-9_", max_chars=30)
+    assert name == "Harbour_at_dawn_Lisbon_v2.jpg"
+    long = remote_name("A very long descriptive file name for an agency.jpg", SHA, "jpeg", max_chars=30)
+    assert len(long) <= 30 and long.endswith(".jpg")
+    suffixed = remote_name("A very long descriptive file name.jpg", SHA, "jpeg", max_chars=30, with_suffix=True)
+    assert len(suffixed) <= 30 and suffixed.endswith("_ab12cd34.jpg")
