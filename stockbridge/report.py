@@ -21,7 +21,9 @@ STATE_STYLES = {
 
 
 def status_payload(config: Config) -> dict[str, Any]:
-    """``{"files": [{"path", "sha256", "platforms": {NAME: {"state", "reason", "remote_name", "changes"}}}]}``.
+    """``{"files": [{"path", "sha256", "kind", "platforms": {NAME: {"state", "reason", "remote_name", "changes"}}}]}``.
+
+    ``kind`` is "image", or "release" for a release file delivered with the images that need it.
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
     A ``paused`` object (platform → reason) is present when a platform waits for the user.
@@ -32,11 +34,17 @@ def status_payload(config: Config) -> dict[str, Any]:
     try:
         files: dict[str, dict[str, Any]] = {}
         for asset in ledger.assets():
-            files[asset.sha256] = {"path": asset.path, "sha256": asset.sha256, "platforms": {}}
+            files[asset.sha256] = {
+                "path": asset.path,
+                "sha256": asset.sha256,
+                "kind": "image",
+                "platforms": {},
+            }
         for job in ledger.jobs():
             entry = files.get(job.sha256)
             if entry is None:
                 continue
+            entry["kind"] = job.kind
             entry["platforms"][job.platform] = {
                 "state": job.state,
                 "reason": job.reason,
@@ -74,7 +82,7 @@ def print_status_table(config: Config, payload: dict[str, Any], console: Console
     for name in platforms:
         table.add_column(name, overflow="fold")
     for entry in files:
-        cells = [entry["path"].rsplit("/", 1)[-1]]
+        cells = [entry["path"].rsplit("/", 1)[-1] + (" (release)" if entry.get("kind") == "release" else "")]
         for name in platforms:
             job = entry["platforms"].get(name)
             if job is None:
