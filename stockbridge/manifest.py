@@ -1,0 +1,111 @@
+"""CSV manifests: one row per uploaded file, with the header row an agency asks for.
+
+The header comes from the platform's ``[csv]`` table. Known headers (any case) are filled from
+each file; any other header takes its text from ``csv.values`` (empty if none):
+
+    Filename, File name            the remote file name
+    Title                          the title
+    Description, Caption           the description, else the title (agencies with one caption
+                                   field call it either)
+    Keywords, Tags                 keywords joined with ", ", in order
+    Editorial                      "Yes" or "No"
+    Releases, Model release        release names joined with ", "
+
+A known header whose value is empty also falls back to ``csv.values``. Every cell that a
+spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, TAB, CR or NUL) gets
+a leading ``'`` (OWASP, CSV injection; ASVS 1.2.10). The file is UTF-8 without a BOM, written
+to a temporary name and renamed, so a reader never sees half a manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stockbridge.config import CsvConfig
+
+#: Cells starting with one of these are read as formulas by spreadsheets (OWASP "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
+#: Keywords in one cell, as the agencies that document it write them: comma-separated.
+KEYWORD_SEPARATOR = ", "
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    """One file of a batch, as the manifest describes it."""
+
+    filename: str  # the remote name
+    title: str | None
+    description: str | None
+    keywords: tuple[str, ...]
+    editorial: bool
+    releases: tuple[str, ...]
+
+
+def _description(row: ManifestRow) -> str:
+    return row.description or row.title or ""
+
+
+_KNOWN: dict[str, Callable[[ManifestRow], str]] = {
+    "filename": lambda row: row.filename,
+    "file name": lambda row: row.filename,
+    "title": lambda row: row.title or "",
+    "description": _description,
+    "caption": _description,
+    "keywords": lambda row: KEYWORD_SEPARATOR.join(row.keywords),
+    "tags": lambda row: KEYWORD_SEPARATOR.join(row.keywords),
+    "editorial": lambda row: "Yes" if row.editorial else "No",
+    "releases": lambda row: KEYWORD_SEPARATOR.join(row.releases),
+    "model release": lambda row: KEYWORD_SEPARATOR.join(row.releases),
+}
+
+
+def neutralise(cell: str) -> str:
+    """``cell``, with a leading ``'`` if a spreadsheet would otherwise run it as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def render_manifest(csv_config: CsvConfig, rows: Sequence[ManifestRow]) -> str:
+    """The manifest's text: the header row, then one row per file."""
+    values_by_header = {header.casefold(): value for header, value in csv_config.values.items()}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=csv_config.delimiter, lineterminator="\r\n")
+    writer.writerow(csv_config.columns)  # the user's own text, matched exactly by the agency
+    for row in rows:
+        writer.writerow(
+            [neutralise(_cell(header, row, csv_config, values_by_header)) for header in csv_config.columns]
+        )
+    return buffer.getvalue()
+
+
+def write_manifest(path: Path, csv_config: CsvConfig, rows: Sequence[ManifestRow]) -> Path:
+    """Write the manifest to ``path`` (through a temporary file in the same folder) and return it."""
+    text = render_manifest(csv_config, rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _cell(header: str, row: ManifestRow, csv_config: CsvConfig, values_by_header: dict[str, str]) -> str:
+    key = " ".join(header.split()).casefold()
+    fill = _KNOWN.get(key)
+    value = fill(row) if fill is not None else ""
+    if value:
+        return value
+    if header in csv_config.values:
+        return csv_config.values[header]
+    return values_by_header.get(header.casefold(), "")
