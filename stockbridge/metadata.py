@@ -33,6 +33,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -41,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -79,6 +80,24 @@ _FORBIDDEN_CHARACTERS = ("\r", "\n", "\0")
 TITLE_TAGS = ("XMP-dc:Title", "IPTC:ObjectName", "IPTC:Headline")
 DESCRIPTION_TAGS = ("XMP-dc:Description", "IPTC:Caption-Abstract", "IFD0:ImageDescription")
 KEYWORD_TAGS = ("XMP-dc:Subject", "IPTC:Keywords")
+# Releases (design.md "Metadata"). With -n, ExifTool gives the PLUS status as its code ("MR-NON",
+# "MR-NAP", "MR-UMR", "MR-LMR"; "PR-..." likewise), the vocabulary URI prefix stripped
+# (Image/ExifTool/PLUS.pm, ModelReleaseStatus / PropertyReleaseStatus).
+MODEL_RELEASE_STATUS_TAG = "XMP-plus:ModelReleaseStatus"
+MODEL_RELEASE_ID_TAG = "XMP-plus:ModelReleaseID"
+PROPERTY_RELEASE_STATUS_TAG = "XMP-plus:PropertyReleaseStatus"
+PROPERTY_RELEASE_ID_TAG = "XMP-plus:PropertyReleaseID"
+PERSON_IN_IMAGE_TAG = "XMP-iptcExt:PersonInImage"
+_RELEASE_TAGS = (
+    MODEL_RELEASE_STATUS_TAG,
+    MODEL_RELEASE_ID_TAG,
+    PROPERTY_RELEASE_STATUS_TAG,
+    PROPERTY_RELEASE_ID_TAG,
+    PERSON_IN_IMAGE_TAG,
+)
+#: Extra tags a caller may read: GROUP:TAG, each part starting with a letter. The letter matters:
+#: "-g1:2" or "-G1:3" would be taken by exiftool as its -g/-G option, not as a tag (E-2).
+_EXTRA_TAG = re.compile(r"[A-Za-z][A-Za-z0-9-]*:[A-Za-z][A-Za-z0-9-]*")
 _SIZE_TAGS = ("File:ImageWidth", "File:ImageHeight", "Composite:ImageSize")
 _STATUS_TAGS = ("File:FileType", "ExifTool:Error", "ExifTool:Warning")
 # -n: machine-readable values (ImageSize as "W H"). Numbers in JSON are parsed as strings below,
@@ -86,7 +105,10 @@ _STATUS_TAGS = ("File:FileType", "ExifTool:Error", "ExifTool:Warning")
 _READ_OPTIONS = ("-j", "-G1", "-n")
 _READ_ARGS = (
     *_READ_OPTIONS,
-    *(f"-{tag}" for tag in (*TITLE_TAGS, *DESCRIPTION_TAGS, *KEYWORD_TAGS, *_SIZE_TAGS, *_STATUS_TAGS)),
+    *(
+        f"-{tag}"
+        for tag in (*TITLE_TAGS, *DESCRIPTION_TAGS, *KEYWORD_TAGS, *_RELEASE_TAGS, *_SIZE_TAGS, *_STATUS_TAGS)
+    ),
 )
 
 #: Tags ``write`` accepts, with whether the tag holds a list. Anything else is refused, so no
@@ -143,6 +165,15 @@ class ImageMetadata:
     height: int | None
     file_type: str | None  # ExifTool's FileType, lower-cased: "jpeg", "png", "tiff", ...
     warnings: tuple[str, ...] = ()  # ExifTool's warnings for this file, e.g. "JPEG format error"
+    # Releases, as written in the file: the PLUS status code ("MR-NON", "MR-UMR", ...) and IDs.
+    model_release_status: str | None = None
+    model_release_ids: tuple[str, ...] = ()
+    property_release_status: str | None = None
+    property_release_ids: tuple[str, ...] = ()
+    persons_in_image: tuple[str, ...] = ()
+    #: Values of the extra tags the caller asked ``read`` for, keyed by the tag name as asked
+    #: (a tag the file does not have is absent). Left out of the hash so the object stays hashable.
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     @property
     def megapixels(self) -> float | None:
@@ -220,13 +251,24 @@ class ExifTool:
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, paths: Sequence[Path]) -> dict[Path, ImageMetadata | MetadataError]:
+    def read(
+        self, paths: Sequence[Path], extra_tags: Sequence[str] = ()
+    ) -> dict[Path, ImageMetadata | MetadataError]:
         """Metadata of each file, or the MetadataError that says why it could not be read.
 
         Never raises for a single file's problem: the answer holds one entry per distinct path,
         keyed by the path objects given, in their order. Raises MetadataError only when ExifTool
         itself cannot be started (missing, or not answering), which is no file's fault.
+
+        ``extra_tags`` ("XMP-photoshop:Instructions", "IPTC:SpecialInstructions", ...) are read
+        into ``ImageMetadata.extra``; a family-0 group ("XMP:Instructions", "EXIF:Artist") matches
+        the tag in any of its family-1 groups. Raises ValueError for a name that is not
+        ``GROUP:TAG`` (letters, digits, "-"; each part starting with a letter).
         """
+        extra = tuple(dict.fromkeys(extra_tags))
+        for tag in extra:
+            if not isinstance(tag, str) or not _EXTRA_TAG.fullmatch(tag):
+                raise ValueError(f"not a tag name like XMP-photoshop:Instructions: {tag!r}")
         results: dict[Path, ImageMetadata | MetadataError] = {}
         pending: list[tuple[Path, bytes]] = []
         for path in dict.fromkeys(paths):
@@ -241,18 +283,22 @@ class ExifTool:
                 continue
             pending.append((path, argument))
         for start in range(0, len(pending), self.batch_size):
-            results.update(self._read_batch(pending[start : start + self.batch_size]))
+            results.update(self._read_batch(pending[start : start + self.batch_size], extra))
         return {path: results[path] for path in dict.fromkeys(paths)}
 
-    def _read_batch(self, batch: Sequence[tuple[Path, bytes]]) -> dict[Path, ImageMetadata | MetadataError]:
+    def _read_batch(
+        self, batch: Sequence[tuple[Path, bytes]], extra: Sequence[str] = ()
+    ) -> dict[Path, ImageMetadata | MetadataError]:
         if len(batch) == 1:
             path, argument = batch[0]
-            return {path: self._read_one(path, argument)}
+            return {path: self._read_one(path, argument, extra)}
         try:
             # No retry here: if the batch hangs, the per-file reads below find the culprit and
             # retry only that file.
             output, _ = self._call(
-                [*_READ_ARGS, *(argument for _, argument in batch)], "a batch", retry=False
+                [*_READ_ARGS, *_extra_args(extra), *(argument for _, argument in batch)],
+                "a batch",
+                retry=False,
             )
             entries = _entries_by_source(output)
         except _StartError:
@@ -264,14 +310,16 @@ class ExifTool:
         for path, argument in batch:
             entry = entries.get(os.fsdecode(argument))
             if entry is None or "ExifTool:Error" in entry:
-                results[path] = self._read_one(path, argument)
+                results[path] = self._read_one(path, argument, extra)
             else:
-                results[path] = _metadata_from(entry)
+                results[path] = _metadata_from(entry, extra)
         return results
 
-    def _read_one(self, path: Path, argument: bytes) -> ImageMetadata | MetadataError:
+    def _read_one(
+        self, path: Path, argument: bytes, extra: Sequence[str] = ()
+    ) -> ImageMetadata | MetadataError:
         try:
-            output, _ = self._call([*_READ_ARGS, argument], path.name, retry=True)
+            output, _ = self._call([*_READ_ARGS, *_extra_args(extra), argument], path.name, retry=True)
             entry = _entries_by_source(output).get(os.fsdecode(argument))
         except _StartError:
             raise
@@ -296,7 +344,7 @@ class ExifTool:
             return MetadataError(f"ExifTool returned nothing for {path.name}")
         if "ExifTool:Error" in entry:
             return MetadataError(f"ExifTool cannot read {path.name}: {entry['ExifTool:Error']}")
-        return _metadata_from(entry)
+        return _metadata_from(entry, extra)
 
     # ------------------------------------------------------------------ writing
 
@@ -741,7 +789,11 @@ def _entries_by_source(output: str | bytes) -> dict[str, dict[str, object]]:
     return {str(entry.get("SourceFile")): entry for entry in entries if isinstance(entry, dict)}
 
 
-def _metadata_from(entry: Mapping[str, object]) -> ImageMetadata:
+def _extra_args(extra: Sequence[str]) -> list[str]:
+    return [f"-{tag}" for tag in extra]
+
+
+def _metadata_from(entry: Mapping[str, object], extra: Sequence[str] = ()) -> ImageMetadata:
     width, height = _dimensions(entry)
     file_type = _texts(entry.get("File:FileType"))
     warning = _texts(entry.get("ExifTool:Warning"))
@@ -753,7 +805,52 @@ def _metadata_from(entry: Mapping[str, object]) -> ImageMetadata:
         height=height,
         file_type=file_type[0].lower() if file_type else None,
         warnings=tuple(warning),
+        model_release_status=_first_text(entry, (MODEL_RELEASE_STATUS_TAG,)),
+        model_release_ids=_clean_keywords(_texts(entry.get(MODEL_RELEASE_ID_TAG))),
+        property_release_status=_first_text(entry, (PROPERTY_RELEASE_STATUS_TAG,)),
+        property_release_ids=_clean_keywords(_texts(entry.get(PROPERTY_RELEASE_ID_TAG))),
+        persons_in_image=_clean_keywords(_texts(entry.get(PERSON_IN_IMAGE_TAG))),
+        extra=_extra_values(entry, extra),
     )
+
+
+def _extra_values(entry: Mapping[str, object], extra: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The values of each requested tag, keyed as requested.
+
+    -G1 names the family-1 group, so "XMP:Instructions" comes back as
+    "XMP-photoshop:Instructions" and "EXIF:Artist" as "IFD0:Artist": the exact name is taken
+    first, else the tag in a group of that family.
+    """
+    by_lower = {key.lower(): key for key in entry}
+    values: dict[str, tuple[str, ...]] = {}
+    for tag in extra:
+        group, name = tag.lower().split(":", 1)
+        key = by_lower.get(tag.lower())
+        if key is None:
+            key = next(
+                (
+                    candidate
+                    for lower, candidate in by_lower.items()
+                    if ":" in lower
+                    and lower.split(":", 1)[1] == name
+                    and _in_family(lower.split(":", 1)[0], group)
+                ),
+                None,
+            )
+        texts = tuple(text.strip() for text in _texts(entry.get(key)) if text.strip()) if key else ()
+        if texts:
+            values[tag] = texts
+    return values
+
+
+#: Family-1 groups of the EXIF family-0 group, as -G1 names them.
+_EXIF_GROUPS = frozenset({"ifd0", "ifd1", "exififd", "gps", "interopifd", "subifd"})
+
+
+def _in_family(group1: str, group0: str) -> bool:
+    if group0 == "exif":
+        return group1 in _EXIF_GROUPS
+    return group1.startswith(f"{group0}-")  # XMP-dc, XMP-photoshop, ...
 
 
 def _first_text(entry: Mapping[str, object], tags: Sequence[str]) -> str | None:
