@@ -66,8 +66,14 @@ _KNOWN: dict[str, Callable[[ManifestRow], str]] = {
 
 
 def neutralise(cell: str) -> str:
-    """``cell``, with a leading ``'`` if a spreadsheet would otherwise run it as a formula."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+    """``cell`` without the leading characters that make a spreadsheet run it as a formula.
+
+    Stripped, not quoted with ``'``: agencies import the cell as the title or keywords, and a quote
+    would end up in the published text (research/reliability.md X-7; ``'`` is for human reports).
+    """
+    while cell.startswith(FORMULA_STARTS):
+        cell = cell.lstrip("".join(FORMULA_STARTS)).lstrip()
+    return cell
 
 
 def render_manifest(csv_config: CsvConfig, rows: Sequence[ManifestRow]) -> str:

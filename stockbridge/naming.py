@@ -25,9 +25,14 @@ def safe_stem(source_name: str, allowed: str = DEFAULT_ALLOWED) -> str:
     # Accents off ("Zürich" → "Zurich"), then anything else not allowed → "_".
     ascii_only = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
     unsafe = re.compile(f"[^{allowed}]+")
-    cleaned = unsafe.sub("_", ascii_only).strip("_-.")
+    cleaned = unsafe.sub(_separator(allowed), ascii_only).strip("_-.")
     cleaned = re.sub(r"_{2,}", "_", cleaned)
     return cleaned[:MAX_STEM_CHARS].rstrip("_-.")
+
+
+def _separator(allowed: str) -> str:
+    """The word separator: "_" where the platform allows it, else "-", else nothing (Pond5 allows neither)."""
+    return next((char for char in "_-" if re.fullmatch(f"[{allowed}]", char)), "")
 
 
 def remote_name(
@@ -48,7 +53,8 @@ def remote_name(
     stem = safe_stem(source_name, allowed) or f"image_{sha256[:12]}"
     room = (max_chars - len(extension)) if max_chars else MAX_STEM_CHARS
     if with_suffix:
-        stem = f"{stem[: max(1, room - _SUFFIX_CHARS)].rstrip('_-.')}_{sha256[:8]}"
+        # The separator must itself be allowed (Pond5 allows no "_"); hex digits always are.
+        stem = f"{stem[: max(1, room - _SUFFIX_CHARS)].rstrip('_-.')}{_separator(allowed)}{sha256[:8]}"
     else:
         stem = stem[:room].rstrip("_-.")
     return f"{stem}{extension}"

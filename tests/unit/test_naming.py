@@ -58,3 +58,7 @@ def test_a_platform_file_name_rule_limits_characters_and_length():
     assert len(long) <= 30 and long.endswith(".jpg")
     suffixed = remote_name("A very long descriptive file name.jpg", SHA, "jpeg", max_chars=30, with_suffix=True)
     assert len(suffixed) <= 30 and suffixed.endswith("_ab12cd34.jpg")
+
+
+def test_the_hash_suffix_uses_only_characters_the_platform_allows():
+    assert remote_name("IMG 1.jpg", SHA, "jpeg", allowed="A-Za-z0-9", with_suffix=True) == "IMG1ab12cd34.jpg"
