@@ -354,7 +354,8 @@ class EditorialConfig(_Model):
     def _tag_name(cls, value: str | None) -> str | None:
         import re
 
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9-]+:[A-Za-z0-9-]+", value):
+        # Both parts start with a letter: "-g1:2" would be read by ExifTool as an option.
+        if value is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*:[A-Za-z][A-Za-z0-9-]*", value):
             raise ValueError('expected a tag name like "XMP-photoshop:Instructions"')
         return value
 
@@ -451,11 +452,20 @@ def validate_config(
     data: dict[str, Any], *, source: Path | None = None, resolve_secrets: bool = True
 ) -> Config:
     base = source.parent if source else Path.cwd()
+    from stockbridge.presets import expand_presets
+
+    data, preset_problems = expand_presets(data)
+    # A platform whose preset is unknown or incomplete would also fail validation for the same
+    # reason; say it once, the preset's way (it knows where to find the missing value).
+    named = {problem.split(".")[1] for problem in preset_problems if problem.startswith("platforms.")}
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         found = _merge_union_problems([_describe(error, data) for error in exc.errors()])
+        found = preset_problems + [p for p in found if not any(p.startswith(f"platforms.{n}") for n in named)]
         raise ConfigError(_summary(source, found), problems=found) from None
+    if preset_problems:
+        raise ConfigError(_summary(source, preset_problems), problems=preset_problems)
     config = _resolve_paths(config, base)
     problems: list[str] = []
     warnings: list[str] = []

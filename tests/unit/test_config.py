@@ -260,3 +260,32 @@ def test_disabled_platforms_need_no_reachable_password(tmp_path):
         )
     )
     assert config.enabled_platforms() == {}
+
+
+def test_a_preset_fills_a_platform_and_the_users_keys_win(tmp_path):
+    config = load_config(
+        write(
+            tmp_path,
+            '[watch]\nfolder = "x"\n[platforms.ss]\npreset = "shutterstock"\nusername = "me"\npassword = "pw"\n'
+            "[platforms.ss.rules]\nkeywords = { max = 30 }\n",
+        )
+    )
+    platform = config.platforms["ss"]
+    assert platform.protocol == "ftps" and platform.host == "ftps.shutterstock.com"
+    assert platform.rules.keywords.max == 30
+    assert platform.rules.keywords.min == 7  # from the preset: a nested table is merged key by key
+
+
+def test_a_preset_with_missing_required_keys_fails_check_once_with_where_to_find_them(tmp_path):
+    problems = problems_of(
+        tmp_path,
+        '[watch]\nfolder = "x"\n[platforms.fp]\npreset = "freepik"\nusername = "me"\npassword = "pw"\n',
+    )
+    assert any(p.startswith("platforms.fp.host: the freepik preset needs this") for p in problems)
+    assert any(p.startswith("platforms.fp.port: the freepik preset needs this") for p in problems)
+    assert not any("protocol 'ftp' needs" in p for p in problems), problems
+
+
+def test_an_unknown_preset_says_which_it_may_have_meant(tmp_path):
+    problems = problems_of(tmp_path, '[watch]\nfolder = "x"\n[platforms.s]\npreset = "shuterstock"\n')
+    assert problems == ['platforms.s.preset: unknown preset "shuterstock"; did you mean "shutterstock"?']
