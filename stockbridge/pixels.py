@@ -7,15 +7,22 @@ limit: a decompression bomb is refused instead of eating the machine's memory (r
 
 from __future__ import annotations
 
+import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageCms, ImageFile
+
+from stockbridge.errors import InputError
 
 #: Larger than any agency accepts (Adobe Stock's cap is 100 MP, agencies.md), far below what would
 #: exhaust memory. Pillow's own default warns at 89 MP and refuses at 179 MP.
 MAX_PIXELS = 300_000_000
 _PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}
+#: stockbridge's file type → the one Pillow format it may be opened as.
+PILLOW_FORMATS = _PILLOW_FORMATS
+_ORIENTATION_TAG = 0x0112  # EXIF Orientation
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
@@ -45,3 +52,84 @@ def check_decodable(path: Path, file_type: str) -> str | None:
         # Pillow says "image file is truncated (12 bytes not processed)" and the like.
         return f"the image data is damaged or incomplete ({exc}); export it again"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageProps:
+    """What the pixels of a file are, read from its header only (nothing is decoded)."""
+
+    width: int  # as stored, before EXIF orientation
+    height: int
+    mode: str  # Pillow's mode: "RGB", "L", "CMYK", "I;16", "RGBA", "P", ...
+    bits: int  # bits per sample: 8 or 16 (Pillow reads 16-bit RGB as 8-bit "RGB"; this says 16)
+    icc_description: str | None  # the embedded ICC profile's description, None without a profile
+    is_srgb: bool  # RGB or grey without a profile counts as sRGB (what agencies assume); CMYK never
+    orientation: int  # EXIF orientation 1..8; 1 when absent or invalid
+    has_alpha: bool
+    frames: int
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as a viewer shows them: orientations 5..8 turn the image a quarter."""
+        if self.orientation in (5, 6, 7, 8):
+            return self.height, self.width
+        return self.width, self.height
+
+
+def image_props(path: Path, file_type: str) -> ImageProps:
+    """Read ``path``'s :class:`ImageProps` from its header. Raises InputError with a one-line reason."""
+    pillow_format = _PILLOW_FORMATS.get(file_type)
+    if pillow_format is None:
+        raise InputError(f"{file_type} images are not supported")
+    try:
+        with Image.open(path, formats=[pillow_format]) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise InputError(
+                    f"{width * height / 1e6:.0f} MP is more than stockbridge opens ({MAX_PIXELS / 1e6:.0f} MP)"
+                )
+            description = _icc_description(image.info.get("icc_profile"))
+            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+            return ImageProps(
+                width=width,
+                height=height,
+                mode=image.mode,
+                bits=_bits(image),
+                icc_description=description,
+                # CMYK is never sRGB; RGB or grey without a profile is taken as sRGB, as agencies do.
+                is_srgb=image.mode != "CMYK" and (description is None or "srgb" in description.lower()),
+                orientation=orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1,
+                has_alpha=image.has_transparency_data,
+                frames=getattr(image, "n_frames", 1),
+            )
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"cannot read the image header ({exc}); export it again") from exc
+
+
+def _bits(image: ImageFile.ImageFile) -> int:
+    if image.mode.startswith("I;16") or image.mode == "I":
+        return 16
+    if image.mode == "F":
+        return 32
+    bits_per_sample = getattr(image, "tag_v2", {}).get(258)  # TIFF BitsPerSample
+    if bits_per_sample:
+        samples = bits_per_sample if isinstance(bits_per_sample, tuple) else (bits_per_sample,)
+        return max(8, *(int(value) for value in samples))
+    for tile in image.tile:  # PNG: Pillow decodes "RGB;16B" into 8-bit RGB; the raw mode tells
+        rawmode = tile.args[0] if isinstance(tile.args, tuple) and tile.args else tile.args
+        if isinstance(rawmode, str) and ";16" in rawmode:
+            return 16
+    return 8
+
+
+def _icc_description(icc: object) -> str | None:
+    if not isinstance(icc, bytes) or not icc:
+        return None
+    try:
+        description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        # A profile lcms cannot parse: say so rather than treat the file as sRGB.
+        return "unreadable ICC profile"
+    return description.strip() or "unnamed ICC profile"
