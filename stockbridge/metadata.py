@@ -149,6 +149,39 @@ IPTC_MAX_BYTES: Mapping[str, int] = {
     "IPTC:CopyrightNotice": 128,
 }
 
+#: ``copy_metadata``: tags that describe the source's pixels, not the picture, so a derived copy must
+#: not inherit them. ICC_Profile and IPTC:CodedCharacterSet are "unsafe" and never copied by
+#: ``-all`` (html/TagNames/*.html); EXIF IFD0 image-structure tags are not copied either (checked).
+_NOT_COPIED = (
+    "IFD1:all",  # the EXIF thumbnail: the old crop, orientation and colours
+    "Photoshop:PhotoshopThumbnail",
+    "XMP-tiff:BitsPerSample",
+    "XMP-tiff:Compression",
+    "XMP-tiff:PhotometricInterpretation",
+    "XMP-tiff:SamplesPerPixel",
+    "XMP-tiff:PlanarConfiguration",
+    "XMP-tiff:YCbCrSubSampling",
+)
+#: ``copy_metadata``: tags made true of the copy when the source has them (never created).
+_ORIENTATION_TAGS = ("IFD0:Orientation", "XMP-tiff:Orientation")
+_WIDTH_TAGS = ("ExifIFD:ExifImageWidth", "XMP-exif:ExifImageWidth", "XMP-tiff:ImageWidth")
+_HEIGHT_TAGS = ("ExifIFD:ExifImageHeight", "XMP-exif:ExifImageHeight", "XMP-tiff:ImageHeight")
+_COLOUR_SPACE_TAGS = ("ExifIFD:ColorSpace", "XMP-exif:ColorSpace")  # 1 = sRGB (EXIF 2.3)
+_COPY_READ_TAGS = (
+    *_ORIENTATION_TAGS,
+    *_WIDTH_TAGS,
+    *_HEIGHT_TAGS,
+    *_COLOUR_SPACE_TAGS,
+    "XMP-photoshop:ICCProfileName",
+    "XMP-photoshop:ColorMode",
+    "InteropIFD:InteropIndex",
+    "IPTC:all",
+    "File:ImageWidth",
+    "File:ImageHeight",
+    "File:ColorComponents",
+    "ICC_Profile:ProfileDescription",
+)
+
 _INSTALL_HINT = (
     "install ExifTool (Debian/Ubuntu: apt install libimage-exiftool-perl; macOS: brew install exiftool)"
 )
@@ -384,6 +417,103 @@ class ExifTool:
         for warning in warnings:
             logger.debug("{}: {}", path.name, warning)
         return tuple(warnings)
+
+    def copy_metadata(self, source: Path, target: Path) -> tuple[str, ...]:
+        """Carry every metadata field of ``source`` over to ``target``, a derived copy, in place.
+
+        ``-tagsFromFile SOURCE -all:all`` copies EXIF, GPS, IPTC, XMP, maker notes, ... each into
+        its own group. Then what described the source's pixels is made true of the copy: the copy
+        keeps its own ICC profile (ExifTool never copies ICC_Profile with ``-all``); orientation
+        tags say 1 (the pixels are upright); width/height tags hold the copy's size; colour-space
+        tags say sRGB when the copy's profile is sRGB; thumbnails and XMP-tiff structure tags are
+        not copied. Tags the source lacks are not created. IPTC is written as UTF-8. Only callers'
+        private copies may be passed as ``target``; ``source`` is only read. Returns ExifTool's
+        warnings; raises MetadataError when the copy fails.
+        """
+        source_argument, target_argument = _file_argument(source), _file_argument(target)
+        for path, argument in ((source, source_argument), (target, target_argument)):
+            if not os.path.isfile(argument):
+                raise MetadataError(f"cannot copy metadata with {path.name}: it is not a file")
+        if os.path.samefile(source_argument, target_argument):
+            raise MetadataError(f"refused to copy metadata of {source.name} onto itself")
+        try:
+            output, _ = self._call(
+                [
+                    "-j",
+                    "-G1",
+                    "-n",
+                    *(f"-{tag}" for tag in _COPY_READ_TAGS),
+                    source_argument,
+                    target_argument,
+                ],
+                source.name,
+                retry=True,
+            )
+            entries = _entries_by_source(output)
+        except ExifToolExecuteError as exc:
+            reason = _first_error_line(exc.stderr) or f"status {exc.returncode}"
+            raise MetadataError(f"ExifTool cannot read {source.name} or {target.name}: {reason}") from exc
+        except ValueError as exc:
+            raise MetadataError(f"ExifTool gave an unreadable answer for {source.name}: {exc}") from exc
+        found = entries.get(os.fsdecode(source_argument), {})
+        copy = entries.get(os.fsdecode(target_argument), {})
+        width, height = (
+            _positive_int(copy.get("File:ImageWidth")),
+            _positive_int(copy.get("File:ImageHeight")),
+        )
+        if not width or not height:
+            raise MetadataError(f"ExifTool cannot tell the pixel size of {target.name}")
+
+        fixes: dict[str, object] = {tag: 1 for tag in _ORIENTATION_TAGS}
+        fixes.update({tag: width for tag in _WIDTH_TAGS})
+        fixes.update({tag: height for tag in _HEIGHT_TAGS})
+        profile = str(copy.get("ICC_Profile:ProfileDescription") or "").strip()
+        if "srgb" in profile.lower():
+            fixes.update({tag: 1 for tag in _COLOUR_SPACE_TAGS})
+            fixes["XMP-photoshop:ICCProfileName"] = profile
+            if found.get("InteropIFD:InteropIndex") == "R03":  # R03 = Adobe RGB (DCF 2.0)
+                fixes["InteropIFD:InteropIndex"] = "R98"
+        components = {"1": 1, "3": 3, "4": 4}.get(str(copy.get("File:ColorComponents")))
+        if components is not None:  # Photoshop ColorMode: 1 grayscale, 3 RGB, 4 CMYK
+            fixes["XMP-photoshop:ColorMode"] = components
+        assignments = [f"-{tag}#={value}" for tag, value in fixes.items() if tag in found]
+        for assignment in assignments:
+            _refuse_line_breaks(assignment, f"the value {assignment!r}")
+        if any(tag.startswith("IPTC:") for tag in found):
+            # CodedCharacterSet is "unsafe" (not copied): without it, IPTC is written as Latin-1
+            # and 東京 becomes "??" (E-4). ExifTool transcodes a Latin-1 source's values itself.
+            assignments.insert(0, "-IPTC:CodedCharacterSet=UTF8")
+
+        temp = Path(os.fsdecode(target_argument) + _TEMP_SUFFIX)
+        try:
+            output, stderr = self._call(
+                [
+                    "-overwrite_original",
+                    "-tagsFromFile",
+                    source_argument,
+                    "-all:all",
+                    *(f"--{tag}" for tag in _NOT_COPIED),
+                    *assignments,
+                    target_argument,
+                ],
+                target.name,
+                retry=True,
+                before_retry=lambda: temp.unlink(missing_ok=True),
+            )
+        except ExifToolExecuteError as exc:
+            reason = _first_error_line(exc.stderr) or f"status {exc.returncode}"
+            raise MetadataError(f"ExifTool could not copy metadata into {target.name}: {reason}") from exc
+        except MetadataError:
+            temp.unlink(missing_ok=True)
+            raise
+        if "1 image files updated" not in output and "1 image files unchanged" not in output:
+            reason = _first_error_line(stderr) or output.strip() or "nothing was written"
+            raise MetadataError(f"ExifTool did not copy metadata into {target.name}: {reason}")
+        # "No writable tags set from SOURCE" only says the source had no metadata to carry.
+        warnings = tuple(line for line in _warning_lines(stderr) if not line.startswith("No writable tags"))
+        for warning in warnings:
+            logger.debug("{}: {}", target.name, warning)
+        return warnings
 
     # ------------------------------------------------------------------ the guarded call
 
