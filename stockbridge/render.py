@@ -1,0 +1,460 @@
+"""Derived copies: what pixel work a platform's copy needs (``plan_render``), and doing it (``render``).
+
+``plan_render`` is pure: from a file's :class:`~stockbridge.pixels.ImageProps` and a platform's
+rules it decides whether the source can go as it is (byte-identical, never decoded), needs a
+rendered JPEG (a :class:`RenderSpec`), or cannot be made to fit (reasons to reject). Two platforms
+whose specs are equal share one copy: :meth:`RenderSpec.key` names it.
+
+``render`` makes that copy with Pillow and carries the source's metadata over with ExifTool
+(research/reliability.md §5):
+
+- only JPEG, PNG and TIFF are opened, with the pixel limit of :mod:`stockbridge.pixels` (P-1);
+- JPEGs are decoded at reduced scale (``draft``) when the copy is at most half as wide: 2.2× faster
+  for a large reduction (research/perf.md §1);
+- pixels are turned upright from the EXIF orientation and the copy says Orientation 1 (P-4);
+- colour goes through the embedded ICC profile with LittleCMS, never ``convert()`` (P-5); Pillow
+  reads Photoshop's inverted Adobe CMYK JPEGs (APP14) the right way round itself;
+- 16-bit grey (``I;16``) is scaled to 8 bits (value / 257, rounded), never clipped (P-6); Pillow
+  reads 16-bit RGB as its high byte, which is the same scaling to within one level;
+- transparency is flattened on white;
+- JPEG quality and chroma subsampling are explicit (4:4:4 at q ≥ 90, else 4:2:0) (P-7), and the
+  copy carries an ICC profile: sRGB after a conversion, else the source's own;
+- a file-size cap is met by lowering the quality in steps of 5 down to 70, then taking 10 % fewer
+  pixels per step (never below the platform's minimum), or fails with a RenderError with numbers.
+
+The copy is written under a temporary name next to the target and renamed at the end, so a crash
+never leaves a half copy under the final name; the source is only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, ImageCms, ImageOps
+
+from stockbridge.config import RulesConfig
+from stockbridge.errors import StockbridgeError
+from stockbridge.metadata import ExifTool
+from stockbridge.pixels import MAX_PIXELS, PILLOW_FORMATS, ImageProps
+
+#: Part of every key: bump it when render's output for an unchanged spec changes, so cached copies
+#: made the old way are not reused.
+RENDER_VERSION = 1
+#: The file-size ladder: quality steps down by this much ...
+QUALITY_STEP = 5
+#: ... to this floor (below it JPEG artefacts show at 100 % view, which agencies' reviewers check) ...
+MIN_LADDER_QUALITY = 70
+#: ... then each step keeps this share of the pixels, at most this many times (0.9^8 = 43 %).
+PIXEL_STEP = 0.9
+MAX_PIXEL_STEPS = 8
+
+_TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}
+#: Modes render turns into 8-bit L, RGB or CMYK. Others ("F", "LAB", "HSV", ...) are refused.
+_SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_SUPPORTED_MODES = (
+    *("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"),
+    *_SIXTEEN_BIT_GREY,
+)
+_PREMULTIPLIED = {"RGBa": "RGBA", "La": "LA"}
+_ORIENTATION_TAG = 0x0112
+
+
+class RenderError(StockbridgeError):
+    """A derived copy could not be made (undecodable pixels, a colour transform lcms refuses, a
+    size cap no quality or pixel count meets). The message gives the numbers."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderSpec:
+    """What a derived copy must be. Equal specs (of one source) mean one shared copy."""
+
+    output_format: Literal["jpeg"]
+    size: tuple[int, int] | None  # exact pixel size, upright (after orientation); None: keep
+    to_srgb: bool  # convert through the embedded ICC profile to sRGB
+    jpeg_quality: int
+    max_file_bytes: int | None = None  # the copy, metadata included, must not be larger
+    min_pixels: int | None = None  # the size ladder never goes below this (the platform's minimum)
+
+    def key(self) -> str:
+        """A short stable name for this spec (16 hex digits), e.g. for the copy's file name."""
+        text = json.dumps({"render": RENDER_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderPlan:
+    spec: RenderSpec | None  # None: send the source as it is, byte-identical
+    changes: tuple[str, ...] = ()  # what the copy changes, one line each, for people
+    reject: tuple[str, ...] = ()  # why no copy can fit; non-empty means reject
+
+
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    width: int
+    height: int
+    size_bytes: int
+    quality: int
+    notes: tuple[str, ...] = ()  # the ladder's steps and ExifTool's warnings
+
+
+# ---------------------------------------------------------------------- planning
+
+
+def plan_render(
+    platform: str, props: ImageProps, file_type: str, size_bytes: int, rules: RulesConfig
+) -> RenderPlan:
+    """Which copy ``platform`` needs of a file (pure). ``min_megapixels`` is plan.py's to check.
+
+    Copies are JPEG only. A JPEG source may always be re-encoded; a PNG or TIFF becomes a JPEG only
+    when ``convert_to = "jpeg"`` (and the platform takes JPEG). Colour is converted when
+    ``color_space = "sRGB"`` and the source is not sRGB, and CMYK whenever ``convert_to`` is set.
+    EXIF orientation alone never causes a copy (agencies honour it).
+    """
+    type_name = _TYPE_NAMES.get(file_type, file_type.upper())
+    accepted = rules.formats is None or file_type in rules.formats
+    may_convert = rules.convert_to == "jpeg" and (rules.formats is None or "jpeg" in rules.formats)
+    deep, cmyk = props.bits > 8, props.mode == "CMYK"
+    wants_srgb = rules.color_space == "sRGB" and not props.is_srgb
+    max_bytes = None if rules.max_file_mb is None else round(rules.max_file_mb * 1_000_000)
+    too_big = max_bytes is not None and size_bytes > max_bytes
+    max_pixels = None if rules.max_megapixels is None else round(rules.max_megapixels * 1_000_000)
+    size = fit_size(props.display_size, max_pixels, rules.max_long_edge)
+    convert = not accepted or (may_convert and (deep or cmyk))
+
+    if not (convert or wants_srgb or too_big or size is not None):
+        return RenderPlan(None)
+
+    rejects: list[str] = []
+    if not accepted and not may_convert:
+        accepted_names = ", ".join(_TYPE_NAMES.get(item, item.upper()) for item in rules.formats or ())
+        hint = '; set convert_to = "jpeg" to send a JPEG copy' if rules.convert_to is None else ""
+        rejects.append(f"{type_name} file, {platform} takes only {accepted_names}{hint}")
+    elif file_type != "jpeg" and not may_convert:
+        needs = _needs(props, size, rules, wants_srgb, too_big, size_bytes)
+        hint = 'set convert_to = "jpeg"' if rules.convert_to is None else f"{platform} does not take JPEG"
+        rejects.append(f"{type_name} file {needs}, and stockbridge makes only JPEG copies ({hint})")
+    if props.mode not in _SUPPORTED_MODES:
+        rejects.append(f"{type_name} file in Pillow mode {props.mode}, which stockbridge cannot convert")
+    to_srgb = wants_srgb or (cmyk and may_convert)
+    if to_srgb and props.icc_description is None and cmyk:
+        rejects.append(
+            "CMYK without an embedded ICC profile: its colours are unknown; export it with a profile, or as RGB"
+        )
+    if rejects:
+        return RenderPlan(None, (), tuple(rejects))
+
+    changes: list[str] = []
+    if convert or to_srgb or deep or props.has_alpha or props.mode in ("P", "PA"):
+        changes.append(_conversion_text(type_name, props, to_srgb, rules.jpeg_quality))
+    if size is not None:
+        width, height = props.display_size
+        cap = _binding_caps(props.display_size, size, rules)
+        changes.append(f"downscale {width}×{height} → {size[0]}×{size[1]} ({cap})")
+    if too_big:
+        changes.append(f"re-encode to fit {rules.max_file_mb:g} MB (source {size_bytes / 1_000_000:.1f} MB)")
+    if props.orientation != 1:
+        changes.append(f"rotate upright (EXIF orientation {props.orientation})")
+    if props.frames > 1:
+        changes.append(f"first page only (of {props.frames})")
+    min_pixels = (
+        None
+        if max_bytes is None or rules.min_megapixels is None
+        else math.ceil(rules.min_megapixels * 1_000_000)
+    )
+    spec = RenderSpec(
+        output_format="jpeg",
+        size=size,
+        to_srgb=to_srgb,
+        jpeg_quality=rules.jpeg_quality,
+        max_file_bytes=max_bytes,
+        min_pixels=min_pixels,
+    )
+    return RenderPlan(spec, tuple(changes))
+
+
+def fit_size(
+    size: tuple[int, int], max_pixels: int | None, max_long_edge: int | None
+) -> tuple[int, int] | None:
+    """The largest size within both caps with ``size``'s aspect ratio; None if it fits already.
+
+    Rounding rule: the long edge is the largest whole number for which the short edge, rounded
+    half up from the exact ratio, keeps width × height ≤ max_pixels and the long edge ≤
+    max_long_edge. Never larger than ``size`` (no upscaling). 8256×5504 at 45 MP → 8216×5477.
+    """
+    width, height = size
+    long_edge, short_edge = max(width, height), min(width, height)
+    limit = long_edge
+    if max_long_edge is not None:
+        limit = min(limit, max_long_edge)
+    if max_pixels is not None and long_edge * short_edge > max_pixels:
+        # The exact ratio gives isqrt(...); rounding the short edge down can leave room for up to
+        # long/short more pixels on the long edge, so start above it and step down.
+        ceiling = math.isqrt(max_pixels * long_edge // short_edge) + -(-long_edge // short_edge) + 1
+        limit = min(limit, ceiling, long_edge - 1)
+    if limit >= long_edge:
+        return None
+    while True:
+        short = max(1, (2 * limit * short_edge + long_edge) // (2 * long_edge))
+        if max_pixels is None or limit * short <= max_pixels or limit == 1:
+            break
+        limit -= 1
+    return (limit, short) if width >= height else (short, limit)
+
+
+def _binding_caps(display: tuple[int, int], size: tuple[int, int], rules: RulesConfig) -> str:
+    caps = []
+    if rules.max_megapixels is not None and display[0] * display[1] > rules.max_megapixels * 1_000_000:
+        caps.append(f"{rules.max_megapixels:g} MP cap")
+    if rules.max_long_edge is not None and max(display) > rules.max_long_edge:
+        caps.append(f"{rules.max_long_edge} px long edge cap")
+    return ", ".join(caps)
+
+
+def _needs(
+    props: ImageProps,
+    size: tuple[int, int] | None,
+    rules: RulesConfig,
+    wants_srgb: bool,
+    too_big: bool,
+    size_bytes: int,
+) -> str:
+    needs = []
+    if size is not None:
+        width, height = props.display_size
+        needs.append(
+            f"must be downscaled ({width}×{height} is over the {_binding_caps((width, height), size, rules)})"
+        )
+    if wants_srgb:
+        needs.append(f"is {props.icc_description or props.mode}, not sRGB")
+    if too_big:
+        needs.append(f"is {size_bytes / 1_000_000:.1f} MB, over {rules.max_file_mb:g} MB")
+    return " and ".join(needs)
+
+
+def _conversion_text(type_name: str, props: ImageProps, to_srgb: bool, quality: int) -> str:
+    source = [type_name]
+    if props.bits > 8:
+        source.append(f"{props.bits}-bit")
+    if props.icc_description is not None and not props.is_srgb:
+        source.append(props.icc_description)
+    elif props.mode == "CMYK":
+        source.append("CMYK")
+    if props.mode in ("P", "PA"):
+        source.append("palette")
+    if props.has_alpha:
+        source.append("with transparency (flattened on white)")
+    return f"convert {' '.join(source)} → JPEG{' sRGB' if to_srgb else ''} q{quality}"
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+def render(source: Path, target: Path, spec: RenderSpec, exiftool: ExifTool) -> RenderResult:
+    """Write the copy ``spec`` describes of ``source`` to ``target``, with ``source``'s metadata.
+
+    ``target`` must be in the state directory (it is replaced); ``source`` is only read. Raises
+    RenderError when the pixels cannot be read or converted or the size cap cannot be met, and
+    MetadataError when ExifTool cannot carry the metadata over.
+    """
+    if spec.output_format != "jpeg":
+        raise RenderError(f"stockbridge makes only JPEG copies, not {spec.output_format}")
+    if Path(os.path.abspath(source)) == Path(os.path.abspath(target)):
+        raise RenderError(f"refused to render {source.name} onto itself")
+    image, icc_profile = _prepare(source, spec)
+    notes: list[str] = []
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".render.jpg")
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        result = _write_within_cap(source, temp, image, icc_profile, spec, exiftool, notes)
+        os.replace(temp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    return result
+
+
+def _prepare(source: Path, spec: RenderSpec) -> tuple[Image.Image, bytes | None]:
+    """The upright 8-bit L, RGB or CMYK pixels at ``spec.size``, and the ICC profile they are in."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(source, formats=list(PILLOW_FORMATS.values()))
+            with image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise RenderError(
+                        f"{image.width * image.height / 1e6:.0f} MP is more than stockbridge opens "
+                        f"({MAX_PIXELS / 1e6:.0f} MP)"
+                    )
+                orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+                if spec.size is not None and image.format == "JPEG":
+                    stored = spec.size[::-1] if orientation in (5, 6, 7, 8) else spec.size
+                    # DCT scaling by 1/2, 1/4 or 1/8, never below the final size (perf.md §1).
+                    image.draft(image.mode, (stored[0], stored[1]))
+                icc_profile = image.info.get("icc_profile") or None
+                image.load()
+                ImageOps.exif_transpose(image, in_place=True)  # in place: no 135 MB copy at 45 MP
+                upright: Image.Image = image
+                if image.mode in ("RGBX", "YCbCr"):
+                    upright = image.convert("RGB")  # a layout, not a colour space: no profile involved
+                elif image.mode == "1":
+                    upright = image.convert("L")
+    except RenderError:
+        raise
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
+        raise RenderError(f"cannot decode {source.name}: {exc}") from exc
+
+    pixels = _to_eight_bits(upright, source.name)
+    if spec.size is not None and pixels.size != spec.size:
+        pixels = pixels.resize(spec.size, Image.Resampling.LANCZOS)
+    if spec.to_srgb:
+        return _to_srgb(pixels, icc_profile, source.name), SRGB_PROFILE
+    if icc_profile is None and pixels.mode == "RGB":
+        icc_profile = SRGB_PROFILE  # untagged RGB is taken as sRGB: say so in the copy
+    return pixels, icc_profile
+
+
+def _to_eight_bits(image: Image.Image, name: str) -> Image.Image:
+    """8-bit L, RGB or CMYK: 16-bit grey scaled, palettes expanded, transparency flattened on white."""
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_GREY:
+        # convert("L") would clip everything above 255 to white (Pillow #1108); scale instead.
+        scaled = image.point(lambda value: value / 257 + 0.5)  # rounded; stays 16-bit for I;16
+        return scaled if scaled.mode == "L" else scaled.convert("L")  # now all ≤ 255: nothing clips
+    if mode in ("P", "PA"):
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    elif mode in ("RGB", "L") and image.has_transparency_data:
+        image = image.convert("RGBA" if mode == "RGB" else "LA")
+    if image.mode in ("RGBA", "RGBa", "LA", "La"):
+        if image.mode in _PREMULTIPLIED:
+            image = image.convert(_PREMULTIPLIED[image.mode])
+        base = "RGB" if image.mode == "RGBA" else "L"
+        flat = Image.new(base, image.size, (255, 255, 255) if base == "RGB" else 255)
+        flat.paste(image.convert(base), mask=image.getchannel("A"))
+        return flat
+    if image.mode not in ("L", "RGB", "CMYK"):
+        raise RenderError(f"cannot convert {name}: Pillow mode {image.mode} is not supported")
+    return image
+
+
+def _srgb_profile() -> bytes:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return profile.tobytes()
+
+
+#: LittleCMS's built-in sRGB profile (description "sRGB built-in"), embedded in converted copies.
+SRGB_PROFILE = _srgb_profile()
+_SRGB = ImageCms.ImageCmsProfile(io.BytesIO(SRGB_PROFILE))
+
+
+def _to_srgb(image: Image.Image, icc_profile: bytes | None, name: str) -> Image.Image:
+    if icc_profile is None:
+        if image.mode == "CMYK":
+            raise RenderError(f"cannot convert {name} to sRGB: CMYK without an embedded ICC profile")
+        # No profile means sRGB already; grey becomes RGB by copying the channel, which is exact.
+        return image.convert("RGB") if image.mode == "L" else image
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        converted = ImageCms.profileToProfile(
+            image,
+            profile,
+            _SRGB,
+            renderingIntent=ImageCms.Intent.PERCEPTUAL,
+            outputMode="RGB",
+            flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        raise RenderError(
+            f"cannot convert {name} to sRGB through its ICC profile ({exc})",
+            hint="export it as sRGB from your editor",
+        ) from exc
+    assert converted is not None
+    return converted
+
+
+def _encode(image: Image.Image, quality: int, icc_profile: bytes | None) -> bytes:
+    buffer = io.BytesIO()
+    image.save(
+        buffer,
+        "JPEG",
+        quality=quality,
+        subsampling="4:4:4" if quality >= 90 else "4:2:0",
+        optimize=True,
+        icc_profile=icc_profile,
+    )
+    return buffer.getvalue()
+
+
+def _write_within_cap(
+    source: Path,
+    temp: Path,
+    image: Image.Image,
+    icc_profile: bytes | None,
+    spec: RenderSpec,
+    exiftool: ExifTool,
+    notes: list[str],
+) -> RenderResult:
+    """Encode, carry the metadata over, and step down the ladder until the file fits the cap."""
+    cap = spec.max_file_bytes
+    overhead: int | None = None  # bytes the metadata adds; measured on the first write
+    last_size = 0
+    last: tuple[int, int, int] = (image.width, image.height, spec.jpeg_quality)
+    for candidate, quality in _ladder(image, spec):
+        data = _encode(candidate, quality, icc_profile)
+        last = (candidate.width, candidate.height, quality)
+        if cap is not None and overhead is not None and len(data) + overhead > cap:
+            last_size = len(data) + overhead
+            continue
+        temp.write_bytes(data)
+        warnings = exiftool.copy_metadata(source, temp)
+        size = temp.stat().st_size
+        overhead, last_size = size - len(data), size
+        if cap is None or size <= cap:
+            if cap is not None and (candidate.size != image.size or quality != spec.jpeg_quality):
+                fewer = f", {candidate.width}×{candidate.height}" if candidate.size != image.size else ""
+                notes.append(f"quality {spec.jpeg_quality} → {quality}{fewer} to fit {cap / 1_000_000:g} MB")
+            notes.extend(warnings)
+            return RenderResult(candidate.width, candidate.height, size, quality, tuple(notes))
+    assert cap is not None
+    width, height, quality = last
+    raise RenderError(
+        f"cannot fit {cap / 1_000_000:g} MB: {last_size / 1_000_000:.1f} MB even at quality {quality} "
+        f"and {width}×{height}",
+        hint="raise max_file_mb or lower max_megapixels for this platform",
+    )
+
+
+def _ladder(image: Image.Image, spec: RenderSpec) -> Iterator[tuple[Image.Image, int]]:
+    """(pixels, quality) to try in order: the spec's, then lower qualities, then fewer pixels."""
+    yield image, spec.jpeg_quality
+    if spec.max_file_bytes is None:
+        return
+    floor = min(spec.jpeg_quality, MIN_LADDER_QUALITY)
+    quality = spec.jpeg_quality
+    while quality > floor:
+        quality = max(floor, quality - QUALITY_STEP)
+        yield image, quality
+    width, height = image.size
+    for step in range(1, MAX_PIXEL_STEPS + 1):
+        scale = math.sqrt(PIXEL_STEP**step)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if spec.min_pixels is not None and size[0] * size[1] < spec.min_pixels:
+            return
+        yield image.resize(size, Image.Resampling.LANCZOS), floor
