@@ -23,9 +23,10 @@ from loguru import logger
 
 from stockbridge import ledger as states
 from stockbridge.config import Config
-from stockbridge.ledger import Ledger
+from stockbridge.ledger import Job, Ledger
 from stockbridge.metadata import ExifTool
 from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain
+from stockbridge.sdnotify import Notifier
 from stockbridge.watcher import Watcher, collect_settled
 
 T = TypeVar("T")
@@ -34,6 +35,15 @@ T = TypeVar("T")
 ONCE_MAX_SETTLE_WAIT = 120.0
 #: ``once`` stops retrying after this long; what is left stays pending for the next run.
 ONCE_DEADLINE_SECONDS = 3600.0
+#: Watchdog health (``run`` under systemd): the ingest loop wakes every 0.5 s, so not waking for
+#: this long means it hangs (one file's hash, copy and ExifTool read are each bounded far below).
+INGEST_STALL_SECONDS = 300.0
+#: An upload loop ticks every <= 5 s, and after every file of a batch. Transports fail a transfer
+#: that makes no progress for ``timeout_seconds``, so only a hang outside them lasts this long;
+#: generous, because one big file on a slow uplink legitimately takes many minutes.
+UPLOAD_STALL_SECONDS = 3600.0
+#: How often STATUS= is refreshed for ``systemctl status`` (also at each batch event).
+STATUS_SECONDS = 5.0
 
 
 @dataclass
@@ -146,8 +156,16 @@ class Service:
         self.stop_event = threading.Event()
         self._ready: queue.Queue[Path] = queue.Queue()
         self._wake: dict[str, threading.Event] = {}
+        self.notifier = Notifier()
+        #: Last time (monotonic) each loop showed life, for the systemd watchdog.
+        self._ingest_tick = time.monotonic()
+        self._upload_ticks: dict[str, float] = {}
+        #: platform → (files finished, files in the batch) while a batch is being sent.
+        self._batches: dict[str, tuple[int, int]] = {}
+        self._status_due = threading.Event()
 
     def stop(self) -> None:
+        self.notifier.stopping()
         self.stop_event.set()
 
     def install_signal_handlers(self) -> None:
@@ -165,7 +183,9 @@ class Service:
         config = self.config
         with open_pipeline(config) as pipeline:
             uploaders = [
-                PlatformUploader(pipeline, name, platform, SERVICE_RETRY, self.stop_event)
+                PlatformUploader(
+                    pipeline, name, platform, SERVICE_RETRY, self.stop_event, on_outcome=self._on_outcome
+                )
                 for name, platform in pipeline.platforms.items()
             ]
             threads = [
@@ -174,6 +194,7 @@ class Service:
             ]
             for uploader in uploaders:
                 self._wake[uploader.name] = threading.Event()
+                self._upload_ticks[uploader.name] = time.monotonic()
             watcher = Watcher(
                 config.watch.folder,
                 on_ready=self._ready.put,
@@ -191,9 +212,11 @@ class Service:
                 len(uploaders),
                 ", ".join(u.name for u in uploaders) or "none",
             )
+            self._start_systemd_reports(pipeline)
             try:
                 self._ingest_loop(pipeline)
             finally:
+                self.notifier.stopping()
                 self.stop_event.set()
                 watcher.stop()
                 for event in self._wake.values():
@@ -204,6 +227,7 @@ class Service:
 
     def _ingest_loop(self, pipeline: Pipeline) -> None:
         while not self.stop_event.is_set():
+            self._ingest_tick = time.monotonic()
             try:
                 path = self._ready.get(timeout=0.5)
             except queue.Empty:
@@ -218,6 +242,7 @@ class Service:
         wake = self._wake[uploader.name]
         batch = uploader.platform.batch
         while not self.stop_event.is_set():
+            self._upload_ticks[uploader.name] = time.monotonic()
             wait = _safely(self._maybe_send, uploader, batch.max_files, batch.max_wait_seconds)
             wake.wait(timeout=min(5.0, wait if isinstance(wait, float) else 5.0))
             wake.clear()
@@ -234,6 +259,66 @@ class Service:
         oldest = min(job.created_at for job in due)
         retrying = any(job.attempts > 0 for job in due)
         if len(due) >= max_files or now - oldest >= max_wait or retrying:
-            uploader.run_batch(due)
+            self._batches[uploader.name] = (0, len(due))
+            self._status_due.set()
+            try:
+                uploader.run_batch(due)
+            finally:
+                self._batches.pop(uploader.name, None)
+                self._status_due.set()
             return 0.05
         return max(0.05, min(5.0, oldest + max_wait - now))
+
+    # ------------------------------------------------------------------ systemd (sd_notify)
+
+    def _start_systemd_reports(self, pipeline: Pipeline) -> None:
+        """READY=1, then STATUS= lines and WATCHDOG=1 pings. Nothing at all outside systemd."""
+        if not self.notifier.enabled:
+            return
+        self.notifier.ready(_safely(self._status_line, pipeline))
+        self.notifier.start_watchdog(self.stop_event, self._healthy)
+        threading.Thread(
+            target=self._status_loop, args=(pipeline,), name="stockbridge-status", daemon=True
+        ).start()
+
+    def _status_loop(self, pipeline: Pipeline) -> None:
+        last: str | None = None
+        while not self.stop_event.is_set():
+            self._status_due.wait(STATUS_SECONDS)
+            self._status_due.clear()
+            line = _safely(self._status_line, pipeline)
+            if line and line != last:
+                self.notifier.status(line)
+                last = line
+            self.stop_event.wait(0.5)  # a burst of batch events costs one query, not one each
+
+    def _status_line(self, pipeline: Pipeline) -> str:
+        """E.g. "12 queued, shutterstock uploading 3/20, adobe paused"."""
+        queued = len(pipeline.ledger.jobs(states=[states.PENDING, states.UPLOADING]))
+        parts = [f"{queued} queued" if queued else "nothing queued"]
+        for name, (done, total) in sorted(self._batches.items()):
+            parts.append(f"{name} uploading {min(done + 1, total)}/{total}")
+        parts += [f"{name} paused" for name in pipeline.platforms if pipeline.ledger.pause_of(name)]
+        return ", ".join(parts)
+
+    def _on_outcome(self, job: Job) -> None:
+        self._upload_ticks[job.platform] = time.monotonic()
+        batch = self._batches.get(job.platform)
+        if batch is not None:
+            self._batches[job.platform] = (batch[0] + 1, batch[1])
+        self._status_due.set()
+
+    def _healthy(self) -> bool:
+        """Have the ingest loop and every upload loop shown life recently? (the watchdog's question)"""
+        now = time.monotonic()
+        stalled = (
+            [("ingest", now - self._ingest_tick)] if now - self._ingest_tick > INGEST_STALL_SECONDS else []
+        )
+        stalled += [
+            (f"upload to {name}", now - tick)
+            for name, tick in list(self._upload_ticks.items())
+            if now - tick > UPLOAD_STALL_SECONDS
+        ]
+        for loop, seconds in stalled:
+            logger.error("the {} loop has not moved for {:.0f} s", loop, seconds)
+        return not stalled
