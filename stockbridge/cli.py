@@ -17,6 +17,7 @@ import click
 from loguru import logger
 
 from stockbridge import __version__
+from stockbridge.cli_service import service as service_commands
 from stockbridge.config import Config, find_config_path, load_config, transport_settings
 from stockbridge.errors import ConfigError, StockbridgeError
 from stockbridge.log import setup_logging
@@ -243,6 +244,9 @@ def demo(keep: Path | None, verbose: int) -> None:
         click.echo(f"error: {exc}", err=True)
         code = EXIT_FAILED
     sys.exit(code)
+
+
+main.add_command(service_commands)
 
 
 if __name__ == "__main__":  # pragma: no cover
