@@ -58,12 +58,19 @@ class PasswordSource(_Model):
     file: Path | None = Field(
         None, strict=False, description="Path of a file holding the password (first line)."
     )
+    credential: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Name of a systemd credential (LoadCredential=NAME:...), read from $CREDENTIALS_DIRECTORY.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PasswordSource:
-        given = [name for name in ("env", "file") if getattr(self, name) is not None]
+        given = [name for name in ("env", "file", "credential") if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError('give exactly one of { env = "NAME" } or { file = "PATH" }')
+            raise ValueError(
+                'give exactly one of { env = "NAME" }, { file = "PATH" } or { credential = "NAME" }'
+            )
         return self
 
 
@@ -231,7 +238,8 @@ class PlatformConfig(_Model):
     )
     username: str | None = Field(None, description="Login name.")
     password: str | PasswordSource | None = Field(
-        None, description='The password: a string, { env = "NAME" } or { file = "PATH" }.'
+        None,
+        description='The password: a string, { env = "NAME" }, { file = "PATH" } or { credential = "NAME" }.',
     )
     key_file: Path | None = Field(
         None, strict=False, description="sftp: private key file for public-key login."
@@ -541,6 +549,21 @@ def resolve_password(platform: PlatformConfig) -> Secret | None:
         if value is None:
             raise ConfigError(f"environment variable {source.env} is not set")
         return Secret(value)
+    if source.credential is not None:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise ConfigError(
+                f"credential {source.credential}: $CREDENTIALS_DIRECTORY is not set "
+                "(only a systemd service with LoadCredential= has it)"
+            )
+        path = Path(directory) / source.credential
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read credential {source.credential} ({exc.strerror})") from None
+        if not lines or not lines[0]:
+            raise ConfigError(f"credential {source.credential} is empty")
+        return Secret(lines[0])
     assert source.file is not None
     try:
         text = source.file.read_text(encoding="utf-8")

@@ -289,3 +289,21 @@ def test_a_preset_with_missing_required_keys_fails_check_once_with_where_to_find
 def test_an_unknown_preset_says_which_it_may_have_meant(tmp_path):
     problems = problems_of(tmp_path, '[watch]\nfolder = "x"\n[platforms.s]\npreset = "shuterstock"\n')
     assert problems == ['platforms.s.preset: unknown preset "shuterstock"; did you mean "shutterstock"?']
+
+
+def test_password_from_a_systemd_credential(tmp_path, monkeypatch):
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "agency").write_text("from-credential\n")
+    path = write(
+        tmp_path,
+        '[watch]\nfolder = "x"\n[platforms.a]\nprotocol = "ftps"\nhost = "h"\nusername = "u"\n'
+        'password = { credential = "agency" }\n',
+    )
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "CREDENTIALS_DIRECTORY is not set" in caught.value.problems[0]
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    secret = resolve_password(load_config(path).platforms["a"])
+    assert secret is not None and secret.reveal() == "from-credential"
