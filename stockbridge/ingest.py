@@ -97,7 +97,7 @@ def ingest(path: Path, state_dir: Path, exiftool: ExifTool, extra_tags: tuple[st
     finally:
         if object_tmp.exists():
             object_tmp.unlink()
-    result = exiftool.read([final])[final]
+    result = exiftool.read([final], extra_tags=extra_tags)[final]
     metadata = None if isinstance(result, MetadataError) else result
     problem = _metadata_problem(result) or check_decodable(final, file_type)
     return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)

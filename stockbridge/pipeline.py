@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import random
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from loguru import logger
@@ -34,11 +35,23 @@ from stockbridge.errors import (
     TransportError,
     TrustError,
 )
-from stockbridge.ingest import Ingested, SourceChanged, ingest
+from stockbridge.ingest import Ingested, SourceChanged, ingest, stage_release
 from stockbridge.ledger import Job, Ledger
+from stockbridge.manifest import ManifestRow, write_manifest
 from stockbridge.metadata import ExifTool
-from stockbridge.naming import remote_name
-from stockbridge.plan import ACCEPT, HOLD, Verdict, evaluate
+from stockbridge.naming import EXTENSIONS, remote_name
+from stockbridge.pixels import image_props
+from stockbridge.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
+from stockbridge.releases import (
+    find_releases,
+    is_editorial,
+    is_release_file,
+    release_hint,
+    release_needs,
+    release_remote_names,
+    route_platforms,
+)
+from stockbridge.render import RenderError, render
 from stockbridge.transports import Transport, open_transport
 
 
@@ -85,6 +98,12 @@ class Pipeline:
 
     def accept_file(self, path: Path) -> Ingested | None:
         """Ingest ``path`` and create its jobs. Returns None when the file must settle again."""
+        root = self.config.watch.folder
+        if is_release_file(path, root, self.config.releases):
+            # A release is not a photo to sell: it travels with the photos that need it.
+            logger.info("{}: a release; files waiting for one are looked at again", path.name)
+            self.reconsider_held()
+            return None
         try:
             st = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
@@ -94,7 +113,7 @@ class Pipeline:
             logger.debug("{}: unchanged since last seen, nothing to do", path.name)
             return None
         try:
-            item = ingest(path, self.state_dir, self.exiftool)
+            item = ingest(path, self.state_dir, self.exiftool, extra_tags=self._extra_tags())
         except SourceChanged as exc:
             logger.info("{}", exc.message)
             return None
@@ -109,82 +128,264 @@ class Pipeline:
             object_path=str(item.object_path) if item.object_path else None,
             fingerprint=item.fingerprint,
         )
-        created = 0
-        for name, platform in self.platforms.items():
-            if self.ledger.has_job(item.sha256, name):
-                continue  # same content seen before (re-export, restart): never twice
-            created += self._create_job(item, name, platform)
-        if created == 0 and known is None:
-            logger.info("{}: same content as an earlier file, nothing new to send", path.name)
+        missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
+        if not missing:
+            if known is None:
+                logger.info("{}: same content as an earlier file, nothing new to send", path.name)
+            return item
+        facts = self.facts_for(item) if item.problem is None else None
+        routed = self._routed_platforms(item)
+        for name in missing:  # same content seen before (re-export, restart): never twice
+            self._create_job(item, facts, name, self.platforms[name], routed)
         return item
 
-    def _create_job(self, item: Ingested, name: str, platform: PlatformConfig) -> int:
-        if item.problem is not None:
-            self.ledger.create_job(
-                sha256=item.sha256, platform=name, state=states.REJECTED, reason=item.problem
-            )
-            logger.warning("rejected {} for {}: {}", item.path.name, name, item.problem)
-            return 1
-        verdict = evaluate(name, item.facts(), platform.rules)
+    def _extra_tags(self) -> tuple[str, ...]:
+        field = self.config.editorial.field
+        return (field,) if field else ()
+
+    def facts_for(self, item: Ingested) -> AssetFacts:
+        """Everything planning needs about ``item``: metadata, pixel facts, editorial, releases."""
+        assert item.object_path is not None and item.metadata is not None and item.file_type is not None
+        root = self.config.watch.folder
+        metadata = item.metadata
+        try:
+            props = image_props(item.object_path, item.file_type)
+        except InputError as exc:
+            logger.debug("{}: no pixel facts ({})", item.path.name, exc)
+            props = None
+        needs = release_needs(metadata, self.config.releases)
+        found = find_releases(item.path, root, metadata, self.config.releases) if needs else {}
+        hints = {
+            kind: release_hint(kind, item.path, metadata, self.config.releases)
+            for kind in needs
+            if not found.get(kind)
+        }
+        return replace(
+            item.facts(),
+            props=props,
+            editorial=is_editorial(item.path, root, metadata, self.config.editorial),
+            release_needs=needs,
+            releases=found,
+            release_hints=hints,
+        )
+
+    def _routed_platforms(self, item: Ingested) -> frozenset[str] | None:
+        if not self.config.routes or item.metadata is None:
+            return None
+        return route_platforms(
+            item.path, self.config.watch.folder, item.metadata, self.config.routes, list(self.platforms)
+        )
+
+    def _create_job(
+        self,
+        item: Ingested,
+        facts: AssetFacts | None,
+        name: str,
+        platform: PlatformConfig,
+        routed: frozenset[str] | None,
+    ) -> None:
+        if item.problem is not None or facts is None:
+            reason = item.problem or "cannot read this image"
+            self.ledger.create_job(sha256=item.sha256, platform=name, state=states.REJECTED, reason=reason)
+            logger.warning("rejected {} for {}: {}", item.path.name, name, reason)
+            return
+        if routed is not None and name not in routed:
+            reason = f"not for {name}: a route sends this file only to {', '.join(sorted(routed)) or 'no platform'}"
+            self.ledger.create_job(sha256=item.sha256, platform=name, state=states.REJECTED, reason=reason)
+            logger.info("{}: {}", item.path.name, reason)
+            return
+        verdict = evaluate(name, facts, platform.rules)
         if verdict.verdict != ACCEPT:
             state = states.HELD if verdict.verdict == HOLD else states.REJECTED
             reason = "; ".join(verdict.reasons)
-            self.ledger.create_job(sha256=item.sha256, platform=name, state=state, reason=reason)
+            self.ledger.create_job(
+                sha256=item.sha256, platform=name, state=state, reason=reason, changes=verdict.changes
+            )
             logger.warning("{} {} for {}: {}", state, item.path.name, name, reason)
-            return 1
+            return
         try:
-            upload_path = self._prepare(item, verdict)
-        except (MetadataError, OSError) as exc:
-            reason = f"could not prepare this platform's copy: {exc}"
-            self.ledger.create_job(sha256=item.sha256, platform=name, state=states.FAILED, reason=reason)
+            upload_path, output_type = self._prepare(item, facts, verdict)
+        except (MetadataError, RenderError, InputError, OSError) as exc:
+            message = exc.message if isinstance(exc, StockbridgeError) else str(exc)
+            state = states.REJECTED if isinstance(exc, RenderError) else states.FAILED
+            reason = f"could not prepare this platform's copy: {message}"
+            self.ledger.create_job(sha256=item.sha256, platform=name, state=state, reason=reason)
             logger.error("{} for {}: {}", item.path.name, name, reason)
-            return 1
-        remote = self._free_remote_name(name, item)
-        created = self.ledger.create_job(
-            sha256=item.sha256,
-            platform=name,
-            state=states.PENDING,
-            remote_name=remote,
-            upload_path=str(upload_path),
-            upload_size=upload_path.stat().st_size,
-            changes=verdict.changes,
-        )
-        if created:
-            changes = f" ({'; '.join(verdict.changes)})" if verdict.changes else ""
-            logger.info("queued {} for {} as {}{}", item.path.name, name, remote, changes)
-        return int(created)
+            return
+        self._queue(item, facts, name, platform, verdict, upload_path, output_type)
 
-    def _free_remote_name(self, platform: str, item: Ingested) -> str:
-        name = remote_name(item.path.name, item.sha256, item.file_type)
-        if self.ledger.remote_name_taken(platform, name, item.sha256):
+    def _queue(
+        self,
+        item: Ingested,
+        facts: AssetFacts,
+        name: str,
+        platform: PlatformConfig,
+        verdict: Verdict,
+        upload_path: Path,
+        output_type: str,
+        held: Job | None = None,
+    ) -> None:
+        """Record an accepted verdict as a pending job (and its releases' jobs)."""
+        remote_dir = _join_remote(platform.remote_dir, verdict.remote_dir)
+        remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
+        release_jobs = self._queue_releases(item, name, platform, verdict, remote)
+        changes = list(verdict.changes)
+        meta: dict[str, object] = {
+            "title": verdict.title if verdict.title is not None else facts.title,
+            "description": verdict.description if verdict.description is not None else facts.description,
+            "keywords": list(verdict.keywords if verdict.keywords is not None else facts.keywords),
+            "editorial": facts.editorial,
+            "releases": release_jobs,
+        }
+        if held is not None:
+            self.ledger.activate(
+                held.id,
+                remote_name=remote,
+                upload_path=str(upload_path),
+                upload_size=upload_path.stat().st_size,
+                changes=changes,
+                remote_dir=verdict.remote_dir and remote_dir,
+                meta=meta,
+            )
+            created = True
+        else:
+            created = self.ledger.create_job(
+                sha256=item.sha256,
+                platform=name,
+                state=states.PENDING,
+                remote_name=remote,
+                remote_dir=verdict.remote_dir and remote_dir,
+                upload_path=str(upload_path),
+                upload_size=upload_path.stat().st_size,
+                changes=changes,
+                meta=meta,
+            )
+        if created:
+            note = f" ({'; '.join(changes)})" if changes else ""
+            logger.info("queued {} for {} as {}{}", item.path.name, name, remote, note)
+
+    def _queue_releases(
+        self, item: Ingested, name: str, platform: PlatformConfig, verdict: Verdict, image_remote: str
+    ) -> list[str]:
+        """Jobs for the releases this platform gets with the image. Returns their names for reports."""
+        rule = platform.rules.releases
+        if not verdict.releases:
+            return []
+        if rule.delivery == "manual":
+            return [str(path) for path in verdict.releases]
+        names = []
+        remote_dir = _join_remote(platform.remote_dir, rule.remote_dir if rule.delivery == "folder" else None)
+        for path, remote in release_remote_names(image_remote, verdict.releases, rule):
+            try:
+                sha, size, staged = stage_release(path, self.state_dir)
+            except (SourceChanged, InputError) as exc:
+                logger.warning("release {} for {}: {}", path.name, name, exc)
+                continue
+            # A release shared by many photos goes once (folder); named after each photo, once per photo.
+            identity = (
+                sha if rule.delivery == "folder" else hashlib.sha256(f"{sha}:{remote}".encode()).hexdigest()
+            )
+            self.ledger.record_asset(
+                sha256=identity, path=str(path), size=size, file_type=None, object_path=str(staged)
+            )
+            self.ledger.create_job(
+                sha256=identity,
+                platform=name,
+                kind="release",
+                state=states.PENDING,
+                remote_name=remote,
+                remote_dir=remote_dir if rule.delivery == "folder" else None,
+                upload_path=str(staged),
+                upload_size=size,
+            )
+            names.append(remote)
+        return names
+
+    def _free_remote_name(
+        self, platform_name: str, platform: PlatformConfig, item: Ingested, output_type: str, remote_dir: str
+    ) -> str:
+        rule = platform.rules.filename
+        name = remote_name(
+            item.path.name, item.sha256, output_type, allowed=rule.allowed, max_chars=rule.max_chars
+        )
+        if self.ledger.remote_name_taken(platform_name, name, item.sha256, _dir_key(platform, remote_dir)):
             # A different file with the same name went (or goes) there already: keep both.
-            name = remote_name(item.path.name, item.sha256, item.file_type, with_suffix=True)
+            name = remote_name(
+                item.path.name,
+                item.sha256,
+                output_type,
+                with_suffix=True,
+                allowed=rule.allowed,
+                max_chars=rule.max_chars,
+            )
         return name
 
-    def _prepare(self, item: Ingested, verdict: Verdict) -> Path:
-        """The exact file to send: the private copy, or a derived copy when the platform needs one."""
-        assert item.object_path is not None
+    def _prepare(self, item: Ingested, facts: AssetFacts, verdict: Verdict) -> tuple[Path, str]:
+        """The exact file to send and its type: the private copy, or a derived copy."""
+        assert item.object_path is not None and item.file_type is not None
         if not verdict.needs_copy:
-            return item.object_path
-        spec = {"keywords": list(verdict.keywords or ())}
+            return item.object_path, item.file_type  # byte-identical: no decode, no re-encode
+        output_type = verdict.render.output_format if verdict.render is not None else item.file_type
+        spec = {
+            "render": verdict.render.key() if verdict.render is not None else None,
+            "metadata": {
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in verdict.metadata_changes.items()
+            },
+        }
         spec_id = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-        target = (
-            self.state_dir / "derived" / item.sha256[:2] / f"{item.sha256}-{spec_id}{item.object_path.suffix}"
-        )
+        suffix = EXTENSIONS.get(output_type, item.object_path.suffix)
+        target = self.state_dir / "derived" / item.sha256[:2] / f"{item.sha256}-{spec_id}{suffix}"
         with self._copy_lock:
             if target.exists():
-                return target  # two platforms with the same needs share one copy
+                return target, output_type  # two platforms with the same needs share one copy
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp{item.object_path.suffix}")
-            shutil.copyfile(item.object_path, tmp)
+            tmp = target.with_name(f".{target.name}.tmp{suffix}")
             try:
-                keywords = list(verdict.keywords or ())
-                self.exiftool.write(tmp, {"XMP-dc:Subject": keywords, "IPTC:Keywords": keywords})
+                if verdict.render is not None:
+                    render(item.object_path, tmp, verdict.render, self.exiftool)
+                else:
+                    shutil.copyfile(item.object_path, tmp)
+                tags = metadata_tags(verdict.metadata_changes, output_type)
+                if tags:
+                    for warning in self.exiftool.write(tmp, tags):
+                        logger.info("{}: {}", item.path.name, warning)
                 os.replace(tmp, target)
             finally:
-                if tmp.exists():
-                    tmp.unlink()
-        return target
+                tmp.unlink(missing_ok=True)
+        return target, output_type
+
+    def reconsider_held(self) -> None:
+        """Look again at held jobs: a release that arrived lets them move on by themselves."""
+        held = [job for job in self.ledger.jobs(states=[states.HELD]) if job.kind == "image"]
+        for sha256 in sorted({job.sha256 for job in held}):
+            asset = self.ledger.asset(sha256)
+            if asset is None or not asset.object_path or not Path(asset.object_path).is_file():
+                continue
+            object_path = Path(asset.object_path)
+            result = self.exiftool.read([object_path], extra_tags=self._extra_tags())[object_path]
+            if isinstance(result, MetadataError):
+                continue
+            item = Ingested(
+                sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0)
+            )
+            facts = self.facts_for(item)
+            for job in held:
+                if job.sha256 != sha256 or job.platform not in self.platforms:
+                    continue
+                platform = self.platforms[job.platform]
+                verdict = evaluate(job.platform, facts, platform.rules)
+                if verdict.verdict != ACCEPT:
+                    continue
+                try:
+                    upload_path, output_type = self._prepare(item, facts, verdict)
+                except (MetadataError, RenderError, InputError, OSError) as exc:
+                    logger.error(
+                        "{} for {}: could not prepare the copy: {}", item.path.name, job.platform, exc
+                    )
+                    continue
+                logger.info("{} for {}: no longer held", item.path.name, job.platform)
+                self._queue(item, facts, job.platform, platform, verdict, upload_path, output_type, held=job)
 
     def release_objects(self, sha256s: Iterable[str]) -> None:
         """Delete private copies no job needs any more (all uploaded or rejected)."""
@@ -198,6 +399,45 @@ class Pipeline:
             asset = self.ledger.asset(sha256)
             if asset and asset.object_path:
                 Path(asset.object_path).unlink(missing_ok=True)
+
+
+#: Where each metadata field is written, so no agency reads a stale value from another group.
+_FIELD_TAGS = {
+    "title": ("XMP-dc:Title", "IPTC:ObjectName", "IPTC:Headline", "XMP-photoshop:Headline"),
+    "description": ("XMP-dc:Description", "IPTC:Caption-Abstract", "EXIF:ImageDescription"),
+    "keywords": ("XMP-dc:Subject", "IPTC:Keywords"),
+}
+
+
+def metadata_tags(changes: dict[str, str | tuple[str, ...]], file_type: str) -> dict[str, str | list[str]]:
+    """ExifTool assignments for changed fields, every tag of the field's group (PNG: XMP only)."""
+    tags: dict[str, str | list[str]] = {}
+    for field_name, value in changes.items():
+        for tag in _FIELD_TAGS[field_name]:
+            if file_type == "png" and not tag.startswith("XMP"):
+                continue  # IPTC/EXIF in PNG are non-standard; agencies read XMP there
+            tags[tag] = list(value) if isinstance(value, tuple) else value
+    return tags
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(str(item) for item in value) if isinstance(value, list) else ()
+
+
+def _join_remote(base: str, sub: str | None) -> str:
+    if not sub:
+        return base
+    if sub.startswith("/"):
+        return sub
+    return posixpath.join(base or "/", sub)
+
+
+def _dir_key(platform: PlatformConfig, remote_dir: str) -> str | None:
+    return None if remote_dir == platform.remote_dir else remote_dir
 
 
 class PlatformUploader:
@@ -243,40 +483,103 @@ class PlatformUploader:
             )
 
     def run_batch(self, jobs: list[Job]) -> None:
-        """Send ``jobs`` over one connection. Every job leaves in a recorded state."""
+        """Send ``jobs``, one connection per remote folder. Every job leaves in a recorded state.
+
+        Releases go before the photos that need them; files for another remote folder than the
+        platform's (releases, editorial) go first, so the platform's folder — where a CSV manifest
+        is uploaded too — comes last.
+        """
         if not jobs:
             return
         batch_id = self.ledger.open_batch(self.name, len(jobs))
-        uploaded = failed = 0
+        groups: dict[str | None, list[Job]] = {}
+        for job in sorted(jobs, key=lambda job: (job.kind != "release", job.id)):
+            groups.setdefault(job.remote_dir, []).append(job)
+        order = sorted(groups, key=lambda remote_dir: remote_dir is None)
+        uploaded: list[Job] = []
+        failed = 0
+        try:
+            logger.info("{}: batch of {} file(s)", self.name, len(jobs))
+            for remote_dir in order:
+                outcome = self._send_group(
+                    groups[remote_dir], remote_dir, batch_id, uploaded, last=remote_dir is None
+                )
+                failed += outcome
+                if outcome < 0 or self.stop.is_set():
+                    break
+        finally:
+            self.ledger.close_batch(batch_id, len(uploaded), max(0, failed))
+            self.pipeline.release_objects(job.sha256 for job in jobs)
+
+    def _send_group(
+        self, jobs: list[Job], remote_dir: str | None, batch_id: int, uploaded: list[Job], last: bool
+    ) -> int:
+        """Send one remote folder's jobs over one connection. Returns failures (-1: stop the batch)."""
+        settings = transport_settings(self.name, self.platform)
+        if remote_dir is not None:
+            settings = replace(settings, remote_dir=remote_dir)
         transport: Transport | None = None
+        failed = 0
         try:
             try:
-                transport = open_transport(transport_settings(self.name, self.platform))
+                transport = open_transport(settings)
                 transport.connect()
                 transport.mkdirs()
                 self.connect_failures = 0
             except TransportError as exc:
                 self._connection_failed(jobs, exc)
-                return
+                return -1
             except ConfigError as exc:  # e.g. the password's environment variable went away
                 self._pause(f"configuration problem: {exc}", until=None, kind="config")
-                return
-            logger.info("{}: batch of {} file(s)", self.name, len(jobs))
+                return -1
             for job in jobs:
                 if self.stop.is_set():
-                    break
+                    return -1
                 outcome = self._send(transport, job, batch_id)
                 if outcome == "uploaded":
-                    uploaded += 1
+                    uploaded.append(job)
                 elif outcome == "failed":
                     failed += 1
                 elif outcome == "stop-batch":
-                    break
+                    return -1
+            if last and self.platform.csv is not None:
+                self._write_manifest(transport, batch_id, uploaded)
+            return failed
         finally:
             if transport is not None:
                 transport.close()
-            self.ledger.close_batch(batch_id, uploaded, failed)
-            self.pipeline.release_objects(job.sha256 for job in jobs)
+
+    def _write_manifest(self, transport: Transport, batch_id: int, uploaded: list[Job]) -> None:
+        """The agency's CSV for this batch (remote names, metadata as sent), uploaded if asked."""
+        csv_config = self.platform.csv
+        assert csv_config is not None
+        rows = []
+        for job in uploaded:
+            fresh = self.ledger.job(job.id)
+            if fresh.kind != "image" or fresh.state != states.UPLOADED or fresh.remote_name is None:
+                continue
+            meta = fresh.meta or {}
+            rows.append(
+                ManifestRow(
+                    filename=fresh.remote_name,
+                    title=_text(meta.get("title")),
+                    description=_text(meta.get("description")),
+                    keywords=_texts(meta.get("keywords")),
+                    editorial=bool(meta.get("editorial")),
+                    releases=_texts(meta.get("releases")),
+                )
+            )
+        if not rows:
+            return
+        name = csv_config.path.format(platform=self.name, batch=batch_id, date=time.strftime("%Y-%m-%d"))
+        path = write_manifest(self.pipeline.state_dir / "csv" / Path(name).name, csv_config, rows)
+        logger.info("{}: wrote {} ({} rows)", self.name, path, len(rows))
+        if csv_config.upload:
+            try:
+                transport.put(path, path.name)
+                logger.info("{}: uploaded the manifest {}", self.name, path.name)
+            except TransportError as exc:
+                logger.error("{}: could not upload the manifest {}: {}", self.name, path.name, exc)
 
     # ------------------------------------------------------------------ one file
 

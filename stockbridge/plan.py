@@ -50,7 +50,7 @@ class AssetFacts:
     editorial: bool = False
     release_needs: frozenset[str] = frozenset()  # "people", "property"
     releases: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # found, by kind
-    release_hint: str = ""  # where releases were looked for, e.g. "expected IMG_1.release.pdf or ..."
+    release_hints: Mapping[str, str] = field(default_factory=dict)  # kind → where it was looked for
 
     @property
     def megapixels(self) -> float | None:
@@ -238,7 +238,7 @@ def _plan_releases(
     for kind in wanted:
         found = facts.releases.get(kind, ())
         if not found:
-            hint = f"; {facts.release_hint}" if facts.release_hint else ""
+            hint = f"; {facts.release_hints[kind]}" if facts.release_hints.get(kind) else ""
             holds.append(f"{_RELEASE_SIGNALS[kind]}, no {_RELEASE_NAMES[kind]} found{hint}")
             continue
         delivery = rules.releases.delivery

@@ -172,7 +172,7 @@ def test_editorial_files_are_rejected_or_routed_per_platform():
 
 
 def test_a_missing_release_holds_the_file_with_where_it_was_looked_for(tmp_path):
-    asset = facts(release_needs=frozenset({"people"}), release_hint="expected IMG_1.release.pdf")
+    asset = facts(release_needs=frozenset({"people"}), release_hints={"people": "expected IMG_1.release.pdf"})
     result = evaluate("shop", asset, rules(releases={"required_for": ["people"], "delivery": "folder"}))
     assert result.verdict == HOLD
     assert result.reasons == ("people in frame, no model release found; expected IMG_1.release.pdf",)
