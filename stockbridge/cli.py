@@ -139,9 +139,9 @@ def check(config_path: Path | None, connect: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) -> None:
     """Show what each platform would do with PATH (verdict, reasons, changes), without uploading."""
-    from stockbridge.ingest import read_facts
     from stockbridge.metadata import ExifTool
-    from stockbridge.plan import REJECT, Verdict, evaluate
+    from stockbridge.pipeline import explain_file
+    from stockbridge.plan import REJECT, Verdict
 
     config = _load(config_path, resolve_secrets=False)
     platforms = config.enabled_platforms()
@@ -151,13 +151,7 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
             if not path.is_file():
                 verdicts = {name: Verdict(name, REJECT, ("no such file",)) for name in platforms}
             else:
-                facts, problem = read_facts(path, exiftool)
-                verdicts = {
-                    name: Verdict(name, REJECT, (problem,))
-                    if problem
-                    else evaluate(name, facts, platform.rules)
-                    for name, platform in platforms.items()
-                }
+                verdicts = explain_file(path, config, exiftool)
             files.append((path, verdicts))
     if as_json:
         payload = {

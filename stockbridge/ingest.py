@@ -103,18 +103,20 @@ def ingest(path: Path, state_dir: Path, exiftool: ExifTool, extra_tags: tuple[st
     return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)
 
 
-def read_facts(path: Path, exiftool: ExifTool) -> tuple[AssetFacts, str | None]:
-    """Facts for ``explain``: reads the source in place (read-only), no copy, no ledger."""
-    size = path.stat().st_size
+def inspect(path: Path, exiftool: ExifTool, extra_tags: tuple[str, ...] = ()) -> Ingested:
+    """``ingest`` without the copy, for ``explain``: reads the source in place, read-only."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path.name}: not a regular file")
+    fingerprint = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     file_type = sniff(path)
     if file_type not in IMAGE_TYPES:
-        return _facts(file_type, size, None), _not_an_image(file_type)
+        return Ingested("", path, st.st_size, None, file_type, None, fingerprint, _not_an_image(file_type))
     absolute = path.resolve()
-    result = exiftool.read([absolute])[absolute]
+    result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result
-    return _facts(file_type, size, metadata), _metadata_problem(result) or check_decodable(
-        absolute, file_type
-    )
+    problem = _metadata_problem(result) or check_decodable(absolute, file_type)
+    return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem)
 
 
 def _copy_and_hash(path: Path, into: Path) -> tuple[str, int, Path, tuple[int, int, int, int]]:

@@ -35,7 +35,7 @@ from stockbridge.errors import (
     TransportError,
     TrustError,
 )
-from stockbridge.ingest import Ingested, SourceChanged, ingest, stage_release
+from stockbridge.ingest import Ingested, SourceChanged, ingest, inspect, stage_release
 from stockbridge.ledger import Job, Ledger
 from stockbridge.manifest import ManifestRow, write_manifest
 from stockbridge.metadata import ExifTool
@@ -144,37 +144,10 @@ class Pipeline:
         return (field,) if field else ()
 
     def facts_for(self, item: Ingested) -> AssetFacts:
-        """Everything planning needs about ``item``: metadata, pixel facts, editorial, releases."""
-        assert item.object_path is not None and item.metadata is not None and item.file_type is not None
-        root = self.config.watch.folder
-        metadata = item.metadata
-        try:
-            props = image_props(item.object_path, item.file_type)
-        except InputError as exc:
-            logger.debug("{}: no pixel facts ({})", item.path.name, exc)
-            props = None
-        needs = release_needs(metadata, self.config.releases)
-        found = find_releases(item.path, root, metadata, self.config.releases) if needs else {}
-        hints = {
-            kind: release_hint(kind, item.path, metadata, self.config.releases)
-            for kind in needs
-            if not found.get(kind)
-        }
-        return replace(
-            item.facts(),
-            props=props,
-            editorial=is_editorial(item.path, root, metadata, self.config.editorial),
-            release_needs=needs,
-            releases=found,
-            release_hints=hints,
-        )
+        return assess(item, self.config)
 
     def _routed_platforms(self, item: Ingested) -> frozenset[str] | None:
-        if not self.config.routes or item.metadata is None:
-            return None
-        return route_platforms(
-            item.path, self.config.watch.folder, item.metadata, self.config.routes, list(self.platforms)
-        )
+        return routed_platforms(item, self.config)
 
     def _create_job(
         self,
@@ -399,6 +372,65 @@ class Pipeline:
             asset = self.ledger.asset(sha256)
             if asset and asset.object_path:
                 Path(asset.object_path).unlink(missing_ok=True)
+
+
+def assess(item: Ingested, config: Config) -> AssetFacts:
+    """Everything planning needs about ``item``: metadata, pixel facts, editorial, releases."""
+    assert item.object_path is not None and item.metadata is not None and item.file_type is not None
+    root = config.watch.folder
+    metadata = item.metadata
+    try:
+        props = image_props(item.object_path, item.file_type)
+    except InputError as exc:
+        logger.debug("{}: no pixel facts ({})", item.path.name, exc)
+        props = None
+    needs = release_needs(metadata, config.releases)
+    found = find_releases(item.path, root, metadata, config.releases) if needs else {}
+    hints = {
+        kind: release_hint(kind, item.path, metadata, config.releases)
+        for kind in needs
+        if not found.get(kind)
+    }
+    return replace(
+        item.facts(),
+        props=props,
+        editorial=is_editorial(item.path, root, metadata, config.editorial),
+        release_needs=needs,
+        releases=found,
+        release_hints=hints,
+    )
+
+
+def routed_platforms(item: Ingested, config: Config) -> frozenset[str] | None:
+    """The platforms a route sends ``item`` to, or None when no route applies."""
+    if not config.routes or item.metadata is None:
+        return None
+    return route_platforms(
+        item.path, config.watch.folder, item.metadata, config.routes, list(config.enabled_platforms())
+    )
+
+
+def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Verdict]:
+    """What each enabled platform would get from ``path``, exactly as ``run`` decides it."""
+    platforms = config.enabled_platforms()
+    extra = (config.editorial.field,) if config.editorial.field else ()
+    try:
+        item = inspect(path, exiftool, extra_tags=extra)
+    except (InputError, OSError) as exc:
+        message = exc.message if isinstance(exc, StockbridgeError) else str(exc)
+        return {name: Verdict(name, "reject", (message,)) for name in platforms}
+    if item.problem is not None:
+        return {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
+    facts = assess(item, config)
+    routed = routed_platforms(item, config)
+    verdicts = {}
+    for name, platform in platforms.items():
+        if routed is not None and name not in routed:
+            reason = f"not for {name}: a route sends this file only to {', '.join(sorted(routed)) or 'no platform'}"
+            verdicts[name] = Verdict(name, "reject", (reason,))
+        else:
+            verdicts[name] = evaluate(name, facts, platform.rules)
+    return verdicts
 
 
 #: Where each metadata field is written, so no agency reads a stale value from another group.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import time
 from pathlib import Path
 
@@ -169,3 +172,105 @@ def test_converted_copies_are_jpeg_srgb_and_files_that_fit_are_sent_as_they_are(
         assert image.info.get("icc_profile"), "the converted copy must be tagged sRGB"
     assert exiftool.read([converted])[converted].title == "Graphic"
     assert (folder_target.root / "photo.jpg").read_bytes() == jpeg_bytes
+
+
+def test_explain_lists_every_change_each_platform_would_get(workspace: Workspace, exiftool, folder_target):
+    source = master(exiftool, workspace.exports / "big.jpg")
+    png = make_image(
+        workspace.exports / "art.png",
+        width=800,
+        height=600,
+        fmt="png",
+        title="Art",
+        exiftool=exiftool,
+        seed=8,
+    )
+    workspace.write_config(
+        platform_table(
+            "agency",
+            folder_target,
+            **{
+                "rules.formats": ["jpeg"],
+                "rules.convert_to": "jpeg",
+                "rules.max_megapixels": 1.5,
+                "rules.keywords": {"max": 10},
+                "rules.releases": {"required_for": ["people"], "delivery": "manual"},
+            },
+        )
+    )
+    result = workspace.cli("explain", str(source), str(png), "--json")
+    assert result.returncode == 0, result.stderr
+    big, art = (entry["platforms"]["agency"] for entry in json.loads(result.stdout)["files"])
+    assert big["verdict"] == "hold"  # people in frame, and no release next to it
+    assert "no model release found" in big["reasons"][0] and "big.release" in big["reasons"][0]
+    assert any(change.startswith("downscale 3000×2000 → ") for change in big["changes"])
+    assert art["verdict"] == "accept"
+    assert any(change.startswith("convert PNG") and "JPEG" in change for change in art["changes"])
+
+
+def test_editorial_files_go_where_each_platform_says_and_routes_pick_platforms(
+    workspace: Workspace, exiftool, ftps_server, folder_target
+):
+    (workspace.exports / "editorial").mkdir()
+    (workspace.exports / "vectors").mkdir()
+    make_image(
+        workspace.exports / "editorial" / "protest.jpg",
+        width=1200,
+        height=800,
+        title="Protest",
+        keywords=KEYWORDS[:8],
+        exiftool=exiftool,
+        seed=31,
+    )
+    make_image(
+        workspace.exports / "vectors" / "icon.jpg",
+        width=1200,
+        height=800,
+        title="Icon",
+        keywords=KEYWORDS[:8],
+        exiftool=exiftool,
+        seed=32,
+    )
+    make_image(
+        workspace.exports / "plain.jpg",
+        width=1200,
+        height=800,
+        title="Plain",
+        keywords=KEYWORDS[:8],
+        exiftool=exiftool,
+        seed=33,
+    )
+    workspace.write_config(
+        platform_table(
+            "news",
+            ftps_server,
+            **{
+                "rules.editorial": {"remote_dir": "Editorial"},
+                "csv.columns": ["Filename", "Title", "Keywords", "Editorial", "Category"],
+                "csv.values": {"Category": "Travel"},
+                "csv.upload": True,
+            },
+        ),
+        platform_table("archive", folder_target, **{"rules.editorial": "reject"}),
+        '[[routes]]\nfolder = "vectors"\nplatforms = ["archive"]\n',
+    )
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (ftps_server.root / "Editorial").iterdir()) == ["protest.jpg"]
+    on_news = sorted(p.name for p in ftps_server.root.iterdir() if p.is_file())
+    assert "plain.jpg" in on_news and "icon.jpg" not in on_news
+    assert sorted(p.name for p in folder_target.root.iterdir()) == ["icon.jpg", "plain.jpg"]
+    files = {Path(e["path"]).name: e["platforms"] for e in workspace.status()["files"]}
+    assert files["protest.jpg"]["archive"]["state"] == "rejected"
+    assert "editorial" in files["protest.jpg"]["archive"]["reason"]
+    assert files["icon.jpg"]["news"]["state"] == "rejected"
+    assert "a route sends this file only to archive" in files["icon.jpg"]["news"]["reason"]
+
+    manifests = [p for p in ftps_server.root.iterdir() if p.suffix == ".csv"]
+    assert len(manifests) == 1
+    rows = list(csv.reader(io.StringIO(manifests[0].read_text(encoding="utf-8"))))
+    assert rows[0] == ["Filename", "Title", "Keywords", "Editorial", "Category"]
+    by_name = {row[0]: row for row in rows[1:]}
+    assert set(by_name) == {"protest.jpg", "plain.jpg"}
+    assert by_name["protest.jpg"][3] == "Yes" and by_name["plain.jpg"][3] == "No"
+    assert by_name["plain.jpg"][2] == ", ".join(KEYWORDS[:8]) and by_name["plain.jpg"][4] == "Travel"
