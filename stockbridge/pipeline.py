@@ -323,6 +323,13 @@ class Pipeline:
                 if tags:
                     for warning in self.exiftool.write(tmp, tags):
                         logger.info("{}: {}", item.path.name, warning)
+                cap = verdict.render.max_file_bytes if verdict.render is not None else None
+                if cap is not None and tmp.stat().st_size > cap:
+                    # The metadata written after the pixels grew the copy past the platform's cap.
+                    raise RenderError(
+                        f"the copy is {tmp.stat().st_size / 1e6:.2f} MB with its metadata, over the "
+                        f"{cap / 1e6:.2f} MB cap"
+                    )
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
