@@ -548,7 +548,25 @@ class PlatformUploader:
                     break
         finally:
             self.ledger.close_batch(batch_id, len(uploaded), max(0, failed))
+            if self.platform.rules.releases.delivery == "manual":
+                self._write_release_report(batch_id, uploaded)
             self.pipeline.release_objects(job.sha256 for job in jobs)
+
+    def _write_release_report(self, batch_id: int, uploaded: list[Job]) -> None:
+        """For web-form agencies: which release to attach to which uploaded file."""
+        lines = []
+        for job in uploaded:
+            fresh = self.ledger.job(job.id)
+            releases = _texts((fresh.meta or {}).get("releases"))
+            if fresh.kind == "image" and releases:
+                lines.append(f"{fresh.remote_name}: {', '.join(releases)}")
+        if not lines:
+            return
+        path = self.pipeline.state_dir / "reports" / f"{self.name}-batch{batch_id}-releases.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = f"Releases to attach on {self.name}'s website (batch {batch_id}), file: release(s)\n"
+        path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+        logger.warning("{}: {} file(s) need a release attached by hand; see {}", self.name, len(lines), path)
 
     def _send_group(
         self, jobs: list[Job], remote_dir: str | None, batch_id: int, uploaded: list[Job], last: bool

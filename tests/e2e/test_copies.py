@@ -274,3 +274,39 @@ def test_editorial_files_go_where_each_platform_says_and_routes_pick_platforms(
     assert set(by_name) == {"protest.jpg", "plain.jpg"}
     assert by_name["protest.jpg"][3] == "Yes" and by_name["plain.jpg"][3] == "No"
     assert by_name["plain.jpg"][2] == ", ".join(KEYWORDS[:8]) and by_name["plain.jpg"][4] == "Travel"
+
+
+def test_manual_releases_are_listed_in_a_batch_report_and_shared_copies_are_made_once(
+    workspace: Workspace, exiftool, folder_target, tmp_path
+):
+    master(exiftool, workspace.exports / "model.jpg", width=2000, height=1500)
+    (workspace.exports / "model.release.pdf").write_bytes(b"%PDF-1.4 release\n")
+    second = tmp_path / "second-target"
+    second.mkdir()
+    rules = {
+        "rules.max_megapixels": 1.0,
+        "rules.releases": {"required_for": ["people"], "delivery": "manual"},
+    }
+    from tests.servers import LocalServer
+
+    twin = LocalServer(name="folder", protocol="folder", root=second, remote_dir="/")
+    workspace.write_config(
+        platform_table("web_a", folder_target, **rules), platform_table("web_b", twin, **rules)
+    )
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    reports = sorted((workspace.state / "reports").iterdir())
+    assert [p.name for p in reports] == ["web_a-batch1-releases.txt", "web_b-batch2-releases.txt"] or len(
+        reports
+    ) == 2
+    text = reports[0].read_text()
+    assert "model.jpg: " in text and "model.release.pdf" in text
+    assert not (folder_target.root / "model.release.pdf").exists(), "a manual release is never uploaded"
+    # Same rules, same copy: both platforms got the same derived bytes, rendered once.
+    assert (folder_target.root / "model.jpg").read_bytes() == (second / "model.jpg").read_bytes()
+    from stockbridge.ledger import Ledger
+
+    ledger = Ledger(workspace.state / "ledger.sqlite3")
+    paths = {job.upload_path for job in ledger.jobs() if job.kind == "image"}
+    ledger.close()
+    assert len(paths) == 1
