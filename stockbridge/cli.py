@@ -38,9 +38,21 @@ def common_options(function: F) -> F:
     @click.option("-v", "--verbose", count=True, help="More detail (-v: debug).")
     @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
     @click.option("--log-json", is_flag=True, help="Log one JSON object per line (for machines).")
+    @click.option(
+        "--log-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also log to this file (rotated at 10 MB, 5 old files kept).",
+    )
     @functools.wraps(function)
-    def wrapper(config_path: Path | None, verbose: int, quiet: bool, log_json: bool, **kwargs: Any) -> Any:
-        setup_logging(-1 if quiet else verbose, json=log_json)
+    def wrapper(
+        config_path: Path | None,
+        verbose: int,
+        quiet: bool,
+        log_json: bool,
+        log_file: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        setup_logging(-1 if quiet else verbose, json=log_json, log_file=log_file)
         try:
             return function(config_path=config_path, **kwargs)
         except ConfigError as exc:

@@ -7,7 +7,9 @@ loguru's default prints local variables in tracebacks, which would include passw
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -15,6 +17,9 @@ from loguru import logger
 from stockbridge.secrets import redact
 
 _HUMAN = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+#: ``--log-file``: rotate at this size, keep this many old files (≈ 60 MB at most on disk).
+LOG_FILE_ROTATION = "10 MB"
+LOG_FILE_RETENTION = 5
 
 
 #: Control characters shown escaped, so a file name holding a line break cannot forge log lines.
@@ -42,8 +47,17 @@ class _InterceptHandler(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
 
 
-def setup_logging(verbosity: int = 0, *, json: bool = False) -> None:
-    """``verbosity``: -2 errors only, -1 quiet (warnings and errors), 0 normal (info), 1+ debug."""
+def _private_opener(path: str, flags: int) -> int:
+    # File names and platform names are nobody else's business: 0600, like the state folder.
+    return os.open(path, flags, 0o600)
+
+
+def setup_logging(verbosity: int = 0, *, json: bool = False, log_file: Path | None = None) -> None:
+    """``verbosity``: -2 errors only, -1 quiet (warnings and errors), 0 normal (info), 1+ debug.
+
+    ``log_file``: also write there (same level, same scrubbing, JSON lines when ``json``),
+    rotated at ``LOG_FILE_ROTATION`` with ``LOG_FILE_RETENTION`` old files kept.
+    """
     level = {-2: "ERROR", -1: "WARNING", 0: "INFO"}.get(max(-2, verbosity), "DEBUG")
     logger.remove()
     logger.configure(patcher=_scrub)
@@ -56,6 +70,22 @@ def setup_logging(verbosity: int = 0, *, json: bool = False) -> None:
         backtrace=False,
         diagnose=False,
     )
+    if log_file is not None:
+        log_file = log_file.expanduser()
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        logger.add(
+            log_file,
+            level=level,
+            format="{time:YYYY-MM-DD HH:mm:ss} {level: <7} {message}" if not json else "{message}",
+            serialize=json,
+            colorize=False,
+            backtrace=False,
+            diagnose=False,
+            rotation=LOG_FILE_ROTATION,
+            retention=LOG_FILE_RETENTION,
+            encoding="utf-8",
+            opener=_private_opener,
+        )
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)
     for name in ("paramiko", "watchdog", "pyftpdlib", "exiftool"):
         logging.getLogger(name).setLevel(logging.WARNING)

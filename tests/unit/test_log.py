@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import stat
+
 from loguru import logger
 
+from stockbridge import log
 from stockbridge.errors import AuthError
 from stockbridge.log import setup_logging
 from stockbridge.secrets import Secret
@@ -41,3 +46,57 @@ def test_quiet_shows_warnings_only_and_verbose_shows_debug(capsys):
     logger.remove()
     err = capsys.readouterr().err
     assert "routine" not in err and "attention" in err and "details" in err
+
+
+def test_log_json_writes_one_json_object_per_line_without_secrets(capsys):
+    password = Secret("hunter2-very-secret")
+    setup_logging(0, json=True)
+    logger.info("uploaded {} → {} as {}", "IMG_1.jpg", "agency", "IMG_1.jpg")
+    logger.warning("login said {}", password.reveal())
+    try:
+        raise AuthError(f"530 for {password.reveal()}")
+    except AuthError as exc:
+        logger.opt(exception=exc).error("refused: {}", exc)
+    logger.remove()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3
+    records = [json.loads(line) for line in lines]
+    assert [r["record"]["level"]["name"] for r in records] == ["INFO", "WARNING", "ERROR"]
+    assert records[0]["record"]["message"] == "uploaded IMG_1.jpg → agency as IMG_1.jpg"
+    assert all("hunter2-very-secret" not in line for line in lines)
+
+
+def test_log_file_gets_the_same_scrubbed_lines_and_is_private(tmp_path, capsys):
+    password = Secret("file-secret-123")
+    log_file = tmp_path / "logs" / "stockbridge.log"
+    setup_logging(0, log_file=log_file)
+    logger.info("uploaded {} with {}", "IMG_2.jpg", password.reveal())
+    logger.debug("not at info level")
+    logger.remove()
+    text = log_file.read_text(encoding="utf-8")
+    assert "uploaded IMG_2.jpg with ***" in text
+    assert "file-secret-123" not in text and "not at info level" not in text
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    assert "\x1b[" not in text, "no colour codes in a file"
+
+
+def test_log_file_rotates_and_keeps_only_the_newest_old_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(log, "LOG_FILE_ROTATION", "1 KB")
+    log_file = tmp_path / "stockbridge.log"
+    setup_logging(-1, log_file=log_file)
+    for index in range(200):
+        logger.warning("line {} {}", index, "x" * 80)
+    logger.remove()
+    files = sorted(path.name for path in tmp_path.iterdir())
+    assert "stockbridge.log" in files
+    assert 2 <= len(files) <= 1 + log.LOG_FILE_RETENTION, files
+
+
+def test_stdlib_loggers_reach_the_log_at_warning_only(capsys):
+    setup_logging(1)
+    logging.getLogger("paramiko.transport").info("chatty handshake detail")
+    logging.getLogger("paramiko.transport").warning("host key changed")
+    logger.remove()
+    err = capsys.readouterr().err
+    assert "paramiko.transport: host key changed" in err
+    assert "chatty handshake detail" not in err
