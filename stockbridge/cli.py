@@ -20,6 +20,7 @@ from stockbridge import __version__
 from stockbridge.cli_service import service as service_commands
 from stockbridge.config import Config, find_config_path, load_config, transport_settings
 from stockbridge.errors import ConfigError, StockbridgeError
+from stockbridge.ledger import STATES
 from stockbridge.log import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -193,16 +194,78 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
 @main.command()
 @common_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(config_path: Path | None, as_json: bool) -> None:
+@click.option(
+    "--platform", "platform_names", multiple=True, metavar="NAME", help="Only this platform (repeatable)."
+)
+@click.option(
+    "--state",
+    "state_names",
+    multiple=True,
+    type=click.Choice(STATES),
+    help="Only jobs in this state (repeatable).",
+)
+@click.option(
+    "--since",
+    metavar="DURATION|DATE",
+    help="Only jobs changed since then: 30m, 2h, 3d, 1w, or a date such as 2026-11-01.",
+)
+def status(
+    config_path: Path | None,
+    as_json: bool,
+    platform_names: tuple[str, ...],
+    state_names: tuple[str, ...],
+    since: str | None,
+) -> None:
     """Every file and its state on each platform, with reasons."""
-    from stockbridge.report import print_status_table, status_payload
+    from stockbridge.report import parse_since, print_status_table, status_payload
 
     config = _load(config_path, resolve_secrets=False)
-    payload = status_payload(config)
+    since_time = parse_since(since) if since is not None else None
+    for name in platform_names:
+        if name not in config.platforms and not _platform_in_ledger(config, name):
+            raise ConfigError(
+                f"--platform {name}: no such platform",
+                hint=f"configured: {', '.join(config.platforms) or 'none'}",
+            )
+    payload = status_payload(
+        config,
+        platforms=set(platform_names) or None,
+        states=set(state_names) or None,
+        since=since_time,
+    )
     if as_json:
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         print_status_table(config, payload)
+
+
+def _platform_in_ledger(config: Config, name: str) -> bool:
+    """A platform removed from the configuration still has its history in the ledger."""
+    from stockbridge.ledger import Ledger
+
+    if not config.ledger_path.exists():
+        return False
+    ledger = Ledger(config.ledger_path)
+    try:
+        return bool(ledger.jobs(platform=name))
+    finally:
+        ledger.close()
+
+
+@main.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Newest N batches.")
+def history(config_path: Path | None, as_json: bool, limit: int) -> None:
+    """The batches sent, newest first: platform, opened, closed, files, uploaded, failed."""
+    from stockbridge.report import history_payload, print_history_table
+
+    config = _load(config_path, resolve_secrets=False)
+    payload = history_payload(config, limit=limit)
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        print_history_table(payload)
 
 
 @main.command()

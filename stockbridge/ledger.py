@@ -138,6 +138,17 @@ class Pause:
     until: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    id: int
+    platform: str
+    opened_at: float
+    closed_at: float | None  # None: still open (or cut short by a crash)
+    files: int
+    uploaded: int
+    failed: int
+
+
 class LedgerError(StockbridgeError):
     pass
 
@@ -421,6 +432,32 @@ class Ledger:
                 "UPDATE batches SET closed_at=?, uploaded=?, failed=? WHERE id=?",
                 (time.time(), uploaded, failed, batch_id),
             )
+
+    def batches(self, *, limit: int | None = None, platform: str | None = None) -> list[Batch]:
+        """Batches, newest first."""
+        params: list[object] = []
+        query = "SELECT * FROM batches"
+        if platform is not None:
+            query += " WHERE platform=?"
+            params.append(platform)
+        query += " ORDER BY id DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        with self._lock:
+            rows = self._db.execute(query, params).fetchall()
+        return [
+            Batch(
+                id=row["id"],
+                platform=row["platform"],
+                opened_at=row["opened_at"],
+                closed_at=row["closed_at"],
+                files=row["files"],
+                uploaded=row["uploaded"],
+                failed=row["failed"],
+            )
+            for row in rows
+        ]
 
     # ---------------------------------------------------------------- platform pauses
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from stockbridge.config import Config
+from stockbridge.errors import ConfigError
 from stockbridge.ledger import Ledger
 
 STATE_STYLES = {
@@ -20,13 +25,41 @@ STATE_STYLES = {
 }
 
 
-def status_payload(config: Config) -> dict[str, Any]:
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``--since``: a duration back from now ("90s", "30m", "2h", "3d", "1w") or a local date or
+    date-time ("2026-11-01", "2026-11-01T18:30"). Returns a Unix timestamp."""
+    now = time.time() if now is None else now
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if match:
+        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise ConfigError(
+            f"--since {text}: not a duration or a date",
+            hint='e.g. --since 2h, --since 3d, --since 2026-11-01 or --since "2026-11-01 18:30"',
+        ) from None
+
+
+def status_payload(
+    config: Config,
+    *,
+    platforms: Collection[str] | None = None,
+    states: Collection[str] | None = None,
+    since: float | None = None,
+) -> dict[str, Any]:
     """``{"files": [{"path", "sha256", "kind", "platforms": {NAME: {"state", "reason", "remote_name", "changes"}}}]}``.
 
     ``kind`` is "image", or "release" for a release file delivered with the images that need it.
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
     A ``paused`` object (platform → reason) is present when a platform waits for the user.
+
+    Filters (``status --platform/--state/--since``) keep only the jobs on those platforms, in those
+    states, changed at or after ``since``; a file left with no job is left out.
     """
     if not config.ledger_path.exists():
         return {"files": []}
@@ -44,6 +77,12 @@ def status_payload(config: Config) -> dict[str, Any]:
             entry = files.get(job.sha256)
             if entry is None:
                 continue
+            if platforms is not None and job.platform not in platforms:
+                continue
+            if states is not None and job.state not in states:
+                continue
+            if since is not None and job.updated_at < since:
+                continue
             entry["kind"] = job.kind
             entry["platforms"][job.platform] = {
                 "state": job.state,
@@ -54,13 +93,76 @@ def status_payload(config: Config) -> dict[str, Any]:
         pauses = {name: ledger.pause_of(name) for name in config.platforms}
     finally:
         ledger.close()
-    payload: dict[str, Any] = {"files": list(files.values())}
-    paused = {name: pause.reason for name, pause in pauses.items() if pause is not None}
+    filtered = platforms is not None or states is not None or since is not None
+    payload: dict[str, Any] = {
+        "files": [entry for entry in files.values() if entry["platforms"] or not filtered]
+    }
+    shown = {
+        name: pause
+        for name, pause in pauses.items()
+        if pause is not None and (platforms is None or name in platforms)
+    }
+    paused = {name: pause.reason for name, pause in shown.items()}
     if paused:
         payload["paused"] = paused
         # Only a pause without an end needs the user (`retry`); a timed one lifts by itself.
-        payload["paused_until"] = {name: pause.until for name, pause in pauses.items() if pause is not None}
+        payload["paused_until"] = {name: pause.until for name, pause in shown.items()}
     return payload
+
+
+def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]:
+    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed"}]}``, newest
+    first; times are local ISO 8601 date-times, ``closed`` null while a batch is open (or was cut
+    short by a crash)."""
+    if not config.ledger_path.exists():
+        return {"batches": []}
+    ledger = Ledger(config.ledger_path)
+    try:
+        batches = ledger.batches(limit=limit)
+    finally:
+        ledger.close()
+    return {
+        "batches": [
+            {
+                "id": batch.id,
+                "platform": batch.platform,
+                "opened": _iso(batch.opened_at),
+                "closed": _iso(batch.closed_at) if batch.closed_at is not None else None,
+                "files": batch.files,
+                "uploaded": batch.uploaded,
+                "failed": batch.failed,
+            }
+            for batch in batches
+        ]
+    }
+
+
+def print_history_table(payload: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    if not payload["batches"]:
+        console.print("No batches sent yet.")
+        return
+    table = Table()
+    for column in ("batch", "platform", "opened", "closed", "files", "uploaded", "failed"):
+        table.add_column(
+            column, justify="right" if column in ("batch", "files", "uploaded", "failed") else "left"
+        )
+    for batch in payload["batches"]:
+        closed = batch["closed"]
+        table.add_row(
+            str(batch["id"]),
+            _escape(batch["platform"]),
+            batch["opened"].replace("T", " "),
+            closed.replace("T", " ") if closed else "[yellow]open[/]",
+            str(batch["files"]),
+            f"[green]{batch['uploaded']}[/]" if batch["uploaded"] else "0",
+            f"[red]{batch['failed']}[/]" if batch["failed"] else "0",
+        )
+    console.print(table)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).isoformat(timespec="seconds")
 
 
 def print_status_table(config: Config, payload: dict[str, Any], console: Console | None = None) -> None:

@@ -1,0 +1,98 @@
+"""The command line around the service, run as a user would: status filters, history, init,
+config schema/docs, shell completion, --log-file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from stockbridge import ledger as states
+from stockbridge.ledger import Ledger
+from tests.e2e.conftest import Workspace
+
+
+def folder_platforms(workspace: Workspace) -> list[str]:
+    return [
+        f'[platforms.{name}]\nprotocol = "folder"\npath = "{workspace.root / name}"\n'
+        for name in ("shop", "archive")
+    ]
+
+
+def seed_ledger(workspace: Workspace) -> None:
+    book = Ledger(workspace.state / "ledger.sqlite3")
+    for letter in "ab":
+        book.record_asset(
+            sha256=letter * 64, path=f"/exports/{letter}.jpg", size=1, file_type="jpeg", object_path=None
+        )
+    book.create_job(sha256="a" * 64, platform="shop", state=states.UPLOADED, remote_name="a.jpg")
+    book.create_job(sha256="a" * 64, platform="archive", state=states.HELD, reason="needs a title")
+    book.create_job(sha256="b" * 64, platform="shop", state=states.FAILED, reason="550 refused")
+    batch = book.open_batch("shop", 2)
+    book.close_batch(batch, 1, 1)
+    book.close()
+
+
+def test_status_filters_apply_to_the_json_and_the_table(workspace: Workspace):
+    workspace.write_config(*folder_platforms(workspace))
+    seed_ledger(workspace)
+
+    result = workspace.cli("status", "--json", "--platform", "shop", "--state", "failed", "--since", "1h")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert [(Path(f["path"]).name, f["platforms"]) for f in payload["files"]] == [
+        ("b.jpg", {"shop": {"state": "failed", "reason": "550 refused", "remote_name": None, "changes": []}})
+    ]
+
+    table = workspace.cli("status", "--state", "held", "--state", "uploaded")
+    assert table.returncode == 0, table.stderr
+    assert "a.jpg" in table.stdout and "needs a title" in table.stdout
+    assert "b.jpg" not in table.stdout and "550 refused" not in table.stdout
+
+
+def test_status_refuses_an_unknown_platform_state_or_since(workspace: Workspace):
+    workspace.write_config(*folder_platforms(workspace))
+    seed_ledger(workspace)
+    unknown = workspace.cli("status", "--platform", "nope")
+    assert unknown.returncode == 2 and "--platform nope: no such platform" in unknown.stderr
+    assert workspace.cli("status", "--state", "sleeping").returncode == 2
+    since = workspace.cli("status", "--since", "soon")
+    assert since.returncode == 2 and "not a duration or a date" in since.stderr
+
+
+def test_history_lists_batches_as_a_table_and_as_json(workspace: Workspace):
+    workspace.write_config(*folder_platforms(workspace))
+    seed_ledger(workspace)
+    result = workspace.cli("history", "--json", "--limit", "5")
+    assert result.returncode == 0, result.stderr
+    [batch] = json.loads(result.stdout)["batches"]
+    assert {k: batch[k] for k in ("platform", "files", "uploaded", "failed")} == {
+        "platform": "shop",
+        "files": 2,
+        "uploaded": 1,
+        "failed": 1,
+    }
+    table = workspace.cli("history")
+    assert table.returncode == 0 and "shop" in table.stdout and "uploaded" in table.stdout
+
+
+def test_log_file_receives_the_log_of_a_command(workspace: Workspace, tmp_path: Path):
+    workspace.write_config(*folder_platforms(workspace))
+    log_file = tmp_path / "logs" / "stockbridge.log"
+    result = workspace.cli("once", "--log-file", str(log_file), "--log-json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert any(r["record"]["message"].startswith("done: ") for r in records)
+
+
+def run_stockbridge(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "stockbridge", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
