@@ -315,6 +315,27 @@ def demo(keep: Path | None, verbose: int) -> None:
     sys.exit(code)
 
 
+@main.group("config")
+def config_commands() -> None:
+    """The configuration's JSON Schema and reference, generated from one source."""
+
+
+@config_commands.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of config.toml (for editors: Taplo, Even Better TOML)."""
+    from stockbridge.docs import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+@config_commands.command("docs")
+def config_docs() -> None:
+    """Print the configuration reference (Markdown): every table and key, type, default, meaning."""
+    from stockbridge.docs import docs_text
+
+    click.echo(docs_text(), nl=False)
+
+
 main.add_command(service_commands)
 
 
