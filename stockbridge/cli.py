@@ -315,6 +315,31 @@ def demo(keep: Path | None, verbose: int) -> None:
     sys.exit(code)
 
 
+@main.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--preset",
+    "presets",
+    multiple=True,
+    metavar="NAME",
+    help="Add a platform table from this built-in preset (repeatable).",
+)
+def init(path: Path | None, presets: tuple[str, ...]) -> None:
+    """Write a commented starter config (default: the user config path); never overwrites a file."""
+    from stockbridge.starter import PLACEHOLDER, write_starter_config
+
+    target = (path or find_config_path(None)).expanduser()
+    try:
+        write_starter_config(target, presets)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"wrote {target}")
+    click.echo(
+        f"next: replace every {PLACEHOLDER} in it, then run: stockbridge check --connect --config {target}"
+    )
+
+
 @main.group("config")
 def config_commands() -> None:
     """The configuration's JSON Schema and reference, generated from one source."""

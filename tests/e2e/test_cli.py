@@ -96,3 +96,15 @@ def run_stockbridge(*args: str, env: dict[str, str] | None = None, cwd: Path | N
         cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_init_on_the_command_line_writes_once_then_refuses_with_exit_2(tmp_path: Path):
+    path = tmp_path / "config.toml"
+    first = run_stockbridge("init", str(path), "--preset", "shutterstock")
+    assert first.returncode == 0, first.stderr
+    assert f"wrote {path}" in first.stdout and "[platforms.shutterstock]" in path.read_text()
+    again = run_stockbridge("init", str(path))
+    assert again.returncode == 2 and "not overwritten" in again.stderr
+    unknown = run_stockbridge("init", str(tmp_path / "other.toml"), "--preset", "nope")
+    assert unknown.returncode == 2 and "unknown preset" in unknown.stderr
+    assert not (tmp_path / "other.toml").exists()
