@@ -322,6 +322,9 @@ def demo(keep: Path | None, verbose: int) -> None:
     "presets",
     multiple=True,
     metavar="NAME",
+    shell_complete=lambda _ctx, _param, incomplete: [
+        name for name in _preset_names() if name.startswith(incomplete)
+    ],
     help="Add a platform table from this built-in preset (repeatable).",
 )
 def init(path: Path | None, presets: tuple[str, ...]) -> None:
@@ -338,6 +341,12 @@ def init(path: Path | None, presets: tuple[str, ...]) -> None:
     click.echo(
         f"next: replace every {PLACEHOLDER} in it, then run: stockbridge check --connect --config {target}"
     )
+
+
+def _preset_names() -> list[str]:
+    from stockbridge.presets import preset_names
+
+    return preset_names()
 
 
 @main.group("config")

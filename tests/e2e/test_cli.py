@@ -4,6 +4,7 @@ config schema/docs, shell completion, --log-file."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,30 @@ def test_init_on_the_command_line_writes_once_then_refuses_with_exit_2(tmp_path:
     unknown = run_stockbridge("init", str(tmp_path / "other.toml"), "--preset", "nope")
     assert unknown.returncode == 2 and "unknown preset" in unknown.stderr
     assert not (tmp_path / "other.toml").exists()
+
+
+def test_shell_completion_sources_are_produced_for_bash_zsh_and_fish():
+    expected = {"bash": "complete -o nosort -F", "zsh": "#compdef stockbridge", "fish": "complete --no-files"}
+    executable = Path(sys.executable).with_name("stockbridge")
+    for shell, marker in expected.items():
+        env = {**os.environ, "_STOCKBRIDGE_COMPLETE": f"{shell}_source"}
+        result = subprocess.run(
+            [str(executable)], capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL
+        )
+        assert result.returncode == 0, (shell, result.stderr)
+        assert marker in result.stdout and "_STOCKBRIDGE_COMPLETE" in result.stdout, (shell, result.stdout)
+
+
+def test_completion_offers_the_commands_and_preset_names(tmp_path: Path):
+    executable = Path(sys.executable).with_name("stockbridge")
+    env = {
+        **os.environ,
+        "_STOCKBRIDGE_COMPLETE": "bash_complete",
+        "COMP_WORDS": "stockbridge hi",
+        "COMP_CWORD": "1",
+    }
+    result = subprocess.run([str(executable)], capture_output=True, text=True, timeout=30, env=env)
+    assert "plain,history" in result.stdout.splitlines()
+    env |= {"COMP_WORDS": "stockbridge init --preset ad", "COMP_CWORD": "3"}
+    result = subprocess.run([str(executable)], capture_output=True, text=True, timeout=30, env=env)
+    assert result.stdout.splitlines() == ["plain,adobe_stock"]
