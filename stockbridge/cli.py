@@ -106,9 +106,15 @@ def run(config_path: Path | None) -> None:
 def once(config_path: Path | None) -> None:
     """Take what is in the folder now, upload everything, exit (0 ok, 1 some failed)."""
     from stockbridge.daemon import run_once
+    from stockbridge.progress import once_progress
 
     config = _load(config_path)
-    report = run_once(config)
+    progress = once_progress()  # bars on a terminal only; logs and pipes get nothing extra
+    if progress is None:
+        report = run_once(config)
+    else:
+        with progress:
+            report = run_once(config, progress=progress)
     counts = (
         ", ".join(f"{count} {state}" for state, count in sorted(report.counts.items())) or "nothing to do"
     )

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
 
@@ -28,6 +28,9 @@ from stockbridge.metadata import ExifTool
 from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain
 from stockbridge.sdnotify import Notifier
 from stockbridge.watcher import Watcher, collect_settled
+
+if TYPE_CHECKING:
+    from stockbridge.progress import OnceProgress
 
 T = TypeVar("T")
 
@@ -70,11 +73,16 @@ def open_pipeline(config: Config) -> Iterator[Pipeline]:
         ledger.close()
 
 
-def run_once(config: Config, stop: threading.Event | None = None) -> OnceReport:
+def run_once(
+    config: Config, stop: threading.Event | None = None, progress: OnceProgress | None = None
+) -> OnceReport:
+    """``progress``: optional hooks for bars on a terminal (``stockbridge once``); None: none."""
     stop = stop or threading.Event()
     report = OnceReport()
     with open_pipeline(config) as pipeline:
         carried = {job.sha256 for job in pipeline.ledger.jobs(states=[states.PENDING, states.UPLOADING])}
+        if progress is not None:
+            progress.settling()
         stable, changing = collect_settled(
             config.watch.folder,
             recursive=config.watch.recursive,
@@ -83,6 +91,8 @@ def run_once(config: Config, stop: threading.Event | None = None) -> OnceReport:
             max_wait=max(ONCE_MAX_SETTLE_WAIT, config.watch.settle_seconds * 3),
         )
         report.seen, report.still_changing = stable, changing
+        if progress is not None:
+            progress.settled(len(stable), len(changing))
         for path in changing:
             logger.warning("{}: still being written, left for the next run", path.name)
         touched = set(carried)
@@ -90,6 +100,8 @@ def run_once(config: Config, stop: threading.Event | None = None) -> OnceReport:
             if stop.is_set():
                 break
             item = _safely(pipeline.accept_file, path)
+            if progress is not None:
+                progress.ingested()
             if item is not None:
                 touched.add(item.sha256)
             else:
@@ -97,10 +109,18 @@ def run_once(config: Config, stop: threading.Event | None = None) -> OnceReport:
                 if sha:
                     touched.add(sha)
         deadline = time.monotonic() + ONCE_DEADLINE_SECONDS
+        if progress is not None:
+            for name in pipeline.platforms:
+                progress.uploading(name, len(pipeline.ledger.jobs(platform=name, states=[states.PENDING])))
+        on_outcome = progress.outcome if progress is not None else None
         threads = [
             threading.Thread(
                 target=_safely,
-                args=(drain, PlatformUploader(pipeline, name, platform, ONCE_RETRY, stop), deadline),
+                args=(
+                    drain,
+                    PlatformUploader(pipeline, name, platform, ONCE_RETRY, stop, on_outcome=on_outcome),
+                    deadline,
+                ),
                 name=f"upload-{name}",
             )
             for name, platform in pipeline.platforms.items()

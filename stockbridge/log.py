@@ -36,6 +36,20 @@ def _scrub(record: Any) -> None:
                 value.message = redact(value.message)
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at the time of writing: while progress bars are drawn, rich
+    swaps in a proxy that prints each log line above the bars instead of through them."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 class _InterceptHandler(logging.Handler):
     """Route stdlib logging (paramiko, watchdog) into loguru."""
 
@@ -62,7 +76,7 @@ def setup_logging(verbosity: int = 0, *, json: bool = False, log_file: Path | No
     logger.remove()
     logger.configure(patcher=_scrub)
     logger.add(
-        sys.stderr,
+        _CurrentStderr(),
         level=level,
         format=_HUMAN if not json else "{message}",
         serialize=json,

@@ -136,3 +136,56 @@ def test_completion_offers_the_commands_and_preset_names(tmp_path: Path):
     env |= {"COMP_WORDS": "stockbridge init --preset ad", "COMP_CWORD": "3"}
     result = subprocess.run([str(executable)], capture_output=True, text=True, timeout=30, env=env)
     assert result.stdout.splitlines() == ["plain,adobe_stock"]
+
+
+def test_once_draws_progress_bars_on_a_terminal_and_nothing_extra_in_a_pipe(workspace: Workspace, exiftool):
+    import os as _os
+    import pty
+
+    from stockbridge.samples import make_image
+
+    for seed in (1, 2):
+        make_image(
+            workspace.exports / f"IMG_{seed}.jpg",
+            width=800,
+            height=600,
+            exiftool=exiftool,
+            seed=seed,
+            title="t",
+            keywords=["a"],
+        )
+    (workspace.root / "archive").mkdir()
+    workspace.write_config(
+        f'[platforms.archive]\nprotocol = "folder"\npath = "{workspace.root / "archive"}"\n'
+    )
+
+    piped = workspace.cli("once")
+    assert piped.returncode == 0, piped.stderr
+    assert "ingesting" not in piped.stderr and "━" not in piped.stderr
+    assert "uploaded IMG_1.jpg → archive" in piped.stderr  # the log line per outcome stays
+
+    for path in workspace.exports.iterdir():  # new content, so the second run has work to do
+        path.unlink()
+    for seed in (3, 4):
+        make_image(workspace.exports / f"IMG_{seed}.jpg", width=800, height=600, exiftool=exiftool, seed=seed)
+    controller, terminal = pty.openpty()
+    env = workspace.env() | {"COLUMNS": "120", "TERM": "xterm"}
+    process = subprocess.Popen(
+        workspace.command("once"), stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, env=env
+    )
+    _os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = _os.read(controller, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=120) == 0
+    _os.close(controller)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert "settling" in shown and "ingesting" in shown and "→ archive" in shown
+    assert "2/2" in shown and "MB/s" in shown
+    assert "uploaded IMG_3.jpg → archive" in shown  # log lines still shown, above the bars
