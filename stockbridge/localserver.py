@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,6 +118,11 @@ class FTPServerThread:
     port: int = 0
     #: Command verbs the server received, in order (never their arguments: PASS carries a secret).
     commands: list[str] = field(default_factory=list)
+    #: The file name (last path component) of every STOR, in order: how often each name was sent.
+    stored: list[str] = field(default_factory=list)
+    #: ``(file name, bytes)`` of every file that arrived under a name: after each STOR (a cut-off
+    #: one too: in FTP's stream mode an early close looks like the end of the file) and each RNTO.
+    arrived: list[tuple[str, int]] = field(default_factory=list)
     #: Called with the local path of every file that arrives under its final name (after STOR,
     #: and after RNTO): stands in for an agency's ingest robot that moves files away at once.
     ingest: Callable[[Path], None] | None = None
@@ -166,14 +172,22 @@ class FTPServerThread:
         class Handler(base):
             def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
                 commands.append(cmd)
+                if cmd == "STOR":
+                    server.stored.append(arg.rsplit("/", 1)[-1])
                 super().pre_process_command(line, cmd, arg)
 
             def on_file_received(self, file: str) -> None:
+                server._arrived(Path(file))
                 if server.ingest is not None:
                     server.ingest(Path(file))
 
+            def on_incomplete_file_received(self, file: str) -> None:
+                server._arrived(Path(file))
+
             def ftp_RNTO(self, path: str) -> Any:
                 renamed = super().ftp_RNTO(path)
+                if renamed:
+                    server._arrived(Path(renamed[1]))
                 if renamed and server.ingest is not None:
                     server.ingest(Path(renamed[1]))
                 return renamed
@@ -183,8 +197,31 @@ class FTPServerThread:
                 raise ValueError("upload_limit is supported for plain FTP only")
             from pyftpdlib.handlers import ThrottledDTPHandler
 
+            limit = self.upload_limit
+
             class SlowDataHandler(ThrottledDTPHandler):
-                read_limit = self.upload_limit
+                # Paced from the first byte of each transfer: pyftpdlib's own throttle lets the
+                # first ``read_limit`` bytes of every second through at once, so a file smaller
+                # than the limit was never slowed down at all.
+                read_limit = limit
+                ac_in_buffer_size = max(4096, limit // 20)
+                auto_sized_buffers = False
+
+                def _throttle_bandwidth(self, len_chunk: int, max_speed: int) -> None:
+                    now = time.monotonic()
+                    if not self._datacount:
+                        self._timenext = now  # when this transfer started
+                    self._datacount += len_chunk
+                    due = self._timenext + self._datacount / max_speed
+                    if due <= now:
+                        return
+
+                    def resume() -> None:
+                        self.add_channel(events=self.ioloop.READ)
+
+                    self.del_channel()
+                    self._cancel_throttler()
+                    self._throttler = self.ioloop.call_later(due - now, resume, _errback=self.handle_error)
 
             Handler.dtp_handler = SlowDataHandler
 
@@ -209,6 +246,13 @@ class FTPServerThread:
             Handler.tls_control_required = True
             Handler.tls_data_required = True
         return Handler
+
+    def _arrived(self, path: Path) -> None:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = -1  # already gone (an ingest robot, a DELE)
+        self.arrived.append((path.name, size))
 
     def _serve(self) -> None:
         # Non-blocking single iterations let the thread notice the stop flag within ~50 ms;
