@@ -225,6 +225,35 @@ class BatchConfig(_Model):
     )
 
 
+_CLOCK = r"([01][0-9]|2[0-3]):[0-5][0-9]"
+
+
+class ScheduleConfig(_Model):
+    """Pace: how much may go per day, and when (local time). See stockbridge/schedule.py."""
+
+    daily_max_files: int | None = Field(
+        None, ge=1, description="At most this many files a day (local calendar day); the rest wait."
+    )
+    daily_max_mb: float | None = Field(
+        None, gt=0, description="At most this many MB a day (MB = 10^6 bytes), e.g. 4000 for a 4 GB quota."
+    )
+    windows: list[str] = Field(
+        default_factory=list,
+        description='Upload only inside these local-time windows, "HH:MM-HH:MM"; "22:00-06:00" crosses '
+        "midnight. Empty: any time.",
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _window_shape(cls, value: list[str]) -> list[str]:
+        import re
+
+        for window in value:
+            if not re.fullmatch(f"{_CLOCK}-{_CLOCK}", window):
+                raise ValueError(f'expected "HH:MM-HH:MM" (24-hour clock), got "{window}"')
+        return value
+
+
 class PlatformConfig(_Model):
     preset: str | None = Field(
         None,
@@ -270,6 +299,9 @@ class PlatformConfig(_Model):
     )
     rules: RulesConfig = Field(default_factory=RulesConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
+    schedule: ScheduleConfig | None = Field(
+        None, description="Pace uploads: daily caps and time windows; what waits shows as scheduled."
+    )
     csv: CsvConfig | None = Field(None, description="Write (and optionally upload) a CSV manifest per batch.")
 
     @field_validator("host_key")
@@ -382,6 +414,59 @@ class RouteConfig(_Model):
         return self
 
 
+NotifyEvent = Literal["batch", "paused", "failed"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("batch", "paused", "failed")
+
+
+class WebhookConfig(_Model):
+    url: str = Field(pattern=r"^https?://", description="Receives a JSON POST: {event, title, text}.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra HTTP headers, e.g. an Authorization token."
+    )
+
+
+class NtfyConfig(_Model):
+    url: str = Field(pattern=r"^https?://", description='The topic URL, e.g. "https://ntfy.sh/my-topic".')
+    token: str | PasswordSource | None = Field(
+        None, description='Access token (sent as "Authorization: Bearer"): a string, { env = ... }, ...'
+    )
+
+
+class EmailConfig(_Model):
+    # `from` is a Python keyword: the attribute is `sender`, the TOML key is `from`.
+    model_config = ConfigDict(populate_by_name=False)
+
+    host: str = Field(description="SMTP server.")
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Default 587 (starttls), 465 (ssl), 25 (plain)."
+    )
+    security: Literal["starttls", "ssl", "plain"] = Field(
+        "starttls", description='"starttls", "ssl" (TLS from the first byte) or "plain" (local relays only).'
+    )
+    username: str | None = Field(None, description="SMTP login, if the server needs one.")
+    password: str | PasswordSource | None = Field(
+        None, description="SMTP password: the same sources as a platform's password."
+    )
+    sender: str = Field(alias="from", description="The From: address.")
+    to: list[str] = Field(min_length=1, description="Recipients.")
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"starttls": 587, "ssl": 465, "plain": 25}[self.security]
+
+
+class NotifyConfig(_Model):
+    on: list[NotifyEvent] = Field(
+        default_factory=lambda: list(NOTIFY_EVENTS),
+        description='Which events send a message: "batch" (a batch finished), "paused" (a platform '
+        'stopped: login refused, quota, unreachable), "failed" (files failed for good).',
+    )
+    timeout_seconds: float = Field(10.0, gt=0, description="Per message and channel; never holds up uploads.")
+    webhook: WebhookConfig | None = Field(None, description="A generic webhook (JSON POST).")
+    ntfy: NtfyConfig | None = Field(None, description="An ntfy-style topic (text POST, Title/Tags headers).")
+    email: EmailConfig | None = Field(None, description="E-mail through an SMTP server.")
+
+
 class Config(_Model):
     watch: WatchConfig
     state: StateConfig = Field(default_factory=StateConfig)
@@ -392,6 +477,9 @@ class Config(_Model):
     editorial: EditorialConfig = Field(default_factory=EditorialConfig)
     routes: list[RouteConfig] = Field(
         default_factory=list, description="[[routes]]: send some files to some platforms."
+    )
+    notify: NotifyConfig | None = Field(
+        None, description="Messages when a batch ends, a platform pauses, files fail."
     )
 
     @model_validator(mode="after")
@@ -485,6 +573,15 @@ def validate_config(
                 resolve_password(platform)
             except ConfigError as exc:
                 problems.append(f"platforms.{name}.password: {exc.message}")
+        notify = config.notify
+        for where, secret_source in (
+            ("notify.ntfy.token", notify.ntfy.token if notify and notify.ntfy else None),
+            ("notify.email.password", notify.email.password if notify and notify.email else None),
+        ):
+            try:
+                resolve_secret(secret_source)
+            except ConfigError as exc:
+                problems.append(f"{where}: {exc.message}")
     if problems:
         raise ConfigError(_summary(source, problems), problems=problems)
     return config.model_copy(update={"source": source, "warnings": tuple(warnings)})
@@ -513,11 +610,28 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         if isinstance(platform.password, PasswordSource) and platform.password.file is not None:
             update["password"] = platform.password.model_copy(update={"file": fix(platform.password.file)})
         platforms[name] = platform.model_copy(update=update)
+
+    def fix_source(source: str | PasswordSource | None) -> str | PasswordSource | None:
+        if isinstance(source, PasswordSource) and source.file is not None:
+            return source.model_copy(update={"file": fix(source.file)})
+        return source
+
+    notify = config.notify
+    if notify is not None:
+        notify = notify.model_copy(
+            update={
+                "ntfy": notify.ntfy
+                and notify.ntfy.model_copy(update={"token": fix_source(notify.ntfy.token)}),
+                "email": notify.email
+                and notify.email.model_copy(update={"password": fix_source(notify.email.password)}),
+            }
+        )
     return config.model_copy(
         update={
             "watch": config.watch.model_copy(update={"folder": fix(config.watch.folder)}),
             "state": config.state.model_copy(update={"dir": fix(config.state.dir)}),
             "platforms": platforms,
+            "notify": notify,
         }
     )
 
@@ -539,7 +653,11 @@ def _permission_warnings(config: Config, source: Path) -> list[str]:
 
 
 def resolve_password(platform: PlatformConfig) -> Secret | None:
-    source = platform.password
+    return resolve_secret(platform.password)
+
+
+def resolve_secret(source: str | PasswordSource | None) -> Secret | None:
+    """A password or token: written literally, or from the environment, a file or a credential."""
     if source is None:
         return None
     if isinstance(source, str):
@@ -699,7 +817,7 @@ def _allowed_keys(parent: list[Any]) -> list[str]:
         index += 1
     if model is None:
         return []
-    return [name for name, field in model.model_fields.items() if not field.exclude]
+    return [field.alias or name for name, field in model.model_fields.items() if not field.exclude]
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

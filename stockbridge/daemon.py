@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +27,7 @@ from stockbridge.config import Config
 from stockbridge.ledger import Job, Ledger
 from stockbridge.metadata import ExifTool
 from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain
+from stockbridge.schedule import SCHEDULED, Slot, admit, scheduled_jobs, when
 from stockbridge.sdnotify import Notifier
 from stockbridge.watcher import Watcher, collect_settled
 
@@ -57,6 +59,8 @@ class OnceReport:
 
     @property
     def failed(self) -> bool:
+        # "scheduled" (pending, waiting for the platform's window or daily cap) is not a failure:
+        # `once` from cron outside a window has done all it may, and exits 0.
         return bool(self.counts.get(states.FAILED) or self.counts.get(states.PENDING))
 
 
@@ -140,9 +144,24 @@ def run_once(
                 )
             else:
                 logger.error("{}: {} file(s) left pending for the next run: {}", name, waiting, pause.reason)
+        scheduled: dict[int, Slot] = {}
+        now = datetime.now()
+        for name, platform in pipeline.platforms.items():
+            later = scheduled_jobs(pipeline.ledger, name, platform.schedule, now)
+            if later:
+                first = min(later.values(), key=lambda slot: slot.at)
+                logger.info(
+                    "{}: {} file(s) scheduled, the first goes {} ({})",
+                    name,
+                    len(later),
+                    when(first.at, now),
+                    first.reason,
+                )
+            scheduled.update(later)
         for job in pipeline.ledger.jobs():
             if job.sha256 in touched and job.platform in pipeline.platforms:
-                report.counts[job.state] = report.counts.get(job.state, 0) + 1
+                state = SCHEDULED if job.id in scheduled else job.state
+                report.counts[state] = report.counts.get(state, 0) + 1
     return report
 
 
@@ -276,9 +295,13 @@ class Service:
         due = uploader.ledger.due_jobs(uploader.name, now, max_files)
         if not due:
             return 5.0
+        due, later = admit(uploader.ledger, uploader.name, uploader.platform.schedule, due, uploader.clock())
+        if not due:
+            return 5.0  # outside every window or over today's cap: look again (cheap) in a while
         oldest = min(job.created_at for job in due)
         retrying = any(job.attempts > 0 for job in due)
-        if len(due) >= max_files or now - oldest >= max_wait or retrying:
+        capped = later is not None  # today's cap closes the batch: nothing more may join it
+        if len(due) >= max_files or now - oldest >= max_wait or retrying or capped:
             self._batches[uploader.name] = (0, len(due))
             self._status_due.set()
             try:

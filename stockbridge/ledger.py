@@ -384,6 +384,16 @@ class Ledger:
             ).fetchall()
         return [_job(row) for row in rows]
 
+    def uploaded_since(self, platform: str, since: float) -> tuple[int, int]:
+        """(files, bytes) uploaded to ``platform`` at or after ``since`` (a schedule's daily caps)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(upload_size), 0) FROM jobs"
+                " WHERE platform=? AND state=? AND uploaded_at>=?",
+                (platform, UPLOADED, since),
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
     def set_state(self, job_id: int, state: str, reason: str | None = None, **fields: object) -> None:
         assert state in STATES
         allowed = {"attempts", "remote_name", "next_attempt_at", "batch_id", "verified", "uploaded_at"}

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from loguru import logger
@@ -52,6 +53,7 @@ from stockbridge.releases import (
     route_platforms,
 )
 from stockbridge.render import RenderError, render
+from stockbridge.schedule import Clock, admit
 from stockbridge.transports import Transport, open_transport
 
 
@@ -500,6 +502,8 @@ class PlatformUploader:
         self.on_outcome = on_outcome
         #: Consecutive failures to connect; reset by a successful login.
         self.connect_failures = 0
+        #: Local wall-clock time for the platform's schedule (replaceable in tests).
+        self.clock: Clock = datetime.now
 
     # ------------------------------------------------------------------ public
 
@@ -801,4 +805,7 @@ def drain(uploader: PlatformUploader, deadline: float) -> None:
             wait = min(job.next_attempt_at for job in pending) - now
             uploader.stop.wait(max(0.05, min(wait, deadline - time.monotonic())))
             continue
+        due, _later = admit(uploader.ledger, uploader.name, uploader.platform.schedule, due, uploader.clock())
+        if not due:
+            return  # the rest waits for the platform's schedule: left pending, shown as scheduled
         uploader.run_batch(due)

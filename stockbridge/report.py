@@ -14,10 +14,12 @@ from rich.table import Table
 from stockbridge.config import Config
 from stockbridge.errors import ConfigError
 from stockbridge.ledger import Ledger
+from stockbridge.schedule import SCHEDULED, Slot, scheduled_jobs
 
 STATE_STYLES = {
     "uploaded": "green",
     "pending": "cyan",
+    SCHEDULED: "blue",
     "uploading": "cyan",
     "held": "yellow",
     "rejected": "magenta",
@@ -57,6 +59,8 @@ def status_payload(
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
     A ``paused`` object (platform → reason) is present when a platform waits for the user.
+    A pending job that waits for its platform's ``schedule`` shows as state "scheduled", with the
+    reason and ``scheduled_at`` (local time, ISO 8601) when it will go; the ledger keeps it pending.
 
     Filters (``status --platform/--state/--since``) keep only the jobs on those platforms, in those
     states, changed at or after ``since``; a file left with no job is left out.
@@ -73,13 +77,18 @@ def status_payload(
                 "kind": "image",
                 "platforms": {},
             }
+        now = datetime.now()
+        waiting: dict[int, Slot] = {}
+        for name, platform in config.enabled_platforms().items():
+            waiting.update(scheduled_jobs(ledger, name, platform.schedule, now))
         for job in ledger.jobs():
             entry = files.get(job.sha256)
             if entry is None:
                 continue
             if platforms is not None and job.platform not in platforms:
                 continue
-            if states is not None and job.state not in states:
+            slot = waiting.get(job.id)
+            if states is not None and (SCHEDULED if slot else job.state) not in states:
                 continue
             if since is not None and job.updated_at < since:
                 continue
@@ -90,6 +99,10 @@ def status_payload(
                 "remote_name": job.remote_name,
                 "changes": list(job.changes),
             }
+            if slot is not None:
+                entry["platforms"][job.platform].update(
+                    state=SCHEDULED, reason=slot.reason, scheduled_at=slot.at.isoformat(timespec="minutes")
+                )
         pauses = {name: ledger.pause_of(name) for name in config.platforms}
     finally:
         ledger.close()

@@ -69,7 +69,7 @@ def test_the_example_config_documents_every_key():
         for name, field in model.model_fields.items():
             if field.exclude:
                 continue
-            wanted.add(name)
+            wanted.add(field.alias or name)  # the TOML key (EmailConfig.sender is `from`)
             nested = _model_of(field.annotation)
             if nested is not None:
                 todo.append(nested)
