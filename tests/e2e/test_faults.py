@@ -1,0 +1,313 @@
+"""Server faults, each against a real local FTP server made to misbehave, through `stockbridge once`.
+
+``FaultyFTPServer`` is the pyftpdlib server of ``stockbridge.localserver`` with a handler that can be
+told to answer the Nth STOR (or PASS) with any reply, or to cut the connection in the middle of a
+file. Every test also has a folder platform that must go through whatever the faulty one does.
+
+Covered elsewhere, not repeated here (tests/contract/test_transports.py, at the transport level):
+a changed SFTP host key and a wrong pinned fingerprint are refused before any authentication
+(``test_a_wrong_pinned_host_key_is_refused_before_any_authentication``,
+``test_a_changed_host_key_in_known_hosts_is_refused``); an untrusted FTPS certificate is refused
+before USER and PASS (``test_an_untrusted_certificate_is_refused_before_user_and_pass``); the reply
+table (``test_ftp_replies_are_classified_once``); a file moved away after the transfer and a short
+file on the server. Here: the same situations end to end, with the job states they lead to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockbridge.localserver import FTPServerThread
+from stockbridge.samples import make_image
+from tests.e2e.conftest import Workspace, platform_table
+from tests.servers import LocalServer
+
+PASSWORD = "fault-test-pw"
+
+
+@dataclass
+class FaultyFTPServer(FTPServerThread):
+    """pyftpdlib on 127.0.0.1 that answers chosen commands with chosen replies.
+
+    ``replies[("STOR", 2)] = "451 Local error"``: the 2nd STOR gets that reply and nothing is
+    stored. ``cut_stor = (1, 20_000)``: the 1st STOR's connections are closed after 20,000 bytes.
+    """
+
+    replies: dict[tuple[str, int], str] = field(default_factory=dict)
+    cut_stor: tuple[int, int] | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def _handler_class(self) -> Any:
+        base = super()._handler_class()
+        server = self
+
+        class DataHandler(base.dtp_handler):  # type: ignore[name-defined,misc]
+            cut_after: int | None = None
+            received = 0
+
+            def recv(self, buffer_size: int) -> bytes:
+                chunk: bytes = super().recv(buffer_size)
+                self.received += len(chunk)
+                if self.cut_after is not None and self.received >= self.cut_after:
+                    # The line goes dead mid-file: data and control connection, no reply.
+                    self.cmd_channel.close()
+                    return b""
+                return chunk
+
+        class Handler(base):  # type: ignore[misc,valid-type]
+            dtp_handler = DataHandler
+
+            def _fault(self, verb: str) -> bool:
+                server.counts[verb] += 1
+                reply = server.replies.get((verb, server.counts[verb]))
+                if reply is None:
+                    return False
+                self.respond(reply)
+                return True
+
+            def ftp_PASS(self, line: str) -> Any:
+                if self._fault("PASS"):
+                    return None
+                return super().ftp_PASS(line)
+
+            def ftp_STOR(self, file: str, mode: str = "w") -> Any:
+                if self._fault("STOR"):
+                    return None
+                if server.cut_stor is not None and server.cut_stor[0] == server.counts["STOR"]:
+                    DataHandler.cut_after = server.cut_stor[1]
+                else:
+                    DataHandler.cut_after = None
+                return super().ftp_STOR(file, mode)
+
+        return Handler
+
+
+@pytest.fixture
+def faulty(tmp_path: Path) -> Iterator[FaultyFTPServer]:
+    pytest.importorskip("pyftpdlib")
+    root = tmp_path / "faulty-root"
+    root.mkdir()
+    server = FaultyFTPServer(root=root, tls=False, username="photographer", password=PASSWORD)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def as_platform(server: FaultyFTPServer) -> LocalServer:
+    return LocalServer(
+        name="faulty",
+        protocol="ftp",
+        root=server.root,
+        remote_dir="/",
+        host=server.host,
+        port=server.port,
+        username=server.username,
+        password=server.password,
+    )
+
+
+def photos(workspace: Workspace, exiftool: Any, count: int, width: int = 800) -> list[Path]:
+    return [
+        make_image(
+            workspace.exports / f"IMG_{index}.jpg",
+            width=width,
+            height=width * 3 // 4,
+            title=f"Photo {index}",
+            exiftool=exiftool,
+            seed=500 + index,
+        )
+        for index in range(count)
+    ]
+
+
+def configure(
+    workspace: Workspace, server: FaultyFTPServer, folder_target: LocalServer, **extra: object
+) -> None:
+    workspace.write_config(
+        platform_table("agency", as_platform(server), **extra), platform_table("archive", folder_target)
+    )
+
+
+def jobs(workspace: Workspace, platform: str) -> dict[str, dict[str, Any]]:
+    return {Path(entry["path"]).name: entry["platforms"][platform] for entry in workspace.status()["files"]}
+
+
+def stored_files(root: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in root.iterdir() if path.is_file()}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "421 Service not available, closing control connection.",
+        "425 Can't open data connection.",
+        "426 Connection closed; transfer aborted.",
+        "450 Requested file action not taken.",
+        "451 Requested action aborted: local error in processing.",
+    ],
+    ids=["421", "425", "426", "450", "451"],
+)
+def test_a_transient_reply_to_a_stor_is_retried_and_the_file_arrives_once(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer, reply: str
+) -> None:
+    sources = photos(workspace, exiftool, 3)
+    faulty.replies[("STOR", 2)] = reply
+    configure(workspace, faulty, folder_target)
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert stored_files(faulty.root) == {path.name: path.read_bytes() for path in sources}
+    assert sorted(stored_files(folder_target.root)) == sorted(path.name for path in sources)
+    assert set(jobs(workspace, "agency")[p.name]["state"] for p in sources) == {"uploaded"}
+    stors = Counter(faulty.stored)
+    assert sorted(stors.values()) == [1, 1, 2], "only the refused file is sent again, to the same name"
+    # The connection is suspect after the refusal: the files after it go over a new one, and the
+    # refused file over another once its backoff has passed (research F-6 asks for one reconnect).
+    assert faulty.commands.count("PASS") <= 3
+    assert reply.split(".")[0] in result.stderr, "the log names the server's reply"
+
+
+@pytest.mark.parametrize(
+    "reply", ["452 Insufficient storage space.", "552 Exceeded storage allocation."], ids=["452", "552"]
+)
+def test_a_full_server_pauses_its_platform_while_the_others_go_through(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer, reply: str
+) -> None:
+    sources = photos(workspace, exiftool, 3)
+    faulty.replies[("STOR", 1)] = reply
+    configure(workspace, faulty, folder_target)
+    result = workspace.cli("once")
+    assert result.returncode == 1
+    assert sorted(stored_files(folder_target.root)) == sorted(path.name for path in sources)
+    assert stored_files(faulty.root) == {}
+    assert faulty.stored and len(faulty.stored) == 1, "a full server is not asked again within the run"
+    status = workspace.status()
+    assert "server full or quota used up" in status["paused"]["agency"]
+    assert reply.split(".")[0] in status["paused"]["agency"]
+    assert status["paused_until"]["agency"] is not None, "a full server is looked at again by itself"
+    assert set(job["state"] for job in jobs(workspace, "agency").values()) == {"pending"}
+
+
+def test_a_refused_login_is_tried_once_shown_and_goes_through_after_retry(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer
+) -> None:
+    sources = photos(workspace, exiftool, 2)
+    faulty.replies[("PASS", 1)] = "530 Login incorrect."
+    configure(workspace, faulty, folder_target)
+    result = workspace.cli("once")
+    assert result.returncode == 1
+    assert faulty.commands.count("PASS") == 1, "a refused login is never tried again by itself"
+    assert "STOR" not in faulty.commands
+    assert sorted(stored_files(folder_target.root)) == sorted(path.name for path in sources)
+    status = workspace.status()
+    assert "login refused" in status["paused"]["agency"] and "530" in status["paused"]["agency"]
+    assert "530 Login incorrect" in result.stderr and "retry --platform agency" in result.stderr
+    assert PASSWORD not in result.stderr + result.stdout + json.dumps(status)
+
+    again = workspace.cli("once")
+    assert faulty.commands.count("PASS") == 1, "still paused: no second login until `retry`"
+    assert again.returncode == 1
+
+    assert workspace.cli("retry", "--platform", "agency").returncode == 0
+    final = workspace.cli("once")
+    assert final.returncode == 0, final.stderr
+    assert faulty.commands.count("PASS") == 2
+    assert stored_files(faulty.root) == {path.name: path.read_bytes() for path in sources}
+    assert "paused" not in workspace.status()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["550 Permission denied: photos of this kind are not accepted.", "553 File name not allowed."],
+    ids=["550", "553"],
+)
+def test_a_refused_file_fails_with_the_servers_words_and_is_not_sent_again(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer, reply: str
+) -> None:
+    sources = photos(workspace, exiftool, 3)
+    faulty.replies[("STOR", 1)] = reply
+    configure(workspace, faulty, folder_target)
+    result = workspace.cli("once")
+    assert result.returncode == 1
+    states = jobs(workspace, "agency")
+    failed = [name for name, job in states.items() if job["state"] == "failed"]
+    assert len(failed) == 1
+    assert reply.rstrip(".") in states[failed[0]]["reason"], "the reason carries the server's words"
+    assert sorted(stored_files(faulty.root)) == sorted(p.name for p in sources if p.name != failed[0])
+    assert sorted(stored_files(folder_target.root)) == sorted(path.name for path in sources)
+    assert len(faulty.stored) == 3, "the refused file was not tried again"
+    workspace.cli("once")
+    assert len(faulty.stored) == 3, "nor on the next run"
+
+
+def test_a_connection_cut_mid_file_is_retried_and_no_short_file_stays(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer
+) -> None:
+    sources = photos(workspace, exiftool, 2, width=1600)
+    assert min(path.stat().st_size for path in sources) > 100_000
+    faulty.cut_stor = (1, 40_000)
+    configure(workspace, faulty, folder_target)
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert stored_files(faulty.root) == {path.name: path.read_bytes() for path in sources}
+    assert any(size < 100_000 for _, size in faulty.arrived), "the cut really left a short file"
+    assert sorted(Counter(faulty.stored).values()) == [1, 2]
+    assert set(job["state"] for job in jobs(workspace, "agency").values()) == {"uploaded"}
+
+
+def test_a_file_moved_away_after_a_confirmed_transfer_is_uploaded_unverified_and_never_sent_again(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer, tmp_path: Path
+) -> None:
+    taken = tmp_path / "taken-by-robot"
+    taken.mkdir()
+    faulty.ingest = lambda path: path.rename(taken / path.name)
+    sources = photos(workspace, exiftool, 2)
+    configure(workspace, faulty, folder_target)
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert stored_files(faulty.root) == {}
+    assert stored_files(taken) == {path.name: path.read_bytes() for path in sources}
+    for job in jobs(workspace, "agency").values():
+        assert job["state"] == "uploaded"
+        assert "not verifiable" in job["reason"]
+    assert len(faulty.stored) == 2
+    workspace.cli("once")
+    assert len(faulty.stored) == 2, "a file the server took is never sent again"
+
+
+def test_an_untrusted_ftps_certificate_pauses_the_platform_before_any_password_is_sent(
+    workspace: Workspace,
+    exiftool: Any,
+    ftps_server: LocalServer,
+    untrusted_ca: Path,
+    folder_target: LocalServer,
+) -> None:
+    photos(workspace, exiftool, 1)
+    ftps_server.ca_file = untrusted_ca
+    workspace.write_config(platform_table("agency", ftps_server), platform_table("archive", folder_target))
+    result = workspace.cli("once")
+    assert result.returncode == 1
+    assert "USER" not in ftps_server.commands() and "PASS" not in ftps_server.commands()
+    assert [path.name for path in folder_target.root.iterdir()] == ["IMG_0.jpg"]
+    assert "not trusted" in workspace.status()["paused"]["agency"]
+
+
+def test_a_changed_sftp_host_key_pauses_the_platform_before_any_authentication(
+    workspace: Workspace, exiftool: Any, sshd_server: LocalServer, folder_target: LocalServer
+) -> None:
+    photos(workspace, exiftool, 1)
+    sshd_server.host_key_fingerprint = "SHA256:" + "A" * 43  # what a man in the middle would show
+    workspace.write_config(platform_table("agency", sshd_server), platform_table("archive", folder_target))
+    result = workspace.cli("once")
+    assert result.returncode == 1
+    assert "userauth-request" not in sshd_server.log_text()
+    assert [path.name for path in folder_target.root.iterdir()] == ["IMG_0.jpg"]
+    assert "not trusted" in workspace.status()["paused"]["agency"]
