@@ -71,7 +71,11 @@ def open_pipeline(config: Config) -> Iterator[Pipeline]:
     exiftool = ExifTool(cwd=config.state.dir)
     try:
         exiftool.start()
-        yield Pipeline(config, ledger, exiftool)
+        pipeline = Pipeline(config, ledger, exiftool)
+        try:
+            yield pipeline
+        finally:
+            pipeline.notifier.close()  # queued messages get a bounded time to go
     finally:
         exiftool.close()
         ledger.close()

@@ -41,6 +41,7 @@ from stockbridge.ledger import Job, Ledger
 from stockbridge.manifest import ManifestRow, write_manifest
 from stockbridge.metadata import ExifTool
 from stockbridge.naming import EXTENSIONS, remote_name
+from stockbridge.notify import BATCH, FAILED, PAUSED, Notifier, batch_message, failed_message, paused_message
 from stockbridge.pixels import image_props
 from stockbridge.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
 from stockbridge.releases import (
@@ -91,6 +92,8 @@ class Pipeline:
         self.exiftool = exiftool
         self.state_dir = config.state.dir
         self._copy_lock = threading.Lock()
+        #: [notify]: messages go from a background thread; closed by whoever opened the pipeline.
+        self.notifier = Notifier(config.notify)
 
     @property
     def platforms(self) -> dict[str, PlatformConfig]:
@@ -504,6 +507,10 @@ class PlatformUploader:
         self.connect_failures = 0
         #: Local wall-clock time for the platform's schedule (replaceable in tests).
         self.clock: Clock = datetime.now
+        #: Final outcomes of the batch being sent, for its notification.
+        self._outcomes: list[Job] = []
+        #: The kind of pause already notified (once per pause); cleared when a file goes through.
+        self._pause_told: str | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -535,6 +542,7 @@ class PlatformUploader:
         if not jobs:
             return
         batch_id = self.ledger.open_batch(self.name, len(jobs))
+        self._outcomes = []
         groups: dict[str | None, list[Job]] = {}
         for job in sorted(jobs, key=lambda job: (job.kind != "release", job.id)):
             groups.setdefault(job.remote_dir, []).append(job)
@@ -555,6 +563,17 @@ class PlatformUploader:
             if self.platform.rules.releases.delivery == "manual":
                 self._write_release_report(batch_id, uploaded)
             self.pipeline.release_objects(job.sha256 for job in jobs)
+            self._notify_batch()
+
+    def _notify_batch(self) -> None:
+        notifier = self.pipeline.notifier
+        done = [job for job in self._outcomes if job.state == states.UPLOADED]
+        failures = [job for job in self._outcomes if job.state == states.FAILED]
+        if done or failures:
+            notifier.send(BATCH, *batch_message(self.name, len(done), len(failures)))
+        if failures:
+            details = [(Path(job.path).name, job.reason or "failed") for job in failures]
+            notifier.send(FAILED, *failed_message(self.name, details))
 
     def _write_release_report(self, batch_id: int, uploaded: list[Job]) -> None:
         """For web-form agencies: which release to attach to which uploaded file."""
@@ -759,6 +778,9 @@ class PlatformUploader:
 
     def _pause(self, reason: str, until: float | None, kind: str) -> None:
         self.ledger.pause(self.name, reason, until, kind)
+        if self._pause_told != kind:  # once per pause, not at every retry of an unreachable server
+            self._pause_told = kind
+            self.pipeline.notifier.send(PAUSED, *paused_message(self.name, kind, until))
         if until is None:
             logger.error(
                 "{}: paused, {}. Fix it, then run `stockbridge retry --platform {}`",
@@ -774,8 +796,12 @@ class PlatformUploader:
             )
 
     def _report(self, job_id: int) -> None:
+        job = self.ledger.job(job_id)
+        self._outcomes.append(job)
+        if job.state == states.UPLOADED:
+            self._pause_told = None  # the platform works again: a new pause is news
         if self.on_outcome is not None:
-            self.on_outcome(self.ledger.job(job_id))
+            self.on_outcome(job)
 
 
 # ---------------------------------------------------------------------- once
