@@ -378,6 +378,12 @@ class Pipeline:
             jobs = self.ledger.jobs(sha256=sha256)
             if not jobs or any(job.state not in (states.UPLOADED, states.REJECTED) for job in jobs):
                 continue
+            if any(job.kind == "image" for job in jobs) and not set(self.platforms) <= {
+                job.platform for job in jobs
+            }:
+                # Ingest has not made every platform's job yet (a render in progress, or a crash
+                # between two jobs): the copy still has to serve the missing ones.
+                continue
             for job in jobs:
                 if job.upload_path and Path(job.upload_path).name.startswith(sha256 + "-"):
                     Path(job.upload_path).unlink(missing_ok=True)
