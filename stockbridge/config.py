@@ -184,11 +184,21 @@ class RulesConfig(_Model):
     max_file_mb: float | None = Field(
         None, gt=0, description="Larger files are re-encoded to fit, else rejected (MB = 10^6 bytes)."
     )
-    keywords: KeywordRule = Field(default_factory=KeywordRule)
-    title: TitleRule = Field(default_factory=TitleRule)
-    description: TextRule = Field(default_factory=TextRule)
-    filename: FilenameRule = Field(default_factory=FilenameRule)
-    releases: ReleaseRule = Field(default_factory=ReleaseRule)
+    keywords: KeywordRule = Field(
+        default_factory=KeywordRule, description="How many keywords, and what to do with too many."
+    )
+    title: TitleRule = Field(
+        default_factory=TitleRule, description="Whether a title is required, and its length."
+    )
+    description: TextRule = Field(
+        default_factory=TextRule, description="Whether a description is required, and its length."
+    )
+    filename: FilenameRule = Field(
+        default_factory=FilenameRule, description="Characters and length of the remote file name."
+    )
+    releases: ReleaseRule = Field(
+        default_factory=ReleaseRule, description="Which releases the platform needs and how they travel."
+    )
     editorial: Literal["accept", "reject"] | EditorialRoute = Field(
         "accept", description='Editorial files: "accept", "reject", or { remote_dir = "..." }.'
     )
@@ -297,8 +307,10 @@ class PlatformConfig(_Model):
     timeout_seconds: float = Field(
         30.0, gt=0, description="Network timeout for every connect, read and write."
     )
-    rules: RulesConfig = Field(default_factory=RulesConfig)
-    batch: BatchConfig = Field(default_factory=BatchConfig)
+    rules: RulesConfig = Field(
+        default_factory=RulesConfig, description="What the platform accepts, and the copy it gets."
+    )
+    batch: BatchConfig = Field(default_factory=BatchConfig, description="When a batch closes.")
     schedule: ScheduleConfig | None = Field(
         None, description="Pace uploads: daily caps and time windows; what waits shows as scheduled."
     )
@@ -468,8 +480,10 @@ class NotifyConfig(_Model):
 
 
 class Config(_Model):
-    watch: WatchConfig
-    state: StateConfig = Field(default_factory=StateConfig)
+    watch: WatchConfig = Field(description="The export folder and how files are taken from it.")
+    state: StateConfig = Field(
+        default_factory=StateConfig, description="Where stockbridge keeps its own data."
+    )
     platforms: dict[PlatformName, PlatformConfig] = Field(
         default_factory=dict, description="One table per agency: [platforms.NAME]."
     )

@@ -10,7 +10,6 @@ import pytest
 
 from stockbridge.config import (
     Config,
-    PlatformConfig,
     find_config_path,
     load_config,
     resolve_password,

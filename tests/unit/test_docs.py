@@ -95,11 +95,6 @@ def test_every_value_key_has_a_description():
     assert missing == [], f"add description= to these fields in stockbridge/config.py: {missing}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py's table fields (watch, state, rules, rules.*, batch) have no description yet; "
-    "asked of the config owner. When this passes, remove the mark.",
-)
 def test_every_table_key_has_a_description():
     missing = [
         path

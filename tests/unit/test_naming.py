@@ -56,7 +56,9 @@ def test_a_platform_file_name_rule_limits_characters_and_length():
     assert name == "Harbour_at_dawn_Lisbon_v2.jpg"
     long = remote_name("A very long descriptive file name for an agency.jpg", SHA, "jpeg", max_chars=30)
     assert len(long) <= 30 and long.endswith(".jpg")
-    suffixed = remote_name("A very long descriptive file name.jpg", SHA, "jpeg", max_chars=30, with_suffix=True)
+    suffixed = remote_name(
+        "A very long descriptive file name.jpg", SHA, "jpeg", max_chars=30, with_suffix=True
+    )
     assert len(suffixed) <= 30 and suffixed.endswith("_ab12cd34.jpg")
 
 
