@@ -207,8 +207,8 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
     "--state",
     "state_names",
     multiple=True,
-    type=click.Choice(STATES),
-    help="Only jobs in this state (repeatable).",
+    type=click.Choice([*STATES, "scheduled"]),
+    help="Only jobs in this state (repeatable); scheduled = pending, waiting for the platform's schedule.",
 )
 @click.option(
     "--since",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -80,3 +81,23 @@ def test_once_outside_every_window_sends_nothing_and_says_when_the_window_opens(
     assert job["reason"] == f"scheduled: next window opens tomorrow {start:02}:00" or (
         start > now.hour and job["reason"] == f"scheduled: next window opens {start:02}:00"
     )
+
+
+def test_status_can_list_only_the_scheduled_files(workspace: Workspace, exiftool, folder_target):
+    for index in range(3):
+        make_image(
+            workspace.exports / f"IMG_{index}.jpg",
+            width=800,
+            height=600,
+            title="t",
+            exiftool=exiftool,
+            seed=index,
+        )
+    workspace.write_config(platform_table("archive", folder_target, **{"schedule.daily_max_files": 1}))
+    assert workspace.cli("once").returncode == 0
+    result = workspace.cli("status", "--state", "scheduled", "--json")
+    assert result.returncode == 0, result.stderr
+    states = [
+        job["state"] for entry in json.loads(result.stdout)["files"] for job in entry["platforms"].values()
+    ]
+    assert states == ["scheduled", "scheduled"]
