@@ -1,0 +1,299 @@
+"""Local servers for the benchmark, on 127.0.0.1 only: pyftpdlib FTP and FTPS, vsftpd FTPS
+(``require_ssl_reuse=YES``, its default) and OpenSSH sshd (internal-sftp, throwaway keys).
+
+The same recipes as tests/servers.py (which bench/ must not import: it needs pytest). External
+daemons run in their own process group and are stopped by the PID we got; readiness is a bounded
+banner probe. Everything is entered through :class:`contextlib.ExitStack` in ``run.py`` so every
+server stops in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from stockbridge.localserver import local_ftp_server
+from stockbridge.secrets import Secret
+from stockbridge.transports.base import TransportSettings
+
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+@dataclass
+class Server:
+    """What a client needs to reach one server, and where its files land locally."""
+
+    name: str  # "ftp", "ftps", "ftps-vsftpd", "sftp"
+    protocol: str  # "ftp", "ftps", "sftp"
+    root: Path  # local directory behind remote_dir: the benchmark verifies uploads here
+    remote_dir: str
+    host: str
+    port: int
+    username: str
+    password: str | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+    host_key: str | None = None
+    known_hosts: Path | None = None
+    pid: int | None = None  # external daemons only
+
+    def settings(self, **overrides: object) -> TransportSettings:
+        values: dict[str, object] = {
+            "platform": f"bench-{self.name}",
+            "protocol": self.protocol,
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": Secret(self.password) if self.password else None,
+            "key_file": self.key_file,
+            "remote_dir": self.remote_dir,
+            "ca_file": self.ca_file,
+            "host_key": self.host_key,
+            "timeout": 30.0,
+            # The product's defaults (config.PlatformConfig.effective_atomic_rename).
+            "atomic_rename": self.protocol == "sftp",
+        }
+        values.update(overrides)
+        return TransportSettings(**values)  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_banner(port: int, prefix: bytes, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+                if conn.recv(64).startswith(prefix):
+                    return
+        except OSError as exc:
+            last_error = exc
+        time.sleep(0.02)
+    raise RuntimeError(f"server on port {port} not ready after {READY_TIMEOUT} s ({last_error})")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop the process group we started (the daemon and its per-connection children)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(STOP_TIMEOUT)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _daemon(command: Callable[[int], list[str]], banner: bytes, log: Path) -> Iterator[tuple[int, int]]:
+    """Start ``command(port)`` on a free port (3 attempts), yield (port, pid), stop it by its PID."""
+    error: Exception | None = None
+    for _ in range(3):
+        port = _free_port()
+        with log.open("ab") as log_file:
+            process = subprocess.Popen(
+                command(port),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            _wait_for_banner(port, banner, process, log)
+        except RuntimeError as exc:
+            error = exc
+            stop_process(process)
+            continue
+        try:
+            yield port, process.pid
+        finally:
+            stop_process(process)
+        return
+    raise RuntimeError(f"could not start {command(0)[0]}: {error}")
+
+
+def _binary(path: str) -> str:
+    if Path(path).exists():
+        return path
+    found = shutil.which(Path(path).name)
+    if found is None:
+        raise RuntimeError(f"{Path(path).name} is not installed (make bench installs it as root)")
+    return found
+
+
+@contextlib.contextmanager
+def pyftpdlib_server(
+    base: Path, *, tls: bool, cert: tuple[Path, Path], upload_limit: int | None = None
+) -> Iterator[Server]:
+    root = base / ("ftps-root" if tls else "ftp-root")
+    certfile, keyfile = cert if tls else (None, None)
+    with local_ftp_server(
+        root,
+        tls=tls,
+        username="bench",
+        password="bench-pass",
+        certfile=certfile,
+        keyfile=keyfile,
+        upload_limit=upload_limit,
+    ) as ftpd:
+        yield Server(
+            name="ftps" if tls else "ftp",
+            protocol="ftps" if tls else "ftp",
+            root=root,
+            remote_dir="/",
+            host=ftpd.host,
+            port=ftpd.port,
+            username=ftpd.username,
+            password=ftpd.password,
+            ca_file=ftpd.ca_file,
+        )
+
+
+@contextlib.contextmanager
+def vsftpd_server(base: Path, cert: tuple[Path, Path]) -> Iterator[Server]:
+    """vsftpd, explicit FTPS, ``require_ssl_reuse=YES``; anonymous uploads into ``base/root``."""
+    binary = _binary("/usr/sbin/vsftpd")
+    base.mkdir(parents=True, exist_ok=True)
+    root, empty = base / "root", base / "empty"
+    root.mkdir(exist_ok=True)
+    empty.mkdir(exist_ok=True)
+    certfile, keyfile = cert
+
+    def command(port: int) -> list[str]:
+        config = base / "vsftpd.conf"
+        # run_as_launching_user: no privilege switch, no chroot, no system user needed.
+        lines = [
+            "listen=YES",
+            "listen_ipv6=NO",
+            "listen_address=127.0.0.1",
+            f"listen_port={port}",
+            "background=NO",
+            "run_as_launching_user=YES",
+            "seccomp_sandbox=NO",
+            "isolate=NO",
+            "isolate_network=NO",
+            f"secure_chroot_dir={empty}",
+            "connect_from_port_20=NO",
+            "local_enable=NO",
+            "anonymous_enable=YES",
+            f"anon_root={root}",
+            "write_enable=YES",
+            "anon_upload_enable=YES",
+            "anon_mkdir_write_enable=YES",
+            "anon_other_write_enable=YES",
+            "anon_umask=022",
+            "ssl_enable=YES",
+            "allow_anon_ssl=YES",
+            "force_anon_logins_ssl=YES",
+            "force_anon_data_ssl=YES",
+            "require_ssl_reuse=YES",
+            "ssl_ciphers=HIGH",
+            f"rsa_cert_file={certfile}",
+            f"rsa_private_key_file={keyfile}",
+            "xferlog_enable=NO",
+            "",
+        ]
+        config.write_text("\n".join(lines))
+        return [binary, str(config)]
+
+    with _daemon(command, b"220", base / "vsftpd.out") as (port, pid):
+        yield Server(
+            name="ftps-vsftpd",
+            protocol="ftps",
+            root=root,
+            remote_dir=str(root),  # no chroot: the client sees real absolute paths
+            host="127.0.0.1",
+            port=port,
+            username="anonymous",
+            password="bench@example.com",
+            ca_file=certfile,
+            pid=pid,
+        )
+
+
+def _ssh_keygen(path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "stockbridge-bench", "-f", str(path)],
+        check=True,
+        timeout=30,
+    )
+
+
+@contextlib.contextmanager
+def sshd_server(base: Path) -> Iterator[Server]:
+    """OpenSSH sshd (internal-sftp); key login as the current user with throwaway keys."""
+    binary = _binary("/usr/sbin/sshd")
+    user = getpass.getuser()
+    base.mkdir(parents=True, exist_ok=True)
+    root = base / "root"
+    root.mkdir(exist_ok=True)
+    host_key, user_key = base / "host_ed25519", base / "user_ed25519"
+    _ssh_keygen(host_key)
+    _ssh_keygen(user_key)
+    listing = subprocess.run(
+        ["ssh-keygen", "-lf", f"{host_key}.pub"], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+    authorized_keys = base / "authorized_keys"
+    authorized_keys.write_text(Path(f"{user_key}.pub").read_text())
+    privsep = Path("/run/sshd")  # sshd refuses to start as root without it
+    if os.geteuid() == 0 and not privsep.exists():
+        privsep.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+    def command(port: int) -> list[str]:
+        config = base / "sshd_config"
+        lines = [
+            f"Port {port}",
+            "ListenAddress 127.0.0.1",
+            f"HostKey {host_key}",
+            f"PidFile {base / 'sshd.pid'}",
+            f"AuthorizedKeysFile {authorized_keys}",
+            f"AllowUsers {user}",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password",
+            "UsePAM no",
+            "StrictModes no",
+            "Subsystem sftp internal-sftp",
+            "LogLevel ERROR",
+            "",
+        ]
+        config.write_text("\n".join(lines))
+        return [binary, "-D", "-e", "-f", str(config)]
+
+    with _daemon(command, b"SSH-", base / "sshd.log") as (port, pid):
+        known_hosts = base / "known_hosts"
+        public = Path(f"{host_key}.pub").read_text().split()
+        known_hosts.write_text(f"[127.0.0.1]:{port} {public[0]} {public[1]}\n")
+        yield Server(
+            name="sftp",
+            protocol="sftp",
+            root=root,
+            remote_dir=str(root),
+            host="127.0.0.1",
+            port=port,
+            username=user,
+            key_file=user_key,
+            host_key=listing.split()[1],
+            known_hosts=known_hosts,
+            pid=pid,
+        )
