@@ -25,6 +25,13 @@ test: $(BIN)/stockbridge
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$status
 
+# Benchmarks against lftp, OpenSSH sftp, exiftool -stay_open and Pillow (bench/README.md). Not part
+# of `make test`: it takes minutes. BENCH_ARGS=--quick for a ~2-minute run, --scale full for issue 6's.
+BENCH_ARGS ?=
+bench: $(BIN)/stockbridge
+	@.ci/system-deps bench
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: $(BIN)/stockbridge
 	$(BIN)/ruff check stockbridge tests
 	$(BIN)/ruff format --check stockbridge tests
