@@ -498,6 +498,10 @@ def _wait_until_sent(conn: socket.socket, stall_timeout: float, tick: Callable[[
             return
         if queued <= 0:
             return
+        if _peer_gone(conn):
+            # The server closed (or reset) the data connection with our bytes still unread:
+            # they will never be acknowledged, so waiting out the timeout would only delay the retry.
+            raise ConnectionResetError("the server closed the data connection before taking all the data")
         now = time.monotonic()
         if queued != last:
             last, last_change = queued, now
@@ -505,6 +509,21 @@ def _wait_until_sent(conn: socket.socket, stall_timeout: float, tick: Callable[[
             raise TimeoutError(f"no data acknowledged for {stall_timeout:.0f} s")
         tick()
         time.sleep(0.05)
+
+
+#: TCP_CLOSE and TCP_CLOSE_WAIT (linux/tcp_states.h): the peer reset the connection or closed its end.
+_TCP_PEER_GONE_STATES = frozenset({7, 8})
+
+
+def _peer_gone(conn: socket.socket) -> bool:
+    """Has the other end closed or reset this connection? (Linux TCP_INFO; elsewhere: don't know.)"""
+    try:
+        if conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            return True
+        info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)
+    except (OSError, AttributeError):
+        return False
+    return bool(info) and info[0] in _TCP_PEER_GONE_STATES
 
 
 def _send_all(conn: socket.socket, block: bytes) -> None:

@@ -15,7 +15,10 @@ file on the server. Here: the same situations end to end, with the job states th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,6 +60,9 @@ class FaultyFTPServer(FTPServerThread):
                 self.received += len(chunk)
                 if self.cut_after is not None and self.received >= self.cut_after:
                     # The line goes dead mid-file: data and control connection, no reply.
+                    for sock in (self.socket, self.cmd_channel.socket):
+                        with contextlib.suppress(OSError):
+                            sock.shutdown(socket.SHUT_RDWR)
                     self.cmd_channel.close()
                     return b""
                 return chunk
@@ -255,7 +261,10 @@ def test_a_connection_cut_mid_file_is_retried_and_no_short_file_stays(
     assert min(path.stat().st_size for path in sources) > 100_000
     faulty.cut_stor = (1, 40_000)
     configure(workspace, faulty, folder_target)
+    started = time.monotonic()
     result = workspace.cli("once")
+    # A cut line is noticed at once, not after timeout_seconds (10 s here) of waiting for acks.
+    assert time.monotonic() - started < 8.0
     assert result.returncode == 0, result.stderr
     assert stored_files(faulty.root) == {path.name: path.read_bytes() for path in sources}
     assert any(size < 100_000 for _, size in faulty.arrived), "the cut really left a short file"
