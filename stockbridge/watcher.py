@@ -166,15 +166,37 @@ def scan(root: Path, recursive: bool = True, extra_ignore: Sequence[str] = ()) -
             path = Path(entry.path)
             try:
                 if entry.is_symlink():
+                    _report_skipped(path, "a symbolic link, never followed; copy the photo in")
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     if recursive:
                         pending_dirs.append(path)
+                    if Path(entry.name).suffix.lower() in _PHOTO_SUFFIXES:
+                        inside = "the files inside it are looked at" if recursive else "skipped"
+                        _report_skipped(path, f"a folder, not a photo; {inside}")
                 elif entry.is_file(follow_symlinks=False):
                     found.append(path)
+                else:
+                    _report_skipped(path, "not a regular file (a pipe, socket or device); never opened")
             except OSError:  # vanished between listing and the type check
                 continue
     return sorted(found)
+
+
+_PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+_reported: set[Path] = set()
+_reported_lock = threading.Lock()
+_MAX_REPORTED = 10_000  # a folder of a million links must not grow memory without bound
+
+
+def _report_skipped(path: Path, what: str) -> None:
+    """One WARNING per path per process for something a user would expect to be uploaded but that
+    is skipped (research 7.5: a symlink is skipped *with a log line*), not one per rescan."""
+    with _reported_lock:
+        if path in _reported or len(_reported) >= _MAX_REPORTED:
+            return
+        _reported.add(path)
+    logger.warning("{}: {}", path, what)
 
 
 @dataclass(slots=True)
