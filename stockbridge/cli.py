@@ -18,7 +18,13 @@ from loguru import logger
 
 from stockbridge import __version__
 from stockbridge.cli_service import service as service_commands
-from stockbridge.config import Config, find_config_path, load_config, transport_settings
+from stockbridge.config import (
+    Config,
+    find_config_path,
+    insecure_config_problem,
+    load_config,
+    transport_settings,
+)
 from stockbridge.errors import ConfigError, StockbridgeError
 from stockbridge.ledger import STATES
 from stockbridge.log import setup_logging
@@ -75,9 +81,13 @@ def _print_config_error(exc: ConfigError) -> None:
         click.echo(f"  hint: {exc.hint}", err=True)
 
 
-def _load(config_path: Path | None, *, resolve_secrets: bool = True) -> Config:
+def _load(config_path: Path | None, *, resolve_secrets: bool = True, uploads: bool = False) -> Config:
+    """The configuration, its warnings logged. ``uploads``: the caller is about to send passwords
+    (``run``, ``once``), so a file holding one that others can read is refused (exit 2)."""
     path = find_config_path(config_path)
     config = load_config(path, resolve_secrets=resolve_secrets)
+    if uploads and (problem := insecure_config_problem(config)) is not None:
+        raise problem
     for warning in config.warnings:
         logger.warning("{}", warning)
     return config
@@ -95,7 +105,7 @@ def run(config_path: Path | None) -> None:
     """Run the service: watch the folder, upload in batches, until SIGTERM."""
     from stockbridge.daemon import Service
 
-    config = _load(config_path)
+    config = _load(config_path, uploads=True)
     service = Service(config)
     service.install_signal_handlers()
     service.run()
@@ -108,7 +118,7 @@ def once(config_path: Path | None) -> None:
     from stockbridge.daemon import run_once
     from stockbridge.progress import once_progress
 
-    config = _load(config_path)
+    config = _load(config_path, uploads=True)
     progress = once_progress()  # bars on a terminal only; logs and pipes get nothing extra
     if progress is None:
         report = run_once(config)

@@ -63,15 +63,24 @@ class PasswordSource(_Model):
         pattern=r"^[A-Za-z0-9_.-]+$",
         description="Name of a systemd credential (LoadCredential=NAME:...), read from $CREDENTIALS_DIRECTORY.",
     )
+    keyring: str | None = Field(
+        None,
+        pattern=r"^[^/]+/.+$",
+        description='"SERVICE/USER" in the OS keyring (needs the keyring package: pip install keyring).',
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PasswordSource:
-        given = [name for name in ("env", "file", "credential") if getattr(self, name) is not None]
+        given = [name for name in _SOURCE_KINDS if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(
-                'give exactly one of { env = "NAME" }, { file = "PATH" } or { credential = "NAME" }'
+                'give exactly one of { env = "NAME" }, { file = "PATH" }, { credential = "NAME" }'
+                ' or { keyring = "SERVICE/USER" }'
             )
         return self
+
+
+_SOURCE_KINDS = ("env", "file", "credential", "keyring")
 
 
 class WatchConfig(_Model):
@@ -278,7 +287,8 @@ class PlatformConfig(_Model):
     username: str | None = Field(None, description="Login name.")
     password: str | PasswordSource | None = Field(
         None,
-        description='The password: a string, { env = "NAME" }, { file = "PATH" } or { credential = "NAME" }.',
+        description='The password: a string, { env = "NAME" }, { file = "PATH" }, { credential = "NAME" }'
+        ' or { keyring = "SERVICE/USER" }.',
     )
     key_file: Path | None = Field(
         None, strict=False, description="sftp: private key file for public-key login."
@@ -495,6 +505,11 @@ class Config(_Model):
     notify: NotifyConfig | None = Field(
         None, description="Messages when a batch ends, a platform pauses, files fail."
     )
+    allow_insecure_config: bool = Field(
+        False,
+        description="Run even though this file holds a password that other users can read"
+        " (otherwise run and once refuse: chmod 600 the file).",
+    )
 
     @model_validator(mode="after")
     def _routes_name_platforms(self) -> Config:
@@ -650,8 +665,29 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     )
 
 
+def insecure_config_problem(config: Config) -> ConfigError | None:
+    """Why ``run``/``once`` must refuse ``config``: a literal password others can read (X-1, X-12).
+
+    None when the file is private, holds no literal password, or ``allow_insecure_config = true``.
+    """
+    if config.source is None or config.allow_insecure_config:
+        return None
+    found = _permission_warnings(config, config.source)
+    if not found:
+        return None
+    return ConfigError(
+        found[0],
+        hint=f"chmod 600 {config.source}, or set allow_insecure_config = true to run anyway",
+    )
+
+
 def _permission_warnings(config: Config, source: Path) -> list[str]:
     literal = [name for name, platform in config.platforms.items() if isinstance(platform.password, str)]
+    notify = config.notify
+    if notify is not None and notify.ntfy is not None and isinstance(notify.ntfy.token, str):
+        literal.append("notify.ntfy")
+    if notify is not None and notify.email is not None and isinstance(notify.email.password, str):
+        literal.append("notify.email")
     if not literal:
         return []
     try:
@@ -681,6 +717,8 @@ def resolve_secret(source: str | PasswordSource | None) -> Secret | None:
         if value is None:
             raise ConfigError(f"environment variable {source.env} is not set")
         return Secret(value)
+    if source.keyring is not None:
+        return _from_keyring(source.keyring)
     if source.credential is not None:
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
@@ -705,6 +743,29 @@ def resolve_secret(source: str | PasswordSource | None) -> Secret | None:
     if not lines or not lines[0]:
         raise ConfigError(f"password file {source.file} is empty")
     return Secret(lines[0])
+
+
+def _from_keyring(where: str) -> Secret:
+    """``SERVICE/USER`` from the OS keyring; the ``keyring`` package is optional, imported here."""
+    service, user = where.split("/", 1)
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:
+        raise ConfigError(
+            f"keyring {where}: the keyring package is not installed",
+            hint="pip install keyring (or use { env = ... }, { file = ... } or { credential = ... })",
+        ) from None
+    try:
+        value = keyring.get_password(service, user)
+    except keyring.errors.KeyringError as exc:  # NoKeyringError: no backend on a headless Linux
+        raise ConfigError(f"keyring {where}: {exc}") from None
+    if not value:
+        raise ConfigError(
+            f"keyring {where}: no password stored for service {service!r}, user {user!r}",
+            hint=f"store it with: keyring set {service} {user}",
+        )
+    return Secret(value)
 
 
 def transport_settings(name: str, platform: PlatformConfig) -> TransportSettings:
