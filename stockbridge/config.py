@@ -92,6 +92,41 @@ class WatchConfig(_Model):
     ignore: list[str] = Field(
         default_factory=list, description="Extra file-name patterns to ignore (fnmatch), besides junk names."
     )
+    observer: Literal["auto", "native", "polling"] = Field(
+        "auto",
+        description='How changes are noticed: "native" OS events, "polling" (needed on network shares, where'
+        ' events from other machines never arrive), or "auto": polling on nfs/smb/sshfs/9p, native elsewhere.',
+    )
+    poll_interval_seconds: float = Field(
+        2.0, gt=0, description="Seconds between folder snapshots when polling."
+    )
+    rescan_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="A full scan of the folder this often catches files no event announced; 0 turns it off.",
+    )
+    max_settle_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="A file still changing after this long is reported once as unstable and not uploaded"
+        " until it changes again and then stays unchanged for settle_seconds.",
+    )
+
+    @field_validator("rescan_seconds")
+    @classmethod
+    def _rescan_not_too_often(cls, value: float) -> float:
+        if 0 < value < 10:
+            raise ValueError("must be 0 (off) or at least 10 seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _max_settle_covers_settle(self) -> WatchConfig:
+        if self.max_settle_seconds < self.settle_seconds:
+            raise ValueError(
+                f"max_settle_seconds ({self.max_settle_seconds:g}) is shorter than settle_seconds"
+                f" ({self.settle_seconds:g})"
+            )
+        return self
 
 
 class StateConfig(_Model):

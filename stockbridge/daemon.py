@@ -96,7 +96,11 @@ def run_once(
             recursive=config.watch.recursive,
             settle_seconds=config.watch.settle_seconds,
             ignore=config.watch.ignore,
-            max_wait=max(ONCE_MAX_SETTLE_WAIT, config.watch.settle_seconds * 3),
+            # A file still changing after max_settle_seconds is left for the next run, like the service.
+            max_wait=min(
+                config.watch.max_settle_seconds,
+                max(ONCE_MAX_SETTLE_WAIT, config.watch.settle_seconds * 3),
+            ),
         )
         report.seen, report.still_changing = stable, changing
         if progress is not None:
@@ -244,7 +248,10 @@ class Service:
                 recursive=config.watch.recursive,
                 settle_seconds=config.watch.settle_seconds,
                 ignore=config.watch.ignore,
-                on_unstable=lambda path: logger.warning("{}: keeps changing, not taken", path.name),
+                observer=config.watch.observer,
+                poll_interval=config.watch.poll_interval_seconds,
+                rescan_seconds=config.watch.rescan_seconds or None,
+                max_settle_seconds=config.watch.max_settle_seconds,
             )
             for thread in threads:
                 thread.start()

@@ -15,6 +15,8 @@ Pieces, from pure to threaded:
 - :class:`SettleTracker`: the per-path settle state machine, with an injectable clock.
 - :class:`Watcher`: a watchdog observer (native or polling) + a startup scan + a settle thread.
 - :func:`collect_settled`: the one-shot variant for ``stockbridge once``.
+- :func:`parse_mount_table`, :func:`filesystem_type`, :func:`choose_observer`: ``observer = "auto"``
+  picks polling on network file systems, where native events from other hosts never arrive.
 
 The watcher never writes inside the watched folder and never follows symlinks (research 7.5).
 """
@@ -26,6 +28,8 @@ import functools
 import os
 import re
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,9 +50,14 @@ __all__ = [
     "Fingerprint",
     "SettleTracker",
     "Watcher",
+    "choose_observer",
     "collect_settled",
+    "filesystem_type",
     "fingerprint",
     "is_ignored",
+    "is_network_filesystem",
+    "parse_macos_mount_output",
+    "parse_mount_table",
     "scan",
 ]
 
@@ -79,11 +88,17 @@ DEFAULT_IGNORE: tuple[str, ...] = (
 )
 
 # A file that keeps changing this long is reported as unstable instead of waiting forever (W-2).
-DEFAULT_MAX_SETTLE_SECONDS = 24 * 60 * 60.0
+DEFAULT_MAX_SETTLE_SECONDS = 600.0
 
 # watchdog 7.1 logs an inotify queue overflow but the lost events stay lost, and the polling
 # observer stops for good when the root vanishes; a periodic scan is the safety net (W-9).
 DEFAULT_RESCAN_SECONDS = 600.0
+
+# A dead observer is rebuilt at once the first time; if it keeps dying, the wait before the next
+# rebuild doubles up to the maximum (W-13). One that stays up this long resets the backoff.
+OBSERVER_RESTART_BACKOFF_SECONDS = 1.0
+OBSERVER_RESTART_MAX_BACKOFF_SECONDS = 300.0
+OBSERVER_HEALTHY_SECONDS = 60.0
 
 
 def is_ignored(path: Path, root: Path, extra_patterns: Sequence[str] = ()) -> bool:
@@ -242,6 +257,9 @@ class SettleTracker:
         # Last fingerprint handed out (or given up on) per path, so it is not handed out twice.
         self._done: dict[Path, Fingerprint] = {}
         self._unstable: list[Path] = []
+        # Reported as unstable and not handed out or gone since: a file that never stops changing
+        # starts a new episode with every change, but is reported only once (W-2).
+        self._reported_unstable: set[Path] = set()
 
     def __len__(self) -> int:
         """Number of paths still settling."""
@@ -259,6 +277,7 @@ class SettleTracker:
         if current is None:
             self._pending.pop(path, None)
             self._done.pop(path, None)
+            self._reported_unstable.discard(path)
             return
         if self._done.get(path) == current:
             return
@@ -284,9 +303,11 @@ class SettleTracker:
             current = fingerprint(path)
             if current is None:
                 del self._pending[path]  # deleted or replaced by a non-file: nothing to hand over
+                self._reported_unstable.discard(path)
             elif current == entry.fingerprint:
                 del self._pending[path]
                 self._done[path] = current
+                self._reported_unstable.discard(path)
                 ready.append(path)
             else:
                 # Changed without an event reaching us (coalesced, lost, or a network share).
@@ -297,7 +318,8 @@ class SettleTracker:
 
     def unstable(self) -> list[Path]:
         """Paths given up on since the last call, because they kept changing for
-        ``max_settle_seconds``. Each episode is reported once; the list is cleared by the call."""
+        ``max_settle_seconds``. A path is reported once until it settles or disappears, however
+        many times it is given up on meanwhile; the list is cleared by the call."""
         reported, self._unstable = self._unstable, []
         return reported
 
@@ -307,10 +329,157 @@ class SettleTracker:
             # Remembered as done so a rescan that sees the same bytes does not start the clock again;
             # the next real change does.
             self._done[path] = entry.fingerprint
-            self._unstable.append(path)
+            if path not in self._reported_unstable:
+                self._reported_unstable.add(path)
+                self._unstable.append(path)
 
 
 ObserverKind = Literal["native", "polling"]
+ObserverChoice = Literal["auto", "native", "polling"]
+
+# File systems whose changes made by other hosts never reach inotify/FSEvents (research 1.6, W-12).
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb",
+        "smb2",
+        "smb3",
+        "smbfs",
+        "9p",
+        "vboxsf",
+        "afs",
+        "ncpfs",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gpfs",
+        "davfs",
+        "webdav",
+        "afpfs",
+        "sshfs",
+    }
+)
+# FUSE subtypes that are remote. Unknown fuse.* types (e.g. a local encrypted overlay) stay native.
+NETWORK_FUSE_SUBTYPES = frozenset(
+    {
+        "sshfs",
+        "rclone",
+        "s3fs",
+        "gcsfuse",
+        "glusterfs",
+        "ceph",
+        "cephfs",
+        "smbnetfs",
+        "davfs2",
+        "curlftpfs",
+        "goofys",
+        "juicefs",
+        "seaweedfs",
+        "afpfs",
+    }
+)
+
+
+def is_network_filesystem(fstype: str) -> bool:
+    """True for file systems that need the polling observer (nfs, cifs/smb, sshfs, 9p, ...)."""
+    fstype = fstype.casefold()
+    if fstype in NETWORK_FILESYSTEMS:
+        return True
+    for prefix in ("fuse.", "fuseblk."):
+        if fstype.startswith(prefix):
+            return fstype.removeprefix(prefix) in NETWORK_FUSE_SUBTYPES
+    return False
+
+
+def _unescape_mount_field(field: str) -> str:
+    # The kernel writes space, tab, newline and backslash in mount points as octal escapes (\040).
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def parse_mount_table(text: str) -> list[tuple[str, str]]:
+    """``(mount_point, fstype)`` for each line of ``/proc/self/mountinfo`` or ``/proc/mounts`` text.
+
+    mountinfo: ``36 35 98:0 /root /mnt/point rw,noatime master:1 - ext4 /dev/sda1 rw`` (the mount
+    point is field 5, the type follows the ``-`` separator after a variable number of optional
+    fields). ``/proc/mounts``: ``/dev/sda1 /mnt/point ext4 rw 0 0``. Lines that fit neither are
+    skipped.
+    """
+    entries: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if " - " in line and len(fields) >= 7:
+            before, _, after = line.partition(" - ")
+            head, tail = before.split(), after.split()
+            if len(head) >= 5 and tail:
+                entries.append((_unescape_mount_field(head[4]), tail[0]))
+        elif len(fields) >= 3:
+            entries.append((_unescape_mount_field(fields[1]), fields[2]))
+    return entries
+
+
+def parse_macos_mount_output(text: str) -> list[tuple[str, str]]:
+    """``(mount_point, fstype)`` from macOS ``mount`` output:
+    ``//me@nas/photos on /Volumes/photos (smbfs, nodev, nosuid, mounted by me)``."""
+    entries: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        match = re.match(r"^.+? on (/.*) \(([^,)]+)", line)
+        if match:
+            entries.append((match.group(1), match.group(2).strip()))
+    return entries
+
+
+def filesystem_type(path: Path, mounts: Sequence[tuple[str, str]]) -> str | None:
+    """The type of the mount holding ``path``: the longest mount point that is ``path`` or one of
+    its parents (later lines win on ties, like stacked mounts). None if nothing matches."""
+    best: tuple[int, str] | None = None
+    candidates = {str(path), *(str(parent) for parent in Path(path).parents)}
+    for mount_point, fstype in mounts:
+        if mount_point in candidates and (best is None or len(mount_point) >= best[0]):
+            best = (len(mount_point), fstype)
+    return None if best is None else best[1]
+
+
+def _read_mount_table() -> list[tuple[str, str]] | None:
+    """This system's mount table, or None when it cannot be read cheaply."""
+    if sys.platform.startswith("linux"):
+        for source in ("/proc/self/mountinfo", "/proc/mounts"):
+            try:
+                return parse_mount_table(Path(source).read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                continue
+        return None
+    if sys.platform == "darwin":
+        try:
+            result = subprocess.run(["/sbin/mount"], capture_output=True, text=True, timeout=5, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return parse_macos_mount_output(result.stdout)
+    return None
+
+
+def choose_observer(
+    choice: ObserverChoice, root: Path, mounts: Sequence[tuple[str, str]] | None = None
+) -> tuple[ObserverKind, str]:
+    """The observer to use for ``root`` and why, in words for the log.
+
+    ``auto`` polls on network file systems (changes made by other hosts never produce native
+    events there) and uses native events everywhere else, including when the type is unknown.
+    ``mounts`` is for tests; by default the system's mount table is read.
+    """
+    if choice == "native":
+        return "native", "observer = native in the configuration"
+    if choice == "polling":
+        return "polling", "observer = polling in the configuration"
+    if mounts is None:
+        mounts = _read_mount_table()
+    fstype = None if mounts is None else filesystem_type(root, mounts)
+    if fstype is None:
+        return "native", "observer = auto and the file system type is unknown"
+    if is_network_filesystem(fstype):
+        return "polling", f"observer = auto and the folder is on a network file system ({fstype})"
+    return "native", f"observer = auto and the folder is on a local file system ({fstype})"
 
 
 class _TouchHandler(FileSystemEventHandler):
@@ -366,9 +535,14 @@ class Watcher:
     logged and the loop goes on.
 
     ``observer="polling"`` uses watchdog's PollingObserver, needed for network shares where native
-    events do not arrive (research 1.6); ``poll_interval`` is its seconds between snapshots (None:
+    events do not arrive (research 1.6); ``"auto"`` picks it when the folder is on a network file
+    system (:func:`choose_observer`). ``poll_interval`` is its seconds between snapshots (None:
     watchdog's default, 1 s). ``rescan_seconds`` runs a full scan that often as a safety net for lost
     events (None disables it).
+
+    The settle thread also supervises the observer: when its thread or one of its emitters has died
+    (a polling emitter stops for good on the first ``OSError``), it is stopped, rebuilt and scheduled
+    again, followed by a rescan for what was missed meanwhile, with a backoff if it keeps dying.
     """
 
     def __init__(
@@ -380,20 +554,20 @@ class Watcher:
         settle_seconds: float = 10.0,
         ignore: Sequence[str] = (),
         poll_interval: float | None = None,
-        observer: ObserverKind = "native",
+        observer: ObserverChoice = "native",
         max_settle_seconds: float = DEFAULT_MAX_SETTLE_SECONDS,
         on_unstable: Callable[[Path], None] | None = None,
         rescan_seconds: float | None = DEFAULT_RESCAN_SECONDS,
     ) -> None:
-        if observer not in ("native", "polling"):
-            raise ConfigError(f"unknown observer {observer!r}", hint="use 'native' or 'polling'")
+        if observer not in ("auto", "native", "polling"):
+            raise ConfigError(f"unknown observer {observer!r}", hint="use 'auto', 'native' or 'polling'")
         # Resolved once so event paths and scan paths are spelled the same way (FSEvents reports
         # real paths; /tmp is a symlink on macOS) and a file is never tracked under two names.
         self.root = _checked_root(root)
         self.recursive = recursive
         self.settle_seconds = settle_seconds
         self.ignore = tuple(ignore)
-        self.observer_kind: ObserverKind = observer
+        self.observer_kind, self.observer_reason = choose_observer(observer, self.root)
         self.poll_interval = poll_interval
         self.rescan_seconds = rescan_seconds
         self._on_ready = on_ready
@@ -405,7 +579,12 @@ class Watcher:
         self._settle_thread: threading.Thread | None = None
         self._tick_seconds = max(0.01, min(1.0, settle_seconds / 4))
         self._last_scan = 0.0
-        self._observer_death_logged = False
+        # Guards self._observer between stop() and a rebuild on the settle thread.
+        self._observer_lock = threading.Lock()
+        self.observer_restarts = 0
+        self._restart_backoff = 0.0
+        self._next_restart_at = 0.0
+        self._observer_started_at = 0.0
 
     def start(self) -> None:
         """Start watching, then scan what is already there (files exported while we were down).
@@ -416,31 +595,18 @@ class Watcher:
         if self._observer is not None:
             raise RuntimeError("Watcher.start() called twice")
         self._stop_event.clear()
-        try:
-            observer = self._start_observer(self.observer_kind)
-        except OSError as exc:
-            if self.observer_kind != "native":
-                raise
-            # ENOSPC / EMFILE: the inotify watch or instance limit (research 1.5, W-11). Polling is
-            # slower but sees everything; crash-looping under systemd would see nothing.
-            logger.warning(
-                "Native folder events are unavailable for {} ({}); polling instead. On Linux, raise"
-                " the sysctl fs.inotify.max_user_watches / max_user_instances to get them back",
-                self.root,
-                exc,
-            )
-            self.observer_kind = "polling"
-            observer = self._start_observer("polling")
-        self._observer = observer
+        self._observer = self._start_observer_or_poll()
+        self._observer_started_at = time.monotonic()
         self.rescan()
         self._settle_thread = threading.Thread(
             target=self._settle_loop, name="stockbridge-settle", daemon=True
         )
         self._settle_thread.start()
         logger.info(
-            "Watching {} ({}, {}, settle {} s)",
+            "Watching {} ({} observer: {}; {}, settle {} s)",
             self.root,
             self.observer_kind,
+            self.observer_reason,
             "recursive" if self.recursive else "top level only",
             self.settle_seconds,
         )
@@ -448,12 +614,13 @@ class Watcher:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop both threads and wait for them, at most ``timeout`` seconds each."""
         self._stop_event.set()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout)
-            if self._observer.is_alive():
+        with self._observer_lock:
+            observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout)
+            if observer.is_alive():
                 logger.warning("The folder observer did not stop within {} s", timeout)
-            self._observer = None
         if self._settle_thread is not None:
             if self._settle_thread is not threading.current_thread():  # stop() from on_ready
                 self._settle_thread.join(timeout)
@@ -490,9 +657,13 @@ class Watcher:
             unstable = self._tracker.unstable()
         for path in unstable:
             logger.warning(
-                "{} is still changing after {:.0f} s; not taking it until it changes again",
+                "{} is unstable: still changing after {:g} s, so it is not uploaded. If something is"
+                " still writing it, let that finish: after its next change it is taken once it stays"
+                " unchanged for {:g} s. If it is only slow (a large copy to a share), raise"
+                " watch.max_settle_seconds",
                 path,
                 self._tracker.max_settle_seconds,
+                self.settle_seconds,
             )
             if self._on_unstable is not None:
                 self._call(self._on_unstable, path)
@@ -525,6 +696,23 @@ class Watcher:
         with self._lock:
             self._tracker.touch(path)
 
+    def _start_observer_or_poll(self) -> BaseObserver:
+        try:
+            return self._start_observer(self.observer_kind)
+        except OSError as exc:
+            if self.observer_kind != "native":
+                raise
+            # ENOSPC / EMFILE: the inotify watch or instance limit (research 1.5, W-11). Polling is
+            # slower but sees everything; crash-looping under systemd would see nothing.
+            logger.warning(
+                "Native folder events are unavailable for {} ({}); polling instead. On Linux, raise"
+                " the sysctl fs.inotify.max_user_watches / max_user_instances to get them back",
+                self.root,
+                exc,
+            )
+            self.observer_kind = "polling"
+            return self._start_observer("polling")
+
     def _start_observer(self, kind: ObserverKind) -> BaseObserver:
         observer: BaseObserver
         if kind == "native":
@@ -539,15 +727,49 @@ class Watcher:
         return observer
 
     def _check_observer(self) -> None:
+        """Rebuild the observer if its thread or one of its emitters died (W-13)."""
         observer = self._observer
-        if observer is None or observer.is_alive() or self._observer_death_logged:
+        if observer is None or self._stop_event.is_set():
             return
-        self._observer_death_logged = True
-        logger.error(
-            "The folder observer for {} stopped (folder gone or unreachable?); only periodic scans"
-            " will find new files",
-            self.root,
+        now = time.monotonic()
+        if _observer_running(observer):
+            if now - self._observer_started_at >= OBSERVER_HEALTHY_SECONDS:
+                self._restart_backoff = 0.0
+            return
+        if now < self._next_restart_at:
+            return
+        self._restart_backoff = (
+            OBSERVER_RESTART_BACKOFF_SECONDS
+            if self._restart_backoff == 0
+            else min(OBSERVER_RESTART_MAX_BACKOFF_SECONDS, self._restart_backoff * 2)
         )
+        self._next_restart_at = now + self._restart_backoff
+        self.observer_restarts += 1
+        logger.warning(
+            "The folder observer for {} stopped (folder gone or unreachable?); restarting it"
+            " (restart {}; if it dies again, next try in {:.0f} s at the earliest)",
+            self.root,
+            self.observer_restarts,
+            self._restart_backoff,
+        )
+        observer.stop()
+        observer.join(1.0)
+        with self._observer_lock:
+            if self._stop_event.is_set() or self._observer is not observer:
+                return
+            try:
+                self._observer = self._start_observer_or_poll()
+            except OSError as exc:
+                # Keep the dead one: the next pass sees it dead and tries again after the backoff.
+                logger.error("Cannot restart the folder observer for {}: {}", self.root, exc)
+                return
+            self._observer_started_at = time.monotonic()
+        self.rescan()  # whatever happened while nobody was watching
+
+
+def _observer_running(observer: BaseObserver) -> bool:
+    # A polling emitter stops itself on the first OSError while the observer thread lives on.
+    return observer.is_alive() and all(emitter.is_alive() for emitter in observer.emitters)
 
 
 def collect_settled(

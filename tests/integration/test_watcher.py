@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from stockbridge import watcher as watcher_module
 from stockbridge.watcher import Watcher, collect_settled
@@ -367,3 +368,149 @@ def test_collect_settled_on_an_empty_folder_returns_at_once(root: Path) -> None:
     started = time.monotonic()
     assert collect_settled(root, recursive=True, settle_seconds=10.0, ignore=(), max_wait=60.0) == ([], [])
     assert time.monotonic() - started < 1.0
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    lines: list[str] = []
+    handler = logger.add(lambda message: lines.append(str(message)), level="WARNING", format="{message}")
+    yield lines
+    logger.remove(handler)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.02)
+
+
+def test_a_dead_native_observer_is_restarted_and_later_files_are_still_handed_over(
+    root: Path, start_watcher: WatcherFactory, warnings: list[str]
+) -> None:
+    recorder = Recorder()
+    watcher = start_watcher(recorder, rescan_seconds=None)
+    first = watcher._observer
+    assert first is not None
+    first.stop()  # behind the watcher's back, like a crashed emitter
+    first.join(DEADLINE)
+    wait_until(lambda: watcher.observer_restarts == 1 and watcher._observer is not first)
+    photo = root / "after_restart.jpg"
+    photo.write_bytes(b"written once the first observer was dead")
+    recorder.wait_for(photo)
+    restarts = [line for line in warnings if "restarting it" in line]
+    assert len(restarts) == 1
+    assert str(root) in restarts[0]
+
+
+def test_a_polling_emitter_that_stopped_on_an_error_is_rebuilt(
+    root: Path, start_watcher: WatcherFactory
+) -> None:
+    recorder = Recorder()
+    watcher = start_watcher(recorder, observer="polling", poll_interval=0.1, rescan_seconds=None)
+    observer = watcher._observer
+    assert observer is not None
+    # watchdog's polling emitter stops itself on the first OSError (an unreachable share) while the
+    # observer thread lives on: only the emitter is dead.
+    for emitter in list(observer.emitters):
+        emitter.stop()
+        emitter.join(DEADLINE)
+    assert observer.is_alive()
+    wait_until(lambda: watcher.observer_restarts == 1 and watcher._observer is not observer)
+    photo = root / "after_share_came_back.jpg"
+    photo.write_bytes(b"photo")
+    recorder.wait_for(photo)
+
+
+def test_an_observer_that_keeps_dying_is_restarted_with_a_growing_wait(
+    root: Path, start_watcher: WatcherFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watcher_module, "OBSERVER_RESTART_BACKOFF_SECONDS", 0.5)
+    restart_times: list[float] = []
+    sink = logger.add(
+        lambda message: restart_times.append(time.monotonic()),
+        level="WARNING",
+        filter=lambda record: "restarting it" in record["message"],
+    )
+    try:
+        watcher = start_watcher(Recorder(), rescan_seconds=None)
+        for restarts in (1, 2, 3):
+            observer = watcher._observer
+            assert observer is not None
+            observer.stop()
+            observer.join(DEADLINE)
+            # The counter goes up before the new observer is in place: wait for both.
+            wait_until(
+                lambda: watcher.observer_restarts == restarts and watcher._observer is not observer  # noqa: B023
+            )
+    finally:
+        logger.remove(sink)
+    first_wait = restart_times[1] - restart_times[0]
+    second_wait = restart_times[2] - restart_times[1]
+    assert first_wait >= 0.45  # the first backoff was waited out
+    assert second_wait >= 0.95  # and then doubled
+
+
+def test_an_event_whose_recording_raises_does_not_stop_later_events(
+    root: Path, start_watcher: WatcherFactory, monkeypatch: pytest.MonkeyPatch, warnings: list[str]
+) -> None:
+    recorder = Recorder()
+    watcher = start_watcher(recorder, rescan_seconds=None)
+    real_touch = watcher._tracker.touch
+
+    def touch(path: Path, now: float | None = None, *, event: bool = True) -> None:
+        if path.name == "poison.jpg":
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "a hostile name")
+        real_touch(path, now, event=event)
+
+    monkeypatch.setattr(watcher._tracker, "touch", touch)
+    (root / "poison.jpg").write_bytes(b"x")
+    wait_until(lambda: any("could not be recorded" in line for line in warnings))
+    photo = root / "after_poison.jpg"
+    photo.write_bytes(b"photo")
+    recorder.wait_for(photo)
+    observer = watcher._observer
+    assert observer is not None and observer.is_alive()
+    assert watcher.observer_restarts == 0  # the handler swallowed it; nothing died
+    assert root / "poison.jpg" not in recorder.paths
+
+
+def test_a_file_that_never_stops_changing_is_reported_once_as_unstable_and_not_handed_over(
+    root: Path, start_watcher: WatcherFactory, warnings: list[str]
+) -> None:
+    recorder = Recorder()
+    unstable: list[Path] = []
+    start_watcher(
+        recorder,
+        settle_seconds=0.2,
+        max_settle_seconds=1.0,
+        on_unstable=unstable.append,
+        rescan_seconds=None,
+    )
+    busy = root / "busy.jpg"
+    calm = root / "calm.jpg"
+    stop_writing = threading.Event()
+
+    def keep_writing() -> None:
+        with busy.open("ab") as handle:
+            while not stop_writing.wait(0.05):
+                handle.write(b"more")
+                handle.flush()
+
+    writer = threading.Thread(target=keep_writing, daemon=True)
+    writer.start()
+    try:
+        calm.write_bytes(b"a finished photo")
+        recorder.wait_for(calm)  # a busy file does not hold the others back
+        wait_until(lambda: unstable == [busy])
+        time.sleep(1.5)  # well past another max_settle_seconds while it keeps changing
+    finally:
+        stop_writing.set()
+        writer.join(DEADLINE)
+    assert unstable == [busy]
+    assert busy not in recorder.paths
+    reports = [line for line in warnings if "busy.jpg" in line]
+    assert len(reports) == 1
+    assert "unstable" in reports[0] and "not uploaded" in reports[0]
+    assert "max_settle_seconds" in reports[0]

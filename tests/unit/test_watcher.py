@@ -368,6 +368,24 @@ def test_an_unstable_file_is_dropped_until_it_changes_again_and_can_then_settle(
     assert tracker.unstable() == []
 
 
+def test_a_file_that_keeps_changing_through_many_episodes_is_reported_unstable_only_once(
+    tmp_path: Path, tracker: SettleTracker, clock: FakeClock
+) -> None:
+    photo = tmp_path / "forever.jpg"
+    photo.write_bytes(b"")
+    tracker.touch(photo)
+    reports: list[Path] = []
+    for _ in range(200):  # several times max_settle_seconds of constant change
+        clock.advance(5.0)
+        append(photo)
+        tracker.touch(photo)
+        tracker.due()
+        reports += tracker.unstable()
+    assert reports == [photo]
+    clock.advance(SETTLE)  # it finally settles: handed out, and a later episode may be reported again
+    assert tracker.due() == [photo]
+
+
 def test_unstable_is_detected_even_without_events(
     tmp_path: Path, tracker: SettleTracker, clock: FakeClock
 ) -> None:
