@@ -145,6 +145,15 @@ protocol = "ftpz"
         ),
         ("[state]\n", "watch: required key is missing"),
         (
+            '[watch]\nfolder = "x"\nrescan_seconds = 5\n',
+            "watch.rescan_seconds: must be 0 (off) or at least 10",
+        ),
+        ('[watch]\nfolder = "x"\nobserver = "inotify"\n', "watch.observer"),
+        (
+            '[watch]\nfolder = "x"\nsettle_seconds = 30\nmax_settle_seconds = 20\n',
+            "watch: max_settle_seconds (20) is shorter than settle_seconds (30)",
+        ),
+        (
             '[watch]\nfolder = "x"\n[platforms.a]\nprotocol = "folder"\npth = "y"\n',
             'platforms.a.pth: unknown key; did you mean "path"?',
         ),
