@@ -514,3 +514,22 @@ def test_a_file_that_never_stops_changing_is_reported_once_as_unstable_and_not_h
     assert len(reports) == 1
     assert "unstable" in reports[0] and "not uploaded" in reports[0]
     assert "max_settle_seconds" in reports[0]
+
+
+def test_a_polled_folder_that_vanishes_and_comes_back_is_watched_again(
+    root: Path, start_watcher: WatcherFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watcher_module, "OBSERVER_RESTART_BACKOFF_SECONDS", 0.2)
+    monkeypatch.setattr(watcher_module, "OBSERVER_RESTART_MAX_BACKOFF_SECONDS", 0.4)
+    recorder = Recorder()
+    watcher = start_watcher(recorder, observer="polling", poll_interval=0.1, rescan_seconds=None)
+    away = root.with_name("share_unmounted")
+    root.rename(away)  # like an unreachable share: the polling snapshot raises OSError
+    try:
+        wait_until(lambda: watcher.observer_restarts >= 2)  # keeps dying while the folder is gone
+    finally:
+        away.rename(root)
+    photo = root / "after_the_share_came_back.jpg"
+    photo.write_bytes(b"photo")
+    recorder.wait_for(photo)  # no rescan_seconds: only a rebuilt observer (and its rescan) finds it
+    wait_until(lambda: watcher_module._observer_running(watcher._observer))  # type: ignore[arg-type]
