@@ -23,6 +23,7 @@ The watcher never writes inside the watched folder and never follows symlinks (r
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import functools
 import os
@@ -696,11 +697,16 @@ class Watcher:
         with self._lock:
             self._tracker.touch(path)
 
-    def _start_observer_or_poll(self) -> BaseObserver:
+    def _start_observer_or_poll(self, *, only_on_limits: bool = False) -> BaseObserver:
+        """Start the observer of ``observer_kind``; a native one that cannot start is replaced by
+        polling for good. ``only_on_limits``: only for the inotify limits (a rebuild while the
+        folder is gone must not switch to polling forever)."""
         try:
             return self._start_observer(self.observer_kind)
         except OSError as exc:
             if self.observer_kind != "native":
+                raise
+            if only_on_limits and exc.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
             # ENOSPC / EMFILE: the inotify watch or instance limit (research 1.5, W-11). Polling is
             # slower but sees everything; crash-looping under systemd would see nothing.
@@ -758,7 +764,7 @@ class Watcher:
             if self._stop_event.is_set() or self._observer is not observer:
                 return
             try:
-                self._observer = self._start_observer_or_poll()
+                self._observer = self._start_observer_or_poll(only_on_limits=True)
             except OSError as exc:
                 # Keep the dead one: the next pass sees it dead and tries again after the backoff.
                 logger.error("Cannot restart the folder observer for {}: {}", self.root, exc)

@@ -533,3 +533,27 @@ def test_a_polled_folder_that_vanishes_and_comes_back_is_watched_again(
     photo.write_bytes(b"photo")
     recorder.wait_for(photo)  # no rescan_seconds: only a rebuilt observer (and its rescan) finds it
     wait_until(lambda: watcher_module._observer_running(watcher._observer))  # type: ignore[arg-type]
+
+
+def test_a_native_observer_rebuilt_while_the_folder_is_gone_stays_native_and_sees_it_come_back(
+    root: Path, start_watcher: WatcherFactory, monkeypatch: pytest.MonkeyPatch, warnings: list[str]
+) -> None:
+    monkeypatch.setattr(watcher_module, "OBSERVER_RESTART_BACKOFF_SECONDS", 0.2)
+    monkeypatch.setattr(watcher_module, "OBSERVER_RESTART_MAX_BACKOFF_SECONDS", 0.4)
+    recorder = Recorder()
+    watcher = start_watcher(recorder, rescan_seconds=None)
+    away = root.with_name("unmounted")
+    root.rename(away)
+    try:
+        observer = watcher._observer
+        assert observer is not None
+        observer.stop()
+        observer.join(DEADLINE)
+        wait_until(lambda: any("Cannot restart the folder observer" in line for line in warnings))
+    finally:
+        away.rename(root)
+    photo = root / "back_again.jpg"
+    photo.write_bytes(b"photo")
+    recorder.wait_for(photo)
+    assert watcher.observer_kind == "native"  # not mistaken for the inotify watch limit
+    assert not any("sysctl" in line for line in warnings)
