@@ -29,7 +29,7 @@ from stockbridge.metadata import ExifTool
 from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain
 from stockbridge.schedule import SCHEDULED, Slot, admit, scheduled_jobs, when
 from stockbridge.sdnotify import Notifier
-from stockbridge.watcher import Watcher, collect_settled
+from stockbridge.watcher import Watcher, collect_settled, scan
 
 if TYPE_CHECKING:
     from stockbridge.progress import OnceProgress
@@ -210,6 +210,9 @@ class Service:
         #: platform → (files finished, files in the batch) while a batch is being sent.
         self._batches: dict[str, tuple[int, int]] = {}
         self._status_due = threading.Event()
+        #: Bars for the first scan's backlog, on a terminal only (never under systemd or in a pipe).
+        self._progress: OnceProgress | None = None
+        self._backlog_left = 0
 
     def stop(self) -> None:
         self.notifier.stopping()
@@ -253,6 +256,7 @@ class Service:
                 rescan_seconds=config.watch.rescan_seconds or None,
                 max_settle_seconds=config.watch.max_settle_seconds,
             )
+            self._show_backlog(config)
             for thread in threads:
                 thread.start()
             watcher.start()
@@ -273,7 +277,34 @@ class Service:
                     event.set()
                 for thread in threads:
                     thread.join(timeout=90.0)  # an upload in flight notices the stop at its next block
+                if self._progress is not None:
+                    self._progress.__exit__(None, None, None)
         logger.info("stopped")
+
+    def _show_backlog(self, config: Config) -> None:
+        """On a terminal, bars for the files already waiting: ingesting them, then each platform."""
+        from stockbridge.progress import once_progress
+
+        progress = once_progress()
+        if progress is None:
+            return
+        backlog = len(scan(config.watch.folder, config.watch.recursive, config.watch.ignore))
+        if backlog == 0:
+            return
+        self._progress, self._backlog_left = progress, backlog
+        progress.__enter__()
+        progress.settled(backlog, 0)
+
+    def _backlog_ingested(self, pipeline: Pipeline) -> None:
+        progress = self._progress
+        if progress is None or self._backlog_left <= 0:
+            return
+        progress.ingested()
+        self._backlog_left -= 1
+        if self._backlog_left == 0:
+            for name in pipeline.platforms:
+                pending = len(pipeline.ledger.jobs(platform=name, states=[states.PENDING]))
+                progress.uploading(name, pending)
 
     def _ingest_loop(self, pipeline: Pipeline) -> None:
         while not self.stop_event.is_set():
@@ -283,6 +314,7 @@ class Service:
             except queue.Empty:
                 continue
             item = _safely(pipeline.accept_file, path)
+            self._backlog_ingested(pipeline)
             if item is not None:
                 for event in self._wake.values():
                     event.set()
@@ -357,6 +389,8 @@ class Service:
 
     def _on_outcome(self, job: Job) -> None:
         self._upload_ticks[job.platform] = time.monotonic()
+        if self._progress is not None:
+            self._progress.outcome(job)
         batch = self._batches.get(job.platform)
         if batch is not None:
             self._batches[job.platform] = (batch[0] + 1, batch[1])

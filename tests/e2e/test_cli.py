@@ -189,3 +189,56 @@ def test_once_draws_progress_bars_on_a_terminal_and_nothing_extra_in_a_pipe(work
     assert "settling" in shown and "ingesting" in shown and "→ archive" in shown
     assert "2/2" in shown and "MB/s" in shown
     assert "uploaded IMG_3.jpg → archive" in shown  # log lines still shown, above the bars
+
+
+def test_run_shows_the_first_scans_backlog_on_a_terminal(workspace: Workspace, exiftool):
+    import os as _os
+    import pty
+    import select
+    import signal
+    import time
+
+    from stockbridge.samples import make_image
+
+    for seed in (1, 2, 3):
+        make_image(workspace.exports / f"IMG_{seed}.jpg", width=800, height=600, exiftool=exiftool, seed=seed)
+    archive = workspace.root / "archive"
+    archive.mkdir()
+    workspace.write_config(
+        f'[platforms.archive]\nprotocol = "folder"\npath = "{archive}"\n[platforms.archive.batch]\nmax_wait_seconds = 0\n'
+    )
+    controller, terminal = pty.openpty()
+    env = workspace.env() | {"COLUMNS": "120", "TERM": "xterm"}
+    process = subprocess.Popen(
+        workspace.command("run"), stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, env=env
+    )
+    _os.close(terminal)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and len(list(archive.iterdir())) < 3:
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if ready:
+                try:
+                    chunks.append(_os.read(controller, 65536))
+                except OSError:
+                    break
+        time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        while True:  # drain until the child closes the terminal
+            ready, _, _ = select.select([controller], [], [], 1.0)
+            if not ready:
+                break
+            try:
+                chunk = _os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 0
+        _os.close(controller)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert len(list(archive.iterdir())) == 3
+    assert "ingesting" in shown and "3/3" in shown and "→ archive" in shown
