@@ -655,6 +655,14 @@ def _parent_death_signal() -> Callable[[], None] | None:
 _PREEXEC = _parent_death_signal()
 
 
+#: Environment variables passed to ExifTool; everything else (passwords, tokens) stays behind.
+_CHILD_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PERL5LIB", "SYSTEMROOT")
+
+
+def _child_environment() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name in _CHILD_ENV_KEEP}
+
+
 class _StayOpenProcess(ExifToolHelper):
     """pyexiftool's ExifToolHelper, started our way.
 
@@ -687,6 +695,9 @@ class _StayOpenProcess(ExifToolHelper):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=self._cwd,
+            # Only what Perl and ExifTool need: passwords given as { env = ... } must not reach a
+            # child process (research X-2), and EXIFTOOL_HOME must not point it at a config file.
+            env=_child_environment(),
             # Own process group: a timeout kills exiftool and anything it started, and a Ctrl-C
             # in a terminal does not kill it mid-write (we stop it cleanly instead).
             start_new_session=True,

@@ -597,3 +597,15 @@ def test_samples_are_the_same_bytes_for_a_seed_and_differ_between_seeds(
 def test_the_image_fixture_gives_each_image_of_a_test_its_own_content(make_image: MakeImage) -> None:
     first, second = make_image("one.jpg"), make_image("two.jpg")
     assert digest(first) != digest(second)
+
+
+def test_exiftool_inherits_no_password_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENCY_PASSWORD", "env-secret-for-agency")
+    monkeypatch.setenv("EXIFTOOL_HOME", str(tmp_path))
+    with ExifTool(cwd=tmp_path) as tool:
+        image = make_sample(tmp_path / "a.jpg", width=64, height=48, exiftool=tool)
+        tool.read([image])
+        assert tool.pid is not None
+        environ = Path(f"/proc/{tool.pid}/environ").read_bytes().decode("utf-8", "replace")
+    assert "env-secret-for-agency" not in environ and "EXIFTOOL_HOME" not in environ
+    assert "PATH=" in environ
