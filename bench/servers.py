@@ -13,20 +13,14 @@ import contextlib
 import getpass
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockbridge.localserver import local_ftp_server
+from stockbridge.localserver import local_ftp_server, start_daemon, stop_process_group
 from stockbridge.secrets import Secret
 from stockbridge.transports.base import TransportSettings
-
-READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 
 
 @dataclass
@@ -67,68 +61,14 @@ class Server:
         return TransportSettings(**values)  # type: ignore[arg-type]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_banner(port: int, prefix: bytes, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
-                if conn.recv(64).startswith(prefix):
-                    return
-        except OSError as exc:
-            last_error = exc
-        time.sleep(0.02)
-    raise RuntimeError(f"server on port {port} not ready after {READY_TIMEOUT} s ({last_error})")
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Stop the process group we started (the daemon and its per-connection children)."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(STOP_TIMEOUT)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def _daemon(command: Callable[[int], list[str]], banner: bytes, log: Path) -> Iterator[tuple[int, int]]:
-    """Start ``command(port)`` on a free port (3 attempts), yield (port, pid), stop it by its PID."""
-    error: Exception | None = None
-    for _ in range(3):
-        port = _free_port()
-        with log.open("ab") as log_file:
-            process = subprocess.Popen(
-                command(port),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            _wait_for_banner(port, banner, process, log)
-        except RuntimeError as exc:
-            error = exc
-            stop_process(process)
-            continue
-        try:
-            yield port, process.pid
-        finally:
-            stop_process(process)
-        return
-    raise RuntimeError(f"could not start {command(0)[0]}: {error}")
+    """Start ``command(port)`` on a free port, yield (port, pid), stop it by its PID."""
+    process, port = start_daemon(command, banner, log)
+    try:
+        yield port, process.pid
+    finally:
+        stop_process_group(process)
 
 
 def _binary(path: str) -> str:

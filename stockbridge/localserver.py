@@ -7,8 +7,13 @@ server is started, so the service itself never needs it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
+import os
+import signal
+import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -305,3 +310,74 @@ def local_ftp_server(
             yield server
         finally:
             server.stop()
+
+
+# -- external daemons (vsftpd, sshd) for the tests and the benchmarks ------------------------------
+
+#: Seconds an external server may take to accept connections, and to stop.
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 the OS says is free now (the race until a server binds it is retried)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_banner(port: int, prefix: bytes, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll until the server on ``port`` greets with ``prefix``; fail early if it died."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+                if conn.recv(64).startswith(prefix):
+                    return
+        except OSError as exc:
+            last_error = exc
+        time.sleep(0.02)
+    raise RuntimeError(f"server on port {port} not ready after {READY_TIMEOUT} s ({last_error})")
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop the process group we started (the daemon and its per-connection children), by its PID."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(STOP_TIMEOUT)
+    # Per-connection children may outlive the parent by a moment; they are in our group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def start_daemon(
+    command: Callable[[int], list[str]], banner: bytes, log: Path, attempts: int = 3
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``command(port)`` on a free port and wait for its banner; retry on a port race."""
+    error: Exception | None = None
+    for _ in range(attempts):
+        port = free_port()
+        with log.open("ab") as log_file:
+            process = subprocess.Popen(
+                command(port),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: stopped as a whole, by our PID
+            )
+        try:
+            wait_for_banner(port, banner, process, log)
+        except RuntimeError as exc:
+            error = exc
+            stop_process_group(process)
+            continue
+        return process, port
+    raise RuntimeError(f"could not start {command(0)[0]}: {error}")

@@ -16,15 +16,11 @@ stopped by the PID we got; readiness is a bounded TCP probe, never a fixed sleep
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import posixpath
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +28,15 @@ from typing import Any
 
 import pytest
 
-from stockbridge.localserver import local_ftp_server, make_self_signed_cert
+from stockbridge.localserver import (
+    local_ftp_server,
+    make_self_signed_cert,
+    start_daemon,
+    stop_process_group,
+)
 from stockbridge.secrets import Secret
 from stockbridge.transports.base import TransportSettings
 
-READY_TIMEOUT = 10.0  # seconds a server may take to accept connections
-STOP_TIMEOUT = 5.0
 #: The anonymous "password" vsftpd is told to refuse (banned_email_file): our wrong password.
 VSFTPD_BANNED_PASSWORD = "wrong-password"
 
@@ -95,70 +94,6 @@ def settings_for(server: LocalServer, **overrides: Any) -> TransportSettings:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    # The OS picks; the tiny race until the server binds is covered by retrying the start.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_banner(port: int, prefix: bytes, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll until the server on ``port`` greets with ``prefix``; fail early if it died."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
-                if conn.recv(64).startswith(prefix):
-                    return
-        except OSError as exc:
-            last_error = exc
-        time.sleep(0.02)
-    raise RuntimeError(f"server on port {port} not ready after {READY_TIMEOUT} s ({last_error})")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the process group we started (the daemon and its per-connection children)."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(STOP_TIMEOUT)
-    # Per-connection children may outlive the parent by a moment; they are in our group.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _start_daemon(
-    command: Callable[[int], list[str]], banner: bytes, log: Path, attempts: int = 3
-) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``command(port)`` on a free port and wait for its banner; retry on a port race."""
-    error: Exception | None = None
-    for _ in range(attempts):
-        port = _free_port()
-        with log.open("ab") as log_file:
-            process = subprocess.Popen(
-                command(port),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: stopped as a whole, by our PID
-            )
-        try:
-            _wait_for_banner(port, banner, process, log)
-        except RuntimeError as exc:
-            error = exc
-            _stop(process)
-            continue
-        return process, port
-    raise RuntimeError(f"could not start {command(0)[0]}: {error}")
 
 
 def _require_binary(path: str) -> str:
@@ -331,7 +266,7 @@ def vsftpd_server(tmp_path: Path, tls_cert: tuple[Path, Path]) -> Iterator[Local
         )
         return [binary, str(config)]
 
-    process, port = _start_daemon(command, b"220", log)
+    process, port = start_daemon(command, b"220", log)
     try:
         yield LocalServer(
             name="ftps-vsftpd",
@@ -347,7 +282,7 @@ def vsftpd_server(tmp_path: Path, tls_cert: tuple[Path, Path]) -> Iterator[Local
             commands=lambda: _vsftpd_commands(protocol_log),
         )
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 # -- OpenSSH sshd --------------------------------------------------------------------------------
@@ -397,7 +332,7 @@ def sshd_server(tmp_path: Path, ssh_keys: SSHKeys) -> Iterator[LocalServer]:
         # An absolute path: sshd re-executes itself for every connection.
         return [binary, "-D", "-e", "-f", str(config)]
 
-    process, port = _start_daemon(command, b"SSH-", log)
+    process, port = start_daemon(command, b"SSH-", log)
     known_hosts = base / "known_hosts"
     public_key = ssh_keys.host_key.with_suffix(".pub").read_text().split()
     known_hosts.write_text(f"[127.0.0.1]:{port} {public_key[0]} {public_key[1]}\n")
@@ -417,7 +352,7 @@ def sshd_server(tmp_path: Path, ssh_keys: SSHKeys) -> Iterator[LocalServer]:
             extra={"other_user_key": ssh_keys.other_user_key},
         )
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 # -- folder --------------------------------------------------------------------------------------
