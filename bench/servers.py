@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockbridge.localserver import local_ftp_server, start_daemon, stop_process_group
+from stockbridge.localserver import local_ftp_server, start_daemon, stop_process_group, vsftpd_config
 from stockbridge.secrets import Secret
 from stockbridge.transports.base import TransportSettings
 
@@ -120,39 +120,7 @@ def vsftpd_server(base: Path, cert: tuple[Path, Path]) -> Iterator[Server]:
 
     def command(port: int) -> list[str]:
         config = base / "vsftpd.conf"
-        # run_as_launching_user: no privilege switch, no chroot, no system user needed.
-        lines = [
-            "listen=YES",
-            "listen_ipv6=NO",
-            "listen_address=127.0.0.1",
-            f"listen_port={port}",
-            "background=NO",
-            "run_as_launching_user=YES",
-            "seccomp_sandbox=NO",
-            "isolate=NO",
-            "isolate_network=NO",
-            f"secure_chroot_dir={empty}",
-            "connect_from_port_20=NO",
-            "local_enable=NO",
-            "anonymous_enable=YES",
-            f"anon_root={root}",
-            "write_enable=YES",
-            "anon_upload_enable=YES",
-            "anon_mkdir_write_enable=YES",
-            "anon_other_write_enable=YES",
-            "anon_umask=022",
-            "ssl_enable=YES",
-            "allow_anon_ssl=YES",
-            "force_anon_logins_ssl=YES",
-            "force_anon_data_ssl=YES",
-            "require_ssl_reuse=YES",
-            "ssl_ciphers=HIGH",
-            f"rsa_cert_file={certfile}",
-            f"rsa_private_key_file={keyfile}",
-            "xferlog_enable=NO",
-            "",
-        ]
-        config.write_text("\n".join(lines))
+        config.write_text(vsftpd_config(port, root, empty, certfile, keyfile, ["xferlog_enable=NO"]))
         return [binary, str(config)]
 
     with _daemon(command, b"220", base / "vsftpd.out") as (port, pid):

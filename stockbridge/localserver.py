@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,3 +381,46 @@ def start_daemon(
             continue
         return process, port
     raise RuntimeError(f"could not start {command(0)[0]}: {error}")
+
+
+def vsftpd_config(
+    port: int, root: Path, empty: Path, certfile: Path, keyfile: Path, extra: Sequence[str] = ()
+) -> str:
+    """A vsftpd.conf for explicit FTPS on 127.0.0.1 with ``require_ssl_reuse=YES`` (its default,
+    and what agencies run), anonymous uploads into ``root``.
+
+    run_as_launching_user: no privilege switch and no chroot, so no system user is needed and it
+    works as root (CI) and as anyone else; clients therefore see real absolute paths.
+    """
+    lines = [
+        "listen=YES",
+        "listen_ipv6=NO",
+        "listen_address=127.0.0.1",
+        f"listen_port={port}",
+        "background=NO",
+        "run_as_launching_user=YES",
+        "seccomp_sandbox=NO",
+        "isolate=NO",
+        "isolate_network=NO",
+        f"secure_chroot_dir={empty}",
+        "connect_from_port_20=NO",
+        "local_enable=NO",
+        "anonymous_enable=YES",
+        f"anon_root={root}",
+        "write_enable=YES",
+        "anon_upload_enable=YES",
+        "anon_mkdir_write_enable=YES",
+        "anon_other_write_enable=YES",
+        "anon_umask=022",
+        "ssl_enable=YES",
+        "allow_anon_ssl=YES",
+        "force_anon_logins_ssl=YES",
+        "force_anon_data_ssl=YES",
+        "require_ssl_reuse=YES",
+        "ssl_ciphers=HIGH",
+        f"rsa_cert_file={certfile}",
+        f"rsa_private_key_file={keyfile}",
+        *extra,
+        "",
+    ]
+    return "\n".join(lines)

@@ -33,6 +33,7 @@ from stockbridge.localserver import (
     make_self_signed_cert,
     start_daemon,
     stop_process_group,
+    vsftpd_config,
 )
 from stockbridge.secrets import Secret
 from stockbridge.transports.base import TransportSettings
@@ -222,48 +223,15 @@ def vsftpd_server(tmp_path: Path, tls_cert: tuple[Path, Path]) -> Iterator[Local
 
     def command(port: int) -> list[str]:
         config = base / "vsftpd.conf"
-        # run_as_launching_user: no privilege switch and no chroot, so no system user is
-        # needed; paths the client sees are therefore real absolute paths (remote_dir = root).
-        config.write_text(
-            "\n".join(
-                [
-                    "listen=YES",
-                    "listen_ipv6=NO",
-                    "listen_address=127.0.0.1",
-                    f"listen_port={port}",
-                    "background=NO",
-                    "run_as_launching_user=YES",
-                    "seccomp_sandbox=NO",
-                    "isolate=NO",
-                    "isolate_network=NO",
-                    f"secure_chroot_dir={empty}",
-                    "connect_from_port_20=NO",
-                    "local_enable=NO",
-                    "anonymous_enable=YES",
-                    f"anon_root={root}",
-                    "write_enable=YES",
-                    "anon_upload_enable=YES",
-                    "anon_mkdir_write_enable=YES",
-                    "anon_other_write_enable=YES",
-                    "anon_umask=022",
-                    "deny_email_enable=YES",
-                    f"banned_email_file={banned}",
-                    "ssl_enable=YES",
-                    "allow_anon_ssl=YES",
-                    "force_anon_logins_ssl=YES",
-                    "force_anon_data_ssl=YES",
-                    "require_ssl_reuse=YES",
-                    "ssl_ciphers=HIGH",
-                    f"rsa_cert_file={certfile}",
-                    f"rsa_private_key_file={keyfile}",
-                    "xferlog_enable=YES",
-                    "xferlog_std_format=NO",
-                    "log_ftp_protocol=YES",
-                    f"vsftpd_log_file={protocol_log}",
-                    "",
-                ]
-            )
-        )
+        extra = [
+            "deny_email_enable=YES",  # our "wrong password": a banned anonymous password
+            f"banned_email_file={banned}",
+            "xferlog_enable=YES",
+            "xferlog_std_format=NO",
+            "log_ftp_protocol=YES",
+            f"vsftpd_log_file={protocol_log}",
+        ]
+        config.write_text(vsftpd_config(port, root, empty, certfile, keyfile, extra))
         return [binary, str(config)]
 
     process, port = start_daemon(command, b"220", log)
