@@ -618,6 +618,8 @@ def validate_config(
     # A platform whose preset is unknown or incomplete would also fail validation for the same
     # reason; say it once, the preset's way (it knows where to find the missing value).
     named = {problem.split(".")[1] for problem in preset_problems if problem.startswith("platforms.")}
+    # `stockbridge init` writes FILL-IN where only the user knows the value; never send it anywhere.
+    preset_problems = _placeholder_problems(data) + preset_problems
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -649,6 +651,27 @@ def validate_config(
     if problems:
         raise ConfigError(_summary(source, problems), problems=problems)
     return config.model_copy(update={"source": source, "warnings": tuple(warnings)})
+
+
+#: What `stockbridge init` writes where only the user knows the value (see starter.py).
+PLACEHOLDER = "FILL-IN"
+
+
+def _placeholder_problems(data: object, path: str = "") -> list[str]:
+    """Every value still holding the init placeholder, with its key path."""
+    if isinstance(data, dict):
+        return [
+            problem
+            for key, value in data.items()
+            for problem in _placeholder_problems(value, f"{path}.{key}" if path else str(key))
+        ]
+    if isinstance(data, list):
+        return [problem for item in data for problem in _placeholder_problems(item, path)]
+    if isinstance(data, str) and PLACEHOLDER in data:
+        return [
+            f"{path}: still the {PLACEHOLDER} placeholder from `stockbridge init`; put the real value here"
+        ]
+    return []
 
 
 def _summary(source: Path | None, problems: list[str]) -> str:

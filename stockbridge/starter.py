@@ -11,11 +11,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from stockbridge.config import PLACEHOLDER
 from stockbridge.errors import ConfigError
 from stockbridge.presets import preset_about, preset_names
-
-#: Marks every value the user must replace.
-PLACEHOLDER = "FILL-IN"
 
 _HEADER = """\
 # stockbridge configuration, written by `stockbridge init`.

@@ -90,3 +90,17 @@ def test_the_written_file_is_private_and_its_folder_is_made(tmp_path):
 def test_an_unknown_preset_is_named_with_a_suggestion():
     with pytest.raises(ConfigError, match='did you mean "shutterstock"'):
         starter_config(["shuterstock"])
+
+
+def test_check_names_every_placeholder_left_unfilled(tmp_path):
+    path = tmp_path / "config.toml"
+    write_starter_config(path, ["adobe_stock"])
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, resolve_secrets=False)
+    problems = caught.value.problems
+    assert any(
+        p.startswith("platforms.adobe_stock.username: still the FILL-IN placeholder") for p in problems
+    )
+    assert any(
+        p.startswith("platforms.adobe_stock.host_key: still the FILL-IN placeholder") for p in problems
+    )
