@@ -12,38 +12,11 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from stockbridge.demo import SAMPLE_KEYWORDS
 from stockbridge.metadata import ExifTool
 from stockbridge.samples import draw_image, make_image
 
-KEYWORDS = tuple(
-    [
-        "harbour",
-        "boat",
-        "sea",
-        "water",
-        "dawn",
-        "morning",
-        "travel",
-        "coast",
-        "fishing",
-        "reflection",
-        "calm",
-        "blue",
-        "europe",
-        "summer",
-        "nautical",
-        "mooring",
-        "pier",
-        "village",
-        "light",
-        "sky",
-        "quiet",
-        "colour",
-        "outdoor",
-        "nobody",
-        "scenic",
-    ]
-)
+KEYWORDS = tuple(SAMPLE_KEYWORDS[:25])
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from stockbridge.samples import make_image
 
 PASSWORD_ENV = "STOCKBRIDGE_DEMO_PASSWORD"
 
-_KEYWORDS = [
+#: Photo-like keywords, in an editor's order; the benchmarks use them too.
+SAMPLE_KEYWORDS = [
     "harbour",
     "boat",
     "sea",
@@ -91,7 +92,7 @@ SAMPLES = (
         2000,
         1500,
         "Fishing boats in a calm harbour at dawn",
-        tuple(_KEYWORDS[:12]),
+        tuple(SAMPLE_KEYWORDS[:12]),
         {"archive": "uploaded", "agency": "uploaded"},
         "fits every platform",
     ),
@@ -100,7 +101,7 @@ SAMPLES = (
         1200,
         900,
         "Blue beach hut",
-        tuple(_KEYWORDS[:10]),
+        tuple(SAMPLE_KEYWORDS[:10]),
         {"archive": "uploaded", "agency": "rejected"},
         "1.1 MP: too small for the agency",
     ),
@@ -109,7 +110,7 @@ SAMPLES = (
         2000,
         1500,
         "Harbour market stalls",
-        tuple(_KEYWORDS[:40]),
+        tuple(SAMPLE_KEYWORDS[:40]),
         {"archive": "uploaded", "agency": "uploaded"},
         "40 keywords: the agency's copy keeps the first 25",
     ),
@@ -118,7 +119,7 @@ SAMPLES = (
         2000,
         1500,
         None,
-        tuple(_KEYWORDS[:8]),
+        tuple(SAMPLE_KEYWORDS[:8]),
         {"archive": "uploaded", "agency": "held"},
         "no title: held for the agency",
     ),
