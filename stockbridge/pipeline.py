@@ -55,7 +55,7 @@ from stockbridge.releases import (
 )
 from stockbridge.render import RenderError, render
 from stockbridge.schedule import Clock, admit
-from stockbridge.transports import Transport, open_transport
+from stockbridge.transports import TEMP_SUFFIX, Transport, TransportSettings, open_transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,20 @@ SERVICE_RETRY = RetryPolicy(base_seconds=30.0, cap_seconds=3600.0, max_attempts=
 UNREACHABLE = "unreachable"
 #: How long a full server / used-up quota pauses a platform before we look again.
 QUOTA_PAUSE_SECONDS = 1800.0
+
+
+#: Reconnects to send the same file again within a batch after a transient error (research F-6),
+#: before the file waits its backoff (``RetryPolicy``) outside the batch.
+LOW_LEVEL_RETRIES = 2
+
+
+class _Transient(Exception):
+    """A transfer failed in a way a new connection may fix; carries the error for the ledger."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.message = error.message if isinstance(error, StockbridgeError) else str(error)
 
 
 class Stopped(Exception):
@@ -521,21 +535,80 @@ class PlatformUploader:
     # ------------------------------------------------------------------ public
 
     def recover(self) -> None:
-        """At start: give an unreachable server a fresh try; requeue jobs a crash left ``uploading``.
+        """At start: give an unreachable server a fresh try; settle uploads a crash cut off.
 
-        Their remote name is kept. The next batch checks the server first: a file already there at full size is marked
-        uploaded without sending it again; otherwise it is re-sent to the same name.
+        A job a crash left ``uploading`` keeps its remote name. Before anything else the server
+        is asked about it: a file already there at full size is marked uploaded and never sent
+        again; a short file under the final name (direct upload, the default for FTP agencies) or
+        a temporary name is deleted at once, so an agency robot cannot take half a photo while the
+        job waits for its turn (a schedule window, a paused platform). Then it goes again, to the
+        same name.
         """
         self.ledger.resume(self.name, kinds=[UNREACHABLE])
-        for job in self.ledger.interrupted_uploads(self.name):
+        interrupted = self.ledger.interrupted_uploads(self.name)
+        for job in interrupted:
             logger.info(
                 "{} → {}: interrupted upload of {}, will check and resume",
                 job.path,
                 self.name,
                 job.remote_name,
             )
+        if interrupted and self.ledger.pause_of(self.name) is None:
+            self._tidy_interrupted(interrupted)
+        for job in self.ledger.interrupted_uploads(self.name):
             self.ledger.set_state(
                 job.id, states.PENDING, "interrupted; will check the server first", next_attempt_at=0
+            )
+
+    def _tidy_interrupted(self, jobs: list[Job]) -> None:
+        groups: dict[str | None, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault(job.remote_dir, []).append(job)
+        for remote_dir, group in groups.items():
+            settings = transport_settings(self.name, self.platform)
+            if remote_dir is not None:
+                settings = replace(settings, remote_dir=remote_dir)
+            try:
+                transport = self._connect(settings)
+            except (AuthError, TrustError, QuotaError) as exc:
+                self._pause_for(exc)
+                return
+            except (TransportError, ConfigError) as exc:
+                logger.info(
+                    "{}: cannot look at interrupted uploads now ({}); the next batch will", self.name, exc
+                )
+                return
+            try:
+                for job in group:
+                    self._tidy_one(transport, job, settings.atomic_rename)
+            except TransportError as exc:
+                logger.info(
+                    "{}: cannot look at interrupted uploads now ({}); the next batch will", self.name, exc
+                )
+            finally:
+                transport.close()
+
+    def _tidy_one(self, transport: Transport, job: Job, atomic: bool) -> None:
+        if job.remote_name is None:
+            return
+        if atomic:
+            transport.delete(job.remote_name + TEMP_SUFFIX)
+        size = transport.size(job.remote_name)
+        if size is not None and size == job.upload_size:
+            self.ledger.mark_uploaded(job.id, verified=True)
+            logger.info(
+                "{} → {}: already on the server at full size (finished before a restart)", job.path, self.name
+            )
+            self._report(job.id)
+        elif size is not None and not atomic:
+            transport.delete(job.remote_name)
+            logger.warning(
+                "{} → {}: removed the partial {} ({} of {} bytes) an interrupted upload left; it goes again",
+                Path(job.path).name,
+                self.name,
+                job.remote_name,
+                size,
+                job.upload_size,
             )
 
     def run_batch(self, jobs: list[Job]) -> None:
@@ -608,10 +681,7 @@ class PlatformUploader:
         failed = 0
         try:
             try:
-                transport = open_transport(settings)
-                transport.connect()
-                transport.mkdirs()
-                self.connect_failures = 0
+                transport = self._connect(settings)
             except TransportError as exc:
                 self._connection_failed(jobs, exc)
                 return -1
@@ -619,9 +689,42 @@ class PlatformUploader:
                 self._pause(f"configuration problem: {exc}", until=None, kind="config")
                 return -1
             for job in jobs:
-                if self.stop.is_set():
-                    return -1
-                outcome = self._send(transport, job, batch_id)
+                tries = 0
+                while True:
+                    if self.stop.is_set():
+                        return -1
+                    try:
+                        outcome = self._send(transport, job, batch_id)
+                        break
+                    except _Transient as transient:
+                        # A 421, a reset, a cut data channel: the connection is suspect, the
+                        # file is not. Reconnect and send the same file again at once (research
+                        # F-6); only after that does it wait its backoff outside the batch.
+                        job = self.ledger.job(job.id)
+                        if tries >= LOW_LEVEL_RETRIES or job.attempts >= self.retry.max_attempts:
+                            self._retry_later(job, transient.error)
+                            return -1
+                        tries += 1
+                        transport.close()
+                        transport = None
+                        wait = random.uniform(0.5, 1.0) * 2 ** (tries - 1)
+                        logger.warning(
+                            "{} → {}: {}; reconnecting in {:.1f} s to send it again",
+                            Path(job.path).name,
+                            self.name,
+                            transient.message,
+                            wait,
+                        )
+                        if self.stop.wait(wait):
+                            self.ledger.set_state(
+                                job.id, states.PENDING, "interrupted by shutdown", next_attempt_at=0
+                            )
+                            return -1
+                        try:
+                            transport = self._connect(settings)
+                        except TransportError as exc:
+                            self._connection_failed([job], exc)
+                            return -1
                 if outcome == "uploaded":
                     uploaded.append(job)
                 elif outcome == "failed":
@@ -634,6 +737,17 @@ class PlatformUploader:
         finally:
             if transport is not None:
                 transport.close()
+
+    def _connect(self, settings: TransportSettings) -> Transport:
+        transport = open_transport(settings)
+        try:
+            transport.connect()
+            transport.mkdirs()
+        except BaseException:
+            transport.close()
+            raise
+        self.connect_failures = 0
+        return transport
 
     def _write_manifest(self, transport: Transport, batch_id: int, uploaded: list[Job]) -> None:
         """The agency's CSV for this batch (remote names, metadata as sent), uploaded if asked."""
@@ -717,8 +831,7 @@ class PlatformUploader:
                 self.ledger.set_state(job.id, states.PENDING, "interrupted by shutdown", next_attempt_at=0)
                 logger.info("{} → {}: abandoned by shutdown, will resume", Path(job.path).name, self.name)
                 return "stop-batch"
-            self._retry_later(job, exc)
-            return "stop-batch"  # the connection is suspect: reconnect for the next file
+            raise _Transient(exc) from exc
         except Stopped:
             self.ledger.set_state(job.id, states.PENDING, "interrupted by shutdown", next_attempt_at=0)
             logger.info("{} → {}: abandoned by shutdown, will resume", Path(job.path).name, self.name)

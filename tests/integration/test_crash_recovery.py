@@ -10,7 +10,7 @@ import pytest
 from stockbridge import ledger as states
 from stockbridge.config import load_config
 from stockbridge.ledger import Ledger
-from stockbridge.pipeline import Pipeline
+from stockbridge.pipeline import ONCE_RETRY, Pipeline, PlatformUploader
 from stockbridge.plan import AssetFacts, Verdict
 from stockbridge.samples import make_image
 
@@ -58,5 +58,59 @@ def test_the_private_copy_outlives_an_upload_while_another_platforms_job_is_stil
         ledger.mark_uploaded(second.id, verified=True)
         pipeline.release_objects([item.sha256])
         assert item.object_path is not None and not item.object_path.exists()
+    finally:
+        ledger.close()
+
+
+def _ftp_config(tmp_path: Path, server: Any, extra: str = "") -> Any:
+    exports, state = tmp_path / "exports", tmp_path / "state"
+    exports.mkdir(exist_ok=True)
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        f'[watch]\nfolder = "{exports}"\n\n[state]\ndir = "{state}"\n\n'
+        f'[platforms.agency]\nprotocol = "ftp"\nhost = "{server.host}"\nport = {server.port}\n'
+        f'username = "{server.username}"\npassword = "{server.password}"\nremote_dir = "/"\n'
+        f"atomic_rename = false\ntimeout_seconds = 10\n{extra}"
+    )
+    config_path.chmod(0o600)
+    return load_config(config_path)
+
+
+def test_a_restart_removes_the_short_file_a_killed_direct_upload_left_before_anything_else(
+    tmp_path: Path, exiftool: Any, ftp_server: Any
+) -> None:
+    # Direct upload (FTP agencies' default): a kill mid-transfer leaves a short file under the
+    # final name. The restart deletes it at once, even when the platform may not send now (its
+    # window is closed), and keeps the job to send again to the same name.
+    config = _ftp_config(tmp_path, ftp_server, '[platforms.agency.schedule]\nwindows = ["03:00-03:01"]\n')
+    exports = config.watch.folder
+    short = make_image(exports / "short.jpg", width=900, height=600, title="Short", exiftool=exiftool, seed=4)
+    whole = make_image(exports / "whole.jpg", width=900, height=600, title="Whole", exiftool=exiftool, seed=5)
+    ledger = Ledger(config.ledger_path)
+    try:
+        pipeline = Pipeline(config, ledger, exiftool)
+        batch = ledger.open_batch("agency", 2)
+        remote = {}
+        for source in (short, whole):
+            item = pipeline.accept_file(source)
+            assert item is not None
+            job = ledger.job_for(item.sha256, "agency")
+            assert job is not None and job.remote_name is not None
+            ledger.begin_upload(job.id, batch)  # the crash came during these transfers
+            remote[source.name] = (job.id, ftp_server.root / job.remote_name)
+        ftp_server.root.mkdir(exist_ok=True)
+        remote["short.jpg"][1].write_bytes(short.read_bytes()[:5000])
+        remote["whole.jpg"][1].write_bytes(whole.read_bytes())
+        before = ftp_server.commands()
+
+        PlatformUploader(pipeline, "agency", config.platforms["agency"], ONCE_RETRY).recover()
+
+        assert not remote["short.jpg"][1].exists(), "the half file is gone before the job's turn"
+        short_job = ledger.job(remote["short.jpg"][0])
+        assert short_job.state == states.PENDING and short_job.remote_name == remote["short.jpg"][1].name
+        whole_job = ledger.job(remote["whole.jpg"][0])
+        assert whole_job.state == states.UPLOADED and whole_job.verified
+        assert remote["whole.jpg"][1].read_bytes() == whole.read_bytes()
+        assert "STOR" not in ftp_server.commands()[len(before) :], "nothing is sent by the tidy-up"
     finally:
         ledger.close()
