@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from loguru import logger
 
 from stockbridge import ledger as states
-from stockbridge.config import Config
+from stockbridge.config import Config, insecure_config_problem, load_config
+from stockbridge.errors import ConfigError
 from stockbridge.ledger import Job, Ledger
 from stockbridge.metadata import ExifTool
 from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain
@@ -213,6 +214,9 @@ class Service:
         #: Bars for the first scan's backlog, on a terminal only (never under systemd or in a pipe).
         self._progress: OnceProgress | None = None
         self._backlog_left = 0
+        #: Set by SIGHUP: re-read the config (rotated passwords, a fixed host key) without a restart.
+        self.reload_requested = threading.Event()
+        self._uploaders: list[PlatformUploader] = []
 
     def stop(self) -> None:
         self.notifier.stopping()
@@ -228,6 +232,9 @@ class Service:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        if hasattr(signal, "SIGHUP"):
+            # `systemctl reload` / `kill -HUP`: the ingest loop re-reads the config at its next tick.
+            signal.signal(signal.SIGHUP, lambda _signum, _frame: self.reload_requested.set())
 
     def run(self) -> None:
         config = self.config
@@ -238,6 +245,7 @@ class Service:
                 )
                 for name, platform in pipeline.platforms.items()
             ]
+            self._uploaders = uploaders
             threads = [
                 threading.Thread(target=self._upload_loop, args=(u,), name=f"upload-{u.name}")
                 for u in uploaders
@@ -309,6 +317,9 @@ class Service:
     def _ingest_loop(self, pipeline: Pipeline) -> None:
         while not self.stop_event.is_set():
             self._ingest_tick = time.monotonic()
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                _safely(self._reload, pipeline)
             try:
                 path = self._ready.get(timeout=0.5)
             except queue.Empty:
@@ -318,6 +329,64 @@ class Service:
             if item is not None:
                 for event in self._wake.values():
                     event.set()
+
+    def _reload(self, pipeline: Pipeline) -> None:
+        """SIGHUP: re-read the config file. Platform settings and rules apply from the next batch
+        and the next file; platforms paused for a refused login, an untrusted server or a config
+        problem get one new try (research X-3). A broken file changes nothing: the service goes on
+        with what it had."""
+        source = self.config.source
+        if source is None:
+            logger.warning("reload asked, but this configuration was not read from a file")
+            return
+        self.notifier.reloading()
+        try:
+            new = load_config(source)
+            if (problem := insecure_config_problem(new)) is not None:
+                raise problem
+        except ConfigError as exc:
+            logger.error("configuration not reloaded, still running with the previous one: {}", exc)
+            for problem in exc.problems:
+                if problem != exc.message:
+                    logger.error("  {}", problem)
+            if exc.hint:
+                logger.error("hint: {}", exc.hint)
+            self.notifier.ready()
+            return
+        for warning in new.warnings:
+            logger.warning("{}", warning)
+        old_names, new_names = set(pipeline.platforms), set(new.enabled_platforms())
+        needs_restart = []
+        if old_names != new_names:
+            needs_restart.append("the set of enabled platforms")
+        if new.watch != self.config.watch:
+            needs_restart.append("[watch]")
+        if new.state != self.config.state:
+            needs_restart.append("[state]")
+        # Everything else takes effect now: the next file is planned with the new rules, the next
+        # batch connects with the new settings (a password from a file or the keyring is read
+        # again at every connection anyway).
+        platforms = dict(self.config.platforms)
+        for name in old_names & new_names:
+            platforms[name] = new.platforms[name]
+        kept = new.model_copy(
+            update={"watch": self.config.watch, "state": self.config.state, "platforms": platforms}
+        )
+        self.config = kept
+        pipeline.config = kept
+        resumed = pipeline.ledger.resume(kinds=["auth", "trust", "config"])
+        for uploader in self._uploaders:
+            if uploader.name in kept.platforms:
+                uploader.platform = kept.platforms[uploader.name]
+            self._wake[uploader.name].set()
+        logger.info(
+            "configuration reloaded from {}{}",
+            source,
+            f"; {', '.join(sorted(resumed))} will try again" if resumed else "",
+        )
+        if needs_restart:
+            logger.warning("changes to {} take effect at the next restart", " and ".join(needs_restart))
+        self.notifier.ready(_safely(self._status_line, pipeline))
 
     def _upload_loop(self, uploader: PlatformUploader) -> None:
         _safely(uploader.recover)

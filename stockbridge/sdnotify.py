@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 from loguru import logger
@@ -54,6 +55,10 @@ class Notifier:
 
     def status(self, text: str) -> bool:
         return self.send(f"STATUS={_one_line(text)}")
+
+    def reloading(self) -> bool:
+        """RELOADING=1 with the monotonic time (systemd 253+ Type=notify-reload wants both)."""
+        return self.send(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
 
     def stopping(self) -> bool:
         """``STOPPING=1``, once (a second SIGTERM says nothing new)."""

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +324,46 @@ def test_a_changed_sftp_host_key_pauses_the_platform_before_any_authentication(
     assert "userauth-request" not in sshd_server.log_text()
     assert [path.name for path in folder_target.root.iterdir()] == ["IMG_0.jpg"]
     assert "not trusted" in workspace.status()["paused"]["agency"]
+
+
+def test_sighup_rereads_a_rotated_password_and_a_paused_platform_tries_once_more(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer, tmp_path: Path
+) -> None:
+    # Research X-3: the agency generated a new password; the contributor updates the secret file
+    # and runs `systemctl reload stockbridge` (SIGHUP). No restart, one new login.
+    from tests.e2e.test_run import service, wait_for
+
+    secret = tmp_path / "agency.password"
+    secret.write_text("an-old-password\n")
+    secret.chmod(0o600)
+    sources = photos(workspace, exiftool, 2)
+    faulty.replies[("PASS", 1)] = "530 Login incorrect."
+    agency = replace(as_platform(faulty), password=None)
+    workspace.write_config(
+        platform_table("agency", agency, password={"file": str(secret)}, **{"batch.max_wait_seconds": 0}),
+        platform_table("archive", folder_target, **{"batch.max_wait_seconds": 0}),
+    )
+    log = tmp_path / "service.log"
+    with service(workspace, log) as process:
+        wait_for(lambda: b"login refused" in log.read_bytes(), 30, "the refused login")
+        time.sleep(1.0)
+        assert faulty.commands.count("PASS") == 1, "paused after one refused login"
+
+        # A broken config on reload changes nothing and stops nothing.
+        good = workspace.config.read_text()
+        workspace.config.write_text(good + "\n[platforms.agency.rules]\nmax_keywrods = 5\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: b"configuration not reloaded" in log.read_bytes(), 20, "the refused reload")
+        assert b"max_keywrods" in log.read_bytes() and process.poll() is None
+        assert faulty.commands.count("PASS") == 1
+
+        workspace.config.write_text(good)
+        secret.write_text(PASSWORD + "\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(stored_files(faulty.root)) == 2, 30, "the files to reach the agency")
+        assert faulty.commands.count("PASS") == 2, "exactly one new login after the reload"
+        assert process.poll() is None
+    text = log.read_text()
+    assert "configuration reloaded" in text and "agency will try again" in text
+    assert stored_files(faulty.root) == {path.name: path.read_bytes() for path in sources}
+    assert PASSWORD not in text and "an-old-password" not in text
