@@ -137,6 +137,16 @@ class StateConfig(_Model):
     )
 
 
+class PrepareConfig(_Model):
+    workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Files read and prepared at once (hash, metadata, resize), each with its own"
+        " ExifTool process; 0: one per CPU core. They run at a lower priority than uploads.",
+    )
+
+
 class KeywordRule(_Model):
     min: int = Field(0, ge=0, description="Fewer keywords than this: the file is held.")
     max: int | None = Field(None, ge=1, description="More than this: see over_max.")
@@ -355,6 +365,14 @@ class PlatformConfig(_Model):
     rules: RulesConfig = Field(
         default_factory=RulesConfig, description="What the platform accepts, and the copy it gets."
     )
+    connections: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Files sent to this platform at once, each over its own connection and login."
+        " Agencies throttle and some lock accounts that open many: raise it only where the agency"
+        " allows parallel uploads.",
+    )
     batch: BatchConfig = Field(default_factory=BatchConfig, description="When a batch closes.")
     schedule: ScheduleConfig | None = Field(
         None, description="Pace uploads: daily caps and time windows; what waits shows as scheduled."
@@ -528,6 +546,9 @@ class Config(_Model):
     watch: WatchConfig = Field(description="The export folder and how files are taken from it.")
     state: StateConfig = Field(
         default_factory=StateConfig, description="Where stockbridge keeps its own data."
+    )
+    prepare: PrepareConfig = Field(
+        default_factory=PrepareConfig, description="How many files are prepared at once."
     )
     platforms: dict[PlatformName, PlatformConfig] = Field(
         default_factory=dict, description="One table per agency: [platforms.NAME]."

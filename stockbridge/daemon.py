@@ -9,11 +9,13 @@ name on the next start), and ``run`` returns 0.
 
 from __future__ import annotations
 
+import functools
 import queue
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,9 +27,10 @@ from loguru import logger
 from stockbridge import ledger as states
 from stockbridge.config import Config, insecure_config_problem, load_config
 from stockbridge.errors import ConfigError
+from stockbridge.ingest import Ingested
 from stockbridge.ledger import Job, Ledger
 from stockbridge.metadata import ExifTool
-from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain
+from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain, top_up
 from stockbridge.schedule import SCHEDULED, Slot, admit, scheduled_jobs, when
 from stockbridge.sdnotify import Notifier
 from stockbridge.watcher import Watcher, collect_settled, scan
@@ -76,6 +79,7 @@ def open_pipeline(config: Config) -> Iterator[Pipeline]:
         try:
             yield pipeline
         finally:
+            pipeline.close()
             pipeline.notifier.close()  # queued messages get a bounded time to go
     finally:
         exiftool.close()
@@ -109,39 +113,33 @@ def run_once(
         for path in changing:
             logger.warning("{}: still being written, left for the next run", path.name)
         touched = set(carried)
-        for path in stable:
-            if stop.is_set():
-                break
-            item = _safely(pipeline.accept_file, path)
-            if progress is not None:
-                progress.ingested()
-            if item is not None:
-                touched.add(item.sha256)
-            else:
-                sha = _known_sha(pipeline, path)
-                if sha:
-                    touched.add(sha)
         deadline = time.monotonic() + ONCE_DEADLINE_SECONDS
         if progress is not None:
             for name in pipeline.platforms:
                 progress.uploading(name, len(pipeline.ledger.jobs(platform=name, states=[states.PENDING])))
+            pipeline.on_queued = progress.queued
         on_outcome = progress.outcome if progress is not None else None
+        # Uploads start with the first prepared file: preparing (hash, metadata, resize, on every
+        # core) and sending overlap, and an open batch takes files as they become ready.
+        ingest_done = threading.Event()
         threads = [
             threading.Thread(
-                target=_safely,
-                args=(
-                    drain,
-                    PlatformUploader(pipeline, name, platform, ONCE_RETRY, stop, on_outcome=on_outcome),
-                    deadline,
-                ),
-                name=f"upload-{name}",
+                target=_safely, args=(drain, uploader, deadline, ingest_done), name=f"upload-{name}"
             )
             for name, platform in pipeline.platforms.items()
+            for uploader in [
+                PlatformUploader(pipeline, name, platform, ONCE_RETRY, stop, on_outcome=on_outcome)
+            ]
+            for _connection in range(platform.connections)
         ]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            touched |= _prepare_all(pipeline, stable, stop, progress)
+        finally:
+            ingest_done.set()
+            for thread in threads:
+                thread.join()
         for name in pipeline.platforms:
             pause = pipeline.ledger.pause_of(name)
             if pause is None:
@@ -174,6 +172,46 @@ def run_once(
     return report
 
 
+def _prepare_all(
+    pipeline: Pipeline, paths: list[Path], stop: threading.Event, progress: OnceProgress | None
+) -> set[str]:
+    """``accept_file`` for every path on the prepare workers, a bounded number in flight.
+    Returns the content hashes of the files seen."""
+    touched: set[str] = set()
+    lock = threading.Lock()
+    in_flight = threading.BoundedSemaphore(pipeline.worker_count * 2)
+
+    def done(path: Path, future: Future[Ingested | None]) -> None:
+        try:
+            item = future.result()
+        except CancelledError:
+            return
+        except Exception as exc:
+            logger.opt(exception=exc).error("unexpected error preparing {}: {}", path.name, exc)
+            item = None
+        finally:
+            in_flight.release()
+        sha = item.sha256 if item is not None else _known_sha(pipeline, path)
+        if sha:
+            with lock:
+                touched.add(sha)
+        if progress is not None:
+            progress.ingested()
+
+    futures = []
+    for path in paths:
+        while not in_flight.acquire(timeout=0.5):
+            if stop.is_set():
+                break
+        if stop.is_set():
+            break
+        future = pipeline.submit(path)
+        future.add_done_callback(functools.partial(done, path))
+        futures.append(future)
+    wait(futures)
+    return touched
+
+
 def _known_sha(pipeline: Pipeline, path: Path) -> str | None:
     try:
         st = path.stat()
@@ -203,13 +241,19 @@ class Service:
         self.config = config
         self.stop_event = threading.Event()
         self._ready: queue.Queue[Path] = queue.Queue()
-        self._wake: dict[str, threading.Event] = {}
+        self._wake: dict[str, list[threading.Event]] = {}
+        #: Paths being prepared now, and those that settled again meanwhile (prepared after).
+        self._preparing: set[Path] = set()
+        self._again: set[Path] = set()
+        self._preparing_lock = threading.Lock()
+        #: Files handed to the prepare workers and not finished (set in ``run``: 2 per worker).
+        self._in_flight = threading.BoundedSemaphore(2)
         self.notifier = Notifier()
         #: Last time (monotonic) each loop showed life, for the systemd watchdog.
         self._ingest_tick = time.monotonic()
         self._upload_ticks: dict[str, float] = {}
-        #: platform → (files finished, files in the batch) while a batch is being sent.
-        self._batches: dict[str, tuple[int, int]] = {}
+        #: platform → [files finished, files in its batches, batches open] while any is being sent.
+        self._batches: dict[str, list[int]] = {}
         self._status_due = threading.Event()
         #: Bars for the first scan's backlog, on a terminal only (never under systemd or in a pipe).
         self._progress: OnceProgress | None = None
@@ -246,13 +290,22 @@ class Service:
                 for name, platform in pipeline.platforms.items()
             ]
             self._uploaders = uploaders
-            threads = [
-                threading.Thread(target=self._upload_loop, args=(u,), name=f"upload-{u.name}")
-                for u in uploaders
-            ]
+            self._in_flight = threading.BoundedSemaphore(pipeline.worker_count * 2)
+            # One loop per connection: a platform with `connections = 3` sends three files at once.
+            threads = []
             for uploader in uploaders:
-                self._wake[uploader.name] = threading.Event()
+                self._wake[uploader.name] = []
                 self._upload_ticks[uploader.name] = time.monotonic()
+                for index in range(uploader.platform.connections):
+                    wake = threading.Event()
+                    self._wake[uploader.name].append(wake)
+                    threads.append(
+                        threading.Thread(
+                            target=self._upload_loop,
+                            args=(uploader, wake),
+                            name=f"upload-{uploader.name}-{index}",
+                        )
+                    )
             watcher = Watcher(
                 config.watch.folder,
                 on_ready=self._ready.put,
@@ -281,8 +334,7 @@ class Service:
                 self.notifier.stopping()
                 self.stop_event.set()
                 watcher.stop()
-                for event in self._wake.values():
-                    event.set()
+                self._wake_all()
                 for thread in threads:
                     thread.join(timeout=90.0)  # an upload in flight notices the stop at its next block
                 if self._progress is not None:
@@ -320,15 +372,50 @@ class Service:
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 _safely(self._reload, pipeline)
+            # Backpressure: at most two files per prepare worker in flight; the rest of what
+            # the watcher found waits as paths (a few bytes each), not as images.
+            if not self._in_flight.acquire(timeout=0.5):
+                continue
             try:
                 path = self._ready.get(timeout=0.5)
             except queue.Empty:
+                self._in_flight.release()
                 continue
-            item = _safely(pipeline.accept_file, path)
+            with self._preparing_lock:
+                if path in self._preparing:  # settled again while being prepared: after this one
+                    self._again.add(path)
+                    self._in_flight.release()
+                    continue
+                self._preparing.add(path)
+            try:
+                future = pipeline.submit(path)
+            except RuntimeError:  # the workers are shut down: we are stopping
+                self._in_flight.release()
+                break
+            future.add_done_callback(functools.partial(self._prepared, pipeline, path))
+
+    def _prepared(self, pipeline: Pipeline, path: Path, future: Future[Ingested | None]) -> None:
+        """On the prepare worker, after ``accept_file(path)``."""
+        self._in_flight.release()
+        with self._preparing_lock:
+            self._preparing.discard(path)
+            again = path in self._again
+            self._again.discard(path)
+        if again:
+            self._ready.put(path)
+        if future.cancelled():
+            return
+        if (error := future.exception()) is not None:
+            logger.opt(exception=error).error("unexpected error preparing {}: {}", path.name, error)
+        with self._preparing_lock:
             self._backlog_ingested(pipeline)
-            if item is not None:
-                for event in self._wake.values():
-                    event.set()
+        if future.exception() is None and future.result() is not None:
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        for events in self._wake.values():
+            for event in events:
+                event.set()
 
     def _reload(self, pipeline: Pipeline) -> None:
         """SIGHUP: re-read the config file. Platform settings and rules apply from the next batch
@@ -346,9 +433,9 @@ class Service:
                 raise problem
         except ConfigError as exc:
             logger.error("configuration not reloaded, still running with the previous one: {}", exc)
-            for problem in exc.problems:
-                if problem != exc.message:
-                    logger.error("  {}", problem)
+            for line in exc.problems:
+                if line != exc.message:
+                    logger.error("  {}", line)
             if exc.hint:
                 logger.error("hint: {}", exc.hint)
             self.notifier.ready()
@@ -378,7 +465,8 @@ class Service:
         for uploader in self._uploaders:
             if uploader.name in kept.platforms:
                 uploader.platform = kept.platforms[uploader.name]
-            self._wake[uploader.name].set()
+            for event in self._wake[uploader.name]:
+                event.set()
         logger.info(
             "configuration reloaded from {}{}",
             source,
@@ -388,12 +476,11 @@ class Service:
             logger.warning("changes to {} take effect at the next restart", " and ".join(needs_restart))
         self.notifier.ready(_safely(self._status_line, pipeline))
 
-    def _upload_loop(self, uploader: PlatformUploader) -> None:
-        _safely(uploader.recover)
-        wake = self._wake[uploader.name]
-        batch = uploader.platform.batch
+    def _upload_loop(self, uploader: PlatformUploader, wake: threading.Event) -> None:
+        _safely(uploader.recover_once)
         while not self.stop_event.is_set():
             self._upload_ticks[uploader.name] = time.monotonic()
+            batch = uploader.platform.batch  # read each time: a reload may change it
             wait = _safely(self._maybe_send, uploader, batch.max_files, batch.max_wait_seconds)
             wake.wait(timeout=min(5.0, wait if isinstance(wait, float) else 5.0))
             wake.clear()
@@ -404,7 +491,7 @@ class Service:
         if pause is not None:
             return 5.0 if pause.until is None else max(0.1, min(5.0, pause.until - time.time()))
         now = time.time()
-        due = uploader.ledger.due_jobs(uploader.name, now, max_files)
+        due = uploader.due(max_files, now)
         if not due:
             return 5.0
         due, later = admit(uploader.ledger, uploader.name, uploader.platform.schedule, due, uploader.clock())
@@ -414,12 +501,27 @@ class Service:
         retrying = any(job.attempts > 0 for job in due)
         capped = later is not None  # today's cap closes the batch: nothing more may join it
         if len(due) >= max_files or now - oldest >= max_wait or retrying or capped:
-            self._batches[uploader.name] = (0, len(due))
+            due = uploader.claim(due)
+            if not due:
+                return 0.05  # another connection of this platform took them
+            counts = self._batches.setdefault(uploader.name, [0, 0, 0])
+            counts[1] += len(due)
+            counts[2] += 1
             self._status_due.set()
+            # Files that become due while the batch goes join it on the open connection.
+            join = top_up(uploader, None, 0.0)
+
+            def more(remote_dir: str | None, room: int) -> list[Job]:
+                jobs = join(remote_dir, room)
+                counts[1] += len(jobs)
+                return jobs
+
             try:
-                uploader.run_batch(due)
+                uploader.run_batch(due, more=None if capped else more)
             finally:
-                self._batches.pop(uploader.name, None)
+                counts[2] -= 1
+                if counts[2] <= 0:
+                    self._batches.pop(uploader.name, None)
                 self._status_due.set()
             return 0.05
         return max(0.05, min(5.0, oldest + max_wait - now))
@@ -451,7 +553,7 @@ class Service:
         """E.g. "12 queued, shutterstock uploading 3/20, adobe paused"."""
         queued = len(pipeline.ledger.jobs(states=[states.PENDING, states.UPLOADING]))
         parts = [f"{queued} queued" if queued else "nothing queued"]
-        for name, (done, total) in sorted(self._batches.items()):
+        for name, (done, total, _open) in sorted(self._batches.items()):
             parts.append(f"{name} uploading {min(done + 1, total)}/{total}")
         parts += [f"{name} paused" for name in pipeline.platforms if pipeline.ledger.pause_of(name)]
         return ", ".join(parts)
@@ -460,9 +562,9 @@ class Service:
         self._upload_ticks[job.platform] = time.monotonic()
         if self._progress is not None:
             self._progress.outcome(job)
-        batch = self._batches.get(job.platform)
-        if batch is not None:
-            self._batches[job.platform] = (batch[0] + 1, batch[1])
+        counts = self._batches.get(job.platform)
+        if counts is not None:
+            counts[0] += 1
         self._status_due.set()
 
     def _healthy(self) -> bool:

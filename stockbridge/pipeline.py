@@ -8,6 +8,7 @@ file or one platform is recorded in the ledger with its reason and never stops t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -93,8 +95,16 @@ class _Transient(Exception):
         self.message = error.message if isinstance(error, StockbridgeError) else str(error)
 
 
+#: Niceness of the prepare workers (Linux: per thread), so uploads get the CPU first.
+PREPARE_NICENESS = 5
+
+
 class Stopped(Exception):
     """Raised from a progress callback when the service is asked to stop mid-transfer."""
+
+
+#: ``more(remote_dir, room)``: up to ``room`` more jobs for that remote folder, claimed.
+TopUp = Callable[[str | None, int], list[Job]]
 
 
 class Pipeline:
@@ -103,15 +113,73 @@ class Pipeline:
     def __init__(self, config: Config, ledger: Ledger, exiftool: ExifTool) -> None:
         self.config = config
         self.ledger = ledger
-        self.exiftool = exiftool
+        self._exiftool = exiftool
         self.state_dir = config.state.dir
-        self._copy_lock = threading.Lock()
+        #: One lock per derived copy being made: equal specs share a copy, different ones render
+        #: side by side.
+        self._copy_locks: dict[Path, threading.Lock] = {}
+        self._copy_locks_guard = threading.Lock()
+        #: Choosing a free remote name and recording the job is one step (two files called
+        #: IMG_1.jpg prepared at once must not get the same name).
+        self._queue_lock = threading.RLock()
         #: [notify]: messages go from a background thread; closed by whoever opened the pipeline.
         self.notifier = Notifier(config.notify)
+        #: Called with the platform's name when a job is queued for it (progress bars).
+        self.on_queued: Callable[[str], None] | None = None
+        self._local = threading.local()
+        self._workers: ThreadPoolExecutor | None = None
+        self._worker_tools: list[ExifTool] = []
+        self._worker_tools_lock = threading.Lock()
 
     @property
     def platforms(self) -> dict[str, PlatformConfig]:
         return self.config.enabled_platforms()
+
+    @property
+    def exiftool(self) -> ExifTool:
+        """This thread's ExifTool: each prepare worker has its own process, so they never wait
+        for each other's metadata calls."""
+        tool: ExifTool | None = getattr(self._local, "exiftool", None)
+        return tool if tool is not None else self._exiftool
+
+    # ------------------------------------------------------------------ workers
+
+    @property
+    def worker_count(self) -> int:
+        configured = self.config.prepare.workers
+        return configured if configured > 0 else max(1, os.cpu_count() or 1)
+
+    def submit(self, path: Path) -> Future[Ingested | None]:
+        """``accept_file(path)`` on a prepare worker. Callers bound how many are in flight."""
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(
+                max_workers=self.worker_count, thread_name_prefix="prepare", initializer=self._start_worker
+            )
+        return self._workers.submit(self.accept_file, path)
+
+    def _start_worker(self) -> None:
+        # Rendering yields the CPU to uploads (on Linux, niceness is per thread): an encrypting
+        # upload is never starved by a backlog of resizes.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREPARE_NICENESS)
+        tool = ExifTool(cwd=self.state_dir)
+        with self._worker_tools_lock:
+            self._worker_tools.append(tool)
+        self._local.exiftool = tool
+
+    def close(self) -> None:
+        """Stop the prepare workers (after the file each is on) and their ExifTool processes."""
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
+        with self._worker_tools_lock:
+            tools, self._worker_tools = self._worker_tools, []
+        for tool in tools:
+            tool.close()
+
+    def _copy_lock(self, target: Path) -> threading.Lock:
+        with self._copy_locks_guard:
+            return self._copy_locks.setdefault(target, threading.Lock())
 
     # ------------------------------------------------------------------ ingest + plan
 
@@ -218,6 +286,20 @@ class Pipeline:
         held: Job | None = None,
     ) -> None:
         """Record an accepted verdict as a pending job (and its releases' jobs)."""
+        with self._queue_lock:
+            self._queue_locked(item, facts, name, platform, verdict, upload_path, output_type, held)
+
+    def _queue_locked(
+        self,
+        item: Ingested,
+        facts: AssetFacts,
+        name: str,
+        platform: PlatformConfig,
+        verdict: Verdict,
+        upload_path: Path,
+        output_type: str,
+        held: Job | None,
+    ) -> None:
         remote_dir = _join_remote(platform.remote_dir, verdict.remote_dir)
         remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
         release_jobs = self._queue_releases(item, name, platform, verdict, remote)
@@ -255,6 +337,8 @@ class Pipeline:
         if created:
             note = f" ({'; '.join(changes)})" if changes else ""
             logger.info("queued {} for {} as {}{}", item.path.name, name, remote, note)
+            if self.on_queued is not None:
+                self.on_queued(name)
 
     def _queue_releases(
         self, item: Ingested, name: str, platform: PlatformConfig, verdict: Verdict, image_remote: str
@@ -328,7 +412,7 @@ class Pipeline:
         spec_id = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         suffix = EXTENSIONS.get(output_type, item.object_path.suffix)
         target = self.state_dir / "derived" / item.sha256[:2] / f"{item.sha256}-{spec_id}{suffix}"
-        with self._copy_lock:
+        with self._copy_lock(target):
             if target.exists():
                 return target, output_type  # two platforms with the same needs share one copy
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -356,6 +440,10 @@ class Pipeline:
 
     def reconsider_held(self) -> None:
         """Look again at held jobs: a release that arrived lets them move on by themselves."""
+        with self._queue_lock:  # two releases arriving at once must not activate a job twice
+            self._reconsider_held()
+
+    def _reconsider_held(self) -> None:
         held = [job for job in self.ledger.jobs(states=[states.HELD]) if job.kind == "image"]
         for sha256 in sorted({job.sha256 for job in held}):
             asset = self.ledger.asset(sha256)
@@ -527,12 +615,71 @@ class PlatformUploader:
         self.connect_failures = 0
         #: Local wall-clock time for the platform's schedule (replaceable in tests).
         self.clock: Clock = datetime.now
-        #: Final outcomes of the batch being sent, for its notification.
-        self._outcomes: list[Job] = []
+        #: Per sending thread (``connections`` > 1 means several): the batch being sent.
+        self._local = threading.local()
+        #: Jobs some connection of this platform has taken: no other one takes them too.
+        self._claimed: set[int] = set()
+        self._claim_lock = threading.Lock()
+        self._recovered = False
+        self._recover_lock = threading.Lock()
         #: The kind of pause already notified (once per pause); cleared when a file goes through.
         self._pause_told: str | None = None
 
+    @property
+    def _outcomes(self) -> list[Job]:
+        """Final outcomes of this thread's batch, for its notification."""
+        outcomes: list[Job] = self._local.__dict__.setdefault("outcomes", [])
+        return outcomes
+
     # ------------------------------------------------------------------ public
+
+    def claim(self, jobs: Iterable[Job], *, share: bool = True) -> list[Job]:
+        """Take ``jobs`` for one connection; those another connection has taken are left out.
+
+        ``share``: with ``connections`` > 1, take only this connection's share of them (the
+        rest is left for the others), at least one.
+        """
+        with self._claim_lock:
+            free = [job for job in jobs if job.id not in self._claimed]
+            if share and self.platform.connections > 1 and free:
+                free = free[: max(1, -(-len(free) // self.platform.connections))]
+            self._claimed.update(job.id for job in free)
+        return free
+
+    def claim_free(self, jobs: Iterable[Job]) -> list[Job]:
+        """``jobs`` without those some connection has taken."""
+        with self._claim_lock:
+            return [job for job in jobs if job.id not in self._claimed]
+
+    def unclaim(self, jobs: Iterable[Job]) -> None:
+        with self._claim_lock:
+            self._claimed.difference_update(job.id for job in jobs)
+
+    def due(self, limit: int, now: float | None = None) -> list[Job]:
+        """Pending jobs whose time has come, not taken by another connection, oldest first."""
+        now = time.time() if now is None else now
+        with self._claim_lock:
+            claimed = set(self._claimed)
+        jobs = self.ledger.due_jobs(self.name, now, limit + len(claimed))
+        return [job for job in jobs if job.id not in claimed][:limit]
+
+    def joining(self, remote_dir: str | None, limit: int) -> list[Job]:
+        """Due jobs that may join a batch open on ``remote_dir``. A file whose releases go to a
+        folder of their own waits for a batch of its own (releases go first)."""
+        folder_releases = self.platform.rules.releases.delivery == "folder"
+        return [
+            job
+            for job in self.due(limit * 4 + 8)
+            if job.remote_dir == remote_dir and not (folder_releases and (job.meta or {}).get("releases"))
+        ][:limit]
+
+    def recover_once(self) -> None:
+        """``recover`` for the first of this platform's connections; the others skip it."""
+        with self._recover_lock:
+            if self._recovered:
+                return
+            self._recovered = True
+            self.recover()
 
     def recover(self) -> None:
         """At start: give an unreachable server a fresh try; settle uploads a crash cut off.
@@ -611,20 +758,25 @@ class PlatformUploader:
                 job.upload_size,
             )
 
-    def run_batch(self, jobs: list[Job]) -> None:
+    def run_batch(self, jobs: list[Job], more: TopUp | None = None) -> None:
         """Send ``jobs``, one connection per remote folder. Every job leaves in a recorded state.
 
         Releases go before the photos that need them; files for another remote folder than the
         platform's (releases, editorial) go first, so the platform's folder — where a CSV manifest
-        is uploaded too — comes last.
+        is uploaded too — comes last. ``more(remote_dir, room)``: jobs that became due while the
+        batch was being sent join it on the open connection, up to ``max_files`` in all (the caller
+        claims them, and may wait a little for them).
         """
         if not jobs:
             return
         batch_id = self.ledger.open_batch(self.name, len(jobs))
-        self._outcomes = []
+        self._local.outcomes = []
+        self._local.sent = list(jobs)
         groups: dict[str | None, list[Job]] = {}
         for job in sorted(jobs, key=lambda job: (job.kind != "release", job.id)):
             groups.setdefault(job.remote_dir, []).append(job)
+        if more is not None:
+            groups.setdefault(None, [])
         order = sorted(groups, key=lambda remote_dir: remote_dir is None)
         uploaded: list[Job] = []
         failed = 0
@@ -632,16 +784,24 @@ class PlatformUploader:
             logger.info("{}: batch of {} file(s)", self.name, len(jobs))
             for remote_dir in order:
                 outcome = self._send_group(
-                    groups[remote_dir], remote_dir, batch_id, uploaded, last=remote_dir is None
+                    groups[remote_dir],
+                    remote_dir,
+                    batch_id,
+                    uploaded,
+                    last=remote_dir is None,
+                    more=more if remote_dir is None else None,
+                    room=self.platform.batch.max_files - len(jobs) + len(groups[remote_dir]),
                 )
                 failed += outcome
                 if outcome < 0 or self.stop.is_set():
                     break
         finally:
+            sent: list[Job] = self._local.sent
+            self.unclaim(sent)
             self.ledger.close_batch(batch_id, len(uploaded), max(0, failed))
             if self.platform.rules.releases.delivery == "manual":
                 self._write_release_report(batch_id, uploaded)
-            self.pipeline.release_objects(job.sha256 for job in jobs)
+            self.pipeline.release_objects(job.sha256 for job in sent)
             self._notify_batch()
 
     def _notify_batch(self) -> None:
@@ -671,7 +831,14 @@ class PlatformUploader:
         logger.warning("{}: {} file(s) need a release attached by hand; see {}", self.name, len(lines), path)
 
     def _send_group(
-        self, jobs: list[Job], remote_dir: str | None, batch_id: int, uploaded: list[Job], last: bool
+        self,
+        jobs: list[Job],
+        remote_dir: str | None,
+        batch_id: int,
+        uploaded: list[Job],
+        last: bool,
+        more: TopUp | None = None,
+        room: int = 0,
     ) -> int:
         """Send one remote folder's jobs over one connection. Returns failures (-1: stop the batch)."""
         settings = transport_settings(self.name, self.platform)
@@ -679,64 +846,83 @@ class PlatformUploader:
             settings = replace(settings, remote_dir=remote_dir)
         transport: Transport | None = None
         failed = 0
+        queue = list(jobs)
+        if not queue and more is not None:
+            queue = more(remote_dir, room)
+            self._local.sent.extend(queue)
+        if not queue:
+            return 0
         try:
             try:
                 transport = self._connect(settings)
             except TransportError as exc:
-                self._connection_failed(jobs, exc)
+                self._connection_failed(queue, exc)
                 return -1
             except ConfigError as exc:  # e.g. the password's environment variable went away
                 self._pause(f"configuration problem: {exc}", until=None, kind="config")
                 return -1
-            for job in jobs:
-                tries = 0
-                while True:
-                    if self.stop.is_set():
-                        return -1
-                    try:
-                        outcome = self._send(transport, job, batch_id)
-                        break
-                    except _Transient as transient:
-                        # A 421, a reset, a cut data channel: the connection is suspect, the
-                        # file is not. Reconnect and send the same file again at once (research
-                        # F-6); only after that does it wait its backoff outside the batch.
-                        job = self.ledger.job(job.id)
-                        if tries >= LOW_LEVEL_RETRIES or job.attempts >= self.retry.max_attempts:
-                            self._retry_later(job, transient.error)
-                            return -1
-                        tries += 1
-                        transport.close()
-                        transport = None
-                        wait = random.uniform(0.5, 1.0) * 2 ** (tries - 1)
-                        logger.warning(
-                            "{} → {}: {}; reconnecting in {:.1f} s to send it again",
-                            Path(job.path).name,
-                            self.name,
-                            transient.message,
-                            wait,
-                        )
-                        if self.stop.wait(wait):
-                            self.ledger.set_state(
-                                job.id, states.PENDING, "interrupted by shutdown", next_attempt_at=0
-                            )
-                            return -1
-                        try:
-                            transport = self._connect(settings)
-                        except TransportError as exc:
-                            self._connection_failed([job], exc)
-                            return -1
+            taken = 0
+            while queue:
+                job = queue.pop(0)
+                taken += 1
+                outcome, transport = self._send_reconnecting(transport, settings, job, batch_id)
+                if transport is None:
+                    return -1
                 if outcome == "uploaded":
                     uploaded.append(job)
                 elif outcome == "failed":
                     failed += 1
                 elif outcome == "stop-batch":
                     return -1
+                if not queue and more is not None and taken < room and not self.stop.is_set():
+                    # Files prepared while this batch was going join it on the open connection.
+                    queue = more(remote_dir, room - taken)
+                    self._local.sent.extend(queue)
             if last and self.platform.csv is not None:
                 self._write_manifest(transport, batch_id, uploaded)
             return failed
         finally:
             if transport is not None:
                 transport.close()
+
+    def _send_reconnecting(
+        self, transport: Transport, settings: TransportSettings, job: Job, batch_id: int
+    ) -> tuple[str, Transport | None]:
+        """Send one file; after a transient error reconnect and send it again at once (research
+        F-6), at most ``LOW_LEVEL_RETRIES`` times. Returns the outcome and the connection to go on
+        with (None: there is none, the batch stops)."""
+        tries = 0
+        while True:
+            if self.stop.is_set():
+                return "stop-batch", transport
+            try:
+                return self._send(transport, job, batch_id), transport
+            except _Transient as transient:
+                # A 421, a reset, a cut data channel: the connection is suspect, the file is not.
+                job = self.ledger.job(job.id)
+                if tries >= LOW_LEVEL_RETRIES or job.attempts >= self.retry.max_attempts:
+                    self._retry_later(job, transient.error)
+                    return "stop-batch", transport
+                tries += 1
+                transport.close()
+                wait = random.uniform(0.5, 1.0) * 2 ** (tries - 1)
+                logger.warning(
+                    "{} → {}: {}; reconnecting in {:.1f} s to send it again",
+                    Path(job.path).name,
+                    self.name,
+                    transient.message,
+                    wait,
+                )
+                if self.stop.wait(wait):
+                    self.ledger.set_state(
+                        job.id, states.PENDING, "interrupted by shutdown", next_attempt_at=0
+                    )
+                    return "stop-batch", None
+                try:
+                    transport = self._connect(settings)
+                except TransportError as exc:
+                    self._connection_failed([job], exc)
+                    return "stop-batch", None
 
     def _connect(self, settings: TransportSettings) -> Transport:
         transport = open_transport(settings)
@@ -926,11 +1112,46 @@ class PlatformUploader:
 # ---------------------------------------------------------------------- once
 
 
-def drain(uploader: PlatformUploader, deadline: float) -> None:
-    """Send everything pending for one platform, retrying transient errors, until done or paused."""
-    uploader.recover()
+#: ``once``: how long an open batch waits for the next file still being prepared before it closes.
+ONCE_LINGER_SECONDS = 30.0
+
+
+def top_up(uploader: PlatformUploader, preparing: threading.Event | None, linger: float) -> TopUp:
+    """``more`` for ``run_batch``: due files join the open batch (claimed, and admitted by the
+    platform's schedule). While ``preparing`` is not set (``once`` still preparing files), wait up
+    to ``linger`` seconds for the next one instead of closing the connection."""
+
+    def more(remote_dir: str | None, room: int) -> list[Job]:
+        give_up = time.monotonic() + linger
+        if uploader.platform.connections > 1:
+            room = min(room, 1)  # one at a time: the platform's other connections take theirs
+        while True:
+            jobs = uploader.joining(remote_dir, room)
+            if jobs:
+                jobs, _later = admit(
+                    uploader.ledger, uploader.name, uploader.platform.schedule, jobs, uploader.clock()
+                )
+                return uploader.claim(jobs)
+            if preparing is None or preparing.is_set() or time.monotonic() >= give_up:
+                return []
+            if uploader.stop.wait(0.05):
+                return []
+
+    return more
+
+
+def drain(uploader: PlatformUploader, deadline: float, ingest_done: threading.Event | None = None) -> None:
+    """Send everything pending for one platform, retrying transient errors, until done or paused.
+
+    ``ingest_done``: not set while files are still being prepared; until then an empty queue
+    means "wait for the next file", not "done". Several threads may drain one platform
+    (``connections``): each takes the jobs no other one has.
+    """
+    uploader.recover_once()
     max_files = uploader.platform.batch.max_files
+    more = top_up(uploader, ingest_done, ONCE_LINGER_SECONDS)
     while not uploader.stop.is_set() and time.monotonic() < deadline:
+        preparing = ingest_done is not None and not ingest_done.is_set()
         pause = uploader.ledger.pause_of(uploader.name)
         if pause is not None:
             # A refused login or a full server is not going to change within this run; a server
@@ -941,16 +1162,21 @@ def drain(uploader: PlatformUploader, deadline: float) -> None:
                 return
             uploader.stop.wait(max(0.05, min(pause.until - time.time(), deadline - time.monotonic())))
             continue
-        pending = uploader.ledger.jobs(platform=uploader.name, states=[states.PENDING])
+        pending = uploader.claim_free(uploader.ledger.jobs(platform=uploader.name, states=[states.PENDING]))
         if not pending:
-            return
+            if ingest_done is None or ingest_done.is_set():
+                return
+            ingest_done.wait(0.1)
+            continue
         now = time.time()
         due = [job for job in pending if job.next_attempt_at <= now][:max_files]
         if not due:
             wait = min(job.next_attempt_at for job in pending) - now
-            uploader.stop.wait(max(0.05, min(wait, deadline - time.monotonic())))
+            uploader.stop.wait(max(0.05, min(wait, 0.1 if preparing else wait, deadline - time.monotonic())))
             continue
         due, _later = admit(uploader.ledger, uploader.name, uploader.platform.schedule, due, uploader.clock())
         if not due:
             return  # the rest waits for the platform's schedule: left pending, shown as scheduled
-        uploader.run_batch(due)
+        due = uploader.claim(due)
+        if due:
+            uploader.run_batch(due, more=more)

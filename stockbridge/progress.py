@@ -41,6 +41,7 @@ class OnceProgress:
         self._lock = threading.Lock()
         self._platforms: dict[str, TaskID] = {}
         self._bytes: dict[str, int] = {}
+        self._totals: dict[str, int] = {}
         self._started: dict[str, float] = {}
         self._ingest: TaskID | None = None
         self._settle: TaskID | None = None
@@ -74,8 +75,19 @@ class OnceProgress:
     def uploading(self, platform: str, total: int) -> None:
         with self._lock:
             self._platforms[platform] = self._progress.add_task(f"→ {platform}", total=total, detail="")
+            self._totals[platform] = total
             self._bytes[platform] = 0
             self._started[platform] = time.monotonic()
+
+    def queued(self, platform: str) -> None:
+        """``Pipeline.on_queued``: one more file for ``platform`` (files are prepared while others go)."""
+        with self._lock:
+            task = self._platforms.get(platform)
+            if task is None:
+                return
+            self._totals[platform] = self._totals.get(platform, 0) + 1
+            total = self._totals[platform]
+        self._progress.update(task, total=total)
 
     def outcome(self, job: Job) -> None:
         """``PlatformUploader(on_outcome=...)``: one file of ``job.platform`` reached a final state."""

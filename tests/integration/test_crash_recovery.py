@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,4 +114,42 @@ def test_a_restart_removes_the_short_file_a_killed_direct_upload_left_before_any
         assert remote["whole.jpg"][1].read_bytes() == whole.read_bytes()
         assert "STOR" not in ftp_server.commands()[len(before) :], "nothing is sent by the tidy-up"
     finally:
+        ledger.close()
+
+
+def test_two_files_of_the_same_name_prepared_at_once_never_get_the_same_remote_name(
+    tmp_path: Path, exiftool: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare workers run side by side. Looking up a free name and recording the job is one step:
+    # the lookup is slowed down here so that, without that, both would take "IMG_1.jpg".
+    exports, state, target = tmp_path / "exports", tmp_path / "state", tmp_path / "target"
+    for folder in (exports / "a", exports / "b", target):
+        folder.mkdir(parents=True)
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        f'[watch]\nfolder = "{exports}"\n\n[state]\ndir = "{state}"\n\n'
+        f'[platforms.archive]\nprotocol = "folder"\npath = "{target}"\n'
+    )
+    config = load_config(config_path)
+    sources = [
+        make_image(exports / folder / "IMG_1.jpg", width=300, height=200, exiftool=exiftool, seed=seed)
+        for folder, seed in (("a", 1), ("b", 2))
+    ]
+    ledger = Ledger(config.ledger_path)
+    taken = ledger.remote_name_taken
+
+    def slow_lookup(*args: Any, **kwargs: Any) -> bool:
+        answer = taken(*args, **kwargs)
+        time.sleep(0.3)
+        return answer
+
+    monkeypatch.setattr(ledger, "remote_name_taken", slow_lookup)
+    pipeline = Pipeline(config, ledger, exiftool)
+    try:
+        futures = [pipeline.submit(source) for source in sources]
+        items = [future.result(timeout=60) for future in futures]
+        names = [ledger.job_for(item.sha256, "archive").remote_name for item in items if item is not None]
+        assert len(names) == 2 and len(set(names)) == 2, names
+    finally:
+        pipeline.close()
         ledger.close()

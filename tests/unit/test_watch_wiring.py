@@ -57,7 +57,7 @@ def test_service_run_builds_its_watcher_from_the_watch_keys(
 
     @contextmanager
     def fake_pipeline(config: Any) -> Iterator[Any]:
-        yield SimpleNamespace(platforms={})
+        yield SimpleNamespace(platforms={}, worker_count=1)
 
     monkeypatch.setattr(daemon, "Watcher", FakeWatcher)
     monkeypatch.setattr(daemon, "open_pipeline", fake_pipeline)
