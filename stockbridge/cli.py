@@ -24,6 +24,7 @@ from stockbridge.config import (
     insecure_config_problem,
     load_config,
     transport_settings,
+    watch_folder_problem,
 )
 from stockbridge.errors import ConfigError, StockbridgeError
 from stockbridge.ledger import STATES
@@ -83,11 +84,15 @@ def _print_config_error(exc: ConfigError) -> None:
 
 def _load(config_path: Path | None, *, resolve_secrets: bool = True, uploads: bool = False) -> Config:
     """The configuration, its warnings logged. ``uploads``: the caller is about to send passwords
-    (``run``, ``once``), so a file holding one that others can read is refused (exit 2)."""
+    (``run``, ``once``), so a file holding one that others can read is refused (exit 2).
+    ``resolve_secrets``: the caller is about to work (``check``, ``run``, ``once``), so passwords
+    are resolved and the watch folder must exist."""
     path = find_config_path(config_path)
     config = load_config(path, resolve_secrets=resolve_secrets)
     if uploads and (problem := insecure_config_problem(config)) is not None:
         raise problem
+    if resolve_secrets and (problem := watch_folder_problem(config)) is not None:
+        raise problem  # check, run, once; status and history work with the export drive unplugged
     for warning in config.warnings:
         logger.warning("{}", warning)
     return config

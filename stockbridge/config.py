@@ -48,7 +48,54 @@ class _Model(BaseModel):
     # `max_file_mb` must not quietly switch a limit off.
     # Strict: TOML has real types, so "yes" for a boolean or "10" for a number is a mistake to
     # report, not to guess at. Paths are the exception (TOML has no path type).
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
+    # No inf/nan: TOML has them, but an infinite timeout overflows the socket layer at connect time.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False
+    )
+
+
+#: Longest DNS name (RFC 1035, 2.3.4).
+_MAX_HOST_CHARS = 253
+
+
+def _check_host(value: str | None) -> str | None:
+    """A bare server name or IP address: what people paste from a browser or an agency's mail is not."""
+    import ipaddress
+
+    if value is None:
+        return None
+    if any(char.isspace() or ord(char) < 32 for char in value):
+        raise ValueError("must not contain spaces or line breaks; give only the server name")
+    if "://" in value:
+        raise ValueError(
+            'give only the server name, without "ftp://" or a path, e.g. host = "ftp.example.com"'
+        )
+    try:
+        ipaddress.IPv6Address(value.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return value.strip("[]")
+    if any(char in value for char in "@:/\\"):
+        # Never echo the value: "user:password@host" is a common paste.
+        raise ValueError(
+            'give only the server name, e.g. host = "ftp.example.com"; the login goes in username,'
+            " the password in password, the port in port"
+        )
+    return value
+
+
+def _check_remote_dir(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if any(char in value for char in "\r\n\0"):
+        raise ValueError("must not contain line breaks or NUL")
+    if ".." in value.replace("\\", "/").split("/"):
+        # A folder platform would write outside its path; a server folder outside the upload area.
+        raise ValueError(
+            'must not contain ".."; give the upload folder from the login folder or the root, e.g. "/uploads"'
+        )
+    return value
 
 
 class PasswordSource(_Model):
@@ -210,9 +257,13 @@ class ReleaseRule(_Model):
     )
     suffix: str = Field("_MR", description='delivery = "suffix": e.g. IMG_1.jpg → IMG_1_MR.pdf.')
 
+    _remote_dir_safe = field_validator("remote_dir")(_check_remote_dir)
+
 
 class EditorialRoute(_Model):
     remote_dir: str = Field(description="Editorial files go into this remote folder.")
+
+    _remote_dir_safe = field_validator("remote_dir")(_check_remote_dir)
 
 
 class RulesConfig(_Model):
@@ -325,7 +376,7 @@ class PlatformConfig(_Model):
     )
     enabled: bool = Field(True, description="A disabled platform is ignored (kept for later).")
     protocol: Protocol = Field(description="ftp | ftps | sftp | folder")
-    host: str | None = Field(None, description="Server name (ftp, ftps, sftp).")
+    host: str | None = Field(None, max_length=_MAX_HOST_CHARS, description="Server name (ftp, ftps, sftp).")
     port: int | None = Field(
         None, ge=1, le=65535, description="Server port; default 21 (ftp/ftps), 22 (sftp)."
     )
@@ -360,7 +411,10 @@ class PlatformConfig(_Model):
         description="Upload to a temporary name, then rename. Default: on for folder and sftp, off for ftp/ftps.",
     )
     timeout_seconds: float = Field(
-        30.0, gt=0, description="Network timeout for every connect, read and write."
+        30.0,
+        gt=0,
+        le=3600,
+        description="Network timeout for every connect, read and write (at most an hour).",
     )
     rules: RulesConfig = Field(
         default_factory=RulesConfig, description="What the platform accepts, and the copy it gets."
@@ -386,12 +440,8 @@ class PlatformConfig(_Model):
             raise ValueError('expected a "SHA256:..." fingerprint as printed by `ssh-keygen -lf`')
         return value
 
-    @field_validator("remote_dir")
-    @classmethod
-    def _remote_dir_safe(cls, value: str) -> str:
-        if any(char in value for char in "\r\n\0"):
-            raise ValueError("must not contain line breaks or NUL")
-        return value
+    _remote_dir_safe = field_validator("remote_dir")(_check_remote_dir)
+    _host_shape = field_validator("host")(_check_host)
 
     @model_validator(mode="after")
     def _protocol_needs(self) -> PlatformConfig:
@@ -511,7 +561,7 @@ class EmailConfig(_Model):
     # `from` is a Python keyword: the attribute is `sender`, the TOML key is `from`.
     model_config = ConfigDict(populate_by_name=False)
 
-    host: str = Field(description="SMTP server.")
+    host: str = Field(max_length=_MAX_HOST_CHARS, description="SMTP server.")
     port: int | None = Field(
         None, ge=1, le=65535, description="Default 587 (starttls), 465 (ssl), 25 (plain)."
     )
@@ -525,6 +575,8 @@ class EmailConfig(_Model):
     sender: str = Field(alias="from", description="The From: address.")
     to: list[str] = Field(min_length=1, description="Recipients.")
 
+    _host_shape = field_validator("host")(_check_host)
+
     @property
     def effective_port(self) -> int:
         return self.port or {"starttls": 587, "ssl": 465, "plain": 25}[self.security]
@@ -536,7 +588,9 @@ class NotifyConfig(_Model):
         description='Which events send a message: "batch" (a batch finished), "paused" (a platform '
         'stopped: login refused, quota, unreachable), "failed" (files failed for good).',
     )
-    timeout_seconds: float = Field(10.0, gt=0, description="Per message and channel; never holds up uploads.")
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Per message and channel; never holds up uploads."
+    )
     webhook: WebhookConfig | None = Field(None, description="A generic webhook (JSON POST).")
     ntfy: NtfyConfig | None = Field(None, description="An ntfy-style topic (text POST, Title/Tags headers).")
     email: EmailConfig | None = Field(None, description="E-mail through an SMTP server.")
@@ -618,15 +672,78 @@ def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration ({exc.strerror})") from None
     try:
-        data = tomllib.loads(raw_bytes.decode("utf-8"))
+        # A UTF-8 byte order mark (Notepad and some Windows editors write one) is not content.
+        text = raw_bytes.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        line = raw_bytes[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (line {line}, byte {exc.start})",
+            hint="is this the configuration file? Save it as UTF-8 text (your editor's encoding setting)",
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message carries "(at line L, column C)"; keep it whole.
         raise ConfigError(
-            f"{path}: TOML syntax error: {exc}", problems=[f"TOML syntax error: {exc}"]
+            f"{path}: TOML syntax error: {_plain_toml_error(str(exc))}",
+            hint="fix the file at that line and column (TOML syntax: https://toml.io/en/v1.0.0)",
         ) from None
+    except RecursionError:
+        # tomllib recurses once per nested [ or {: thousands of them must not become a traceback.
+        raise ConfigError(
+            f"{path}: nested too deeply to read (around line {_deepest_line(text)})",
+            hint=f"no setting nests more than {_MAX_DEPTH} levels of tables and lists; look for a run of [ or {{",
+        ) from None
+    if not data:
+        raise ConfigError(
+            f"{path}: the file is empty (no settings, only blank lines or comments)",
+            hint=f"remove it and run: stockbridge init {path}  (or copy config.example.toml there)",
+        )
+    if (too_deep := _too_deep(data)) is not None:
+        raise ConfigError(
+            f"{path}: {_key_path(too_deep)}: nested more than {_MAX_DEPTH} levels deep",
+            hint="no setting nests that deep; remove the extra [ or { levels",
+        )
     return validate_config(data, source=path, resolve_secrets=resolve_secrets)
+
+
+#: Deeper than any real setting (platforms.NAME.rules.keywords.max is 5): refuse before anything
+#: recursive (pydantic, the placeholder scan) walks a hostile file's nesting.
+_MAX_DEPTH = 16
+
+
+def _too_deep(data: dict[str, Any]) -> list[Any] | None:
+    """The key path of the first value nested more than _MAX_DEPTH levels deep, else None."""
+    pending: list[tuple[object, list[Any]]] = [(data, [])]
+    while pending:  # iterative: the point is not to recurse
+        value, where = pending.pop()
+        if len(where) > _MAX_DEPTH:
+            return where
+        if isinstance(value, dict):
+            pending.extend((item, [*where, key]) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((item, [*where, index]) for index, item in enumerate(value))
+    return None
+
+
+def _deepest_line(text: str) -> int:
+    lines = text.splitlines() or [""]
+    counts = [line.count("[") + line.count("{") for line in lines]
+    return counts.index(max(counts)) + 1
+
+
+#: tomllib's wording for duplicates, in the user's terms.
+_TOML_WORDING = (
+    ("Cannot overwrite a value", "this key is already set above in the same table; keep one"),
+    ("Cannot declare", "a table is declared twice; merge the two into one"),
+)
+
+
+def _plain_toml_error(message: str) -> str:
+    for tomllib_words, ours in _TOML_WORDING:
+        if message.startswith(tomllib_words):
+            return f"{ours} ({message})"
+    return message
 
 
 def validate_config(
@@ -644,13 +761,14 @@ def validate_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        found = _merge_union_problems([_describe(error, data) for error in exc.errors()])
+        found = _merge_union_problems([_printable(_describe(error, data)) for error in exc.errors()])
         found = preset_problems + [p for p in found if not any(p.startswith(f"platforms.{n}") for n in named)]
         raise ConfigError(_summary(source, found), problems=found) from None
     if preset_problems:
+        preset_problems = [_printable(problem) for problem in preset_problems]
         raise ConfigError(_summary(source, preset_problems), problems=preset_problems)
     config = _resolve_paths(config, base)
-    problems: list[str] = []
+    problems: list[str] = _overlap_problems(config)
     warnings: list[str] = []
     if source is not None:
         warnings.extend(_permission_warnings(config, source))
@@ -670,8 +788,50 @@ def validate_config(
             except ConfigError as exc:
                 problems.append(f"{where}: {exc.message}")
     if problems:
+        problems = [_printable(problem) for problem in problems]
         raise ConfigError(_summary(source, problems), problems=problems)
     return config.model_copy(update={"source": source, "warnings": tuple(warnings)})
+
+
+def _overlap_problems(config: Config) -> list[str]:
+    """stockbridge never writes into the watch folder: its own files there would come back as new
+    exports (and a state dir in a synced export folder spreads the ledger and staged copies)."""
+    watch = config.watch.folder.resolve()
+    problems = []
+    state = config.state.dir.resolve()
+    if state == watch or state.is_relative_to(watch):
+        problems.append(
+            f"state.dir: {state} is {'the watch folder' if state == watch else 'inside the watch folder'};"
+            " stockbridge never writes into the watch folder: put it elsewhere (or remove the key for the"
+            " default, the user state folder)"
+        )
+    for name, platform in config.platforms.items():
+        if platform.protocol == "folder" and platform.path is not None:
+            target = platform.path.resolve()
+            if target == watch or target.is_relative_to(watch):
+                problems.append(
+                    f"platforms.{_key_path([name])}.path: {target} is inside the watch folder; the copies"
+                    " would be taken as new exports: choose a folder outside it"
+                )
+    return problems
+
+
+def watch_folder_problem(config: Config) -> ConfigError | None:
+    """Why ``check``/``run``/``once`` cannot start: the watch folder is missing or not a folder.
+
+    Not part of :func:`validate_config`: ``status`` and ``history`` work while the export drive is
+    unplugged.
+    """
+    folder = config.watch.folder
+    if folder.is_dir():
+        return None
+    what = "is a file, not a folder" if folder.exists() else "does not exist"
+    problem = f"watch.folder: {folder} {what}"
+    return ConfigError(
+        _summary(config.source, [problem]),
+        problems=[problem],
+        hint="create it (or mount the drive it is on), or point watch.folder at your export folder",
+    )
 
 
 #: What `stockbridge init` writes where only the user knows the value (see starter.py).
@@ -794,7 +954,10 @@ def resolve_secret(source: str | PasswordSource | None) -> Secret | None:
     if source.env is not None:
         value = os.environ.get(source.env)
         if value is None:
-            raise ConfigError(f"environment variable {source.env} is not set")
+            raise ConfigError(
+                f"environment variable {source.env} is not set; set it where stockbridge starts"
+                " (Environment= or EnvironmentFile= in the service unit), or use { file = ... }"
+            )
         return Secret(value)
     if source.keyring is not None:
         return _from_keyring(source.keyring)
@@ -805,23 +968,37 @@ def resolve_secret(source: str | PasswordSource | None) -> Secret | None:
                 f"credential {source.credential}: $CREDENTIALS_DIRECTORY is not set "
                 "(only a systemd service with LoadCredential= has it)"
             )
-        path = Path(directory) / source.credential
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ConfigError(f"cannot read credential {source.credential} ({exc.strerror})") from None
-        if not lines or not lines[0]:
-            raise ConfigError(f"credential {source.credential} is empty")
-        return Secret(lines[0])
+        return Secret(_first_line(Path(directory) / source.credential, f"credential {source.credential}"))
     assert source.file is not None
+    return Secret(_first_line(source.file, f"password file {source.file}"))
+
+
+#: A password file is one short line; read no more than this (a /dev/zero typo must not hang).
+_MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+def _first_line(path: Path, what: str) -> str:
+    """The first line of a secret file; the value never goes into a message."""
     try:
-        text = source.file.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise ConfigError(f"{what} is not a regular file; give the file holding the password")
+            head = stream.read(_MAX_SECRET_FILE_BYTES)
     except OSError as exc:
-        raise ConfigError(f"cannot read password file {source.file} ({exc.strerror})") from None
-    lines = text.splitlines()
+        raise ConfigError(
+            f"cannot read {what} ({exc.strerror}); check the path and its permissions"
+        ) from None
+    try:
+        lines = head.decode("utf-8").removeprefix("\ufeff").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{what} is not UTF-8 text; save it as UTF-8, the password on the first line"
+        ) from None
     if not lines or not lines[0]:
-        raise ConfigError(f"password file {source.file} is empty")
-    return Secret(lines[0])
+        raise ConfigError(f"{what} is empty; put the password on its first line")
+    if "\0" in lines[0]:
+        raise ConfigError(f"{what} holds a NUL byte; is it the right file?")
+    return lines[0]
 
 
 def _from_keyring(where: str) -> Secret:
@@ -874,9 +1051,11 @@ def transport_settings(name: str, platform: PlatformConfig) -> TransportSettings
 
 def _describe(error: Any, data: dict[str, Any]) -> str:
     loc = [part for part in error["loc"] if not _is_union_tag(part)]
-    path = ".".join(str(part) for part in loc) or "(top level)"
+    path = _key_path(loc) or "(top level)"
     kind = error["type"]
     value = error.get("input")
+    if any(part in _SECRET_KEYS for part in loc) and not isinstance(value, dict):
+        value = _Hidden(value)
     if kind == "extra_forbidden":
         parent_path, key = loc[:-1], str(loc[-1])
         choices = _allowed_keys(parent_path)
@@ -904,20 +1083,50 @@ def _describe(error: Any, data: dict[str, Any]) -> str:
         "path_type": "a path string",
     }.get(kind)
     if expected:
+        if kind in ("int_type", "float_type") and isinstance(value, str) and _is_number(value):
+            return f"{path}: expected {expected}, got {_show(value)}; write the number without quotes"
         return f"{path}: expected {expected}, got {_show(value)}"
     if kind == "literal_error":
         return f"{path}: expected one of {error['ctx']['expected']}, got {_show(value)}"
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than", "finite_number"):
         return f"{path}: {message[0].lower() + message[1:]}, got {_show(value)}"
+    if kind == "string_too_long":
+        length = f" ({len(value)})" if isinstance(value, str) else ""
+        return f"{path}: longer than {error['ctx']['max_length']} characters{length}; is it the right value?"
     if kind == "string_pattern_mismatch" and loc and loc[0] == "platforms":
         return f"{path}: a platform name may hold only letters, digits, '_', '-' and '.'"
     return f"{path}: {message}"
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _merge_union_problems(problems: list[str]) -> list[str]:
-    """pydantic reports a value that fits no member of a union once per member; say it once."""
+    """pydantic reports a value that fits no member of a union once per member; say it once.
+
+    A table that fits the table member but for its own problems (``password = { vault = ... }``)
+    is reported by those problems alone, not also as "expected a string, got a table".
+    """
+    paths = [problem.partition(": ")[0] for problem in problems]
+    problems = [
+        problem
+        for index, problem in enumerate(problems)
+        if not (
+            problem.endswith(", got a table")
+            and any(
+                other == paths[index] or other.startswith(f"{paths[index]}.")
+                for position, other in enumerate(paths)
+                if position != index
+            )
+        )
+    ]
     result: list[str] = []
     expected_at: dict[str, int] = {}
     for problem in problems:
@@ -937,13 +1146,64 @@ def _merge_union_problems(problems: list[str]) -> list[str]:
 def _is_union_tag(part: object) -> bool:
     # pydantic puts the union member's name into loc ("str", "PasswordSource", "function-after[...]").
     return isinstance(part, str) and (
-        part in ("str", "PasswordSource", "int", "float", "list[str]", "[key]")
+        part in ("str", "int", "float", "list[str]", "[key]")
+        or part in _model_names()
+        or part.startswith("literal[")
         or ("[" in part and "(" in part)
     )
 
 
+def _model_names() -> set[str]:
+    names, pending = set(), [_Model]
+    while pending:
+        model = pending.pop()
+        names.add(model.__name__)
+        pending.extend(model.__subclasses__())
+    return names
+
+
+#: Keys whose values are secrets: a wrongly typed password is still a password.
+_SECRET_KEYS = frozenset({"password", "token", "headers"})
+#: Longer values are cut in messages (a 5 MB string must not become a 5 MB error line).
+_MAX_SHOWN_CHARS = 60
+
+
+class _Hidden:
+    def __init__(self, value: object) -> None:
+        self.kind = type(value).__name__
+
+
+def _key_path(parts: list[Any]) -> str:
+    """``platforms.agency.port``; a part with odd characters is quoted as in TOML: ``platforms."a b"``."""
+    import json
+    import re
+
+    shown = []
+    for part in parts:
+        if isinstance(part, int):
+            shown.append(f"[{part}]")
+            continue
+        text = str(part)
+        shown.append(
+            ("." if shown else "") + (text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text))
+        )
+    return "".join(shown)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: a value from the file must not move the cursor,
+    clear the screen or start a new log line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _show(value: object) -> str:
+    if isinstance(value, _Hidden):
+        return {"int": "an integer", "float": "a number", "bool": "true or false", "list": "a list"}.get(
+            value.kind, "a value"
+        ) + " (not shown: it is a secret)"
     if isinstance(value, str):
+        if len(value) > _MAX_SHOWN_CHARS:
+            value = f"{value[:_MAX_SHOWN_CHARS]}... ({len(value)} characters)"
         return '"' + value.replace('"', '\\"') + '"'
     if isinstance(value, bool):
         return "true" if value else "false"

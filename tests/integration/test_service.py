@@ -64,8 +64,10 @@ def cli(env: dict[str, str | None], *args: str) -> tuple[int, str, str]:
 
 
 def write_config(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'[watch]\nfolder = "{path.parent}"\n\n[state]\ndir = "{path.parent / "state"}"\n')
+    (path.parent / "exports").mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f'[watch]\nfolder = "{path.parent / "exports"}"\n\n[state]\ndir = "{path.parent / "state"}"\n'
+    )
     path.chmod(0o600)
     return path
 

@@ -64,7 +64,7 @@ def config(tmp_path):
     write_ledger(state)
     return validate_config(
         {
-            "watch": {"folder": str(tmp_path)},
+            "watch": {"folder": str(tmp_path / "exports")},
             "state": {"dir": str(state)},
             "platforms": {
                 "shop": {"protocol": "folder", "path": str(tmp_path / "shop")},
