@@ -26,6 +26,7 @@ from stockbridge import ledger as states
 from stockbridge.config import Config
 from stockbridge.ledger import Job, Ledger
 from stockbridge.metadata import ExifTool
+from stockbridge.notices import NoticeBoard
 from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain
 from stockbridge.schedule import SCHEDULED, Slot, admit, scheduled_jobs, when
 from stockbridge.sdnotify import Notifier
@@ -96,6 +97,7 @@ def run_once(
             recursive=config.watch.recursive,
             settle_seconds=config.watch.settle_seconds,
             ignore=config.watch.ignore,
+            on_skipped=NoticeBoard(pipeline.ledger, config.watch).skipped,  # shown by `status`
             # A file still changing after max_settle_seconds is left for the next run, like the service.
             max_wait=min(
                 config.watch.max_settle_seconds,
@@ -107,6 +109,7 @@ def run_once(
             progress.settled(len(stable), len(changing))
         for path in changing:
             logger.warning("{}: still being written, left for the next run", path.name)
+            NoticeBoard(pipeline.ledger, config.watch).still_changing(path)
         touched = set(carried)
         for path in stable:
             if stop.is_set():
@@ -255,6 +258,9 @@ class Service:
                 poll_interval=config.watch.poll_interval_seconds,
                 rescan_seconds=config.watch.rescan_seconds or None,
                 max_settle_seconds=config.watch.max_settle_seconds,
+                # Links, pipes, unstable files: one WARNING, and a "Not taken" row in `status`.
+                on_unstable=NoticeBoard(pipeline.ledger, config.watch).unstable,
+                on_skipped=NoticeBoard(pipeline.ledger, config.watch).skipped,
             )
             self._show_backlog(config)
             for thread in threads:
