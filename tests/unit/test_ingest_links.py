@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,22 @@ def test_a_file_with_one_link_is_taken_as_before(tmp_path: Path, exports: Path):
     (exports / "x.jpg").write_bytes(b"\xff\xd8\xff")
     _sha, size, staged = stage_release(exports / "x.jpg", tmp_path / "state")
     assert size == 3 and staged.stat().st_nlink == 1
+
+
+def test_a_name_swapped_for_a_pipe_after_the_watchers_check_is_refused_without_blocking(
+    tmp_path: Path, exports: Path
+):
+    os.mkfifo(exports / "x.jpg")  # no writer will ever come: a blocking open would hang forever
+    outcome: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            stage_release(exports / "x.jpg", tmp_path / "state")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=take, daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    assert not worker.is_alive(), "opening the pipe blocked the ingest thread"
+    assert [str(exc) for exc in outcome] == ["x.jpg: not a regular file"]
