@@ -12,6 +12,8 @@ Pieces, from pure to threaded:
 - :func:`is_ignored`, :data:`DEFAULT_IGNORE`: junk names (temporary, hidden, OS and NAS litter).
 - :func:`fingerprint`: one ``lstat``; ``None`` for anything that is not a regular file.
 - :func:`scan`: every candidate file under the root now, without following symlinks.
+- :func:`skipped_entry`: why a path is never taken although it looks like a photo (a symlink, a
+  pipe, a folder named ``x.jpg``); said the moment an event announces it, not at the next rescan.
 - :class:`SettleTracker`: the per-path settle state machine, with an injectable clock.
 - :class:`Watcher`: a watchdog observer (native or polling) + a startup scan + a settle thread.
 - :func:`collect_settled`: the one-shot variant for ``stockbridge once``.
@@ -532,7 +534,9 @@ def choose_observer(
 
 
 class _TouchHandler(FileSystemEventHandler):
-    """Turns watchdog events into ``touch`` calls, and nothing else.
+    """Turns watchdog events into ``touch`` calls, plus ``arrived`` for a path that appeared
+    (created, or the destination of a move) and ``gone`` for one that went (deleted, or the source
+    of a move), and nothing else.
 
     watchdog calls handlers without a try/except: one exception ends its dispatch thread and every
     later event is lost (research 1.7, W-14). So every method here swallows and logs.
