@@ -158,6 +158,12 @@ class WatchConfig(_Model):
         description="A file still changing after this long is reported once as unstable and not uploaded"
         " until it changes again and then stays unchanged for settle_seconds.",
     )
+    allow_hardlinks: bool = Field(
+        False,
+        description="Take files that have more than one hard link. Off by default: a hard link in the"
+        " export folder can be another name for any of your files on that disk (an SSH key), which would"
+        ' then be uploaded; such files are listed under "Not taken" in `stockbridge status`.',
+    )
 
     @field_validator("rescan_seconds")
     @classmethod

@@ -30,6 +30,7 @@ from stockbridge.errors import ConfigError
 from stockbridge.ingest import Ingested
 from stockbridge.ledger import Job, Ledger
 from stockbridge.metadata import ExifTool
+from stockbridge.notices import NoticeBoard
 from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain, top_up
 from stockbridge.schedule import SCHEDULED, Slot, admit, scheduled_jobs, when
 from stockbridge.sdnotify import Notifier
@@ -101,6 +102,7 @@ def run_once(
             recursive=config.watch.recursive,
             settle_seconds=config.watch.settle_seconds,
             ignore=config.watch.ignore,
+            on_skipped=NoticeBoard(pipeline.ledger, config.watch).skipped,  # shown by `status`
             # A file still changing after max_settle_seconds is left for the next run, like the service.
             max_wait=min(
                 config.watch.max_settle_seconds,
@@ -112,6 +114,7 @@ def run_once(
             progress.settled(len(stable), len(changing))
         for path in changing:
             logger.warning("{}: still being written, left for the next run", path.name)
+            NoticeBoard(pipeline.ledger, config.watch).still_changing(path)
         touched = set(carried)
         deadline = time.monotonic() + ONCE_DEADLINE_SECONDS
         if progress is not None:
@@ -316,6 +319,9 @@ class Service:
                 poll_interval=config.watch.poll_interval_seconds,
                 rescan_seconds=config.watch.rescan_seconds or None,
                 max_settle_seconds=config.watch.max_settle_seconds,
+                # Links, pipes, unstable files: one WARNING, and a "Not taken" row in `status`.
+                on_unstable=NoticeBoard(pipeline.ledger, config.watch).unstable,
+                on_skipped=NoticeBoard(pipeline.ledger, config.watch).skipped,
             )
             self._show_backlog(config)
             for thread in threads:

@@ -5,6 +5,11 @@ into the state directory while it is hashed. Everything after that (type sniffin
 copies, uploads) works on the private copy, so the watch folder is never written to and the bytes
 we send are the bytes we hashed. If the source changed while we copied it (an editor still writing),
 the copy is discarded and the file goes back to settling.
+
+A file with more than one hard link is refused, on the ``fstat`` of that same descriptor (research
+reliability.md X-10): a hard link in the export folder can be another name for any file of the same
+user on that disk (``~/.ssh/id_ed25519``), and its bytes would be uploaded. ``[watch]
+allow_hardlinks = true`` takes them anyway.
 """
 
 from __future__ import annotations
@@ -74,9 +79,17 @@ def objects_dir(state_dir: Path) -> Path:
     return state_dir / "objects"
 
 
-def stage_release(path: Path, state_dir: Path) -> tuple[str, int, Path]:
+def refusal(path: Path, exc: StockbridgeError) -> str:
+    """The one line a person reads for a file ingest refused: ``name: what. What to do``."""
+    message = exc.message.removeprefix(f"{path.name}: ")
+    if exc.hint:
+        message += f". {exc.hint[:1].upper()}{exc.hint[1:]}"
+    return message
+
+
+def stage_release(path: Path, state_dir: Path, *, allow_hardlinks: bool = False) -> tuple[str, int, Path]:
     """A private copy of a release file (any type): its hash, size and the copy's path."""
-    sha256, size, tmp, _fingerprint = _copy_and_hash(path, objects_dir(state_dir))
+    sha256, size, tmp, _fingerprint = _copy_and_hash(path, objects_dir(state_dir), allow_hardlinks)
     suffix = "".join(char for char in path.suffix.lower() if char.isalnum() or char == ".")[:8]
     final = objects_dir(state_dir) / sha256[:2] / f"{sha256}{suffix}"
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -84,9 +97,17 @@ def stage_release(path: Path, state_dir: Path) -> tuple[str, int, Path]:
     return sha256, size, final
 
 
-def ingest(path: Path, state_dir: Path, exiftool: ExifTool, extra_tags: tuple[str, ...] = ()) -> Ingested:
-    """Copy, hash, sniff and read ``path``. Raises SourceChanged or InputError."""
-    sha256, size, object_tmp, fingerprint = _copy_and_hash(path, objects_dir(state_dir))
+def ingest(
+    path: Path,
+    state_dir: Path,
+    exiftool: ExifTool,
+    extra_tags: tuple[str, ...] = (),
+    *,
+    allow_hardlinks: bool = False,
+) -> Ingested:
+    """Copy, hash, sniff and read ``path``. Raises SourceChanged or InputError (not a regular file,
+    unreadable, more than one hard link unless ``allow_hardlinks``)."""
+    sha256, size, object_tmp, fingerprint = _copy_and_hash(path, objects_dir(state_dir), allow_hardlinks)
     try:
         file_type = sniff(object_tmp)
         if file_type not in IMAGE_TYPES:
@@ -119,9 +140,15 @@ def inspect(path: Path, exiftool: ExifTool, extra_tags: tuple[str, ...] = ()) ->
     return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem)
 
 
-def _copy_and_hash(path: Path, into: Path) -> tuple[str, int, Path, tuple[int, int, int, int]]:
+def _copy_and_hash(
+    path: Path, into: Path, allow_hardlinks: bool
+) -> tuple[str, int, Path, tuple[int, int, int, int]]:
     into.mkdir(parents=True, exist_ok=True)
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    # O_NONBLOCK: a name swapped for a FIFO after the watcher's lstat must not block this thread
+    # waiting for a writer; the fstat below then refuses it.
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    )
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -134,6 +161,13 @@ def _copy_and_hash(path: Path, into: Path) -> tuple[str, int, Path, tuple[int, i
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise InputError(f"{path.name}: not a regular file")
+        if before.st_nlink > 1 and not allow_hardlinks:
+            # The fd's own inode, so swapping the name for a link after a stat cannot get past it.
+            raise InputError(
+                f"{path.name}: has {before.st_nlink} hard links; not taken (a hard link could expose a"
+                " file from outside the folder)",
+                hint="export a normal copy, or set [watch] allow_hardlinks = true",
+            )
         digest = hashlib.sha256()
         out_fd, tmp_name = tempfile.mkstemp(prefix=".ingest-", dir=into)
         size = 0

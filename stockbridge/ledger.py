@@ -93,6 +93,13 @@ CREATE TABLE IF NOT EXISTS platform_pauses (
     paused_at    REAL NOT NULL,
     until        REAL              -- NULL: until `stockbridge retry --platform NAME`
 );
+CREATE TABLE IF NOT EXISTS notices (
+    path        TEXT PRIMARY KEY,  -- a file in the watch folder that was seen but not taken
+    kind        TEXT NOT NULL,     -- link | special | folder | unstable | refused
+    reason      TEXT NOT NULL,
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL
+);
 """
 
 
@@ -136,6 +143,17 @@ class Pause:
     reason: str
     paused_at: float
     until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A file in the watch folder that was seen and not taken, and why (shown by ``status``)."""
+
+    path: str
+    kind: str
+    reason: str
+    first_seen: float
+    last_seen: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +249,8 @@ class Ledger:
                            size=excluded.size, mtime_ns=excluded.mtime_ns, sha256=excluded.sha256""",
                     (path, dev, ino, fsize, mtime_ns, sha256),
                 )
+            # Taken now: whatever kept it out before (unstable, a link, refused) is over.
+            db.execute("DELETE FROM notices WHERE path=?", (path,))
 
     def asset(self, sha256: str) -> Asset | None:
         with self._lock:
@@ -243,6 +263,30 @@ class Ledger:
         with self._lock:
             rows = self._db.execute("SELECT * FROM assets ORDER BY first_seen, path").fetchall()
         return [Asset(r["sha256"], r["path"], r["size"], r["file_type"], r["object_path"]) for r in rows]
+
+    # ---------------------------------------------------------------- files not taken
+
+    def note(self, path: str, kind: str, reason: str) -> None:
+        """Record that ``path`` was seen and not taken. Seen again: ``last_seen`` and the reason are
+        updated, ``first_seen`` stays. Cleared by :meth:`record_asset` for the same path (taken) or
+        :meth:`forget_notices`."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO notices (path, kind, reason, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(path) DO UPDATE SET kind=excluded.kind, reason=excluded.reason,
+                       last_seen=excluded.last_seen""",
+                (path, kind, reason, now, now),
+            )
+
+    def notices(self) -> list[Notice]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM notices ORDER BY path").fetchall()
+        return [Notice(r["path"], r["kind"], r["reason"], r["first_seen"], r["last_seen"]) for r in rows]
+
+    def forget_notices(self, paths: Sequence[str]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM notices WHERE path=?", [(path,) for path in paths])
 
     # ---------------------------------------------------------------- jobs
 

@@ -38,11 +38,12 @@ from stockbridge.errors import (
     TransportError,
     TrustError,
 )
-from stockbridge.ingest import Ingested, SourceChanged, ingest, inspect, stage_release
+from stockbridge.ingest import Ingested, SourceChanged, ingest, inspect, refusal, stage_release
 from stockbridge.ledger import Job, Ledger
 from stockbridge.manifest import ManifestRow, write_manifest
 from stockbridge.metadata import ExifTool
 from stockbridge.naming import EXTENSIONS, remote_name
+from stockbridge.notices import REFUSED
 from stockbridge.notify import BATCH, FAILED, PAUSED, Notifier, batch_message, failed_message, paused_message
 from stockbridge.pixels import image_props
 from stockbridge.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
@@ -200,12 +201,19 @@ class Pipeline:
             logger.debug("{}: unchanged since last seen, nothing to do", path.name)
             return None
         try:
-            item = ingest(path, self.state_dir, self.exiftool, extra_tags=self._extra_tags())
+            item = ingest(
+                path,
+                self.state_dir,
+                self.exiftool,
+                extra_tags=self._extra_tags(),
+                allow_hardlinks=self.config.watch.allow_hardlinks,
+            )
         except SourceChanged as exc:
             logger.info("{}", exc.message)
             return None
         except (InputError, MetadataError) as exc:
-            logger.warning("{}: {}", path.name, exc)
+            logger.warning("{}: {}", path.name, refusal(path, exc))
+            self.ledger.note(str(path), REFUSED, refusal(path, exc))  # `status` lists it as not taken
             return None
         self.ledger.record_asset(
             sha256=item.sha256,
@@ -353,7 +361,9 @@ class Pipeline:
         remote_dir = _join_remote(platform.remote_dir, rule.remote_dir if rule.delivery == "folder" else None)
         for path, remote in release_remote_names(image_remote, verdict.releases, rule):
             try:
-                sha, size, staged = stage_release(path, self.state_dir)
+                sha, size, staged = stage_release(
+                    path, self.state_dir, allow_hardlinks=self.config.watch.allow_hardlinks
+                )
             except (SourceChanged, InputError) as exc:
                 logger.warning("release {} for {}: {}", path.name, name, exc)
                 continue

@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Collection
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -14,6 +15,7 @@ from rich.table import Table
 from stockbridge.config import Config
 from stockbridge.errors import ConfigError
 from stockbridge.ledger import Ledger
+from stockbridge.notices import current as current_notices
 from stockbridge.schedule import SCHEDULED, Slot, scheduled_jobs
 
 STATE_STYLES = {
@@ -64,11 +66,29 @@ def status_payload(
 
     Filters (``status --platform/--state/--since``) keep only the jobs on those platforms, in those
     states, changed at or after ``since``; a file left with no job is left out.
+
+    ``not_taken`` lists files in the watch folder that were seen and never became a job, each with
+    ``path``, ``kind`` (link, special, folder, unstable, refused), ``reason``, ``first_seen`` and
+    ``last_seen`` (local ISO 8601): a symlink, a hard link, a file still changing after
+    max_settle_seconds, a file ingest refused. One leaves the list once it is taken, deleted or fixed.
+    ``--platform``/``--state`` leave the list empty (it is no platform's); ``--since`` keeps those seen
+    since then.
     """
     if not config.ledger_path.exists():
-        return {"files": []}
+        return {"files": [], "not_taken": []}
     ledger = Ledger(config.ledger_path)
     try:
+        not_taken = [
+            {
+                "path": notice.path,
+                "kind": notice.kind,
+                "reason": notice.reason,
+                "first_seen": _iso(notice.first_seen),
+                "last_seen": _iso(notice.last_seen),
+            }
+            for notice in current_notices(ledger)
+            if platforms is None and states is None and (since is None or notice.last_seen >= since)
+        ]
         files: dict[str, dict[str, Any]] = {}
         for asset in ledger.assets():
             files[asset.sha256] = {
@@ -108,7 +128,8 @@ def status_payload(
         ledger.close()
     filtered = platforms is not None or states is not None or since is not None
     payload: dict[str, Any] = {
-        "files": [entry for entry in files.values() if entry["platforms"] or not filtered]
+        "files": [entry for entry in files.values() if entry["platforms"] or not filtered],
+        "not_taken": not_taken,
     }
     shown = {
         name: pause
@@ -188,9 +209,32 @@ def print_status_table(config: Config, payload: dict[str, Any], console: Console
             )
         else:
             console.print(f"[yellow]{name} is waiting:[/] {_escape(reason)}")
-    if not files:
+    if files:
+        _print_files(files, console)
+    elif not payload.get("not_taken"):
         console.print("No files recorded yet.")
-        return
+    if payload.get("not_taken"):
+        _print_not_taken(config, payload["not_taken"], console)
+
+
+def _print_not_taken(config: Config, not_taken: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="Not taken", title_justify="left", title_style="bold yellow")
+    table.add_column("file", overflow="fold")
+    table.add_column("why", overflow="fold")
+    root = config.watch.folder.expanduser().resolve()  # the watcher's spelling of the paths
+    for entry in not_taken:
+        path = Path(entry["path"])
+        shown = path.relative_to(root) if path.is_relative_to(root) else path
+        table.add_row(_escape(_printable(str(shown))), _escape(entry["reason"]))
+    console.print(table)
+
+
+def _printable(name: str) -> str:
+    """A hostile name (a newline, an escape sequence) is shown escaped, never acted on by the terminal."""
+    return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
+
+
+def _print_files(files: list[dict[str, Any]], console: Console) -> None:
     table = Table(show_lines=False)
     table.add_column("file", overflow="fold")
     platforms = sorted({name for entry in files for name in entry["platforms"]})

@@ -12,6 +12,8 @@ Pieces, from pure to threaded:
 - :func:`is_ignored`, :data:`DEFAULT_IGNORE`: junk names (temporary, hidden, OS and NAS litter).
 - :func:`fingerprint`: one ``lstat``; ``None`` for anything that is not a regular file.
 - :func:`scan`: every candidate file under the root now, without following symlinks.
+- :func:`skipped_entry`: why a path is never taken although it looks like a photo (a symlink, a
+  pipe, a folder named ``x.jpg``); said the moment an event announces it, not at the next rescan.
 - :class:`SettleTracker`: the per-path settle state machine, with an injectable clock.
 - :class:`Watcher`: a watchdog observer (native or polling) + a startup scan + a settle thread.
 - :func:`collect_settled`: the one-shot variant for ``stockbridge once``.
@@ -60,6 +62,7 @@ __all__ = [
     "parse_macos_mount_output",
     "parse_mount_table",
     "scan",
+    "skipped_entry",
 ]
 
 # Matched case-insensitively against every path component below the watched root, so a pattern
@@ -155,12 +158,22 @@ def fingerprint(path: Path) -> Fingerprint | None:
     return Fingerprint(dev=info.st_dev, ino=info.st_ino, size=info.st_size, mtime_ns=info.st_mtime_ns)
 
 
-def scan(root: Path, recursive: bool = True, extra_ignore: Sequence[str] = ()) -> list[Path]:
+OnSkipped = Callable[[Path, str], None]
+
+
+def scan(
+    root: Path,
+    recursive: bool = True,
+    extra_ignore: Sequence[str] = (),
+    on_skipped: OnSkipped | None = None,
+) -> list[Path]:
     """Every regular, non-ignored file under ``root`` now, sorted.
 
-    Symlinks (to files or folders) are skipped, so a symlink loop cannot hang the scan. An
-    unreadable sub-folder is logged and skipped; an unreadable ``root`` raises ``OSError``, because
-    then nothing at all would be seen and the user has to know.
+    Symlinks (to files or folders) are skipped, so a symlink loop cannot hang the scan. Each skipped
+    entry a user might expect to be taken (a link, a pipe, a folder named like a photo) gets one
+    WARNING per process and, on every scan, a call ``on_skipped(path, what)``. An unreadable
+    sub-folder is logged and skipped; an unreadable ``root`` raises ``OSError``, because then nothing
+    at all would be seen and the user has to know.
     """
     root = Path(root)
     is_junk = _ignore_matcher(tuple(extra_ignore))
@@ -180,26 +193,57 @@ def scan(root: Path, recursive: bool = True, extra_ignore: Sequence[str] = ()) -
             if is_junk(entry.name):  # its parents were checked on the way down
                 continue
             path = Path(entry.path)
+            what: str | None = None
             try:
                 if entry.is_symlink():
-                    _report_skipped(path, "a symbolic link, never followed; copy the photo in")
-                    continue
-                if entry.is_dir(follow_symlinks=False):
+                    what = SKIPPED_LINK
+                elif entry.is_dir(follow_symlinks=False):
                     if recursive:
                         pending_dirs.append(path)
-                    if Path(entry.name).suffix.lower() in _PHOTO_SUFFIXES:
-                        inside = "the files inside it are looked at" if recursive else "skipped"
-                        _report_skipped(path, f"a folder, not a photo; {inside}")
+                    what = _folder_skipped(entry.name, recursive)
                 elif entry.is_file(follow_symlinks=False):
                     found.append(path)
                 else:
-                    _report_skipped(path, "not a regular file (a pipe, socket or device); never opened")
+                    what = SKIPPED_SPECIAL
             except OSError:  # vanished between listing and the type check
                 continue
+            if what is not None:
+                _report_skipped(path, what)
+                if on_skipped is not None:
+                    on_skipped(path, what)
     return sorted(found)
 
 
+SKIPPED_LINK = "a symbolic link, never followed; copy the photo in"
+SKIPPED_SPECIAL = "not a regular file (a pipe, socket or device); never opened"
+SKIPPED_FOLDER = "a folder, not a photo"
 _PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+
+
+def _folder_skipped(name: str, recursive: bool) -> str | None:
+    if Path(name).suffix.lower() not in _PHOTO_SUFFIXES:
+        return None  # an ordinary sub-folder: nobody expects it to be uploaded
+    inside = "the files inside it are looked at" if recursive else "skipped"
+    return f"{SKIPPED_FOLDER}; {inside}"
+
+
+def skipped_entry(path: Path, recursive: bool = True) -> str | None:
+    """Why ``path`` is not a file stockbridge takes although a user might expect it to be (a
+    symlink, a pipe/socket/device, a folder named like a photo), or None (a regular file, an
+    ordinary folder, gone). One ``lstat``, never follows links."""
+    try:
+        mode = os.stat(path, follow_symlinks=False).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISLNK(mode):
+        return SKIPPED_LINK
+    if stat.S_ISDIR(mode):
+        return _folder_skipped(path.name, recursive)
+    if stat.S_ISREG(mode):
+        return None
+    return SKIPPED_SPECIAL
+
+
 _reported: set[Path] = set()
 _reported_lock = threading.Lock()
 _MAX_REPORTED = 10_000  # a folder of a million links must not grow memory without bound
@@ -213,6 +257,12 @@ def _report_skipped(path: Path, what: str) -> None:
             return
         _reported.add(path)
     logger.warning("{}: {}", path, what)
+
+
+def _forget_reported(path: Path) -> None:
+    """``path`` is gone: if something is skipped under that name again, it is reported again."""
+    with _reported_lock:
+        _reported.discard(path)
 
 
 @dataclass(slots=True)
@@ -484,46 +534,60 @@ def choose_observer(
 
 
 class _TouchHandler(FileSystemEventHandler):
-    """Turns watchdog events into ``touch`` calls, and nothing else.
+    """Turns watchdog events into ``touch`` calls, plus ``arrived`` for a path that appeared
+    (created, or the destination of a move) and ``gone`` for one that went (deleted, or the source
+    of a move), and nothing else.
 
     watchdog calls handlers without a try/except: one exception ends its dispatch thread and every
     later event is lost (research 1.7, W-14). So every method here swallows and logs.
     """
 
-    def __init__(self, touch: Callable[[Path], None]) -> None:
+    def __init__(
+        self, touch: Callable[[Path], None], arrived: Callable[[Path], None], gone: Callable[[Path], None]
+    ) -> None:
         super().__init__()
         self._touch = touch
+        self._arrived = arrived
+        self._gone = gone
 
-    def _touch_paths(self, event: FileSystemEvent, *paths: bytes | str) -> None:
+    def _handle(
+        self, event: FileSystemEvent, touched: bytes | str, arrived: bytes | str = "", gone: bytes | str = ""
+    ) -> None:
         try:
+            if gone:
+                self._gone(Path(os.fsdecode(gone)))
+            if arrived:
+                # Links, pipes and folders named like photos are reported the moment they appear,
+                # not at the next rescan.
+                self._arrived(Path(os.fsdecode(arrived)))
             if event.is_directory:
                 # Files inside a moved-in or created folder arrive as their own events (watchdog
                 # generates them); a deleted folder's files are dropped by due()'s re-stat.
                 return
-            for raw in paths:
+            for raw in (touched, arrived):
                 if raw:
                     self._touch(Path(os.fsdecode(raw)))
         except BaseException:  # see the class docstring: nothing may escape into watchdog
             logger.opt(exception=True).error("Watch event {} could not be recorded", event)
 
     def on_created(self, event: FileSystemEvent) -> None:
-        self._touch_paths(event, event.src_path)
+        self._handle(event, "", arrived=event.src_path)
 
     def on_modified(self, event: FileSystemEvent) -> None:
-        self._touch_paths(event, event.src_path)
+        self._handle(event, event.src_path)
 
     def on_closed(self, event: FileSystemEvent) -> None:
-        self._touch_paths(event, event.src_path)
+        self._handle(event, event.src_path)
 
     def on_deleted(self, event: FileSystemEvent) -> None:
         # The stat in touch() finds nothing and forgets the path.
-        self._touch_paths(event, event.src_path)
+        self._handle(event, event.src_path, gone=event.src_path)
 
     def on_moved(self, event: FileSystemEvent) -> None:
         # An atomic save is created(.x.tmp) ... moved(.x.tmp -> x.jpg) with no created(x.jpg): the
         # destination is the file to take (research 1.2, perf §4). The source is touched so it is
         # forgotten.
-        self._touch_paths(event, event.src_path, event.dest_path)
+        self._handle(event, event.src_path, arrived=event.dest_path, gone=event.src_path)
 
 
 class Watcher:
@@ -534,6 +598,11 @@ class Watcher:
     seconds, asks the tracker what is due and calls ``on_ready`` (and ``on_unstable``). Both
     callbacks run on the settle thread: keep them quick (enqueue work); an exception from them is
     logged and the loop goes on.
+
+    Entries a user may expect to be taken but that never are (a symlink, a pipe or socket, a folder
+    named like a photo) are logged (one WARNING each) as soon as an event announces them, and handed
+    to ``on_skipped(path, what)`` on the settle thread's next pass, once per appearance: again only
+    after the entry was gone (an event or a rescan that no longer sees it).
 
     ``observer="polling"`` uses watchdog's PollingObserver, needed for network shares where native
     events do not arrive (research 1.6); ``"auto"`` picks it when the folder is on a network file
@@ -559,6 +628,7 @@ class Watcher:
         max_settle_seconds: float = DEFAULT_MAX_SETTLE_SECONDS,
         on_unstable: Callable[[Path], None] | None = None,
         rescan_seconds: float | None = DEFAULT_RESCAN_SECONDS,
+        on_skipped: OnSkipped | None = None,
     ) -> None:
         if observer not in ("auto", "native", "polling"):
             raise ConfigError(f"unknown observer {observer!r}", hint="use 'auto', 'native' or 'polling'")
@@ -573,6 +643,10 @@ class Watcher:
         self.rescan_seconds = rescan_seconds
         self._on_ready = on_ready
         self._on_unstable = on_unstable
+        self._on_skipped = on_skipped
+        # Skipped entries handed to on_skipped (path -> what), and those waiting for the next pass.
+        self._skipped: dict[Path, str] = {}
+        self._skipped_waiting: list[tuple[Path, str]] = []
         self._tracker = SettleTracker(settle_seconds, max_settle_seconds=max_settle_seconds)
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -639,14 +713,19 @@ class Watcher:
     def rescan(self) -> None:
         """Touch every candidate file now. Already handed-out, unchanged files stay quiet."""
         self._last_scan = time.monotonic()
+        seen: dict[Path, str] = {}
         try:
-            paths = scan(self.root, self.recursive, self.ignore)
+            paths = scan(self.root, self.recursive, self.ignore, on_skipped=seen.__setitem__)
         except OSError as exc:
             logger.error("Cannot list the watch folder {}: {}", self.root, exc)
             return
         with self._lock:
             for path in paths:
                 self._tracker.touch(path, event=False)
+            for path in [path for path in self._skipped if path not in seen]:
+                del self._skipped[path]  # gone (or fixed) since: report it again if it comes back
+            for path, what in seen.items():
+                self._skip_locked(path, what)
 
     def tick(self) -> list[Path]:
         """One pass of the settle loop: hand over what is due; returns the paths handed over."""
@@ -656,6 +735,9 @@ class Watcher:
         with self._lock:
             ready = self._tracker.due()
             unstable = self._tracker.unstable()
+            skipped, self._skipped_waiting = self._skipped_waiting, []
+        for path, what in skipped:
+            self._call(self._report_to_caller, path, what)
         for path in unstable:
             logger.warning(
                 "{} is unstable: still changing after {:g} s, so it is not uploaded. If something is"
@@ -682,9 +764,13 @@ class Watcher:
             except Exception:  # never let the loop die: it is the only thing handing out files
                 logger.opt(exception=True).error("Settle pass failed; trying again")
 
-    def _call(self, callback: Callable[[Path], None], path: Path) -> None:
+    def _report_to_caller(self, path: Path, what: str) -> None:
+        if self._on_skipped is not None:
+            self._on_skipped(path, what)
+
+    def _call(self, callback: Callable[..., None], path: Path, *more: object) -> None:
         try:
-            callback(path)
+            callback(path, *more)
         except Exception:
             logger.opt(exception=True).error("Handling {} failed; going on with the next file", path)
 
@@ -696,6 +782,33 @@ class Watcher:
             return
         with self._lock:
             self._tracker.touch(path)
+
+    def _wanted(self, path: Path) -> bool:
+        if is_ignored(path, self.root, self.ignore):
+            return False
+        return self.recursive or path.parent == self.root
+
+    def _arrived_event(self, path: Path) -> None:
+        """Something appeared under ``path`` (created, or moved in): say now if it is never taken."""
+        if not self._wanted(path):
+            return
+        what = skipped_entry(path, self.recursive)
+        if what is not None:
+            _report_skipped(path, what)
+            with self._lock:
+                self._skip_locked(path, what)
+
+    def _gone_event(self, path: Path) -> None:
+        if os.path.lexists(path):
+            return  # replaced at once (an atomic save): the arrival handles the new entry
+        _forget_reported(path)
+        with self._lock:
+            self._skipped.pop(path, None)
+
+    def _skip_locked(self, path: Path, what: str) -> None:
+        if self._skipped.get(path) != what:
+            self._skipped[path] = what
+            self._skipped_waiting.append((path, what))
 
     def _start_observer_or_poll(self, *, only_on_limits: bool = False) -> BaseObserver:
         """Start the observer of ``observer_kind``; a native one that cannot start is replaced by
@@ -727,7 +840,8 @@ class Watcher:
             observer = PollingObserver()
         else:
             observer = PollingObserver(timeout=self.poll_interval)
-        observer.schedule(_TouchHandler(self._touch_event), str(self.root), recursive=self.recursive)
+        handler = _TouchHandler(self._touch_event, self._arrived_event, self._gone_event)
+        observer.schedule(handler, str(self.root), recursive=self.recursive)
         observer.daemon = True  # a stuck observer must not keep the process alive after stop()
         observer.start()
         return observer
@@ -785,6 +899,7 @@ def collect_settled(
     settle_seconds: float = 10.0,
     ignore: Sequence[str] = (),
     max_wait: float = 60.0,
+    on_skipped: OnSkipped | None = None,
 ) -> tuple[list[Path], list[Path]]:
     """For ``stockbridge once``: the files in ``root`` now that are finished, and those still changing.
 
@@ -792,13 +907,13 @@ def collect_settled(
     old: a writer may have paused, and the rule is the same one the service uses. So: stat, wait
     ``settle_seconds``, stat again; changed files go round again until ``max_wait`` has passed, then
     are returned in the second list. Files that vanish are left out; files that appear after the scan
-    are left for the next run. Returns at once when there is nothing to take; otherwise takes at
+    are left for the next run; ``on_skipped`` is as for :func:`scan`. Returns at once when there is nothing to take; otherwise takes at
     least one ``settle_seconds`` window and at most about ``max(max_wait, settle_seconds)``.
     """
     root = _checked_root(root)
     deadline = time.monotonic() + max_wait
     waiting: dict[Path, Fingerprint] = {}
-    for path in scan(root, recursive, ignore):
+    for path in scan(root, recursive, ignore, on_skipped=on_skipped):
         current = fingerprint(path)
         if current is not None:
             waiting[path] = current

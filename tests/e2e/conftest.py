@@ -65,12 +65,16 @@ class Workspace:
     tables: list[str] = field(default_factory=list)
     settle_seconds: float = 0.3
 
-    def write_config(self, *tables: str, settle_seconds: float | None = None) -> Path:
+    def write_config(
+        self, *tables: str, settle_seconds: float | None = None, watch: dict[str, object] | None = None
+    ) -> Path:
+        """``watch``: more [watch] keys, e.g. ``{"max_settle_seconds": 2, "allow_hardlinks": True}``."""
         if settle_seconds is not None:
             self.settle_seconds = settle_seconds
         self.tables = list(tables)
+        more = "".join(f"{key} = {_toml(value)}\n" for key, value in (watch or {}).items())
         text = (
-            f'[watch]\nfolder = "{self.exports}"\nsettle_seconds = {self.settle_seconds}\n\n'
+            f'[watch]\nfolder = "{self.exports}"\nsettle_seconds = {self.settle_seconds}\n{more}\n'
             f'[state]\ndir = "{self.state}"\n\n' + "\n".join(self.tables)
         )
         self.config.write_text(text)

@@ -25,7 +25,7 @@ from PIL import Image
 from stockbridge.metadata import ExifTool
 from tests.e2e.conftest import Workspace, platform_table
 
-IGNORED = "ignored"  # not a file stockbridge takes: no job; for links, folders, pipes one WARNING line
+IGNORED = "ignored"  # not taken: no job; links, folders, pipes, hard links: one WARNING and a status row
 DUPLICATE = "duplicate"  # same bytes as another file: that file's answer stands, the log says so
 
 
@@ -147,7 +147,10 @@ def _outside_secret(made: Made) -> Path:
 
 
 def _hard_link(path: Path, made: Made) -> None:
-    os.link(made.exports / "good one.jpg", path)
+    # Another name for a file outside the folder (think ~/.ssh/id_ed25519): never taken.
+    outside = made.scratch / "hard-linked-secret.jpg"
+    outside.write_bytes(_jpeg(902))
+    os.link(outside, path)
 
 
 def _fifo(path: Path, made: Made) -> None:
@@ -234,7 +237,7 @@ CASES: list[Case] = [
     Case("dangling.jpg", symlink(lambda made: made.scratch / "nowhere.jpg"), IGNORED, "symbolic link"),
     Case("loop.jpg", symlink(lambda made: made.exports / "loop.jpg"), IGNORED, "symbolic link"),
     Case("linked_folder", _symlinked_folder, IGNORED, "symbolic link"),
-    Case("hard link.jpg", _hard_link, DUPLICATE, "same content as an earlier file"),
+    Case("hard link.jpg", _hard_link, IGNORED, "has 2 hard links; not taken"),
     Case("x.jpg", lambda path, made: path.mkdir(), IGNORED, "a folder, not a photo"),
     Case("p.jpg", _fifo, IGNORED, "not a regular file (a pipe"),
     # -- hostile metadata (X-6, ExifTool argument injection): read as data, never as arguments
@@ -307,7 +310,9 @@ def test_one_run_over_the_hostile_corpus_gives_every_file_its_answer_and_stays_u
 
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode in (0, 1), result.stderr
-    files = {Path(entry["path"]).name: entry["platforms"] for entry in workspace.status()["files"]}
+    status = workspace.status()
+    files = {Path(entry["path"]).name: entry["platforms"] for entry in status["files"]}
+    not_taken = {Path(entry["path"]).name: entry["reason"] for entry in status["not_taken"]}
     log = result.stderr
     root = os.geteuid() == 0
     table: list[str] = []
@@ -325,6 +330,10 @@ def test_one_run_over_the_hostile_corpus_gives_every_file_its_answer_and_stays_u
                 wrong.append(f"{case.name!r} should have no answer of its own, got {files[case.name]}")
             elif case.reason and (len(lines) != 1 or case.reason not in lines[0]):
                 wrong.append(f"{case.name!r}: expected one log line saying {case.reason!r}, got {lines}")
+            if case.state == IGNORED and case.reason and case.reason not in not_taken.get(case.name, ""):
+                wrong.append(f"{case.name!r}: expected under 'not taken' in status, saying {case.reason!r}")
+            if not case.reason and case.name in not_taken:
+                wrong.append(f"{case.name!r} is junk, not worth a 'not taken' row: {not_taken[case.name]}")
             said = lines[0].split(": ", 1)[-1] if lines else "(silently: junk)"
             table.append(f"{case.name!r} → {case.state} → {said}")
             continue

@@ -557,3 +557,84 @@ def test_a_native_observer_rebuilt_while_the_folder_is_gone_stays_native_and_see
     recorder.wait_for(photo)
     assert watcher.observer_kind == "native"  # not mistaken for the inotify watch limit
     assert not any("sysctl" in line for line in warnings)
+
+
+@dataclass
+class Skipped:
+    """A thread-safe on_skipped that remembers what it was given."""
+
+    calls: list[tuple[Path, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, path: Path, what: str) -> None:
+        with self.lock:
+            self.calls.append((path, what))
+
+    def of(self, path: Path) -> list[str]:
+        with self.lock:
+            return [what for seen, what in self.calls if seen == path]
+
+
+def seconds_until(condition: Callable[[], object], what: str, timeout: float = DEADLINE) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(0.02)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.parametrize("observer", ["native", "polling"])
+def test_links_pipes_and_photo_named_folders_made_while_watching_are_reported_at_once_not_at_the_rescan(
+    root: Path, tmp_path: Path, start_watcher: WatcherFactory, observer: str
+) -> None:
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("PRIVATE KEY")
+    warnings: list[str] = []
+    sink = logger.add(
+        lambda message: warnings.append(str(message).rstrip("\n")), level="WARNING", format="{message}"
+    )
+    recorder, skipped = Recorder(), Skipped()
+    try:
+        # rescan_seconds=None: no rescan at all, so only the events can have told.
+        start_watcher(recorder, on_skipped=skipped, rescan_seconds=None, observer=observer, poll_interval=0.2)
+        link, fifo, folder, photo = root / "key.jpg", root / "p.jpg", root / "x.jpg", root / "ok.jpg"
+        link.symlink_to(secret)
+        os.mkfifo(fifo)
+        folder.mkdir()
+        photo.write_bytes(os.urandom(8 * 1024))
+        took = seconds_until(
+            lambda: skipped.of(link) and skipped.of(fifo) and skipped.of(folder), "the reports"
+        )
+        recorder.wait_for(photo)
+        settle_margin()
+    finally:
+        logger.remove(sink)
+    assert took < 3.0
+    assert recorder.paths == [photo], "the normal file next to them goes through, nothing else"
+    assert skipped.of(link) == ["a symbolic link, never followed; copy the photo in"]
+    assert skipped.of(fifo) == ["not a regular file (a pipe, socket or device); never opened"]
+    assert skipped.of(folder) == ["a folder, not a photo; the files inside it are looked at"]
+    for path in (link, fifo, folder):
+        assert [line for line in warnings if line.startswith(f"{path}: ")] == [
+            f"{path}: {skipped.of(path)[0]}"
+        ]
+
+
+def test_a_link_removed_and_made_again_is_reported_again_but_a_rescan_does_not_repeat_it(
+    root: Path, tmp_path: Path, start_watcher: WatcherFactory
+) -> None:
+    target = tmp_path / "elsewhere.jpg"
+    target.write_bytes(b"x")
+    skipped = Skipped()
+    watcher = start_watcher(Recorder(), on_skipped=skipped, rescan_seconds=None, observer="native")
+    link = root / "l.jpg"
+    link.symlink_to(target)
+    seconds_until(lambda: skipped.of(link), "the first report")
+    watcher.rescan()
+    watcher.tick()
+    assert len(skipped.of(link)) == 1, "seen again by a scan: not a new report"
+    link.unlink()
+    time.sleep(0.3)  # the deletion event
+    link.symlink_to(target)
+    seconds_until(lambda: len(skipped.of(link)) == 2, "the report of the new link")

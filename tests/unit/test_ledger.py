@@ -91,3 +91,42 @@ def test_a_damaged_ledger_is_refused_with_a_clear_message(tmp_path):
     with pytest.raises(Exception) as caught:
         Ledger(path)
     assert "ledger" in str(caught.value)
+
+
+def test_a_file_not_taken_is_noted_once_keeps_its_first_sighting_and_is_cleared_when_taken(
+    ledger, monkeypatch
+):
+    clock = iter([100.0, 200.0, 300.0])
+    monkeypatch.setattr(states.time, "time", lambda: next(clock))
+    ledger.note("/exports/x.jpg", "unstable", "still changing after 600 s")
+    ledger.note("/exports/x.jpg", "refused", "has 2 hard links; not taken")
+    ledger.note("/exports/y.jpg", "link", "a symbolic link, never followed; copy the photo in")
+    (x, y) = ledger.notices()
+    assert (x.path, x.kind, x.reason, x.first_seen, x.last_seen) == (
+        "/exports/x.jpg",
+        "refused",
+        "has 2 hard links; not taken",
+        100.0,
+        200.0,
+    )
+    assert y.path == "/exports/y.jpg"
+    monkeypatch.undo()
+    ledger.record_asset(sha256="c" * 64, path="/exports/x.jpg", size=1, file_type="jpeg", object_path=None)
+    assert [notice.path for notice in ledger.notices()] == ["/exports/y.jpg"], "taken now: no longer listed"
+    ledger.forget_notices(["/exports/y.jpg"])
+    assert ledger.notices() == []
+
+
+def test_a_ledger_from_before_notices_gets_the_table_when_opened(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    Ledger(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE notices")
+        db.execute("INSERT INTO assets VALUES ('d', '/exports/d.jpg', 1, 'jpeg', NULL, 1, 1)")
+    reopened = Ledger(path)
+    try:
+        reopened.note("/exports/z.jpg", "link", "a symbolic link")
+        assert [notice.path for notice in reopened.notices()] == ["/exports/z.jpg"]
+        assert [asset.path for asset in reopened.assets()] == ["/exports/d.jpg"], "older rows kept"
+    finally:
+        reopened.close()

@@ -119,3 +119,32 @@ def test_history_lists_batches_newest_first_with_their_counts(config):
     assert batches[0]["closed"] is None and batches[1]["closed"] is not None
     datetime.fromisoformat(batches[1]["opened"])
     assert len(history_payload(config, limit=2)["batches"]) == 2
+
+
+def test_status_lists_files_not_taken_with_their_reason_relative_to_the_watch_folder(config, tmp_path):
+    from rich.console import Console
+
+    from stockbridge.report import print_status_table
+
+    sub = tmp_path / "2026" / "june"
+    sub.mkdir(parents=True)
+    (sub / "x.jpg").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "evil\x1b[31m.jpg").write_bytes(b"x")
+    book = Ledger(config.ledger_path)
+    book.note(str(sub / "x.jpg"), "link", "a symbolic link, never followed; copy the photo in")
+    book.note(str(tmp_path / "evil\x1b[31m.jpg"), "refused", "has 2 hard links; not taken [watch]")
+    book.close()
+
+    payload = status_payload(config)
+    assert [(Path(e["path"]).name, e["kind"]) for e in payload["not_taken"]] == [
+        ("x.jpg", "link"),  # sorted by path: .../2026/june/x.jpg before .../evil...
+        ("evil\x1b[31m.jpg", "refused"),
+    ]
+    assert status_payload(config, platforms={"shop"})["not_taken"] == [], "no platform's business"
+    console = Console(width=200, record=True, color_system=None)
+    print_status_table(config, payload, console)
+    text = console.export_text()
+    assert "Not taken" in text
+    assert "2026/june/x.jpg" in text and "a symbolic link, never followed; copy the photo in" in text
+    assert "evil\\x1b[31m.jpg" in text and "\x1b" not in text, "a hostile name is shown escaped"
+    assert "has 2 hard links; not taken [watch]" in text, "brackets are not taken for markup"

@@ -57,7 +57,7 @@ def test_service_run_builds_its_watcher_from_the_watch_keys(
 
     @contextmanager
     def fake_pipeline(config: Any) -> Iterator[Any]:
-        yield SimpleNamespace(platforms={}, worker_count=1)
+        yield SimpleNamespace(platforms={}, ledger=SimpleNamespace(), worker_count=1)
 
     monkeypatch.setattr(daemon, "Watcher", FakeWatcher)
     monkeypatch.setattr(daemon, "open_pipeline", fake_pipeline)
@@ -68,6 +68,9 @@ def test_service_run_builds_its_watcher_from_the_watch_keys(
     assert seen["rescan_seconds"] == expected
     assert seen["max_settle_seconds"] == 30.0
     assert seen["settle_seconds"] == 2.0
+    # Links, pipes and unstable files end up in the ledger, for the "Not taken" part of `status`.
+    assert seen["on_skipped"].__self__.__class__.__name__ == "NoticeBoard"
+    assert seen["on_unstable"].__self__.__class__.__name__ == "NoticeBoard"
 
 
 def test_once_waits_no_longer_than_max_settle_seconds_for_a_changing_file(
