@@ -123,6 +123,7 @@ class Pipeline:
         #: Choosing a free remote name and recording the job is one step (two files called
         #: IMG_1.jpg prepared at once must not get the same name).
         self._queue_lock = threading.RLock()
+        self._content_locks = [threading.Lock() for _ in range(64)]
         #: [notify]: messages go from a background thread; closed by whoever opened the pipeline.
         self.notifier = Notifier(config.notify)
         #: Called with the platform's name when a job is queued for it (progress bars).
@@ -215,24 +216,28 @@ class Pipeline:
             logger.warning("{}: {}", path.name, refusal(path, exc))
             self.ledger.note(str(path), REFUSED, refusal(path, exc))  # `status` lists it as not taken
             return None
-        self.ledger.record_asset(
-            sha256=item.sha256,
-            path=str(path),
-            size=item.size,
-            file_type=item.file_type,
-            object_path=str(item.object_path) if item.object_path else None,
-            fingerprint=item.fingerprint,
-        )
-        missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
-        if not missing:
-            if known is None:
-                logger.info("{}: same content as an earlier file, nothing new to send", path.name)
+        # One file at a time per content: the same photo exported twice and prepared side by side
+        # is planned once, and the second is told it is a copy.
+        with self._content_locks[int(item.sha256[:4], 16) % len(self._content_locks)]:
+            self.ledger.record_asset(
+                sha256=item.sha256,
+                path=str(path),
+                size=item.size,
+                file_type=item.file_type,
+                object_path=str(item.object_path) if item.object_path else None,
+                fingerprint=item.fingerprint,
+            )
+            missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
+            if not missing:
+                if known is None:
+                    logger.info("{}: same content as an earlier file, nothing new to send", path.name)
+                self.release_objects([item.sha256])  # the private copy just made is not needed
+                return item
+            facts = self.facts_for(item) if item.problem is None else None
+            routed = self._routed_platforms(item)
+            for name in missing:  # same content seen before (re-export, restart): never twice
+                self._create_job(item, facts, name, self.platforms[name], routed)
             return item
-        facts = self.facts_for(item) if item.problem is None else None
-        routed = self._routed_platforms(item)
-        for name in missing:  # same content seen before (re-export, restart): never twice
-            self._create_job(item, facts, name, self.platforms[name], routed)
-        return item
 
     def _extra_tags(self) -> tuple[str, ...]:
         field = self.config.editorial.field
