@@ -298,60 +298,48 @@ class Pipeline:
         output_type: str,
         held: Job | None = None,
     ) -> None:
-        """Record an accepted verdict as a pending job (and its releases' jobs)."""
+        """Record an accepted verdict as a pending job (and its releases' jobs). Choosing a free
+        remote name and recording the job is one step under the lock."""
         with self._queue_lock:
-            self._queue_locked(item, facts, name, platform, verdict, upload_path, output_type, held)
-
-    def _queue_locked(
-        self,
-        item: Ingested,
-        facts: AssetFacts,
-        name: str,
-        platform: PlatformConfig,
-        verdict: Verdict,
-        upload_path: Path,
-        output_type: str,
-        held: Job | None,
-    ) -> None:
-        remote_dir = _join_remote(platform.remote_dir, verdict.remote_dir)
-        remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
-        release_jobs = self._queue_releases(item, name, platform, verdict, remote)
-        changes = list(verdict.changes)
-        meta: dict[str, object] = {
-            "title": verdict.title if verdict.title is not None else facts.title,
-            "description": verdict.description if verdict.description is not None else facts.description,
-            "keywords": list(verdict.keywords if verdict.keywords is not None else facts.keywords),
-            "editorial": facts.editorial,
-            "releases": release_jobs,
-        }
-        if held is not None:
-            self.ledger.activate(
-                held.id,
-                remote_name=remote,
-                upload_path=str(upload_path),
-                upload_size=upload_path.stat().st_size,
-                changes=changes,
-                remote_dir=verdict.remote_dir and remote_dir,
-                meta=meta,
-            )
-            created = True
-        else:
-            created = self.ledger.create_job(
-                sha256=item.sha256,
-                platform=name,
-                state=states.PENDING,
-                remote_name=remote,
-                remote_dir=verdict.remote_dir and remote_dir,
-                upload_path=str(upload_path),
-                upload_size=upload_path.stat().st_size,
-                changes=changes,
-                meta=meta,
-            )
-        if created:
-            note = f" ({'; '.join(changes)})" if changes else ""
-            logger.info("queued {} for {} as {}{}", item.path.name, name, remote, note)
-            if self.on_queued is not None:
-                self.on_queued(name)
+            remote_dir = _join_remote(platform.remote_dir, verdict.remote_dir)
+            remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
+            release_jobs = self._queue_releases(item, name, platform, verdict, remote)
+            changes = list(verdict.changes)
+            meta: dict[str, object] = {
+                "title": verdict.title if verdict.title is not None else facts.title,
+                "description": verdict.description if verdict.description is not None else facts.description,
+                "keywords": list(verdict.keywords if verdict.keywords is not None else facts.keywords),
+                "editorial": facts.editorial,
+                "releases": release_jobs,
+            }
+            if held is not None:
+                self.ledger.activate(
+                    held.id,
+                    remote_name=remote,
+                    upload_path=str(upload_path),
+                    upload_size=upload_path.stat().st_size,
+                    changes=changes,
+                    remote_dir=verdict.remote_dir and remote_dir,
+                    meta=meta,
+                )
+                created = True
+            else:
+                created = self.ledger.create_job(
+                    sha256=item.sha256,
+                    platform=name,
+                    state=states.PENDING,
+                    remote_name=remote,
+                    remote_dir=verdict.remote_dir and remote_dir,
+                    upload_path=str(upload_path),
+                    upload_size=upload_path.stat().st_size,
+                    changes=changes,
+                    meta=meta,
+                )
+            if created:
+                note = f" ({'; '.join(changes)})" if changes else ""
+                logger.info("queued {} for {} as {}{}", item.path.name, name, remote, note)
+                if self.on_queued is not None:
+                    self.on_queued(name)
 
     def _queue_releases(
         self, item: Ingested, name: str, platform: PlatformConfig, verdict: Verdict, image_remote: str
