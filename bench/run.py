@@ -432,6 +432,8 @@ def config_text(workspace: Path, backlog: Path, ftp: Server, ftps: Server, sftp:
 [watch]
 folder = "{backlog}"
 settle_seconds = 0
+# The backlog is hard links to the generated data (no copy); stockbridge refuses those by default.
+allow_hardlinks = true
 
 [state]
 dir = "{workspace / "state"}"
