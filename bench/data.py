@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stockbridge.demo import SAMPLE_KEYWORDS
 from stockbridge.metadata import ExifTool
+from stockbridge.render import SRGB_PROFILE
 from stockbridge.samples import draw_image, make_image
 
 KEYWORDS = tuple(SAMPLE_KEYWORDS[:25])
@@ -29,7 +30,8 @@ class Scale:
     runs: int  # timed repetitions per case (after one warm-up where it is cheap)
     render_images: int  # images per render repetition
     throttled: int  # backlog for the end-to-end run against a 5 MB/s FTP server
-    hundred_mp: bool  # render one 100 MP image in a child process (memory target)
+    hundred_mp: bool  # render a 100 MP JPEG and a 100 MP 16-bit TIFF in child processes (memory target)
+    restart_files: int  # small files uploaded once, then `once` again with nothing to do (restart target)
 
 
 SCALES = {
@@ -43,6 +45,7 @@ SCALES = {
         render_images=3,
         throttled=6,
         hundred_mp=False,
+        restart_files=500,
     ),
     "default": Scale(
         "default",
@@ -54,6 +57,7 @@ SCALES = {
         render_images=4,
         throttled=20,
         hundred_mp=True,
+        restart_files=2_000,
     ),
     "full": Scale(
         "full",
@@ -65,6 +69,7 @@ SCALES = {
         render_images=6,
         throttled=40,
         hundred_mp=True,
+        restart_files=10_000,
     ),
 }
 
@@ -114,13 +119,12 @@ def make_jpeg_set(
     return sorted(directory.glob(f"{stem}_*.jpg"))
 
 
-def write_tiff16(path: Path, width: int, height: int, seed: int) -> Path:
+def write_tiff16(path: Path, width: int, height: int, seed: int, icc: bytes | None = None) -> Path:
     """An uncompressed 16-bit RGB TIFF (each 8-bit level v becomes v*257), written by hand:
-    Pillow cannot save 16-bit RGB."""
-    rgb = draw_image(width, height, seed=seed).tobytes()
-    pixels = bytearray(len(rgb) * 2)
-    pixels[0::2] = rgb  # little-endian: low byte ...
-    pixels[1::2] = rgb  # ... and high byte equal: v * 257
+    Pillow cannot save 16-bit RGB. ``icc`` is embedded as its ICC profile (tag 34675).
+
+    Written in bands of rows, so a 100 MP file (600 MB) never sits in memory as 16-bit pixels."""
+    image = draw_image(width, height, seed=seed)
     entries = [
         (256, 4, 1, width),  # ImageWidth
         (257, 4, 1, height),  # ImageLength
@@ -130,13 +134,16 @@ def write_tiff16(path: Path, width: int, height: int, seed: int) -> Path:
         (273, 4, 1, 0),  # StripOffsets -> filled below
         (277, 3, 1, 3),  # SamplesPerPixel
         (278, 4, 1, height),  # RowsPerStrip
-        (279, 4, 1, len(pixels)),  # StripByteCounts
+        (279, 4, 1, width * height * 6),  # StripByteCounts
         (284, 3, 1, 1),  # PlanarConfiguration: chunky
     ]
+    if icc is not None:
+        entries.append((34675, 7, len(icc), 0))  # InterColorProfile -> offset filled below
     ifd_offset = 8
     ifd_size = 2 + 12 * len(entries) + 4
     bits_offset = ifd_offset + ifd_size
-    data_offset = bits_offset + 6
+    icc_offset = bits_offset + 6
+    data_offset = icc_offset + (len(icc) + len(icc) % 2 if icc is not None else 0)
     header = b"II" + struct.pack("<HI", 42, ifd_offset)
     ifd = struct.pack("<H", len(entries))
     for tag, kind, count, value in entries:
@@ -144,6 +151,8 @@ def write_tiff16(path: Path, width: int, height: int, seed: int) -> Path:
             value = bits_offset
         elif tag == 273:
             value = data_offset
+        elif tag == 34675:
+            value = icc_offset
         if kind == 3 and count == 1:
             ifd += struct.pack("<HHIHH", tag, kind, count, value, 0)
         else:
@@ -151,7 +160,15 @@ def write_tiff16(path: Path, width: int, height: int, seed: int) -> Path:
     ifd += struct.pack("<I", 0)
     with path.open("wb") as handle:
         handle.write(header + ifd + struct.pack("<HHH", 16, 16, 16))
-        handle.write(pixels)
+        if icc is not None:
+            handle.write(icc + b"\0" * (len(icc) % 2))
+        band = 256
+        for top in range(0, height, band):
+            rgb = image.crop((0, top, width, min(height, top + band))).tobytes()
+            pixels = bytearray(len(rgb) * 2)
+            pixels[0::2] = rgb  # little-endian: low byte ...
+            pixels[1::2] = rgb  # ... and high byte equal: v * 257
+            handle.write(pixels)
     return path
 
 
@@ -162,6 +179,7 @@ class DataSet:
     tiff16: list[Path]
     small: list[Path]
     hundred_mp: Path | None
+    hundred_mp_tiff: Path | None  # 16-bit RGB with an ICC profile, 600 MB
 
 
 def generate(root: Path, scale: Scale, exiftool: ExifTool) -> DataSet:
@@ -174,9 +192,28 @@ def generate(root: Path, scale: Scale, exiftool: ExifTool) -> DataSet:
         write_tiff16(tiff_dir / f"scan16_{index:04d}.tif", 6000, 4000, seed=100 + index)
         for index in range(scale.tiff16)
     ]
-    hundred = None
+    hundred = hundred_tiff = None
     if scale.hundred_mp:
         hundred = make_image(
             root / "mp100" / "huge_100mp.jpg", width=12240, height=8160, exiftool=exiftool, quality=90, seed=7
         )
-    return DataSet(big24, big45, tiff16, small, hundred)
+        # Tagged with LittleCMS's sRGB profile so the sRGB conversion really runs through lcms
+        # (a matrix/TRC profile like Adobe RGB: the same work and memory).
+        hundred_tiff = write_tiff16(
+            root / "mp100" / "huge_100mp16.tif", 12240, 8160, seed=8, icc=SRGB_PROFILE
+        )
+    return DataSet(big24, big45, tiff16, small, hundred, hundred_tiff)
+
+
+def make_tiny_jpegs(directory: Path, count: int, size: int = 64) -> list[Path]:
+    """``count`` distinct small JPEGs (``size``² px, ≈ 2 KB, no metadata) for backlog and restart
+    rows, where the number of files matters and their pixels do not. Each file's first pixels encode
+    its index, so every file has its own content hash. About 0.5 ms each."""
+    directory.mkdir(parents=True, exist_ok=True)
+    base = draw_image(size, size, seed=11)
+    for index in range(count):
+        image = base.copy()
+        for bit in range(24):  # 24 pixels, black or white: the index in binary
+            image.putpixel((bit, 0), (255, 255, 255) if index >> bit & 1 else (0, 0, 0))
+        image.save(directory / f"tiny_{index:05d}.jpg", "JPEG", quality=90)
+    return sorted(directory.glob("tiny_*.jpg"))

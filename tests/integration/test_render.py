@@ -424,6 +424,36 @@ def test_a_large_reduction_decodes_at_reduced_scale_and_still_hits_the_exact_siz
         assert copy.size == (1500, 1000) == (result.width, result.height)
 
 
+def test_a_downscale_has_exactly_the_pixels_of_one_lanczos_resize(
+    make_image: MakeImage, state: Path, exiftool: ExifTool
+):
+    # render resizes in two calls (so a 100 MP source can be freed half-way); the pixels must be
+    # those of Pillow's one-call LANCZOS resize, encoded the same way.
+    source = make_image("wide.png", width=900, height=600, fmt="png")
+    render(source, state / "copy.jpg", spec(size=(611, 407), to_srgb=False), exiftool)
+    with Image.open(source) as image:
+        image.convert("RGB").resize((611, 407), Image.Resampling.LANCZOS).save(
+            state / "reference.jpg", "JPEG", quality=92, subsampling="4:4:4", optimize=True
+        )
+    with Image.open(state / "copy.jpg") as copy, Image.open(state / "reference.jpg") as reference:
+        assert copy.tobytes() == reference.tobytes()
+
+
+def test_a_copy_too_large_to_optimise_in_memory_keeps_its_pixels_and_is_only_larger(
+    make_image: MakeImage, state: Path, exiftool: ExifTool, monkeypatch: pytest.MonkeyPatch
+):
+    source = make_image("photo.jpg", width=800, height=600)
+    render(source, state / "optimised.jpg", spec(to_srgb=False), exiftool)
+    # As if the copy were 100 MP: libjpeg's whole-image Huffman pass would need 600 MB.
+    monkeypatch.setattr("stockbridge.render.OPTIMIZE_MAX_COEFFICIENT_BYTES", 800 * 600 * 6 - 1)
+    result = render(source, state / "streamed.jpg", spec(to_srgb=False), exiftool)
+
+    with Image.open(state / "optimised.jpg") as optimised, Image.open(state / "streamed.jpg") as streamed:
+        assert streamed.tobytes() == optimised.tobytes()
+    assert result.size_bytes == (state / "streamed.jpg").stat().st_size
+    assert (state / "optimised.jpg").stat().st_size < result.size_bytes
+
+
 # ---------------------------------------------------------------------- file size
 
 
