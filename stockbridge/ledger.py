@@ -428,6 +428,14 @@ class Ledger:
             ).fetchall()
         return [_job(row) for row in rows]
 
+    def next_attempt(self, platform: str) -> float | None:
+        """When the earliest pending job of ``platform`` may go (None: nothing is pending)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MIN(next_attempt_at) FROM jobs WHERE platform=? AND state=?", (platform, PENDING)
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
+
     def uploaded_since(self, platform: str, since: float) -> tuple[int, int]:
         """(files, bytes) uploaded to ``platform`` at or after ``since`` (a schedule's daily caps)."""
         with self._lock:

@@ -1165,17 +1165,15 @@ def drain(uploader: PlatformUploader, deadline: float, ingest_done: threading.Ev
                 return
             uploader.stop.wait(max(0.05, min(pause.until - time.time(), deadline - time.monotonic())))
             continue
-        pending = uploader.claim_free(uploader.ledger.jobs(platform=uploader.name, states=[states.PENDING]))
-        if not pending:
-            if ingest_done is None or ingest_done.is_set():
-                return
-            ingest_done.wait(0.1)
-            continue
+        # Bounded queries: a backlog of 10,000 pending jobs is never loaded at once.
         now = time.time()
-        due = [job for job in pending if job.next_attempt_at <= now][:max_files]
+        due = uploader.due(max_files, now)
         if not due:
-            wait = min(job.next_attempt_at for job in pending) - now
-            uploader.stop.wait(max(0.05, min(wait, 0.1 if preparing else wait, deadline - time.monotonic())))
+            earliest = uploader.ledger.next_attempt(uploader.name)
+            if (earliest is None or earliest <= now) and not preparing:
+                return  # nothing pending, or only files another connection of this platform took
+            wait = 0.1 if earliest is None or preparing else earliest - now
+            uploader.stop.wait(max(0.05, min(wait, deadline - time.monotonic())))
             continue
         due, _later = admit(uploader.ledger, uploader.name, uploader.platform.schedule, due, uploader.clock())
         if not due:
