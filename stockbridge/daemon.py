@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, Future, wait
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -181,37 +181,38 @@ def _prepare_all(
     """``accept_file`` for every path on the prepare workers, a bounded number in flight.
     Returns the content hashes of the files seen."""
     touched: set[str] = set()
-    lock = threading.Lock()
+    finished = threading.Condition()
+    counts = {"submitted": 0, "finished": 0}
     in_flight = threading.BoundedSemaphore(pipeline.worker_count * 2)
 
     def done(path: Path, future: Future[Ingested | None]) -> None:
+        # Runs on the worker once ``accept_file`` returned; ``wait()`` on the future could
+        # return before this has run, so completion is counted here.
         try:
-            item = future.result()
-        except CancelledError:
-            return
+            item = None if future.cancelled() else future.result()
         except Exception as exc:
             logger.opt(exception=exc).error("unexpected error preparing {}: {}", path.name, exc)
             item = None
-        finally:
-            in_flight.release()
         sha = item.sha256 if item is not None else _known_sha(pipeline, path)
-        if sha:
-            with lock:
-                touched.add(sha)
-        if progress is not None:
+        if progress is not None and not future.cancelled():
             progress.ingested()
+        in_flight.release()
+        with finished:
+            if sha:
+                touched.add(sha)
+            counts["finished"] += 1
+            finished.notify_all()
 
-    futures = []
     for path in paths:
         while not in_flight.acquire(timeout=0.5):
             if stop.is_set():
                 break
         if stop.is_set():
             break
-        future = pipeline.submit(path)
-        future.add_done_callback(functools.partial(done, path))
-        futures.append(future)
-    wait(futures)
+        counts["submitted"] += 1
+        pipeline.submit(path).add_done_callback(functools.partial(done, path))
+    with finished:
+        finished.wait_for(lambda: counts["finished"] >= counts["submitted"])
     return touched
 
 
