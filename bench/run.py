@@ -363,6 +363,19 @@ def time_metadata(row: Row, files: Sequence[Path], runs: int, exiftool: ExifTool
 # ---------------------------------------------------------------------- render
 
 
+def time_ingest(files: Sequence[Path], state: Path, exiftool: ExifTool) -> float:
+    """Median ms of stockbridge's ingest (private copy + SHA-256, full decode check, metadata read)."""
+    from stockbridge.ingest import ingest
+
+    times = []
+    for path in files:
+        started = time.perf_counter()
+        ingest(path, state, exiftool, allow_hardlinks=True)
+        times.append((time.perf_counter() - started) * 1000)
+    shutil.rmtree(state, ignore_errors=True)
+    return statistics.median(times)
+
+
 def reference_render(source: Path, target: Path, size: tuple[int, int], product_encoder: bool) -> None:
     """perf.md §1: Pillow open, ``draft()``, LANCZOS resize, save q92 (Pillow's defaults: 4:2:0)."""
     with Image.open(source) as image:
@@ -915,7 +928,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             None,
         )
         cores = os.cpu_count() or 1
+        ours_render_ms = next(
+            (
+                statistics.median(r.ours)
+                for r in rows
+                if r.case.startswith("24 MP") and "4:2:0" in r.reference_label and r.ours
+            ),
+            None,
+        )
         if not budget.exhausted() and render_ms is not None:
+            ingest_ms = time_ingest(data.big24[:5], workspace / "ingest-probe", exiftool)
             log = workspace / "e2e.log"
             result = end_to_end(workspace / "e2e", data.big24, (ftp, vsftpd, sshd), log)
             render_bound = len(data.big24) * render_ms / 1000 / cores
@@ -939,6 +961,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + ", ".join(f"{name} {value:.1f} s" for name, value in transfer_bounds.items())
                 + f" (sum {sum(transfer_bounds.values()):.1f} s); states {result.counts}"
             )
+            if ours_render_ms is not None:
+                # What the machine must do per file besides the resize: copy + SHA-256, the full
+                # decode that catches truncated files (research W-3), the metadata read; and the
+                # metadata copy in ours. The servers share the same cores.
+                cpu_bound = len(data.big24) * (ingest_ms + ours_render_ms) / 1000 / cores
+                row.notes.append(
+                    f"ingest {ingest_ms:.0f} ms/file + our render {ours_render_ms:.0f} ms/file: "
+                    f"CPU bound {cpu_bound:.1f} s on {cores} cores (ratio to it {result.wall / cpu_bound:.2f})"
+                )
             row.notes += result.problems
             e2e_rows.append(row)
             memory = Row(
