@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     UNIQUE (sha256, platform)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_platform_state ON jobs(platform, state);
+CREATE INDEX IF NOT EXISTS jobs_by_upload_path ON jobs(upload_path);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_remote_name ON jobs(platform, COALESCE(remote_dir, ''), remote_name);
 CREATE TABLE IF NOT EXISTS batches (
     id         INTEGER PRIMARY KEY,
@@ -427,6 +428,15 @@ class Ledger:
                 (platform, PENDING, now, limit),
             ).fetchall()
         return [_job(row) for row in rows]
+
+    def path_in_use(self, upload_path: str) -> bool:
+        """Does a job not yet done (not uploaded or rejected) still send this file?"""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM jobs WHERE upload_path=? AND state NOT IN (?, ?) LIMIT 1",
+                (upload_path, UPLOADED, REJECTED),
+            ).fetchone()
+        return row is not None
 
     def next_attempt(self, platform: str) -> float | None:
         """When the earliest pending job of ``platform`` may go (None: nothing is pending)."""

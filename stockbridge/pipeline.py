@@ -479,6 +479,12 @@ class Pipeline:
 
     def release_objects(self, sha256s: Iterable[str]) -> None:
         """Delete private copies no job needs any more (all uploaded or rejected)."""
+        # Under the queue lock: a job being queued right now may be about to use the same staged
+        # file (one release serves several platforms under different identities).
+        with self._queue_lock:
+            self._release_objects(sha256s)
+
+    def _release_objects(self, sha256s: Iterable[str]) -> None:
         for sha256 in set(sha256s):
             jobs = self.ledger.jobs(sha256=sha256)
             if not jobs or any(job.state not in (states.UPLOADED, states.REJECTED) for job in jobs):
@@ -493,7 +499,7 @@ class Pipeline:
                 if job.upload_path and Path(job.upload_path).name.startswith(sha256 + "-"):
                     Path(job.upload_path).unlink(missing_ok=True)
             asset = self.ledger.asset(sha256)
-            if asset and asset.object_path:
+            if asset and asset.object_path and not self.ledger.path_in_use(asset.object_path):
                 Path(asset.object_path).unlink(missing_ok=True)
 
 
