@@ -92,3 +92,26 @@ def test_connections_send_one_platforms_files_side_by_side_each_once(
     assert 2 <= logins <= 9, f"{logins} logins for 3 connections"
     batches = log_lines(result.stderr, r"agency: batch of \d+ file")
     assert len(batches) >= 2, "more than one connection took files"
+
+
+def test_the_service_sends_over_two_connections_and_takes_files_dropped_while_a_batch_goes(
+    workspace: Workspace, exiftool: Any, ftp_server: LocalServer, tmp_path: Path
+) -> None:
+    from tests.e2e.test_run import service, wait_for
+
+    first = photos(workspace, exiftool, 6, width=900)
+    workspace.write_config(
+        platform_table("agency", ftp_server, connections=2, **{"batch.max_wait_seconds": 0}),
+        settle_seconds=0.2,
+    )
+    log = tmp_path / "service.log"
+    ftpd = ftp_server.extra["ftpd"]
+    with service(workspace, log):
+        wait_for(lambda: len(set(ftpd.stored)) >= 6, 30, "the first six files")
+        later = photos(workspace, exiftool, 4, folder="later", width=900)
+        wait_for(lambda: len(set(ftpd.stored)) >= 10, 30, "the four files dropped later")
+    stored = Counter(ftpd.stored)
+    assert len(stored) == 10 and set(stored.values()) == {1}, f"each file once: {stored}"
+    arrived = sorted(path.read_bytes() for path in ftp_server.root.iterdir())
+    assert arrived == sorted(path.read_bytes() for path in first + later)
+    assert ftp_server.commands().count("PASS") >= 2, "both connections were used"
