@@ -124,11 +124,18 @@ def ingest(
     return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)
 
 
-def inspect(path: Path, exiftool: ExifTool, extra_tags: tuple[str, ...] = ()) -> Ingested:
-    """``ingest`` without the copy, for ``explain``: reads the source in place, read-only."""
-    st = os.stat(path)
+def inspect(
+    path: Path, exiftool: ExifTool, extra_tags: tuple[str, ...] = (), *, allow_hardlinks: bool = False
+) -> Ingested:
+    """``ingest`` without the copy, for ``explain``: reads the source in place, read-only. Refuses
+    what ``ingest`` refuses (a link, a pipe, a hard-linked file), with the same words."""
+    st = os.stat(path, follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        raise InputError(f"{path.name}: a symbolic link, never followed; copy the photo in")
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path.name}: not a regular file")
+    if st.st_nlink > 1 and not allow_hardlinks:
+        raise _hard_links(path, st.st_nlink)
     fingerprint = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     file_type = sniff(path)
     if file_type not in IMAGE_TYPES:
@@ -138,6 +145,14 @@ def inspect(path: Path, exiftool: ExifTool, extra_tags: tuple[str, ...] = ()) ->
     metadata = None if isinstance(result, MetadataError) else result
     problem = _metadata_problem(result) or check_decodable(absolute, file_type)
     return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem)
+
+
+def _hard_links(path: Path, links: int) -> InputError:
+    return InputError(
+        f"{path.name}: has {links} hard links; not taken (a hard link could expose a file from outside"
+        " the folder)",
+        hint="export a normal copy, or set [watch] allow_hardlinks = true",
+    )
 
 
 def _copy_and_hash(
@@ -163,11 +178,7 @@ def _copy_and_hash(
             raise InputError(f"{path.name}: not a regular file")
         if before.st_nlink > 1 and not allow_hardlinks:
             # The fd's own inode, so swapping the name for a link after a stat cannot get past it.
-            raise InputError(
-                f"{path.name}: has {before.st_nlink} hard links; not taken (a hard link could expose a"
-                " file from outside the folder)",
-                hint="export a normal copy, or set [watch] allow_hardlinks = true",
-            )
+            raise _hard_links(path, before.st_nlink)
         digest = hashlib.sha256()
         out_fd, tmp_name = tempfile.mkstemp(prefix=".ingest-", dir=into)
         size = 0

@@ -544,10 +544,9 @@ def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Ve
     platforms = config.enabled_platforms()
     extra = (config.editorial.field,) if config.editorial.field else ()
     try:
-        item = inspect(path, exiftool, extra_tags=extra)
+        item = inspect(path, exiftool, extra_tags=extra, allow_hardlinks=config.watch.allow_hardlinks)
     except (InputError, OSError) as exc:
-        message = exc.message if isinstance(exc, StockbridgeError) else str(exc)
-        return {name: Verdict(name, "reject", (message,)) for name in platforms}
+        return {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
     if item.problem is not None:
         return {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
     facts = assess(item, config)

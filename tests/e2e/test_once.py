@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -187,6 +188,26 @@ def test_explain_json_shows_verdicts_reasons_and_changes_without_uploading(
     assert "0.1 MP (400×300)" in tiny["platforms"]["strict"]["reasons"][0]
     assert list(folder_target.root.iterdir()) == []
     assert not (workspace.state / "ledger.sqlite3").exists()
+
+
+def test_explain_refuses_a_hard_link_and_a_symlink_with_the_words_run_uses(
+    workspace: Workspace, exiftool, folder_target, tmp_path
+):
+    outside = image(exiftool, tmp_path / "outside.jpg", seed=5)
+    linked = workspace.exports / "linked.jpg"
+    os.link(outside, linked)
+    pointer = workspace.exports / "pointer.jpg"
+    pointer.symlink_to(outside)
+    workspace.write_config(platform_table("archive", folder_target))
+    result = workspace.cli("explain", str(linked), str(pointer), "--json")
+    assert result.returncode == 0, result.stderr
+    hard, soft = (entry["platforms"]["archive"] for entry in json.loads(result.stdout)["files"])
+    assert hard["verdict"] == "reject" and "has 2 hard links; not taken" in hard["reasons"][0]
+    assert "allow_hardlinks = true" in hard["reasons"][0]
+    assert soft["verdict"] == "reject" and "a symbolic link, never followed" in soft["reasons"][0]
+    once = workspace.cli("once")
+    assert "linked.jpg: has 2 hard links; not taken" in once.stderr
+    assert list(folder_target.root.iterdir()) == []
 
 
 def test_check_exits_0_when_valid_and_2_with_every_problem_named(workspace: Workspace, folder_target):
