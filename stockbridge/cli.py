@@ -82,16 +82,19 @@ def _print_config_error(exc: ConfigError) -> None:
         click.echo(f"  hint: {exc.hint}", err=True)
 
 
-def _load(config_path: Path | None, *, resolve_secrets: bool = True, uploads: bool = False) -> Config:
+def _load(
+    config_path: Path | None, *, resolve_secrets: bool = True, uploads: bool = False, service: bool = False
+) -> Config:
     """The configuration, its warnings logged. ``uploads``: the caller is about to send passwords
     (``run``, ``once``), so a file holding one that others can read is refused (exit 2).
     ``resolve_secrets``: the caller is about to work (``check``, ``run``, ``once``), so passwords
-    are resolved and the watch folder must exist."""
+    are resolved and the watch folder must exist (``service``: ``run`` waits for it instead, an
+    export drive may be mounted after the service starts)."""
     path = find_config_path(config_path)
     config = load_config(path, resolve_secrets=resolve_secrets)
     if uploads and (problem := insecure_config_problem(config)) is not None:
         raise problem
-    if resolve_secrets and (problem := watch_folder_problem(config)) is not None:
+    if resolve_secrets and not service and (problem := watch_folder_problem(config)) is not None:
         raise problem  # check, run, once; status and history work with the export drive unplugged
     for warning in config.warnings:
         logger.warning("{}", warning)
@@ -110,7 +113,7 @@ def run(config_path: Path | None) -> None:
     """Run the service: watch the folder, upload in batches, until SIGTERM."""
     from stockbridge.daemon import Service
 
-    config = _load(config_path, uploads=True)
+    config = _load(config_path, uploads=True, service=True)
     service = Service(config)
     service.install_signal_handlers()
     service.run()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from loguru import logger
 
 from stockbridge import ledger as states
-from stockbridge.config import Config, insecure_config_problem, load_config
+from stockbridge.config import Config, insecure_config_problem, load_config, watch_folder_problem
 from stockbridge.errors import ConfigError
 from stockbridge.ingest import Ingested
 from stockbridge.ledger import Job, Ledger
@@ -52,6 +52,8 @@ INGEST_STALL_SECONDS = 300.0
 #: that makes no progress for ``timeout_seconds``, so only a hang outside them lasts this long;
 #: generous, because one big file on a slow uplink legitimately takes many minutes.
 UPLOAD_STALL_SECONDS = 3600.0
+#: How often ``run`` looks for a watch folder that is missing at start (an unplugged drive).
+FOLDER_WAIT_SECONDS = 5.0
 #: How often STATUS= is refreshed for ``systemctl status`` (also at each batch event).
 STATUS_SECONDS = 5.0
 
@@ -286,6 +288,9 @@ class Service:
 
     def run(self) -> None:
         config = self.config
+        if not self._wait_for_folder():
+            logger.info("stopped")
+            return
         with open_pipeline(config) as pipeline:
             uploaders = [
                 PlatformUploader(
@@ -347,6 +352,27 @@ class Service:
                 if self._progress is not None:
                     self._progress.__exit__(None, None, None)
         logger.info("stopped")
+
+    def _wait_for_folder(self) -> bool:
+        """An export drive not mounted yet (or a NAS share still coming up) is not a reason to die:
+        say so once, tell systemd we are up and waiting, and look again every few seconds.
+        Returns False when asked to stop first."""
+        folder = self.config.watch.folder
+        if folder.is_dir():
+            return True
+        problem = watch_folder_problem(self.config)
+        logger.error(
+            "{}; waiting for it (checking every {:.0f} s): {}",
+            problem.problems[0] if problem else f"watch.folder: {folder} is missing",
+            FOLDER_WAIT_SECONDS,
+            problem.hint if problem else "create it or mount the drive it is on",
+        )
+        self.notifier.ready(f"waiting for the watch folder {folder}")
+        while not self.stop_event.wait(FOLDER_WAIT_SECONDS):
+            if folder.is_dir():
+                logger.info("the watch folder {} is there now", folder)
+                return True
+        return False
 
     def _show_backlog(self, config: Config) -> None:
         """On a terminal, bars for the files already waiting: ingesting them, then each platform."""

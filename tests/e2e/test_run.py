@@ -173,3 +173,35 @@ def test_sigterm_mid_upload_stops_at_once_and_the_next_start_sends_the_file_once
         assert [p.name for p in root.iterdir()] == ["big.jpg"]
         assert (root / "big.jpg").read_bytes() == source.read_bytes()
         assert workspace.states() == {("big.jpg", "slow"): "uploaded"}
+
+
+def test_a_watch_folder_missing_at_start_is_waited_for_not_fatal(
+    workspace: Workspace, exiftool, folder_target, tmp_path
+):
+    # An export drive mounted after the service started: `run` says so once and waits, while
+    # `check` and `once` still refuse (exit 2) with the same words.
+    workspace.write_config(platform_table("archive", folder_target, **{"batch.max_wait_seconds": 0}))
+    workspace.exports.rmdir()
+    checked = workspace.cli("check")
+    assert checked.returncode == 2 and "does not exist" in checked.stderr
+    log = tmp_path / "service.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            workspace.command("run"),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=workspace.env(),
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_for(lambda: b"waiting for it" in log.read_bytes(), 20, "the service to say it waits")
+        assert process.poll() is None, log.read_text()
+        workspace.exports.mkdir()
+        make_image(
+            workspace.exports / "late.jpg", width=800, height=600, title="Late", exiftool=exiftool, seed=8
+        )
+        wait_for(lambda: (folder_target.root / "late.jpg").exists(), 30, "the file in the late folder")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    assert log.read_text().count("does not exist") == 1, "said once, not at every look"
