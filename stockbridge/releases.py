@@ -18,6 +18,7 @@ taken for a release: a signed release sent to an agency as a photo is worse than
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -261,6 +262,7 @@ def _extension(name: str) -> str:
     return suffix.lower() if _EXTENSION.fullmatch(suffix) else ""
 
 
+@functools.lru_cache(maxsize=256)  # asked for every file of every scan: 10,000 files, 30,000 calls
 def _sidecar_regex(pattern: str, stem: str | None) -> re.Pattern[str]:
     """``pattern`` with ``{stem}`` as ``stem`` (any name when None); ``*`` and ``?`` as in globs."""
     stem_regex = ".+" if stem is None else re.escape(stem)
