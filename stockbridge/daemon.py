@@ -195,7 +195,7 @@ def _prepare_all(
         except Exception as exc:
             logger.opt(exception=exc).error("unexpected error preparing {}: {}", path.name, exc)
             item = None
-        sha = item.sha256 if item is not None else _known_sha(pipeline, path)
+        sha = item.sha256 if item is not None else pipeline.known(path)
         if progress is not None and not future.cancelled():
             progress.ingested()
         in_flight.release()
@@ -206,6 +206,16 @@ def _prepare_all(
             finished.notify_all()
 
     for path in paths:
+        if stop.is_set():
+            break
+        if (sha := pipeline.done_before(path)) is not None:
+            # The restart case: thousands of files already sent cost a stat and two lookups each,
+            # here, instead of a trip through the workers.
+            with finished:
+                touched.add(sha)
+            if progress is not None:
+                progress.ingested()
+            continue
         while not in_flight.acquire(timeout=0.5):
             if stop.is_set():
                 break
@@ -216,14 +226,6 @@ def _prepare_all(
     with finished:
         finished.wait_for(lambda: counts["finished"] >= counts["submitted"])
     return touched
-
-
-def _known_sha(pipeline: Pipeline, path: Path) -> str | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return pipeline.ledger.known_source(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _safely(function: Callable[..., T], *args: Any) -> T | None:

@@ -185,6 +185,22 @@ class Pipeline:
 
     # ------------------------------------------------------------------ ingest + plan
 
+    def known(self, path: Path) -> str | None:
+        """The content hash recorded for ``path`` as it is now (same size, mtime and inode)."""
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return None
+        return self.ledger.known_source(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def done_before(self, path: Path) -> str | None:
+        """The content hash of ``path`` if it is unchanged since it was taken and every platform
+        has its job: nothing to do, and no need to hash it."""
+        known = self.known(path)
+        if known is not None and all(self.ledger.has_job(known, name) for name in self.platforms):
+            return known
+        return None
+
     def accept_file(self, path: Path) -> Ingested | None:
         """Ingest ``path`` and create its jobs. Returns None when the file must settle again."""
         root = self.config.watch.folder
@@ -193,14 +209,12 @@ class Pipeline:
             logger.info("{}: a release; files waiting for one are looked at again", path.name)
             self.reconsider_held()
             return None
-        try:
-            st = os.stat(path, follow_symlinks=False)
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             return None
-        known = self.ledger.known_source(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        if known is not None and all(self.ledger.has_job(known, name) for name in self.platforms):
+        if self.done_before(path) is not None:
             logger.debug("{}: unchanged since last seen, nothing to do", path.name)
             return None
+        known = self.known(path)
         try:
             item = ingest(
                 path,
