@@ -158,7 +158,7 @@ class FTPServerThread:
         handler.banner = "stockbridge local test server ready."
         # An IOLoop of its own: pyftpdlib's default is a process-wide singleton, and two servers
         # (FTP and FTPS in the demo) serving it from two threads would mix up their replies.
-        self._server = FTPServer((self.host, 0), handler, ioloop=IOLoop())
+        self._server = FTPServer((self.host, self.port), handler, ioloop=IOLoop())
         self.port = self._server.address[1]
         self._thread = threading.Thread(target=self._serve, name=f"ftpd-{self.port}", daemon=True)
         self._thread.start()

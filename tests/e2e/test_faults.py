@@ -19,6 +19,7 @@ import contextlib
 import json
 import signal
 import socket
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -367,3 +368,47 @@ def test_sighup_rereads_a_rotated_password_and_a_paused_platform_tries_once_more
     assert "configuration reloaded" in text and "agency will try again" in text
     assert stored_files(faulty.root) == {path.name: path.read_bytes() for path in sources}
     assert PASSWORD not in text and "an-old-password" not in text
+
+
+def test_a_server_that_is_down_then_back_gets_the_files_within_the_same_run(
+    workspace: Workspace, exiftool: Any, tmp_path: Path
+) -> None:
+    # The agency's server is down when `once` starts and comes back 1.5 s later on the same port:
+    # the platform waits (files are not charged attempts) and sends everything when it is back.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = tmp_path / "back-root"
+    root.mkdir()
+    sources = photos(workspace, exiftool, 3)
+    server = FTPServerThread(root=root, tls=False, username="photographer", password=PASSWORD, port=port)
+    agency = LocalServer(
+        name="back",
+        protocol="ftp",
+        root=root,
+        remote_dir="/",
+        host="127.0.0.1",
+        port=port,
+        username="photographer",
+        password=PASSWORD,
+    )
+    workspace.write_config(platform_table("agency", agency))
+    process = subprocess.Popen(
+        workspace.command("once"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=workspace.env(),
+    )
+    try:
+        time.sleep(1.5)
+        server.start()
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        server.stop()
+    assert process.returncode == 0, err
+    assert "cannot reach the server" in err, "it really was down at first"
+    assert stored_files(root) == {path.name: path.read_bytes() for path in sources}
+    assert sorted(Counter(server.stored).values()) == [1, 1, 1]
