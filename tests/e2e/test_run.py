@@ -24,7 +24,8 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @contextmanager
-def service(workspace: Workspace, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def service(workspace: Workspace, log: Path, ready: bytes = b"watching") -> Iterator[subprocess.Popen[bytes]]:
+    """``stockbridge run`` until the log shows ``ready``; SIGTERM (then kill) when the block ends."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
             workspace.command("run"),
@@ -34,9 +35,7 @@ def service(workspace: Workspace, log: Path) -> Iterator[subprocess.Popen[bytes]
             stdin=subprocess.DEVNULL,
         )
     try:
-        wait_for(
-            lambda: b"watching" in log.read_bytes() or process.poll() is not None, 30, "the service to start"
-        )
+        wait_for(lambda: ready in log.read_bytes() or process.poll() is not None, 30, "the service to start")
         assert process.poll() is None, log.read_text()
         yield process
     finally:
@@ -185,23 +184,11 @@ def test_a_watch_folder_missing_at_start_is_waited_for_not_fatal(
     checked = workspace.cli("check")
     assert checked.returncode == 2 and "does not exist" in checked.stderr
     log = tmp_path / "service.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            workspace.command("run"),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=workspace.env(),
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        wait_for(lambda: b"waiting for it" in log.read_bytes(), 20, "the service to say it waits")
-        assert process.poll() is None, log.read_text()
+    with service(workspace, log, ready=b"waiting for it") as process:
         workspace.exports.mkdir()
         make_image(
             workspace.exports / "late.jpg", width=800, height=600, title="Late", exiftool=exiftool, seed=8
         )
         wait_for(lambda: (folder_target.root / "late.jpg").exists(), 30, "the file in the late folder")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+    assert process.returncode == 0, "a clean stop"
     assert log.read_text().count("does not exist") == 1, "said once, not at every look"
