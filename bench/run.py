@@ -818,11 +818,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
             if server is sshd:
-                # The product's per-platform setting for servers that take it (OpenSSH: 255 KiB).
+                # The default asks the server (OpenSSH: 261120); this row pins the 32 KiB every
+                # server takes, for agencies that refuse more.
                 for files, kind, unit in ((data.big24, "big", "MB/s"), (data.small, "small", "files/s")):
                     row = Row(
                         "transfer",
-                        f"sftp {kind}, sftp_request_size=261120",
+                        f"sftp {kind}, sftp_request_size=32768",
                         unit,
                         True,
                         target=0.95 if kind == "big" else 0.9,
@@ -836,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         runs,
                         scratch,
                         budget,
-                        ours=lambda files=files: stockbridge_upload(sshd, files, sftp_request_size=261120),
+                        ours=lambda files=files: stockbridge_upload(sshd, files, sftp_request_size=32768),
                     )
                     print(
                         f"  {row.case}: ref {_median(row.reference)} sb {_median(row.ours)} {unit} {'; '.join(row.notes)}",

@@ -406,11 +406,13 @@ class PlatformConfig(_Model):
         None, strict=False, description="sftp: a known_hosts file holding the server's key."
     )
     path: Path | None = Field(None, strict=False, description="folder: the directory to copy into.")
-    sftp_request_size: int = Field(
-        32 * 1024,
+    sftp_request_size: int | None = Field(
+        None,
         ge=1024,
         le=256 * 1024,
-        description="sftp: bytes per write request. 32768 works with every server; OpenSSH takes 261120, which is faster.",
+        description="sftp: bytes per write request. Default: what the server says it takes (OpenSSH:"
+        " 261120, the fastest), else 32768, which every server takes. Set it only for a server that"
+        " refuses the writes it advertises.",
     )
     atomic_rename: bool | None = Field(
         None,

@@ -49,7 +49,8 @@ class TransportSettings:
     timeout: float = 30.0  # seconds, for connect and every read/write on the sockets
     # sftp: bytes per SFTP write request. 32 KiB is what every server must take (RFC draft);
     # OpenSSH takes up to 255 KiB, which nearly doubles big-file throughput (perf.md §3.4).
-    sftp_request_size: int = 32 * 1024
+    #: None: what the server says it takes (sftp), else 32 KiB.
+    sftp_request_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

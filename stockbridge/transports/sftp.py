@@ -25,7 +25,7 @@ from typing import Any
 
 import paramiko
 from loguru import logger
-from paramiko.sftp import CMD_VERSION
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_VERSION
 
 from stockbridge.errors import AuthError, RemoteRejectedError, TransportError, TrustError
 from stockbridge.transports.base import (
@@ -76,6 +76,14 @@ def _parse_extensions(data: bytes) -> dict[str, bytes]:
     return extensions
 
 
+#: Write request sizes: 32 KiB every server takes (the SFTP draft's minimum); OpenSSH takes
+#: 261120 (256 KiB less its header allowance), which is 1.1-1.3x faster on big files (bench/README.md).
+DEFAULT_REQUEST_SIZE = 32 * 1024
+MIN_REQUEST_SIZE = 1024
+MAX_REQUEST_SIZE = 261120
+_LIMITS = "limits@openssh.com"
+
+
 class _SFTPClient(paramiko.SFTPClient):
     """Keeps the server's extension list, which paramiko reads and drops during the handshake."""
 
@@ -96,6 +104,7 @@ class SFTPTransport(Transport):
         self._transport: paramiko.Transport | None = None
         self._sftp: _SFTPClient | None = None
         self._dir_ready = False
+        self._request_size = settings.sftp_request_size or DEFAULT_REQUEST_SIZE
 
     @property
     def _port(self) -> int:
@@ -156,7 +165,33 @@ class SFTPTransport(Transport):
             raise
         self._transport, self._sftp = transport, sftp
         self._dir_ready = False
-        logger.debug("{}: connected as {} ({})", self._where, self.settings.username, transport.remote_cipher)
+        self._request_size = self.settings.sftp_request_size or self._server_write_limit(sftp)
+        logger.debug(
+            "{}: connected as {} ({}, writes of {} bytes)",
+            self._where,
+            self.settings.username,
+            transport.remote_cipher,
+            self._request_size,
+        )
+
+    def _server_write_limit(self, sftp: _SFTPClient) -> int:
+        """The write size the server says it takes (OpenSSH's ``limits@openssh.com``: 261120),
+        at most ``MAX_REQUEST_SIZE``; 32 KiB, which every server takes, when it does not say."""
+        if _LIMITS not in getattr(sftp, "server_extensions", {}):
+            return DEFAULT_REQUEST_SIZE
+        try:
+            kind, message = sftp._request(CMD_EXTENDED, _LIMITS)
+            if kind != CMD_EXTENDED_REPLY or message is None:
+                return DEFAULT_REQUEST_SIZE
+            message.get_int64()  # max packet length
+            message.get_int64()  # max read length
+            max_write = message.get_int64()
+        except Exception as exc:  # an odd reply costs speed, never the upload
+            logger.debug("{}: {} unanswered ({}); writes of 32 KiB", self._where, _LIMITS, exc)
+            return DEFAULT_REQUEST_SIZE
+        if max_write <= 0:
+            return DEFAULT_REQUEST_SIZE
+        return max(MIN_REQUEST_SIZE, min(max_write, MAX_REQUEST_SIZE))
 
     def _prefer_algorithms(self, transport: paramiko.Transport) -> None:
         options = transport.get_security_options()
@@ -358,7 +393,7 @@ class SFTPTransport(Transport):
         # attribute in paramiko; set on the instance so other sessions keep theirs).
         sent = 0
         with local.open("rb") as source, self._client.open(target, "wb") as sink:
-            sink.MAX_REQUEST_SIZE = self.settings.sftp_request_size
+            sink.MAX_REQUEST_SIZE = self._request_size
             sink.set_pipelined(True)
             while block := source.read(_READ_CHUNK):
                 sink.write(block)
