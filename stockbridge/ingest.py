@@ -104,9 +104,11 @@ def ingest(
     extra_tags: tuple[str, ...] = (),
     *,
     allow_hardlinks: bool = False,
+    verify_pixels: bool = True,
 ) -> Ingested:
     """Copy, hash, sniff and read ``path``. Raises SourceChanged or InputError (not a regular file,
-    unreadable, more than one hard link unless ``allow_hardlinks``)."""
+    unreadable, more than one hard link unless ``allow_hardlinks``). ``verify_pixels=False``: the
+    caller checks that the image decodes in full itself (research W-3), e.g. by rendering it."""
     sha256, size, object_tmp, fingerprint = _copy_and_hash(path, objects_dir(state_dir), allow_hardlinks)
     try:
         file_type = sniff(object_tmp)
@@ -120,7 +122,7 @@ def ingest(
             object_tmp.unlink()
     result = exiftool.read([final], extra_tags=extra_tags)[final]
     metadata = None if isinstance(result, MetadataError) else result
-    problem = _metadata_problem(result) or check_decodable(final, file_type)
+    problem = _metadata_problem(result) or (check_decodable(final, file_type) if verify_pixels else None)
     return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)
 
 

@@ -46,12 +46,23 @@ def check_decodable(path: Path, file_type: str) -> str | None:
                 if pillow_format == "JPEG":
                     image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
                 image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return f"refused as a possible decompression bomb ({exc})"
-    except (OSError, SyntaxError, ValueError) as exc:
-        # Pillow says "image file is truncated (12 bytes not processed)" and the like.
-        return f"the image data is damaged or incomplete ({exc}); export it again"
+    except (
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as exc:
+        return undecodable_reason(exc)
     return None
+
+
+def undecodable_reason(exc: BaseException) -> str:
+    """What to tell a person about an image Pillow could not decode (also when a render found it)."""
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"refused as a possible decompression bomb ({exc})"
+    # Pillow says "image file is truncated (12 bytes not processed)" and the like.
+    return f"the image data is damaged or incomplete ({exc}); export it again"
 
 
 @dataclass(frozen=True, slots=True)

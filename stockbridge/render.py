@@ -50,7 +50,7 @@ from PIL import Image, ImageCms, ImageOps
 from stockbridge.config import RulesConfig
 from stockbridge.errors import StockbridgeError
 from stockbridge.metadata import ExifTool
-from stockbridge.pixels import MAX_PIXELS, PILLOW_FORMATS, ImageProps
+from stockbridge.pixels import MAX_PIXELS, PILLOW_FORMATS, ImageProps, undecodable_reason
 
 #: Part of every key: bump it when render's output for an unchanged spec changes, so cached copies
 #: made the old way are not reused.
@@ -84,6 +84,15 @@ _ORIENTATION_TAG = 0x0112
 class RenderError(StockbridgeError):
     """A derived copy could not be made (undecodable pixels, a colour transform lcms refuses, a
     size cap no quality or pixel count meets). The message gives the numbers."""
+
+
+class UndecodableError(RenderError):
+    """The source's pixels do not decode in full (truncated, damaged, a bomb): a fault of the
+    file, not of one platform's copy. ``reason`` is what to tell a person."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +339,7 @@ def _prepare(source: Path, spec: RenderSpec) -> tuple[Image.Image, bytes | None]
         Image.DecompressionBombError,
         Image.DecompressionBombWarning,
     ) as exc:
-        raise RenderError(f"cannot decode {source.name}: {exc}") from exc
+        raise UndecodableError(f"cannot decode {source.name}: {exc}", undecodable_reason(exc)) from exc
 
     del image  # the decoded source lives on only as ``upright``, so the resize below can free it
     pixels = _to_eight_bits(upright, source.name)

@@ -40,11 +40,14 @@ def test_the_private_copy_outlives_an_upload_while_another_platforms_job_is_stil
     prepare = pipeline._prepare
 
     def first_finishes_while_second_renders(item: Any, facts: AssetFacts, verdict: Verdict) -> Any:
-        if verdict.platform == "second":
-            first = ledger.job_for(item.sha256, "first")
-            assert first is not None
+        first = ledger.job_for(item.sha256, "first")
+        if verdict.platform == "second" and first is not None:  # second's job is being made
             ledger.mark_uploaded(first.id, verified=True)
             pipeline.release_objects([item.sha256])  # what first's uploader does after its batch
+            assert item.object_path.exists(), "second has no job yet: its copy must stay"
+            for derived in (state / "derived").rglob("*"):
+                if derived.is_file():
+                    derived.unlink()  # so second's copy is rendered from the private copy again
         return prepare(item, facts, verdict)
 
     monkeypatch.setattr(pipeline, "_prepare", first_finishes_while_second_renders)
@@ -152,4 +155,41 @@ def test_two_files_of_the_same_name_prepared_at_once_never_get_the_same_remote_n
         assert len(names) == 2 and len(set(names)) == 2, names
     finally:
         pipeline.close()
+        ledger.close()
+
+
+def test_a_truncated_file_is_refused_for_every_platform_when_the_render_finds_it(
+    tmp_path: Path, exiftool: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One platform renders: its render is the full-decode check (research W-3) for all of them,
+    # so a cut-off file is rejected everywhere with the same reason, and nothing is queued.
+    exports, state = tmp_path / "exports", tmp_path / "state"
+    for name in ("exports", "whole", "small"):
+        (tmp_path / name).mkdir()
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        f'[watch]\nfolder = "{exports}"\n\n[state]\ndir = "{state}"\n\n'
+        f'[platforms.whole]\nprotocol = "folder"\npath = "{tmp_path / "whole"}"\n\n'
+        f'[platforms.small]\nprotocol = "folder"\npath = "{tmp_path / "small"}"\n'
+        "[platforms.small.rules]\nmax_long_edge = 400\n"
+    )
+    config = load_config(config_path)
+    good = make_image(tmp_path / "good.jpg", width=1600, height=1200, title="Cut", exiftool=exiftool, seed=9)
+    cut = exports / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
+    decoded = []
+    from stockbridge import pipeline as pipeline_module
+
+    real_check = pipeline_module.check_decodable
+    monkeypatch.setattr(pipeline_module, "check_decodable", lambda *a: decoded.append(a) or real_check(*a))
+    ledger = Ledger(config.ledger_path)
+    try:
+        item = Pipeline(config, ledger, exiftool).accept_file(cut)
+        assert item is not None
+        for platform in ("whole", "small"):
+            job = ledger.job_for(item.sha256, platform)
+            assert job is not None and job.state == states.REJECTED, job
+            assert "damaged or incomplete" in (job.reason or "") and "export it again" in (job.reason or "")
+        assert decoded == [], "the render was the check: no second decode"
+    finally:
         ledger.close()
