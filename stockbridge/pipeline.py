@@ -116,10 +116,9 @@ class Pipeline:
         self.ledger = ledger
         self._exiftool = exiftool
         self.state_dir = config.state.dir
-        #: One lock per derived copy being made: equal specs share a copy, different ones render
-        #: side by side.
-        self._copy_locks: dict[Path, threading.Lock] = {}
-        self._copy_locks_guard = threading.Lock()
+        #: Striped locks, so memory stays bounded in a service that runs for months: one derived
+        #: copy is made once (equal specs share it), different ones mostly render side by side.
+        self._copy_locks = [threading.Lock() for _ in range(64)]
         #: Choosing a free remote name and recording the job is one step (two files called
         #: IMG_1.jpg prepared at once must not get the same name).
         self._queue_lock = threading.RLock()
@@ -180,8 +179,7 @@ class Pipeline:
             tool.close()
 
     def _copy_lock(self, target: Path) -> threading.Lock:
-        with self._copy_locks_guard:
-            return self._copy_locks.setdefault(target, threading.Lock())
+        return self._copy_locks[hash(target) % len(self._copy_locks)]
 
     # ------------------------------------------------------------------ ingest + plan
 
@@ -693,11 +691,6 @@ class PlatformUploader:
                 free = free[: max(1, -(-len(free) // self.platform.connections))]
             self._claimed.update(job.id for job in free)
         return free
-
-    def claim_free(self, jobs: Iterable[Job]) -> list[Job]:
-        """``jobs`` without those some connection has taken."""
-        with self._claim_lock:
-            return [job for job in jobs if job.id not in self._claimed]
 
     def unclaim(self, jobs: Iterable[Job]) -> None:
         with self._claim_lock:

@@ -16,22 +16,27 @@ from stockbridge.plan import AssetFacts, Verdict
 from stockbridge.samples import make_image
 
 
+def folder_platforms_config(tmp_path: Path, **rules: str) -> Any:
+    """A config with one ``folder`` platform per keyword (its value: that platform's rules lines),
+    the watch folder ``exports`` and the state dir ``state`` under ``tmp_path``."""
+    (tmp_path / "exports").mkdir(exist_ok=True)
+    text = f'[watch]\nfolder = "{tmp_path / "exports"}"\n\n[state]\ndir = "{tmp_path / "state"}"\n'
+    for name, lines in rules.items():
+        (tmp_path / name).mkdir()
+        text += f'\n[platforms.{name}]\nprotocol = "folder"\npath = "{tmp_path / name}"\n'
+        if lines:
+            text += f"[platforms.{name}.rules]\n{lines}\n"
+    (tmp_path / "config.toml").write_text(text)
+    return load_config(tmp_path / "config.toml")
+
+
 def test_the_private_copy_outlives_an_upload_while_another_platforms_job_is_still_being_made(
     tmp_path: Path, exiftool: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Found with seed 11841, 100 kills: "first" uploaded (and its batch released the private
     # copy) while ingest was still rendering "second"'s copy from it, after a restart.
     exports, state = tmp_path / "exports", tmp_path / "state"
-    for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-    config_path = tmp_path / "config.toml"
-    config_path.write_text(
-        f'[watch]\nfolder = "{exports}"\n\n[state]\ndir = "{state}"\n\n'
-        f'[platforms.first]\nprotocol = "folder"\npath = "{tmp_path / "first"}"\n\n'
-        f'[platforms.second]\nprotocol = "folder"\npath = "{tmp_path / "second"}"\n'
-        "[platforms.second.rules]\nmax_megapixels = 0.5\n"
-    )
-    config = load_config(config_path)
+    config = folder_platforms_config(tmp_path, first="", second="max_megapixels = 0.5")
     source = make_image(
         exports / "photo.jpg", width=1200, height=900, title="Photo", exiftool=exiftool, seed=3
     )
@@ -125,15 +130,10 @@ def test_two_files_of_the_same_name_prepared_at_once_never_get_the_same_remote_n
 ) -> None:
     # Prepare workers run side by side. Looking up a free name and recording the job is one step:
     # the lookup is slowed down here so that, without that, both would take "IMG_1.jpg".
-    exports, state, target = tmp_path / "exports", tmp_path / "state", tmp_path / "target"
-    for folder in (exports / "a", exports / "b", target):
-        folder.mkdir(parents=True)
-    config_path = tmp_path / "config.toml"
-    config_path.write_text(
-        f'[watch]\nfolder = "{exports}"\n\n[state]\ndir = "{state}"\n\n'
-        f'[platforms.archive]\nprotocol = "folder"\npath = "{target}"\n'
-    )
-    config = load_config(config_path)
+    config = folder_platforms_config(tmp_path, archive="")
+    exports = config.watch.folder
+    for folder in (exports / "a", exports / "b"):
+        folder.mkdir()
     sources = [
         make_image(exports / folder / "IMG_1.jpg", width=300, height=200, exiftool=exiftool, seed=seed)
         for folder, seed in (("a", 1), ("b", 2))
@@ -163,17 +163,8 @@ def test_a_truncated_file_is_refused_for_every_platform_when_the_render_finds_it
 ) -> None:
     # One platform renders: its render is the full-decode check (research W-3) for all of them,
     # so a cut-off file is rejected everywhere with the same reason, and nothing is queued.
-    exports, state = tmp_path / "exports", tmp_path / "state"
-    for name in ("exports", "whole", "small"):
-        (tmp_path / name).mkdir()
-    config_path = tmp_path / "config.toml"
-    config_path.write_text(
-        f'[watch]\nfolder = "{exports}"\n\n[state]\ndir = "{state}"\n\n'
-        f'[platforms.whole]\nprotocol = "folder"\npath = "{tmp_path / "whole"}"\n\n'
-        f'[platforms.small]\nprotocol = "folder"\npath = "{tmp_path / "small"}"\n'
-        "[platforms.small.rules]\nmax_long_edge = 400\n"
-    )
-    config = load_config(config_path)
+    exports = tmp_path / "exports"
+    config = folder_platforms_config(tmp_path, whole="", small="max_long_edge = 400")
     good = make_image(tmp_path / "good.jpg", width=1600, height=1200, title="Cut", exiftool=exiftool, seed=9)
     cut = exports / "cut.jpg"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
