@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
+import select
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockbridge.localserver import local_ftp_server, start_daemon, stop_process_group, vsftpd_config
+from bench import ftpd_child
+from stockbridge.localserver import READY_TIMEOUT, start_daemon, stop_process_group, vsftpd_config
 from stockbridge.secrets import Secret
 from stockbridge.transports.base import TransportSettings
 
@@ -84,28 +88,51 @@ def _binary(path: str) -> str:
 def pyftpdlib_server(
     base: Path, *, tls: bool, cert: tuple[Path, Path], upload_limit: int | None = None
 ) -> Iterator[Server]:
+    """pyftpdlib in a child process (``bench.ftpd_child``): in this process it would share a GIL
+    with stockbridge's client, which lftp and curl (processes of their own) do not."""
     root = base / ("ftps-root" if tls else "ftp-root")
+    root.mkdir(parents=True, exist_ok=True)
     certfile, keyfile = cert if tls else (None, None)
-    with local_ftp_server(
-        root,
-        tls=tls,
-        username="bench",
-        password="bench-pass",
-        certfile=certfile,
-        keyfile=keyfile,
-        upload_limit=upload_limit,
-    ) as ftpd:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.ftpd_child",
+        str(root),
+        "1" if tls else "0",
+        str(certfile) if certfile else "-",
+        str(keyfile) if keyfile else "-",
+        str(upload_limit) if upload_limit else "-",
+    ]
+    with (base / f"{root.name}.log").open("ab") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            cwd=Path(__file__).resolve().parent.parent,
+            start_new_session=True,
+        )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT)
+        line = process.stdout.readline() if ready else b""
+        if not line:
+            raise RuntimeError(f"bench.ftpd_child did not start (exit code {process.poll()})")
+        port = int(json.loads(line)["port"])
         yield Server(
             name="ftps" if tls else "ftp",
             protocol="ftps" if tls else "ftp",
             root=root,
             remote_dir="/",
-            host=ftpd.host,
-            port=ftpd.port,
-            username=ftpd.username,
-            password=ftpd.password,
-            ca_file=ftpd.ca_file,
+            host="127.0.0.1",
+            port=port,
+            username=ftpd_child.USERNAME,
+            password=ftpd_child.PASSWORD,
+            ca_file=certfile,
+            pid=process.pid,
         )
+    finally:
+        stop_process_group(process)
 
 
 @contextlib.contextmanager

@@ -649,3 +649,33 @@ def test_sftp_writes_in_the_size_the_server_advertises_unless_told_otherwise(
         assert transport.put(big, "c.jpg").verified
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         assert (sshd_server.root / name).read_bytes() == big.read_bytes()
+
+
+def test_an_ftp_upload_slower_than_the_timeout_arrives_because_the_timeout_means_no_progress(
+    tmp_path: Path,
+) -> None:
+    # A home uplink: 1.2 MB at ~200 KB/s is ~6 s, three times the 2 s timeout. send() hands the
+    # whole file to the kernel at once; the transport must then wait while the bytes keep leaving
+    # (not time out on the 226), and close only with a tail the link clears within the timeout.
+    from stockbridge.localserver import local_ftp_server
+
+    root = tmp_path / "slow"
+    big = make_file(tmp_path, "big.jpg", 1_200_000, seed=7)
+    with local_ftp_server(root, tls=False, username="u", password="slow-pw", upload_limit=200_000) as ftpd:
+        server = LocalServer(
+            name="ftp",
+            protocol="ftp",
+            root=root,
+            remote_dir="/",
+            host=ftpd.host,
+            port=ftpd.port,
+            username="u",
+            password="slow-pw",
+        )
+        started = time.monotonic()
+        with open_transport(settings_for(server, timeout=2.0, atomic_rename=False)) as transport:
+            result = transport.put(big, "big.jpg")
+        elapsed = time.monotonic() - started
+    assert result.verified
+    assert (root / "big.jpg").read_bytes() == big.read_bytes()
+    assert elapsed > 3.0, f"the throttle did not slow the upload ({elapsed:.1f} s), so this proves nothing"
