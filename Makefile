@@ -33,11 +33,11 @@ bench: $(BIN)/stockbridge
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(BIN)/stockbridge
-	$(BIN)/ruff check stockbridge tests
-	$(BIN)/ruff format --check stockbridge tests
+	$(BIN)/ruff check stockbridge tests bench
+	$(BIN)/ruff format --check stockbridge tests bench
 
 typecheck: $(BIN)/stockbridge
-	$(BIN)/mypy stockbridge
+	$(BIN)/mypy stockbridge bench
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

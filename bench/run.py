@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import functools
 import io
 import json
 import os
@@ -646,7 +647,7 @@ def restart_rows(workspace: Path, count: int) -> list[Row]:
 # ---------------------------------------------------------------------- profiles
 
 
-def profile(function: Callable[[], None], path: Path, limit: int = 18) -> str:
+def profile(function: Callable[[], object], path: Path, limit: int = 18) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
     try:
@@ -837,7 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         runs,
                         scratch,
                         budget,
-                        ours=lambda files=files: stockbridge_upload(sshd, files, sftp_request_size=32768),
+                        ours=functools.partial(stockbridge_upload, sshd, files, sftp_request_size=32768),
                     )
                     print(
                         f"  {row.case}: ref {_median(row.reference)} sb {_median(row.ours)} {unit} {'; '.join(row.notes)}",
@@ -905,7 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile(
             lambda: [render(path, scratch / "p.jpg", spec, exiftool) for path in data.big24[:3]],
             profiles / "render_24mp.txt",
-        )  # type: ignore[func-returns-value]
+        )
 
         # -- end to end
         e2e_rows: list[Row] = []
