@@ -32,6 +32,7 @@ from stockbridge.ledger import Job, Ledger
 from stockbridge.metadata import ExifTool
 from stockbridge.notices import NoticeBoard
 from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain, top_up
+from stockbridge.render import keep_image_memory
 from stockbridge.schedule import SCHEDULED, Slot, admit, scheduled_jobs, when
 from stockbridge.sdnotify import Notifier
 from stockbridge.watcher import Watcher, collect_settled, scan
@@ -74,6 +75,7 @@ class OnceReport:
 @contextmanager
 def open_pipeline(config: Config) -> Iterator[Pipeline]:
     config.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keep_image_memory()  # before the prepare workers start
     ledger = Ledger(config.ledger_path)
     exiftool = ExifTool(cwd=config.state.dir)
     try:

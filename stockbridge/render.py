@@ -33,11 +33,13 @@ never leaves a half copy under the final name; the source is only read.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
 import json
 import math
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -69,6 +71,11 @@ MAX_PIXEL_STEPS = 8
 #: bytes (83 MP at 4:4:4, 166 MP at 4:2:0) the copy is written without it, streaming, in a third of
 #: the time.
 OPTIMIZE_MAX_COEFFICIENT_BYTES = 500_000_000
+
+#: Free memory glibc keeps at the top of each heap instead of handing it back to the kernel (see
+#: keep_image_memory).
+MALLOC_TOP_PAD_BYTES = 64 * 1024 * 1024
+_M_TOP_PAD = -2  # glibc malloc.h
 
 _TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}
 #: Modes render turns into 8-bit L, RGB or CMYK. Others ("F", "LAB", "HSV", ...) are refused.
@@ -500,3 +507,25 @@ def _ladder(image: Image.Image, spec: RenderSpec) -> Iterator[tuple[Image.Image,
         if spec.min_pixels is not None and size[0] * size[1] < spec.min_pixels:
             return
         yield image.resize(size, Image.Resampling.LANCZOS), floor
+
+
+def keep_image_memory(pad: int = MALLOC_TOP_PAD_BYTES) -> bool:
+    """Let glibc keep up to ``pad`` bytes of freed memory per heap for the next image.
+
+    Each 24 MP render allocates and frees ~60 MB of pixel buffers. By default glibc returns that
+    memory to the kernel at once, and the next image faults it back in page by page, each page
+    zeroed by the kernel under the process's memory-map lock that every worker thread shares: 12,000
+    page faults per file. Keeping it costs at most ``pad`` of RSS per heap. Measured end to end
+    (60 × 24 MP to three platforms, 2 cores): 718,000 → 68,000 page faults, 13.5 → 12.4 s.
+    Process-wide; call before the worker threads start. A no-op (False) off glibc, and when the
+    user set MALLOC_TOP_PAD_ themselves.
+    """
+    if not sys.platform.startswith("linux") or "MALLOC_TOP_PAD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_TOP_PAD, pad) == 1)
