@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from stockbridge.localserver import (
+    FTPServerThread,
     local_ftp_server,
     make_self_signed_cert,
     start_daemon,
@@ -161,6 +162,25 @@ def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SSHKeys:
 # -- pyftpdlib -----------------------------------------------------------------------------------
 
 
+def pyftpdlib_platform(ftpd: FTPServerThread, root: Path) -> LocalServer:
+    """The LocalServer of a pyftpdlib server serving ``root`` (also one a test started itself:
+    throttled, two at once, ...)."""
+    protocol = "ftps" if ftpd.tls else "ftp"
+    return LocalServer(
+        name=protocol,
+        protocol=protocol,
+        root=root,
+        remote_dir="/",
+        host=ftpd.host,
+        port=ftpd.port,
+        username=ftpd.username,
+        password=ftpd.password,
+        ca_file=ftpd.ca_file,
+        commands=lambda: list(ftpd.commands),
+        extra={"ftpd": ftpd},  # tests set ftpd.ingest to play an agency's ingest robot
+    )
+
+
 def _pyftpdlib_server(tmp_path: Path, tls: bool, tls_cert: tuple[Path, Path]) -> Iterator[LocalServer]:
     pytest.importorskip("pyftpdlib", reason="pip install 'stockbridge[demo]'")
     root = tmp_path / "ftp-root"
@@ -168,19 +188,7 @@ def _pyftpdlib_server(tmp_path: Path, tls: bool, tls_cert: tuple[Path, Path]) ->
     with local_ftp_server(
         root, tls=tls, username="photographer", password="s3cret-pass", certfile=certfile, keyfile=keyfile
     ) as ftpd:
-        yield LocalServer(
-            name="ftps" if tls else "ftp",
-            protocol="ftps" if tls else "ftp",
-            root=root,
-            remote_dir="/",
-            host=ftpd.host,
-            port=ftpd.port,
-            username=ftpd.username,
-            password=ftpd.password,
-            ca_file=ftpd.ca_file,
-            commands=lambda: list(ftpd.commands),
-            extra={"ftpd": ftpd},  # tests set ftpd.ingest to play an agency's ingest robot
-        )
+        yield pyftpdlib_platform(ftpd, root)
 
 
 @pytest.fixture

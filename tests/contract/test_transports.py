@@ -30,7 +30,7 @@ from stockbridge.secrets import Secret
 from stockbridge.transports import TEMP_SUFFIX, PutResult, open_transport
 from stockbridge.transports import folder as folder_transport
 from stockbridge.transports.ftp import error_for_reply
-from tests.servers import VSFTPD_BANNED_PASSWORD, LocalServer, settings_for
+from tests.servers import VSFTPD_BANNED_PASSWORD, LocalServer, pyftpdlib_platform, settings_for
 
 ALL_SERVERS = ["ftp", "ftps", "ftps-vsftpd", "sftp", "folder"]
 LOGIN_SERVERS = ["ftp", "ftps", "ftps-vsftpd", "sftp"]
@@ -662,16 +662,7 @@ def test_an_ftp_upload_slower_than_the_timeout_arrives_because_the_timeout_means
     root = tmp_path / "slow"
     big = make_file(tmp_path, "big.jpg", 1_200_000, seed=7)
     with local_ftp_server(root, tls=False, username="u", password="slow-pw", upload_limit=200_000) as ftpd:
-        server = LocalServer(
-            name="ftp",
-            protocol="ftp",
-            root=root,
-            remote_dir="/",
-            host=ftpd.host,
-            port=ftpd.port,
-            username="u",
-            password="slow-pw",
-        )
+        server = pyftpdlib_platform(ftpd, root)
         started = time.monotonic()
         with open_transport(settings_for(server, timeout=2.0, atomic_rename=False)) as transport:
             result = transport.put(big, "big.jpg")

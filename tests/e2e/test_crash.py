@@ -44,7 +44,7 @@ from stockbridge.localserver import FTPServerThread, local_ftp_server
 from stockbridge.metadata import ExifTool
 from stockbridge.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table
-from tests.servers import LocalServer
+from tests.servers import LocalServer, pyftpdlib_platform
 
 KILLS = int(os.environ.get("STOCKBRIDGE_CRASH_KILLS", "20"))
 FILES = int(os.environ.get("STOCKBRIDGE_CRASH_FILES", "50"))
@@ -67,20 +67,6 @@ class Campaign:
     phases: collections.Counter[str] = field(default_factory=collections.Counter)
     starts: int = 0
     leaked_exiftools: int = 0
-
-
-def ftp_platform(server: FTPServerThread, root: Path, protocol: str) -> LocalServer:
-    return LocalServer(
-        name=protocol,
-        protocol=protocol,
-        root=root,
-        remote_dir="/",
-        host=server.host,
-        port=server.port,
-        username=server.username,
-        password=server.password,
-        ca_file=server.ca_file,
-    )
 
 
 @contextmanager
@@ -234,8 +220,8 @@ def test_random_sigkills_lose_nothing_and_send_nothing_twice(
 
     with ftp_servers(tmp_path, tls_cert) as (ftp, ftps):
         platforms = {
-            "plainftp": ftp_platform(ftp, tmp_path / "ftp-root", "ftp"),
-            "secureftp": ftp_platform(ftps, tmp_path / "ftps-root", "ftps"),
+            "plainftp": pyftpdlib_platform(ftp, tmp_path / "ftp-root"),
+            "secureftp": pyftpdlib_platform(ftps, tmp_path / "ftps-root"),
             "sftp": sshd_server,
         }
         batch = {"batch.max_files": 5, "batch.max_wait_seconds": 0}

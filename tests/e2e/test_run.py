@@ -142,18 +142,9 @@ def test_sigterm_mid_upload_stops_at_once_and_the_next_start_sends_the_file_once
     with local_ftp_server(
         root, tls=False, username="u", password="slow-link-pw", upload_limit=100_000
     ) as ftpd:
-        from tests.servers import LocalServer
+        from tests.servers import pyftpdlib_platform
 
-        server = LocalServer(
-            name="ftp",
-            protocol="ftp",
-            root=root,
-            remote_dir="/",
-            host=ftpd.host,
-            port=ftpd.port,
-            username="u",
-            password="slow-link-pw",
-        )
+        server = pyftpdlib_platform(ftpd, root)
         workspace.write_config(platform_table("slow", server, **{"batch.max_wait_seconds": 0}))
         log = tmp_path / "service.log"
         with service(workspace, log) as process:
