@@ -17,7 +17,7 @@ import subprocess
 import unicodedata
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
@@ -293,6 +293,16 @@ def test_the_corpus_has_at_least_forty_hostile_cases():
     assert len({case.name for case in CASES}) == len(CASES)
 
 
+def roles_as_prepared(cases: list[Case], files: dict[str, object]) -> list[Case]:
+    """The pair of equal files: the one prepared first is sent, the other is told it is a copy.
+    Two prepare workers take them side by side, so either may be first; exactly one must be."""
+    original, copy = (case for case in cases if case.name.startswith("duplicate"))
+    if copy.name in files and original.name not in files:
+        swapped = {original.name: copy.name, copy.name: original.name}
+        return [replace(case, name=swapped[case.name]) if case.name in swapped else case for case in cases]
+    return cases
+
+
 def test_one_run_over_the_hostile_corpus_gives_every_file_its_answer_and_stays_up(
     workspace: Workspace, exiftool, folder_target, ftp_server, tmp_path, capsys
 ):
@@ -317,7 +327,7 @@ def test_one_run_over_the_hostile_corpus_gives_every_file_its_answer_and_stays_u
     root = os.geteuid() == 0
     table: list[str] = []
     wrong: list[str] = []
-    for case in CASES:
+    for case in roles_as_prepared(CASES, files):
         if case.root_sees_it_differently and root:
             print(
                 f"{case.name!r}: assertion skipped: running as root, chmod 000 does not stop root reading it"
