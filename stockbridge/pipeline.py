@@ -813,6 +813,7 @@ class PlatformUploader:
         batch_id = self.ledger.open_batch(self.name, len(jobs))
         self._local.outcomes = []
         self._local.sent = list(jobs)
+        self._local.manifest_done = False
         groups: dict[str | None, list[Job]] = {}
         for job in sorted(jobs, key=lambda job: (job.kind != "release", job.id)):
             groups.setdefault(job.remote_dir, []).append(job)
@@ -836,6 +837,12 @@ class PlatformUploader:
                 failed += outcome
                 if outcome < 0 or self.stop.is_set():
                     break
+            else:
+                if self.platform.csv is not None and not self._local.manifest_done:
+                    # No file of the batch went to the platform's own folder (all editorial, say):
+                    # the manifest goes there over a connection of its own. (A batch that stopped
+                    # on a refused login or a lost server does not try yet another login for it.)
+                    self._write_manifest(None, batch_id, uploaded)
         finally:
             sent: list[Job] = self._local.sent
             self.unclaim(sent)
@@ -921,6 +928,7 @@ class PlatformUploader:
                     self._local.sent.extend(queue)
             if last and self.platform.csv is not None:
                 self._write_manifest(transport, batch_id, uploaded)
+                self._local.manifest_done = True
             return failed
         finally:
             if transport is not None:
@@ -976,8 +984,9 @@ class PlatformUploader:
         self.connect_failures = 0
         return transport
 
-    def _write_manifest(self, transport: Transport, batch_id: int, uploaded: list[Job]) -> None:
-        """The agency's CSV for this batch (remote names, metadata as sent), uploaded if asked."""
+    def _write_manifest(self, transport: Transport | None, batch_id: int, uploaded: list[Job]) -> None:
+        """The agency's CSV for this batch (remote names, metadata as sent), uploaded if asked, over
+        ``transport`` (open in the platform's folder) or, with None, a connection of its own."""
         csv_config = self.platform.csv
         assert csv_config is not None
         rows = []
@@ -1002,11 +1011,17 @@ class PlatformUploader:
         path = write_manifest(self.pipeline.state_dir / "csv" / Path(name).name, csv_config, rows)
         logger.info("{}: wrote {} ({} rows)", self.name, path, len(rows))
         if csv_config.upload:
+            own = transport is None
             try:
+                if transport is None:
+                    transport = self._connect(transport_settings(self.name, self.platform))
                 transport.put(path, path.name)
                 logger.info("{}: uploaded the manifest {}", self.name, path.name)
-            except TransportError as exc:
+            except (TransportError, ConfigError) as exc:
                 logger.error("{}: could not upload the manifest {}: {}", self.name, path.name, exc)
+            finally:
+                if own and transport is not None:
+                    transport.close()
 
     # ------------------------------------------------------------------ one file
 

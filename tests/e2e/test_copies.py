@@ -208,6 +208,53 @@ def test_explain_lists_every_change_each_platform_would_get(workspace: Workspace
     assert any(change.startswith("convert PNG") and "JPEG" in change for change in art["changes"])
 
 
+CSV_HEADER = ["Filename", "Title", "Keywords", "Editorial", "Category"]
+
+
+def manifest_rows(root: Path) -> list[list[str]]:
+    """The rows of every CSV manifest in ``root`` (each must start with CSV_HEADER)."""
+    rows = []
+    for manifest in sorted(p for p in root.iterdir() if p.suffix == ".csv"):
+        lines = list(csv.reader(io.StringIO(manifest.read_text(encoding="utf-8"))))
+        assert lines[0] == CSV_HEADER, manifest.name
+        rows += lines[1:]
+    return rows
+
+
+def test_a_batch_of_editorial_files_only_still_gets_its_manifest_in_the_platform_folder(
+    workspace: Workspace, exiftool, ftps_server
+):
+    # Editorial files go to their own remote folder; the CSV belongs in the platform's folder even
+    # when no file of the batch went there.
+    (workspace.exports / "editorial").mkdir()
+    make_image(
+        workspace.exports / "editorial" / "protest.jpg",
+        width=1200,
+        height=800,
+        title="Protest",
+        keywords=KEYWORDS[:8],
+        exiftool=exiftool,
+        seed=31,
+    )
+    workspace.write_config(
+        platform_table(
+            "news",
+            ftps_server,
+            **{
+                "rules.editorial": {"remote_dir": "Editorial"},
+                "csv.columns": CSV_HEADER,
+                "csv.values": {"Category": "Travel"},
+                "csv.upload": True,
+            },
+        )
+    )
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (ftps_server.root / "Editorial").iterdir()) == ["protest.jpg"]
+    rows = manifest_rows(ftps_server.root)
+    assert [(row[0], row[3]) for row in rows] == [("protest.jpg", "Yes")], rows
+
+
 def test_editorial_files_go_where_each_platform_says_and_routes_pick_platforms(
     workspace: Workspace, exiftool, ftps_server, folder_target
 ):
@@ -246,7 +293,7 @@ def test_editorial_files_go_where_each_platform_says_and_routes_pick_platforms(
             ftps_server,
             **{
                 "rules.editorial": {"remote_dir": "Editorial"},
-                "csv.columns": ["Filename", "Title", "Keywords", "Editorial", "Category"],
+                "csv.columns": CSV_HEADER,
                 "csv.values": {"Category": "Travel"},
                 "csv.upload": True,
             },
@@ -266,12 +313,11 @@ def test_editorial_files_go_where_each_platform_says_and_routes_pick_platforms(
     assert files["icon.jpg"]["news"]["state"] == "rejected"
     assert "a route sends this file only to archive" in files["icon.jpg"]["news"]["reason"]
 
-    manifests = [p for p in ftps_server.root.iterdir() if p.suffix == ".csv"]
-    assert len(manifests) == 1
-    rows = list(csv.reader(io.StringIO(manifests[0].read_text(encoding="utf-8"))))
-    assert rows[0] == ["Filename", "Title", "Keywords", "Editorial", "Category"]
-    by_name = {row[0]: row for row in rows[1:]}
-    assert set(by_name) == {"protest.jpg", "plain.jpg"}
+    # One manifest per batch: the two files may go in one batch or, prepared at different
+    # moments, in two. Either way each uploaded file has exactly one row.
+    rows = manifest_rows(ftps_server.root)
+    assert sorted(row[0] for row in rows) == ["plain.jpg", "protest.jpg"]
+    by_name = {row[0]: row for row in rows}
     assert by_name["protest.jpg"][3] == "Yes" and by_name["plain.jpg"][3] == "No"
     assert by_name["plain.jpg"][2] == ", ".join(KEYWORDS[:8]) and by_name["plain.jpg"][4] == "Travel"
 
