@@ -399,8 +399,10 @@ class PlatformConfig(_Model):
     ca_file: Path | None = Field(
         None, strict=False, description="ftps: CA bundle to verify the server certificate."
     )
-    host_key: str | None = Field(
-        None, description='sftp: the server\'s host key fingerprint, "SHA256:..." (ssh-keygen -lf).'
+    host_key: str | list[str] | None = Field(
+        None,
+        description='sftp: the server\'s host key fingerprint, "SHA256:..." as `ssh-keygen -lf` prints it'
+        " (the whole line is fine too), of any key type the server holds; or a list of them.",
     )
     known_hosts: Path | None = Field(
         None, strict=False, description="sftp: a known_hosts file holding the server's key."
@@ -443,9 +445,17 @@ class PlatformConfig(_Model):
 
     @field_validator("host_key")
     @classmethod
-    def _fingerprint_shape(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("SHA256:"):
-            raise ValueError('expected a "SHA256:..." fingerprint as printed by `ssh-keygen -lf`')
+    def _fingerprint_shape(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is None:
+            return value
+        values = [value] if isinstance(value, str) else value
+        if not values:
+            raise ValueError('expected a "SHA256:..." fingerprint, or a list of them; got an empty list')
+        for text in values:
+            if not any(token[:7] == "SHA256:" for token in text.split()):
+                raise ValueError(
+                    f'expected a "SHA256:..." fingerprint as printed by `ssh-keygen -lf`, got {text!r}'
+                )
         return value
 
     _remote_dir_safe = field_validator("remote_dir")(_check_remote_dir)
@@ -1045,7 +1055,7 @@ def transport_settings(name: str, platform: PlatformConfig) -> TransportSettings
         remote_dir=platform.remote_dir,
         path=platform.path,
         ca_file=platform.ca_file,
-        host_key=platform.host_key,
+        host_key=tuple(platform.host_key) if isinstance(platform.host_key, list) else platform.host_key,
         known_hosts=platform.known_hosts,
         atomic_rename=platform.effective_atomic_rename,
         timeout=platform.timeout_seconds,

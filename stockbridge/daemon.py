@@ -498,7 +498,7 @@ class Service:
         )
         self.config = kept
         pipeline.config = kept
-        resumed = pipeline.ledger.resume(kinds=["auth", "trust", "config"])
+        resumed = pipeline.ledger.resume(kinds=["auth", "trust", "config", "setup"])
         for uploader in self._uploaders:
             if uploader.name in kept.platforms:
                 uploader.platform = kept.platforms[uploader.name]

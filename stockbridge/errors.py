@@ -9,7 +9,8 @@
         ├── AuthError          login refused: pause the platform, never hammer (accounts lock)
         ├── TrustError         host key or certificate not trusted: nothing was sent
         ├── QuotaError         server full / quota exceeded (452, 552): pause the platform
-        └── RemoteRejectedError the server refused this file for good (550, 553)
+        ├── RemoteSetupError   the remote folder cannot be made or written to: pause the platform
+        └── RemoteRejectedError the server refused this file for good (550, 553, too large)
 
 Only ``cli`` turns these into exit codes and text. Every message is one line that says what
 happened and, in ``hint``, what to do about it. No message may contain a secret.
@@ -73,6 +74,13 @@ class TrustError(TransportError):
 
 class QuotaError(TransportError):
     """The server is full or our quota is used up (FTP 452/552)."""
+
+    retryable = False
+
+
+class RemoteSetupError(TransportError):
+    """The platform's remote folder cannot be created or written to: a setup problem on the
+    server side that no retry fixes. Pause the platform with the server's words."""
 
     retryable = False
 

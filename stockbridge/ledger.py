@@ -498,11 +498,12 @@ class Ledger:
             )
             return int(cursor.lastrowid or 0)
 
-    def close_batch(self, batch_id: int, uploaded: int, failed: int) -> None:
+    def close_batch(self, batch_id: int, uploaded: int, failed: int, files: int | None = None) -> None:
+        """``files``: how many the batch sent in the end, files that joined it while open included."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE batches SET closed_at=?, uploaded=?, failed=? WHERE id=?",
-                (time.time(), uploaded, failed, batch_id),
+                "UPDATE batches SET closed_at=?, uploaded=?, failed=?, files=COALESCE(?, files) WHERE id=?",
+                (time.time(), uploaded, failed, files, batch_id),
             )
 
     def batches(self, *, limit: int | None = None, platform: str | None = None) -> list[Batch]:

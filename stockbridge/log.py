@@ -50,6 +50,12 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
+#: Libraries whose own log lines repeat what our error for the same failure says, in their words
+#: and with a traceback ("ERROR paramiko.transport: Socket exception: Connection reset by peer"):
+#: kept for -v, never shown as errors of ours.
+_DEBUG_ONLY = frozenset({"paramiko"})
+
+
 class _InterceptHandler(logging.Handler):
     """Route stdlib logging (paramiko, watchdog) into loguru."""
 
@@ -58,6 +64,8 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
+        if record.name.split(".", 1)[0] in _DEBUG_ONLY:
+            level = "DEBUG"
         logger.opt(depth=6, exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
 
 

@@ -209,6 +209,8 @@ _PAUSES = {
     "run `stockbridge retry --platform {platform}`.",
     "quota": "the server is full or the upload quota is used up. Trying again at {until}.",
     "unreachable": "the server cannot be reached. Trying again with growing delays.",
+    "setup": "a problem on the server side, such as a remote folder that cannot be created (see `stockbridge status`). Fix it, then run "
+    "`stockbridge retry --platform {platform}`.",
     "config": "a configuration problem (see the log). Fix it, then run "
     "`stockbridge retry --platform {platform}`.",
 }

@@ -34,6 +34,7 @@ from stockbridge.errors import (
     MetadataError,
     QuotaError,
     RemoteRejectedError,
+    RemoteSetupError,
     StockbridgeError,
     TransportError,
     TrustError,
@@ -78,6 +79,9 @@ ONCE_RETRY = RetryPolicy(base_seconds=1.0, cap_seconds=8.0, max_attempts=4)
 SERVICE_RETRY = RetryPolicy(base_seconds=30.0, cap_seconds=3600.0, max_attempts=8)
 #: Pause kind of a server that could not be reached: lifted at every start (a new try).
 UNREACHABLE = "unreachable"
+#: Errors that stop a platform rather than one file (see ``_pause_for``).
+_PAUSING = (AuthError, TrustError, QuotaError, RemoteSetupError)
+
 #: How long a full server / used-up quota pauses a platform before we look again.
 QUOTA_PAUSE_SECONDS = 1800.0
 
@@ -758,7 +762,7 @@ class PlatformUploader:
                 settings = replace(settings, remote_dir=remote_dir)
             try:
                 transport = self._connect(settings)
-            except (AuthError, TrustError, QuotaError) as exc:
+            except _PAUSING as exc:
                 self._pause_for(exc)
                 return
             except (TransportError, ConfigError) as exc:
@@ -821,7 +825,6 @@ class PlatformUploader:
             groups.setdefault(None, [])
         order = sorted(groups, key=lambda remote_dir: remote_dir is None)
         uploaded: list[Job] = []
-        failed = 0
         try:
             logger.info("{}: batch of {} file(s)", self.name, len(jobs))
             for remote_dir in order:
@@ -834,7 +837,6 @@ class PlatformUploader:
                     more=more if remote_dir is None else None,
                     room=self.platform.batch.max_files - len(jobs) + len(groups[remote_dir]),
                 )
-                failed += outcome
                 if outcome < 0 or self.stop.is_set():
                     break
             else:
@@ -846,7 +848,10 @@ class PlatformUploader:
         finally:
             sent: list[Job] = self._local.sent
             self.unclaim(sent)
-            self.ledger.close_batch(batch_id, len(uploaded), max(0, failed))
+            # Counted from the answers the batch gave, not from the group outcomes: a file that
+            # failed for good after its last retry ends the group early but is still a failure.
+            failures = sum(1 for job in self._outcomes if job.state == states.FAILED)
+            self.ledger.close_batch(batch_id, len(uploaded), failures, files=len(sent))
             if self.platform.rules.releases.delivery == "manual":
                 self._write_release_report(batch_id, uploaded)
             self.pipeline.release_objects(job.sha256 for job in sent)
@@ -1064,7 +1069,7 @@ class PlatformUploader:
             logger.error("{} → {}: refused by the server: {}", Path(job.path).name, self.name, exc.message)
             self._report(job.id)
             return "failed"
-        except (AuthError, TrustError, QuotaError) as exc:
+        except _PAUSING as exc:
             reason = self._pause_for(exc)
             self.ledger.set_state(job.id, states.PENDING, f"waiting: {self.name} is paused ({reason})")
             return "stop-batch"
@@ -1108,13 +1113,17 @@ class PlatformUploader:
         self.ledger.set_state(job.id, states.PENDING, reason, next_attempt_at=time.time() + delay)
         logger.warning("{} → {}: {}", Path(job.path).name, self.name, reason)
 
-    def _pause_for(self, exc: AuthError | TrustError | QuotaError) -> str:
+    def _pause_for(self, exc: TransportError) -> str:
         """Pause the platform for a problem no retry of a single file can solve. Returns the reason."""
         if isinstance(exc, AuthError):
             # One attempt only: agencies lock accounts after repeated failed logins.
             reason, until, kind = f"login refused: {exc.message}", None, "auth"
         elif isinstance(exc, TrustError):
             reason, until, kind = f"server identity not trusted: {exc}", None, "trust"
+        elif not isinstance(exc, QuotaError):
+            # The remote folder cannot be made or written to, the server lacks TLS, ...: a setup
+            # problem that waiting will not fix. Once, with the server's words, not 4 retries.
+            reason, until, kind = f"setup problem on the server: {exc.message}", None, "setup"
         else:
             reason, until, kind = (
                 f"server full or quota used up: {exc.message}",
@@ -1125,8 +1134,10 @@ class PlatformUploader:
         return reason
 
     def _connection_failed(self, jobs: list[Job], exc: TransportError) -> None:
-        if isinstance(exc, (AuthError, TrustError, QuotaError)):
-            self._pause_for(exc)
+        if isinstance(exc, _PAUSING) or not exc.retryable:
+            reason = self._pause_for(exc)
+            for job in jobs:
+                self.ledger.set_state(job.id, states.PENDING, f"waiting: {self.name} is paused ({reason})")
             return
         # Could not reach the server. That says nothing about the files, so it costs them no
         # attempt: the platform waits (with growing, jittered delays) and the jobs stay pending.
@@ -1146,7 +1157,7 @@ class PlatformUploader:
             logger.error(
                 "{}: paused, {}. Fix it, then run `stockbridge retry --platform {}`",
                 self.name,
-                reason,
+                reason.rstrip(". "),
                 self.name,
             )
         elif kind == UNREACHABLE:

@@ -16,12 +16,13 @@ stopped by the PID we got; readiness is a bounded TCP probe, never a fixed sleep
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import posixpath
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,16 @@ def vsftpd_server(tmp_path: Path, tls_cert: tuple[Path, Path]) -> Iterator[Local
 @pytest.fixture
 def sshd_server(tmp_path: Path, ssh_keys: SSHKeys) -> Iterator[LocalServer]:
     """OpenSSH sshd (internal-sftp) logging at DEBUG1 to ``log_path``; key login as the current user."""
+    with run_sshd(tmp_path, ssh_keys) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def run_sshd(
+    tmp_path: Path, ssh_keys: SSHKeys, extra_host_keys: Sequence[Path] = ()
+) -> Iterator[LocalServer]:
+    """An sshd as ``sshd_server`` describes; ``extra_host_keys``: more host keys it holds (a real
+    server has an ed25519, an ECDSA and an RSA key, and shows one per connection)."""
     binary = _require_binary("/usr/sbin/sshd")
     user = getpass.getuser()
     base = tmp_path / "sshd"
@@ -287,6 +298,7 @@ def sshd_server(tmp_path: Path, ssh_keys: SSHKeys) -> Iterator[LocalServer]:
                     f"Port {port}",
                     "ListenAddress 127.0.0.1",
                     f"HostKey {ssh_keys.host_key}",
+                    *(f"HostKey {key}" for key in extra_host_keys),
                     f"PidFile {base / 'sshd.pid'}",
                     f"AuthorizedKeysFile {authorized_keys}",
                     f"AllowUsers {user}",

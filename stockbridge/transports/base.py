@@ -10,8 +10,13 @@ subclass, classified once, here in the transports:
 - retryable (timeouts, resets, FTP 421/425/426/450/451, size mismatch) -> ``TransportError``
 - login refused (FTP 530, SSH auth failure) -> ``AuthError``
 - host key / certificate not trusted -> ``TrustError`` (raised before any password is sent)
-- full / quota (FTP 452/552) -> ``QuotaError``
-- this file refused for good (FTP 550/553) -> ``RemoteRejectedError``
+- full / quota (FTP 452/552, "No space left", "Quota exceeded") -> ``QuotaError``
+- this file refused for good (FTP 550/553, "File too large") -> ``RemoteRejectedError``
+- the platform's remote folder cannot be made or written to -> ``RemoteSetupError``
+
+Servers word the same refusal with different codes (ProFTPD: "552 File too large" for a size
+limit, "451 Input/output error" for a full disk; Pure-FTPd: "552 Quota exceeded"; SFTP v3 has one
+code, "Failure", for all of them), so :func:`refusal_kind` reads their words as well.
 """
 
 from __future__ import annotations
@@ -23,6 +28,33 @@ from pathlib import Path
 from types import TracebackType
 
 from stockbridge.secrets import Secret
+
+#: Words with which servers refuse a file for its own size: sending it again cannot help.
+_TOO_LARGE_WORDS = ("file too large", "too large", "too big", "file size limit", "exceeds the maximum")
+#: Words with which servers say their storage or the account's quota is used up: nothing more can
+#: be stored for now, whatever the file. ProFTPD reports a full disk as an "Input/output error",
+#: Pure-FTPd as "Error during write to file".
+_STORAGE_WORDS = (
+    "quota",
+    "no space",
+    "disk full",
+    "not enough space",
+    "insufficient storage",
+    "input/output error",
+    "error during write",
+)
+
+
+def refusal_kind(words: str) -> str | None:
+    """What a server's refusal of an upload says, from its words: ``"too-large"`` (this file is
+    over a size limit), ``"storage"`` (the server or the quota is full) or None (nothing known)."""
+    lowered = words.lower()
+    if any(word in lowered for word in _TOO_LARGE_WORDS):
+        return "too-large"
+    if any(word in lowered for word in _STORAGE_WORDS):
+        return "storage"
+    return None
+
 
 #: Suffix of the temporary remote name used before the final rename. It must not end in an
 #: extension agencies accept, so an ingest robot never takes a half-sent file.
@@ -43,7 +75,8 @@ class TransportSettings:
     remote_dir: str = "/"
     path: Path | None = None  # folder: the target directory
     ca_file: Path | None = None  # ftps: CA bundle to verify the server certificate with
-    host_key: str | None = None  # sftp: pinned "SHA256:..." fingerprint
+    #: sftp: pinned "SHA256:..." fingerprint(s), of any key type the server holds
+    host_key: str | tuple[str, ...] | None = None
     known_hosts: Path | None = None  # sftp: known_hosts file
     atomic_rename: bool = True
     timeout: float = 30.0  # seconds, for connect and every read/write on the sockets
@@ -58,6 +91,9 @@ class PutResult:
     remote_name: str
     size: int  # bytes sent
     verified: bool  # True: the server reported the full size under the final name
+    #: How it was verified: "size", or the hash the server computed and we compared ("sha256",
+    #: "sha1", "md5", "crc32"); None when the server moved the file away at once.
+    verified_by: str | None = None
 
 
 Progress = Callable[[int], None]

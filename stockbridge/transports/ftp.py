@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import functools
+import hashlib
 import posixpath
 import select
 import socket
@@ -25,8 +26,10 @@ import ssl
 import struct
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -36,6 +39,7 @@ from stockbridge.errors import (
     AuthError,
     QuotaError,
     RemoteRejectedError,
+    RemoteSetupError,
     TransportError,
     TrustError,
 )
@@ -45,6 +49,7 @@ from stockbridge.transports.base import (
     PutResult,
     Transport,
     TransportSettings,
+    refusal_kind,
     register,
 )
 
@@ -58,6 +63,7 @@ _AUTH_CODES = frozenset({530, 532})
 _QUOTA_CODES = frozenset({452, 552})
 #: Commands whose 550 is about this one file, not about the platform.
 _FILE_COMMANDS = frozenset({"STOR", "RNFR", "RNTO", "APPE", "STOU"})
+_UPLOAD_COMMANDS = frozenset({"STOR", "APPE", "STOU"})
 #: Some servers answer "too many connections" with a 5xx (ProFTPD: 530 ... maximum number of
 #: clients); lftp retries those too (net:persist-retries), and so do we, instead of pausing the
 #: platform for an auth problem it does not have.
@@ -87,6 +93,18 @@ def check_remote_dir(remote_dir: str) -> None:
         raise ValueError(f"remote_dir {remote_dir!r} contains a control character")
 
 
+def one_line(reply: str) -> str:
+    """A (maybe multi-line) reply as one line: ``"451-Error during write\\n451 Aborted"`` ->
+    ``"451 Error during write; Aborted"``."""
+    lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    code = reply_code(lines[0])
+    texts = [line[4:].strip() if reply_code(line) == code and len(line) > 3 else line for line in lines]
+    head = f"{code} " if code is not None else ""
+    return head + "; ".join(text for text in texts if text)
+
+
 def reply_code(reply: str) -> int | None:
     head = reply[:3]
     return int(head) if head.isdigit() else None
@@ -99,18 +117,21 @@ def error_for_reply(reply: str, command: str, where: str = "") -> TransportError
     the message. A pure function: the table lives in the tests.
     """
     code = reply_code(reply)
-    words = reply.strip()
+    words = one_line(reply)
     prefix = f"{where}: " if where else ""
     message = f"{prefix}{command} refused: {words}"
     busy = any(word in words.lower() for word in _BUSY_WORDS)
     if code is None:
         return TransportError(f"{prefix}{command}: unexpected reply {words!r}")
+    refusal = refusal_kind(words) if command in _UPLOAD_COMMANDS and code >= 400 else None
+    if refusal == "too-large":
+        return RemoteRejectedError(message, hint="the server limits the size of a file; this one is over it")
+    if code in _QUOTA_CODES or refusal == "storage":
+        return QuotaError(message, hint="the server is full or the account's quota is used up")
     if code in _TRANSIENT_CODES or (busy and code >= 400):
         return TransportError(message, retryable=True)
     if code in _AUTH_CODES:
         return AuthError(message, hint="check username and password; the platform is paused meanwhile")
-    if code in _QUOTA_CODES:
-        return QuotaError(message, hint="the server is full or the account's quota is used up")
     if code == 553 or (code == 550 and command in _FILE_COMMANDS):
         return RemoteRejectedError(message)
     if 400 <= code < 500:
@@ -141,6 +162,93 @@ def error_for_exception(exc: BaseException, command: str, where: str = "") -> Tr
     if isinstance(exc, OSError):
         return TransportError(f"{prefix}{command}: {exc.strerror or exc}", retryable=True)
     return TransportError(f"{prefix}{command}: {type(exc).__name__}: {exc}", retryable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _HashMethod:
+    command: str  # what to send before the file name: "HASH", "XSHA256", ...
+    name: str  # the server's name for it: "SHA-256"
+    algorithm: str  # ours, as recorded in the ledger: "sha256", "crc32"
+
+    def __str__(self) -> str:
+        return f"{self.command} ({self.algorithm})"
+
+
+#: HASH algorithms (draft-bryan-ftpext-hash section 3) and X-commands, strongest first.
+_HASH_NAMES = (
+    ("SHA-512", "sha512"),
+    ("SHA-256", "sha256"),
+    ("SHA-1", "sha1"),
+    ("MD5", "md5"),
+    ("CRC32", "crc32"),
+)
+_X_COMMANDS = (
+    ("XSHA512", "sha512"),
+    ("XSHA256", "sha256"),
+    ("XSHA1", "sha1"),
+    ("XMD5", "md5"),
+    ("XCRC", "crc32"),
+)
+#: We prefer SHA-256 over SHA-512: as strong for this purpose, and what we hash with anyway.
+_PREFERRED = ("sha256", "sha512", "sha1", "md5", "crc32")
+#: For the reply timeout of a hash request: servers hash at least this fast.
+_SERVER_HASH_BYTES_PER_SECOND = 50_000_000
+
+
+def choose_hash_method(features: str) -> _HashMethod | None:
+    """The best way to get a stored file's hash from a ``FEAT`` reply, or None."""
+    offered: dict[str, _HashMethod] = {}
+    for raw in features.splitlines():
+        line = raw.strip()
+        if line[:4].isdigit() or line[:3].isdigit():
+            continue  # "211-Features:" / "211 End"
+        verb, _, rest = line.partition(" ")
+        verb = verb.upper()
+        if verb == "HASH":
+            names = {name.strip().rstrip("*").upper() for name in rest.split(";") if name.strip()}
+            for name, algorithm in _HASH_NAMES:
+                if name in names:
+                    offered.setdefault(algorithm, _HashMethod("HASH", name, algorithm))
+        for command, algorithm in _X_COMMANDS:
+            if verb == command:
+                offered.setdefault(algorithm, _HashMethod(command, command, algorithm))
+    for algorithm in _PREFERRED:
+        if algorithm in offered:
+            return offered[algorithm]
+    return None
+
+
+class _CRC32:
+    """zlib's CRC-32 with the hashlib interface the upload loop uses."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def hexdigest(self) -> str:
+        return f"{self.value:08x}"
+
+
+def _new_digest(algorithm: str) -> Any:
+    return _CRC32() if algorithm == "crc32" else hashlib.new(algorithm)
+
+
+def _hexdigest(digest: Any) -> str:
+    return str(digest.hexdigest()).lower()
+
+
+def _hex_token(reply: str, length: int) -> str | None:
+    """The hex digest of ``length`` digits in a hash reply: ``213 SHA-256 0-49 169c... name``
+    (HASH) or ``250 169c...`` (X-commands). A CRC may come without its leading zeros."""
+    for token in reply.replace("\r", " ").replace("\n", " ").split()[1:]:
+        if all(char in "0123456789abcdefABCDEF" for char in token):
+            if len(token) == length:
+                return token
+            if length == 8 and len(token) < 8:
+                return token.rjust(8, "0")
+    return None
 
 
 @functools.lru_cache(maxsize=8)
@@ -181,6 +289,8 @@ class FTPTransport(Transport):
         # One read buffer for every file of the session: a fresh 1 MiB bytes per block is a fresh
         # mapping to fault in and zero each time (16 per 8 MB file). Only the uploading thread uses it.
         self._block = bytearray(BLOCKSIZE)
+        self._hash: _HashMethod | None = None
+        self._hash_known = False
 
     # -- session -------------------------------------------------------------------------------
 
@@ -220,6 +330,7 @@ class FTPTransport(Transport):
                 # servers, and every transfer here is binary.
                 ftp.voidcmd("TYPE I")
             self._ftp = ftp
+            self._hash, self._hash_known = None, False
             self._remote_dir = self._absolute(self.settings.remote_dir)
             self._in_remote_dir = self._try_cwd(self._remote_dir)
         except BaseException:
@@ -287,18 +398,26 @@ class FTPTransport(Transport):
         if remote_dir.startswith("/"):
             with self._mapped("mkdirs", command="CWD"):
                 ftp.cwd("/")
+        path = "/" if remote_dir.startswith("/") else ""
         for part in [p for p in remote_dir.split("/") if p]:
+            path = posixpath.join(path, part)
             if self._try_cwd(part):
                 continue
+            refused = ""
             try:
                 ftp.mkd(part)
             except ftplib.error_perm as exc:
                 # "exists" comes back as 550 too (another client, a race): the CWD decides.
-                logger.debug("{}: MKD {} said {}", self._where, part, exc)
+                refused = one_line(str(exc))
+                logger.debug("{}: MKD {} said {}", self._where, part, refused)
             except (ftplib.Error, OSError, EOFError) as exc:
                 raise error_for_exception(exc, "MKD", self._where) from exc
-            with self._mapped(f"creating {remote_dir}", command="CWD"):
-                ftp.cwd(part)
+            if not self._try_cwd(part):
+                raise RemoteSetupError(
+                    f"{self._where}: cannot create the remote folder {path}"
+                    + (f": MKD refused: {refused}" if refused else ": it is not there after MKD"),
+                    hint="create the folder on the server, or change remote_dir for this platform",
+                )
         self._in_remote_dir = True
 
     # -- files ---------------------------------------------------------------------------------
@@ -309,7 +428,12 @@ class FTPTransport(Transport):
             self.mkdirs()
         local_size = local.stat().st_size
         target = remote_name + TEMP_SUFFIX if self.settings.atomic_rename else remote_name
-        self._store(local, target, progress)
+        method = self._hash_method()
+        digest = _new_digest(method.algorithm) if method is not None else None
+        self._store(local, target, progress, digest)
+        hashed_by = None
+        if method is not None and digest is not None:
+            hashed_by = self._compare_hash(target, method, _hexdigest(digest), local_size)
         if self.settings.atomic_rename:
             self._rename(target, remote_name)
         remote_size = self._size_after_upload(remote_name)
@@ -325,10 +449,72 @@ class FTPTransport(Transport):
                 f"{self._where}: {remote_name} arrived with {remote_size} of {local_size} bytes",
                 retryable=True,
             )
-        return PutResult(remote_name, local_size, verified=True)
+        return PutResult(remote_name, local_size, verified=True, verified_by=hashed_by or "size")
 
-    def _store(self, local: Path, target: str, progress: Progress | None) -> None:
-        """STOR ``local`` as ``target``; the server's final reply decides success."""
+    # -- hashes the server computes ------------------------------------------------------------
+
+    def _hash_method(self) -> _HashMethod | None:
+        """How to ask this server for the hash of a stored file, learnt from FEAT once per
+        session: ``HASH`` (draft-bryan-ftpext-hash) or ProFTPD-style ``XSHA256``/``XSHA1``/
+        ``XMD5``/``XCRC``. None when it offers none (pyftpdlib, vsftpd, Pure-FTPd)."""
+        if self._hash_known:
+            return self._hash
+        self._hash_known = True
+        try:
+            features = self._client.sendcmd("FEAT")
+        except (ftplib.Error, OSError, EOFError) as exc:
+            logger.debug("{}: FEAT failed ({}); size is the check", self._where, exc)
+            return None
+        self._hash = choose_hash_method(features)
+        if self._hash is not None:
+            try:
+                if self._hash.command == "HASH":
+                    self._client.sendcmd(f"OPTS HASH {self._hash.name}")
+            except (ftplib.Error, OSError, EOFError) as exc:
+                logger.debug("{}: OPTS HASH {} refused ({})", self._where, self._hash.name, exc)
+                self._hash = None
+        logger.debug("{}: stored files checked by {}", self._where, self._hash or "size")
+        return self._hash
+
+    def _compare_hash(self, target: str, method: _HashMethod, ours: str, size: int) -> str | None:
+        """Ask the server for ``target``'s hash and compare it with what we sent. Returns the
+        algorithm when they match, None when the server gave no usable answer (size is then the
+        check); raises when they differ: the stored file is not what we sent."""
+        ftp = self._client
+        try:
+            # The server reads the whole file first: allow for that on big files.
+            if ftp.sock is not None:
+                ftp.sock.settimeout(self.settings.timeout + size / _SERVER_HASH_BYTES_PER_SECOND)
+            reply = ftp.sendcmd(f"{method.command} {target}")
+        except ftplib.Error as exc:
+            logger.debug(
+                "{}: {} {} refused ({}); size is the check", self._where, method.command, target, exc
+            )
+            return None
+        except (OSError, EOFError) as exc:
+            raise error_for_exception(exc, method.command, self._where) from exc
+        finally:
+            with contextlib.suppress(OSError, AttributeError):
+                if ftp.sock is not None:
+                    ftp.sock.settimeout(self.settings.timeout)
+        theirs = _hex_token(reply, len(ours))
+        if theirs is None:
+            logger.debug(
+                "{}: no {} in the reply {!r}; size is the check", self._where, method.algorithm, reply
+            )
+            return None
+        if theirs.lower() != ours:
+            self.delete(target)
+            raise TransportError(
+                f"{self._where}: {target} arrived with a different {method.algorithm} "
+                f"(server {theirs[:16].lower()}…, ours {ours[:16]}…)",
+                retryable=True,
+            )
+        return method.algorithm
+
+    def _store(self, local: Path, target: str, progress: Progress | None, digest: Any = None) -> None:
+        """STOR ``local`` as ``target``; the server's final reply decides success. ``digest``
+        (a hashlib object or a CRC-32 accumulator) sees every byte sent."""
         ftp = self._client
         # Opened first: a missing local file must not cost the remote one anything.
         with local.open("rb", buffering=0) as source:
@@ -351,6 +537,8 @@ class FTPTransport(Transport):
                     block = memoryview(self._block)
                     while count := source.readinto(block):
                         _send_all(conn, block[:count])
+                        if digest is not None:
+                            digest.update(block[:count])
                         sent += count
                         if progress is not None:
                             progress(sent)
@@ -362,10 +550,42 @@ class FTPTransport(Transport):
                 finally:
                     conn.close()
                 ftp.voidresp()  # 226 (or 426/451/552 ...)
+            except (OSError, EOFError) as exc:
+                # The data connection broke (a reset, a broken pipe, a TLS EOF). Servers close it
+                # when they refuse the rest of a file ("552 File too large", "552 Quota exceeded",
+                # "451 Error during write"), and their reply is waiting on the control connection:
+                # it, not the broken pipe, says what happened.
+                reply = self._reply_after_abort()
+                if reply is None:
+                    self._fail_store(exc, target, in_sync=False)
+                self._fail_store(reply, target, in_sync=True)
             except BaseException as exc:
                 # Also for an exception from ``progress`` (a shutdown): a cut-off STOR leaves a
                 # short file, which must not stay under a name an ingest robot takes.
                 self._fail_store(exc, target, in_sync=isinstance(exc, ftplib.Error))
+
+    def _reply_after_abort(self) -> ftplib.Error | None:
+        """The server's reply to a STOR whose data connection broke, read with a short timeout;
+        None when there is none (the server itself is gone, or it still waits for data)."""
+        ftp = self._ftp
+        if ftp is None or ftp.sock is None:
+            return None
+        try:
+            ftp.sock.settimeout(min(_ABORT_REPLY_SECONDS, self.settings.timeout))
+            reply = ftp.getresp()
+        except ftplib.Error as refusal:
+            return refusal
+        except (OSError, EOFError) as exc:
+            logger.debug("{}: no reply after the aborted STOR ({})", self._where, exc)
+            return None
+        finally:
+            with contextlib.suppress(OSError, AttributeError):
+                if ftp.sock is not None:
+                    ftp.sock.settimeout(self.settings.timeout)
+        # A 2xx after a broken data connection: the server says it has the file, but we could
+        # not send all of it. Treat as lost; the size check of the retry decides.
+        logger.debug("{}: the server answered {!r} after the data connection broke", self._where, reply)
+        return None
 
     def _fail_store(self, exc: BaseException, target: str, in_sync: bool) -> NoReturn:
         """Remove what a failed STOR left behind, then raise ``exc`` as our error."""
@@ -533,6 +753,9 @@ def _wait_until_sent(conn: socket.socket, stall_timeout: float, tick: Callable[[
             time.sleep(delay)
             delay = min(0.05, delay * 2)
 
+
+#: How long to wait for the server's reply after it broke off an upload: it is sent at once.
+_ABORT_REPLY_SECONDS = 5.0
 
 #: linux/sockios.h: bytes in a socket's send queue (sent or not, not yet acknowledged).
 _SIOCOUTQ = 0x5411

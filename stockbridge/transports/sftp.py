@@ -13,6 +13,7 @@ paramiko (our own stat treats "gone after close" as an ingest robot at work, not
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import posixpath
@@ -25,15 +26,39 @@ from typing import Any
 
 import paramiko
 from loguru import logger
-from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_VERSION
+from paramiko.sftp import (
+    CMD_CLOSE,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_HANDLE,
+    CMD_OPEN,
+    CMD_STATUS,
+    CMD_VERSION,
+    CMD_WRITE,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_TRUNC,
+    SFTP_FLAG_WRITE,
+    SFTP_OK,
+    SFTP_PERMISSION_DENIED,
+    int64,
+)
+from paramiko.sftp_attr import SFTPAttributes
 
-from stockbridge.errors import AuthError, RemoteRejectedError, TransportError, TrustError
+from stockbridge.errors import (
+    AuthError,
+    QuotaError,
+    RemoteRejectedError,
+    RemoteSetupError,
+    TransportError,
+    TrustError,
+)
 from stockbridge.transports.base import (
     TEMP_SUFFIX,
     Progress,
     PutResult,
     Transport,
     TransportSettings,
+    refusal_kind,
     register,
 )
 from stockbridge.transports.ftp import check_remote_dir, check_remote_name
@@ -62,6 +87,41 @@ def _normalise_fingerprint(value: str) -> str:
     return value.rstrip("=")
 
 
+#: ``ssh-keygen -lf`` names key types in capitals at the end of its line.
+_KEYGEN_TYPES = {
+    "ED25519": "ssh-ed25519",
+    "RSA": "ssh-rsa",
+    "ECDSA": "ecdsa-sha2-nistp256",
+    "DSA": "ssh-dss",
+}
+#: Host key types a server may hold (ed25519, three ECDSA curves, RSA, DSA): bounds the retries.
+_MAX_HOST_KEY_TRIES = 6
+
+
+def _key_type_of(algorithm: str) -> str:
+    """The key type behind a host key algorithm: RSA keys sign as rsa-sha2-512/256 too."""
+    return "ssh-rsa" if algorithm.startswith("rsa-sha2-") else algorithm
+
+
+def parse_host_key_pins(value: str | list[str] | tuple[str, ...] | None) -> list[tuple[str, str | None]]:
+    """``host_key`` as (fingerprint, key type or None) pairs. Takes one pin or a list, each a bare
+    ``SHA256:...`` or a whole ``ssh-keygen -lf`` line (``256 SHA256:... host (ED25519)``)."""
+    if value is None:
+        return []
+    values = [value] if isinstance(value, str) else list(value)
+    pins: list[tuple[str, str | None]] = []
+    for text in values:
+        tokens = text.split()
+        found = next((token for token in tokens if token[:7].upper() == "SHA256:"), None)
+        if found is None:
+            continue
+        key_type = None
+        if tokens and tokens[-1].startswith("(") and tokens[-1].endswith(")"):
+            key_type = _KEYGEN_TYPES.get(tokens[-1][1:-1].upper())
+        pins.append((found, key_type))
+    return pins
+
+
 def _parse_extensions(data: bytes) -> dict[str, bytes]:
     """Extension pairs from an SSH_FXP_VERSION packet (after the version number)."""
     message = paramiko.Message(data)
@@ -82,6 +142,10 @@ DEFAULT_REQUEST_SIZE = 32 * 1024
 MIN_REQUEST_SIZE = 1024
 MAX_REQUEST_SIZE = 261120
 _LIMITS = "limits@openssh.com"
+_CHECK_FILE = "check-file"
+_CHECK_FILE_NAME = "check-file-name"
+#: Strongest first; names as in the extension draft and in hashlib.
+_CHECK_FILE_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
 
 
 class _SFTPClient(paramiko.SFTPClient):
@@ -134,6 +198,63 @@ class SFTPTransport(Transport):
             raise TransportError(f"{self._where}: neither password nor key_file configured", retryable=False)
         self.close()
         timeout = self.settings.timeout
+        transport = self._trusted_transport(host)
+        try:
+            self._authenticate(transport)
+            with self._mapped("opening the SFTP session"):
+                sftp = _SFTPClient.from_transport(transport)
+                if sftp is None:
+                    raise TransportError(f"{self._where}: the server refused the SFTP subsystem")
+                sftp.get_channel().settimeout(timeout)
+                transport.set_keepalive(_KEEPALIVE_SECONDS)
+        except BaseException:
+            transport.close()
+            raise
+        self._transport, self._sftp = transport, sftp
+        self._dir_ready = False
+        self._request_size = self.settings.sftp_request_size or self._server_write_limit(sftp)
+        logger.debug(
+            "{}: connected as {} ({}, writes of {} bytes)",
+            self._where,
+            self.settings.username,
+            transport.remote_cipher,
+            self._request_size,
+        )
+
+    def _trusted_transport(self, host: str) -> paramiko.Transport:
+        """An SSH session whose host key matches a pin or known_hosts; nothing secret sent yet.
+
+        A server has several host keys (ed25519, ECDSA, RSA) and shows one per connection, the
+        first type both sides list. The user may have pinned another one (``ssh-keyscan`` prints
+        RSA first): then we ask again for each other type the server might hold, until one
+        matches or the server has no more.
+        """
+        tried: set[str] = set()
+        first_mismatch: TrustError | None = None
+        while True:
+            try:
+                transport, server_key = self._key_exchange(host, exclude=tried)
+            except TransportError:
+                if first_mismatch is None:
+                    raise
+                raise first_mismatch from None  # it has no other key type: the mismatch stands
+            try:
+                self._check_host_key(server_key)
+                return transport
+            except TrustError as mismatch:
+                transport.close()
+                first_mismatch = first_mismatch or mismatch
+                tried.add(server_key.get_name())
+                if not self._pins or len(tried) >= _MAX_HOST_KEY_TRIES:
+                    raise first_mismatch from None
+            except BaseException:
+                transport.close()
+                raise
+            if not self._remaining_key_types(tried):
+                raise first_mismatch
+
+    def _key_exchange(self, host: str, exclude: set[str]) -> tuple[paramiko.Transport, paramiko.PKey]:
+        timeout = self.settings.timeout
         transport: paramiko.Transport | None = None
         try:
             with self._mapped("connect"):
@@ -148,31 +269,24 @@ class SFTPTransport(Transport):
                 transport.handshake_timeout = timeout
                 transport.auth_timeout = timeout
                 transport.channel_timeout = timeout
-                self._prefer_algorithms(transport)
+                self._prefer_algorithms(transport, exclude)
                 transport.start_client(timeout=timeout)
-                server_key = transport.get_remote_server_key()
-            self._check_host_key(server_key)
-            self._authenticate(transport)
-            with self._mapped("opening the SFTP session"):
-                sftp = _SFTPClient.from_transport(transport)
-                if sftp is None:
-                    raise TransportError(f"{self._where}: the server refused the SFTP subsystem")
-                sftp.get_channel().settimeout(timeout)
-                transport.set_keepalive(_KEEPALIVE_SECONDS)
+                return transport, transport.get_remote_server_key()
         except BaseException:
             if transport is not None:
                 transport.close()
             raise
-        self._transport, self._sftp = transport, sftp
-        self._dir_ready = False
-        self._request_size = self.settings.sftp_request_size or self._server_write_limit(sftp)
-        logger.debug(
-            "{}: connected as {} ({}, writes of {} bytes)",
-            self._where,
-            self.settings.username,
-            transport.remote_cipher,
-            self._request_size,
-        )
+
+    @property
+    def _pins(self) -> list[tuple[str, str | None]]:
+        return parse_host_key_pins(self.settings.host_key)
+
+    def _remaining_key_types(self, tried: set[str]) -> list[str]:
+        return [
+            algorithm
+            for algorithm in paramiko.Transport._preferred_keys
+            if _key_type_of(algorithm) not in tried
+        ]
 
     def _server_write_limit(self, sftp: _SFTPClient) -> int:
         """The write size the server says it takes (OpenSSH's ``limits@openssh.com``: 261120),
@@ -193,21 +307,30 @@ class SFTPTransport(Transport):
             return DEFAULT_REQUEST_SIZE
         return max(MIN_REQUEST_SIZE, min(max_write, MAX_REQUEST_SIZE))
 
-    def _prefer_algorithms(self, transport: paramiko.Transport) -> None:
+    def _prefer_algorithms(
+        self, transport: paramiko.Transport, exclude: frozenset[str] | set[str] = frozenset()
+    ) -> None:
         options = transport.get_security_options()
         available = tuple(options.ciphers)
         options.ciphers = tuple(c for c in _GCM_CIPHERS if c in available) + tuple(
             c for c in available if c not in _GCM_CIPHERS
         )
-        # Ask first for the key type known_hosts holds for this server, as OpenSSH does;
-        # otherwise a server with several host keys could show one we have no entry for.
+        # Ask first for the key type known_hosts holds for this server, as OpenSSH does, or the
+        # type a pin names (``ssh-keygen -lf`` lines end in "(ED25519)"); otherwise a server
+        # with several host keys could show one we have no entry for.
+        wanted: list[str] = []
         known = self._known_entry()
         if known:
-            wanted = [alg for name in known for alg in _KEY_ALGORITHMS.get(name, (name,))]
-            key_types = tuple(options.key_types)
-            options.key_types = tuple(k for k in wanted if k in key_types) + tuple(
-                k for k in key_types if k not in wanted
-            )
+            wanted += [alg for name in known for alg in _KEY_ALGORITHMS.get(name, (name,))]
+        for _fingerprint, key_type in self._pins:
+            if key_type:
+                wanted += list(_KEY_ALGORITHMS.get(key_type, (key_type,)))
+        key_types = tuple(k for k in options.key_types if _key_type_of(k) not in exclude)
+        if not key_types:
+            raise TransportError(f"{self._where}: the server offers no other host key type", retryable=False)
+        options.key_types = tuple(k for k in wanted if k in key_types) + tuple(
+            k for k in key_types if k not in wanted
+        )
 
     def _known_hosts_name(self) -> str:
         host = self.settings.host or ""
@@ -227,9 +350,7 @@ class SFTPTransport(Transport):
 
     def _check_host_key(self, key: paramiko.PKey) -> None:
         offered = fingerprint(key)
-        if self.settings.host_key and _normalise_fingerprint(
-            self.settings.host_key
-        ) == _normalise_fingerprint(offered):
+        if any(_normalise_fingerprint(pin) == _normalise_fingerprint(offered) for pin, _type in self._pins):
             return
         known = self._known_entry()
         if known and known.get(key.get_name()) == key:
@@ -342,8 +463,14 @@ class SFTPTransport(Transport):
             try:
                 sftp.mkdir(path)
             except OSError as exc:
-                if not self._is_dir(path):  # created meanwhile by someone else is fine
+                if isinstance(exc, (socket.timeout, ConnectionError)):
                     raise _error_for_exception(exc, f"mkdir {path}", self._where) from exc
+                if not self._is_dir(path):  # created meanwhile by someone else is fine
+                    words = exc.strerror or (str(exc.args[0]) if exc.args else type(exc).__name__)
+                    raise RemoteSetupError(
+                        f"{self._where}: cannot create the remote folder {path}: {words}",
+                        hint="create the folder on the server, or change remote_dir for this platform",
+                    ) from exc
             except (paramiko.SSHException, EOFError) as exc:
                 raise _error_for_exception(exc, f"mkdir {path}", self._where) from exc
         self._dir_ready = True
@@ -369,7 +496,7 @@ class SFTPTransport(Transport):
         target = final + TEMP_SUFFIX if self.settings.atomic_rename else final
         try:
             with self._mapped(f"uploading {target}", per_file=True):
-                self._write(local, target, progress)
+                hashed_by = self._write(local, target, progress)
         except BaseException:
             # Also for an exception from ``progress`` (a shutdown): never leave a short file.
             self._remove_quietly(target)
@@ -386,22 +513,98 @@ class SFTPTransport(Transport):
             raise TransportError(
                 f"{self._where}: {final} arrived with {remote_size} of {local_size} bytes", retryable=True
             )
-        return PutResult(remote_name, local_size, verified=True)
+        return PutResult(remote_name, local_size, verified=True, verified_by=hashed_by or "size")
 
-    def _write(self, local: Path, target: str, progress: Progress | None) -> None:
-        # What SFTPClient.putfo(confirm=False) does, plus a per-file write request size (a class
-        # attribute in paramiko; set on the instance so other sessions keep theirs).
-        sent = 0
-        with local.open("rb") as source, self._client.open(target, "wb") as sink:
-            sink.MAX_REQUEST_SIZE = self._request_size
-            sink.set_pipelined(True)
-            while block := source.read(_READ_CHUNK):
-                sink.write(block)
-                sent += len(block)
-                if progress is not None:
-                    progress(sent)
-        # Leaving the block closed the handle, which waits for the status of every pipelined
-        # write: an error the server reports (disk full, ...) is raised there.
+    # -- hashes the server computes ------------------------------------------------------------
+
+    def _hash_algorithm(self) -> str | None:
+        """The hash to ask the server for after an upload (``check-file-name``, an SFTP extension
+        of draft-ietf-secsh-filexfer-extensions), or None when it offers none we know."""
+        extensions = getattr(self._client, "server_extensions", {})
+        if _CHECK_FILE not in extensions and _CHECK_FILE_NAME not in extensions:
+            return None
+        offered = extensions.get(_CHECK_FILE) or extensions.get(_CHECK_FILE_NAME) or b""
+        names = {name.strip() for name in offered.decode("ascii", "replace").split(",") if name.strip()}
+        for name in _CHECK_FILE_PREFERENCE:
+            if not names or name in names:
+                return name
+        return None
+
+    def _compare_hash(self, target: str, algorithm: str, ours: str) -> str | None:
+        """Ask the server for ``algorithm`` of ``target`` and compare. Returns the algorithm when
+        they match, None when the server did not answer usably (size is then the check);
+        raises when they differ (the stored file is not what we sent)."""
+        try:
+            kind, message = self._client._request(
+                CMD_EXTENDED,
+                _CHECK_FILE_NAME,
+                self._client._adjust_cwd(target),
+                algorithm,
+                int64(0),
+                int64(0),
+                0,
+            )
+            if kind != CMD_EXTENDED_REPLY or message is None:
+                return None
+            message.get_text()  # "check-file"
+            used = message.get_text()
+            theirs = message.get_remainder().hex()
+        except Exception as exc:  # a server that lists the extension but fails it costs the hash only
+            logger.debug(
+                "{}: {} of {} unanswered ({}); size is the check", self._where, algorithm, target, exc
+            )
+            return None
+        if used != algorithm or not theirs:
+            return None
+        if theirs != ours:
+            raise TransportError(
+                f"{self._where}: {target} arrived with the right size but a different {algorithm} "
+                f"(server {theirs[:16]}…, ours {ours[:16]}…)",
+                retryable=True,
+            )
+        return algorithm
+
+    def _write(self, local: Path, target: str, progress: Progress | None) -> str | None:
+        """Send ``local`` to ``target`` with pipelined writes; every write's status and the
+        close's are read before this returns. Returns the server's hash of the stored file when
+        it offers one (``check-file-name``) and it matched ours, else None.
+
+        paramiko's own pipelined ``SFTPFile`` reads write replies only once more than 100 are
+        outstanding, drops replies that another request reads first, and ignores the status of
+        the close: a server's "File too large" or "No space left" was lost, and writes at
+        offsets past a failed one left a file of the right size with a hole of zeros.
+        """
+        sftp = self._client
+        algorithm = self._hash_algorithm()
+        digest = hashlib.new(algorithm) if algorithm else None
+        with local.open("rb") as source:
+            handle = _open_for_write(sftp, target)
+            writes = _WriteReplies(sftp, self._where, target)
+            closed = False
+            try:
+                offset = 0
+                while block := source.read(_READ_CHUNK):
+                    if digest is not None:
+                        digest.update(block)
+                    view = memoryview(block)
+                    while view:
+                        chunk = view[: self._request_size]
+                        writes.send(handle, offset, chunk)
+                        offset += len(chunk)
+                        view = view[len(chunk) :]
+                    if progress is not None:
+                        progress(offset)
+                writes.finish()
+                closed = True
+                _close_handle(sftp, handle, self._where, target)
+            finally:
+                if not closed:
+                    writes.abandon()
+                    with contextlib.suppress(Exception):
+                        sftp._async_request(type(None), CMD_CLOSE, handle)
+        if digest is None or algorithm is None:
+            return None
+        return self._compare_hash(target, algorithm, digest.hexdigest())
 
     def _rename(self, source: str, target: str, local_size: int) -> None:
         sftp = self._client
@@ -446,6 +649,109 @@ class SFTPTransport(Transport):
         self._remove_quietly(self._remote(remote_name))
 
 
+#: Write requests in flight at once: enough to keep a long, fast link busy (64 x 255 KiB on
+#: OpenSSH), few enough that a refusal stops the upload within a few MB.
+_WRITE_WINDOW = 64
+
+
+class _WriteReplies:
+    """Collects the status of every pipelined write of one file (paramiko hands a reply to the
+    object a request was registered with, in whatever order it arrives). The first error the
+    server reports stops the upload with the server's own words."""
+
+    def __init__(self, sftp: paramiko.SFTPClient, where: str, target: str) -> None:
+        self._sftp = sftp
+        self._where = where
+        self._target = target
+        self._pending: set[int] = set()
+        self.error: tuple[int, str] | None = None
+
+    def send(self, handle: bytes, offset: int, chunk: memoryview) -> None:
+        self._raise_if_refused()
+        number = self._sftp._async_request(self, CMD_WRITE, handle, int64(offset), bytes(chunk))
+        self._pending.add(number)
+        # Read the replies that are already here, so a refusal stops us early; wait only when
+        # the window is full.
+        while self._pending and (len(self._pending) >= _WRITE_WINDOW or self._sftp.sock.recv_ready()):
+            self._read_one()
+            self._raise_if_refused()
+
+    def finish(self) -> None:
+        """Wait for the status of every write still outstanding; raise the first error."""
+        while self._pending:
+            self._read_one()
+        self._raise_if_refused()
+
+    def abandon(self) -> None:
+        """Forget the replies still to come (the session is closed or the file given up)."""
+        for number in self._pending:
+            self._sftp._expecting.pop(number, None)
+        self._pending.clear()
+
+    def _read_one(self) -> None:
+        try:
+            self._sftp._read_response()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise _error_for_exception(exc, f"uploading {self._target}", self._where) from exc
+
+    def _async_response(self, kind: int, message: paramiko.Message, number: int) -> None:
+        self._pending.discard(number)
+        if self.error is not None:
+            return
+        if kind != CMD_STATUS:
+            self.error = (-1, f"unexpected reply type {kind} to a write")
+            return
+        code = message.get_int()
+        if code != SFTP_OK:
+            text = message.get_text() if message.get_remainder() else ""
+            self.error = (code, text or f"status {code}")
+
+    def _raise_if_refused(self) -> None:
+        if self.error is not None:
+            code, text = self.error
+            raise _write_refusal(code, text, f"{self._where}: writing {self._target} refused")
+
+
+def _write_refusal(code: int, text: str, message: str) -> TransportError:
+    """Our error for a write or close the server refused, from its status code and words."""
+    full = f"{message}: {text}"
+    kind = refusal_kind(text)
+    if kind == "too-large":
+        return RemoteRejectedError(full, hint="the server limits the size of a file; this one is over it")
+    if kind == "storage":
+        return QuotaError(full, hint="the server is full or the account's quota is used up")
+    if code == SFTP_PERMISSION_DENIED:
+        return RemoteRejectedError(full)
+    return TransportError(full, retryable=True)
+
+
+def _open_for_write(sftp: paramiko.SFTPClient, path: str) -> bytes:
+    """A write handle for ``path`` (created or truncated), as ``SFTPClient.open(path, "wb")``."""
+    kind, message = sftp._request(
+        CMD_OPEN,
+        sftp._adjust_cwd(path),
+        SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC,
+        SFTPAttributes(),
+    )
+    if kind != CMD_HANDLE or message is None:
+        raise paramiko.SFTPError("Expected handle")
+    handle: bytes = message.get_binary()
+    return handle
+
+
+def _close_handle(sftp: paramiko.SFTPClient, handle: bytes, where: str, target: str) -> None:
+    """Close a write handle and read its status: some servers report a failed flush only here
+    (paramiko's ``SFTPFile.close`` ignores it)."""
+    try:
+        sftp._request(CMD_CLOSE, handle)
+    except OSError as exc:
+        if isinstance(exc, socket.timeout) or (exc.errno is not None and exc.errno != errno.EACCES):
+            raise
+        text = exc.strerror or (str(exc.args[0]) if exc.args else "refused")
+        code = SFTP_PERMISSION_DENIED if exc.errno == errno.EACCES else -1
+        raise _write_refusal(code, text, f"{where}: closing {target} refused") from exc
+
+
 def _error_for_exception(
     exc: BaseException, action: str, where: str, *, per_file: bool = False
 ) -> TransportError:
@@ -458,6 +764,10 @@ def _error_for_exception(
     if isinstance(exc, paramiko.ssh_exception.IncompatiblePeer):
         return TransportError(
             f"{message}: {exc}", hint="the server's SSH algorithms are too old", retryable=False
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return TransportError(
+            f"{message}: connection refused (no SSH server listening there?)", retryable=True
         )
     if isinstance(exc, (EOFError, paramiko.SSHException, ConnectionError)):
         return TransportError(f"{message}: connection lost ({exc or type(exc).__name__})", retryable=True)

@@ -13,7 +13,9 @@ import random
 import re
 import socket
 import ssl
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,14 @@ from stockbridge.secrets import Secret
 from stockbridge.transports import TEMP_SUFFIX, PutResult, open_transport
 from stockbridge.transports import folder as folder_transport
 from stockbridge.transports.ftp import error_for_reply
-from tests.servers import VSFTPD_BANNED_PASSWORD, LocalServer, pyftpdlib_platform, settings_for
+from tests.servers import (
+    VSFTPD_BANNED_PASSWORD,
+    LocalServer,
+    SSHKeys,
+    pyftpdlib_platform,
+    run_sshd,
+    settings_for,
+)
 
 ALL_SERVERS = ["ftp", "ftps", "ftps-vsftpd", "sftp", "folder"]
 LOGIN_SERVERS = ["ftp", "ftps", "ftps-vsftpd", "sftp"]
@@ -422,6 +431,56 @@ def test_a_wrong_pinned_host_key_is_refused_before_any_authentication(
     assert "Accepted" not in log and "Failed" not in log
 
 
+@pytest.fixture
+def two_key_sshd(tmp_path: Path, ssh_keys: SSHKeys) -> Iterator[LocalServer]:
+    """sshd holding an ed25519 and an RSA host key, like most servers; paramiko asks for ed25519."""
+    rsa_host_key = ssh_keys.other_user_key  # any RSA key will do as a second host key
+    with run_sshd(tmp_path, ssh_keys, extra_host_keys=[rsa_host_key]) as server:
+        yield server
+
+
+def _keyscan_lines(server: LocalServer) -> list[str]:
+    """What the README tells users to run: ``ssh-keyscan -p PORT HOST | ssh-keygen -lf -``."""
+    scan = subprocess.run(
+        ["ssh-keyscan", "-p", str(server.port), str(server.host)], capture_output=True, text=True, timeout=30
+    ).stdout
+    listing = subprocess.run(
+        ["ssh-keygen", "-lf", "-"], input=scan, capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    return [line for line in listing.splitlines() if "SHA256:" in line]
+
+
+@pytest.mark.parametrize("form", ["bare fingerprint", "whole ssh-keygen line", "in a list"])
+def test_a_pinned_host_key_of_any_type_the_server_holds_is_accepted(
+    two_key_sshd: LocalServer, tmp_path: Path, form: str
+) -> None:
+    # Issue 11 B4: pinning the RSA line that ssh-keyscan prints failed with "host key
+    # ssh-ed25519 ... does not match", because paramiko asks for ed25519 first.
+    lines = _keyscan_lines(two_key_sshd)
+    rsa_line = next(line for line in lines if line.endswith("(RSA)"))
+    fingerprint = rsa_line.split()[1]
+    assert fingerprint != two_key_sshd.host_key_fingerprint  # not the key paramiko sees first
+    pin: str | tuple[str, ...] = {
+        "bare fingerprint": fingerprint,
+        "whole ssh-keygen line": rsa_line,
+        "in a list": ("SHA256:" + "B" * 43, fingerprint),
+    }[form]
+    local = make_file(tmp_path, "r.jpg", 5000)
+    with open_transport(settings_for(two_key_sshd, host_key=pin, known_hosts=None)) as transport:
+        assert transport.put(local, "r.jpg").verified
+    assert (two_key_sshd.root / "r.jpg").read_bytes() == local.read_bytes()
+
+
+def test_a_pin_matching_none_of_the_servers_keys_is_refused_naming_the_key_it_showed(
+    two_key_sshd: LocalServer,
+) -> None:
+    settings = settings_for(two_key_sshd, host_key=["SHA256:" + "C" * 43], known_hosts=None)
+    with pytest.raises(TrustError) as caught:
+        open_transport(settings).connect()
+    assert two_key_sshd.host_key_fingerprint in str(caught.value)
+    assert "userauth-request" not in two_key_sshd.log_text()
+
+
 def test_the_host_key_in_known_hosts_is_accepted(sshd_server: LocalServer, tmp_path: Path) -> None:
     local = make_file(tmp_path, "k.jpg", 1000)
     settings = settings_for(sshd_server, host_key=None, known_hosts=sshd_server.known_hosts)
@@ -610,6 +669,13 @@ def test_a_missing_folder_is_not_created(tmp_path: Path) -> None:
             True,
         ),
         ("550 Permission denied.", "STOR", RemoteRejectedError, False),
+        ("550 Not a plain file.", "STOR", RemoteRejectedError, False),
+        # The server's words decide where codes disagree across servers (issue 11).
+        ("552 Transfer aborted. File too large", "STOR", RemoteRejectedError, False),
+        ("552 Quota exceeded", "STOR", QuotaError, False),
+        ("451 Transfer aborted. Input/output error", "STOR", QuotaError, False),
+        ("451-Error during write to file\n451 Transfer aborted", "STOR", QuotaError, False),
+        ("452 No space left on device", "STOR", QuotaError, False),
         ("550 Rename failed.", "RNTO", RemoteRejectedError, False),
         ("553 Could not create file.", "STOR", RemoteRejectedError, False),
         ("553 File name not allowed.", "RNTO", RemoteRejectedError, False),
@@ -625,7 +691,9 @@ def test_ftp_replies_are_classified_once(
     error = error_for_reply(reply, command)
     assert type(error) is error_type
     assert error.retryable is retryable
-    assert reply.strip() in str(error)  # the server's words reach the user
+    # The server's words reach the user, on one line.
+    assert all(line[4:].strip() in str(error) for line in reply.splitlines())
+    assert "\n" not in str(error)
 
 
 def test_sftp_writes_in_the_size_the_server_advertises_unless_told_otherwise(

@@ -315,3 +315,23 @@ def test_password_from_a_systemd_credential(tmp_path, monkeypatch):
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     secret = resolve_password(load_config(path).platforms["a"])
     assert secret is not None and secret.reveal() == "from-credential"
+
+
+def test_host_key_takes_a_list_of_pins_and_names_the_one_that_is_not_a_fingerprint(tmp_path: Path):
+    base = """
+[watch]
+folder = "x"
+
+[platforms.agency]
+protocol = "sftp"
+host = "sftp.example.com"
+username = "me"
+password = { env = "AGENCY_PW" }
+"""
+    good = 'host_key = ["3072 SHA256:abc sftp.example.com (RSA)", "SHA256:def"]\n'
+    config = load_config(write(tmp_path, base + good), resolve_secrets=False)
+    assert config.platforms["agency"].host_key == ["3072 SHA256:abc sftp.example.com (RSA)", "SHA256:def"]
+    problems = problems_of(tmp_path, base + 'host_key = ["SHA256:abc", "MD5:12:34"]\n')
+    assert any(
+        problem.startswith("platforms.agency.host_key") and "MD5:12:34" in problem for problem in problems
+    )

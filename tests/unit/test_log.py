@@ -100,3 +100,19 @@ def test_stdlib_loggers_reach_the_log_at_warning_only(capsys):
     err = capsys.readouterr().err
     assert "paramiko.transport: host key changed" in err
     assert "chatty handshake detail" not in err
+
+
+def test_paramikos_own_error_lines_stay_out_of_the_normal_log_but_reach_debug(capsys):
+    # Our TransportError already says "connection lost"; paramiko's thread repeats it as an
+    # ERROR with a traceback (issue 11), which read as a second, scarier failure.
+    setup_logging(0)
+    logging.getLogger("paramiko.transport").error("Socket exception: Connection reset by peer (104)")
+    logging.getLogger("watchdog.observers").warning("inotify watch limit reached")
+    logger.remove()
+    err = capsys.readouterr().err
+    assert "Socket exception" not in err
+    assert "inotify watch limit reached" in err
+    setup_logging(1)
+    logging.getLogger("paramiko.transport").error("Socket exception: Connection reset by peer (104)")
+    logger.remove()
+    assert "Socket exception" in capsys.readouterr().err
