@@ -8,6 +8,10 @@ the same remote name, never a second one.
 
 Settings (research/reliability.md R-4): WAL, ``synchronous=FULL`` (a lost intent could mean a
 duplicate upload, so durability wins over speed), ``busy_timeout``, ``quick_check`` at start.
+
+**Job states** are :class:`JobState`; :data:`TRANSITIONS` is the one table of the moves a job may
+make, each with what makes it. A move the table lacks raises :class:`ForbiddenTransition`: it is a
+bug in the caller, never something a user did.
 """
 
 from __future__ import annotations
@@ -19,20 +23,57 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from stockbridge.errors import StockbridgeError
 
-PENDING = "pending"
-UPLOADING = "uploading"
-UPLOADED = "uploaded"
-HELD = "held"
-REJECTED = "rejected"
-FAILED = "failed"
 
-STATES = (PENDING, UPLOADING, UPLOADED, HELD, REJECTED, FAILED)
+class JobState(str, Enum):
+    """Where a job is. The value is what the ledger stores and ``status --json`` shows."""
+
+    PENDING = "pending"  # waits for its turn (a batch, a backoff, a schedule, a paused platform)
+    UPLOADING = "uploading"  # the intent: being sent now, or cut off by a crash (checked at start)
+    UPLOADED = "uploaded"  # final: on the server (verified, or moved away at once by the agency)
+    HELD = "held"  # waits for the user: a release, a title, keywords
+    REJECTED = "rejected"  # final: no change fixes it (too few pixels, wrong format, not routed here)
+    FAILED = "failed"  # the server refused it or it kept failing; `stockbridge retry` sends it again
+
+    def __str__(self) -> str:  # "pending" in messages and tables, not "JobState.PENDING"
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+PENDING = JobState.PENDING
+UPLOADING = JobState.UPLOADING
+UPLOADED = JobState.UPLOADED
+HELD = JobState.HELD
+REJECTED = JobState.REJECTED
+FAILED = JobState.FAILED
+
+#: Plain strings (``--state`` choices).
+STATES = tuple(state.value for state in JobState)
 #: States in which a job needs nothing more from stockbridge (``held`` waits for the user).
 SETTLED_STATES = (UPLOADED, HELD, REJECTED, FAILED)
+
+#: Every move a job may make: (from, to, what makes it). Anything else raises ForbiddenTransition.
+TRANSITIONS: tuple[tuple[JobState, JobState, str], ...] = (
+    (PENDING, PENDING, "waits again: backoff, platform paused or unreachable (set_state)"),
+    (PENDING, UPLOADING, "the write-ahead intent before the first byte (begin_upload)"),
+    (PENDING, UPLOADED, "an earlier attempt is found on the server at full size (mark_uploaded)"),
+    (PENDING, FAILED, "its prepared copy is missing (set_state)"),
+    (UPLOADING, UPLOADING, "sent again on a new connection after a transient error (begin_upload)"),
+    (UPLOADING, UPLOADED, "the transfer is confirmed (mark_uploaded)"),
+    (UPLOADING, PENDING, "retry later, platform paused or unreachable, shutdown, or recovery after a crash"),
+    (UPLOADING, FAILED, "the server refused the file, or attempts ran out (set_state)"),
+    (HELD, PENDING, "what held it went away, e.g. its release arrived (activate)"),
+    (FAILED, PENDING, "`stockbridge retry` (requeue_failed)"),
+)
+ALLOWED: frozenset[tuple[JobState, JobState]] = frozenset((old, new) for old, new, _why in TRANSITIONS)
+#: A job is created in any state but ``uploading``: only begin_upload writes an intent (and counts it).
+INITIAL_STATES = tuple(state for state in JobState if state is not UPLOADING)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
@@ -118,7 +159,7 @@ class Job:
     id: int
     sha256: str
     platform: str
-    state: str
+    state: JobState
     reason: str | None
     attempts: int
     remote_name: str | None
@@ -170,6 +211,18 @@ class Batch:
 
 class LedgerError(StockbridgeError):
     pass
+
+
+class ForbiddenTransition(RuntimeError):
+    """A job was asked to make a move :data:`TRANSITIONS` does not have: a bug, not a user error."""
+
+    def __init__(self, job_id: int, old: JobState, new: JobState) -> None:
+        allowed = sorted(to.value for frm, to in ALLOWED if frm is old)
+        super().__init__(
+            f"job {job_id}: {old} → {new} is not an allowed transition"
+            f" (from {old}: {', '.join(allowed) or 'none, it is final'})"
+        )
+        self.job_id, self.old, self.new = job_id, old, new
 
 
 class Ledger:
@@ -296,7 +349,7 @@ class Ledger:
         *,
         sha256: str,
         platform: str,
-        state: str,
+        state: JobState,
         reason: str | None = None,
         remote_name: str | None = None,
         upload_path: str | None = None,
@@ -308,7 +361,9 @@ class Ledger:
         parent_id: int | None = None,
     ) -> bool:
         """Create the job for (sha256, platform) unless it exists. True if created."""
-        assert state in STATES
+        state = JobState(state)
+        if state not in INITIAL_STATES:
+            raise ValueError(f"a job cannot start {state}: only begin_upload writes an upload intent")
         now = time.time()
         with self._transaction() as db:
             cursor = db.execute(
@@ -320,7 +375,7 @@ class Ledger:
                     sha256,
                     platform,
                     kind,
-                    state,
+                    state.value,
                     reason,
                     remote_name,
                     remote_dir,
@@ -348,11 +403,12 @@ class Ledger:
     ) -> None:
         """A held job whose cause went away (a release arrived) becomes pending."""
         with self._transaction() as db:
+            _move(db, job_id, PENDING)
             db.execute(
                 """UPDATE jobs SET state=?, reason=NULL, remote_name=?, upload_path=?, upload_size=?, changes=?,
                        remote_dir=?, meta=?, next_attempt_at=0, created_at=?, updated_at=? WHERE id=?""",
                 (
-                    PENDING,
+                    PENDING.value,
                     remote_name,
                     upload_path,
                     upload_size,
@@ -456,22 +512,25 @@ class Ledger:
             ).fetchone()
         return int(row[0]), int(row[1])
 
-    def set_state(self, job_id: int, state: str, reason: str | None = None, **fields: object) -> None:
-        assert state in STATES
+    def set_state(self, job_id: int, state: JobState, reason: str | None = None, **fields: object) -> None:
+        """Move a job (raises :class:`ForbiddenTransition` for a move :data:`TRANSITIONS` lacks)."""
+        state = JobState(state)
         allowed = {"attempts", "remote_name", "next_attempt_at", "batch_id", "verified", "uploaded_at"}
         unknown = set(fields) - allowed
         assert not unknown, unknown
         assignments = ["state=?", "reason=?", "updated_at=?"] + [f"{key}=?" for key in fields]
-        params = [state, reason, time.time(), *fields.values(), job_id]
+        params = [state.value, reason, time.time(), *fields.values(), job_id]
         with self._transaction() as db:
+            _move(db, job_id, state)
             db.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id=?", params)
 
     def begin_upload(self, job_id: int, batch_id: int) -> Job:
         """Write-ahead intent: the job is ``uploading`` before the first byte is sent."""
         with self._transaction() as db:
+            _move(db, job_id, UPLOADING)
             db.execute(
                 "UPDATE jobs SET state=?, attempts=attempts+1, batch_id=?, updated_at=? WHERE id=?",
-                (UPLOADING, batch_id, time.time(), job_id),
+                (UPLOADING.value, batch_id, time.time(), job_id),
             )
         return self.job(job_id)
 
@@ -479,9 +538,10 @@ class Ledger:
         now = time.time()
         reason = None if verified else "the server took the file and moved it away at once (not verifiable)"
         with self._transaction() as db:
+            _move(db, job_id, UPLOADED)
             db.execute(
                 "UPDATE jobs SET state=?, reason=?, verified=?, uploaded_at=?, updated_at=? WHERE id=?",
-                (UPLOADED, reason, 1 if verified else 0, now, now, job_id),
+                (UPLOADED.value, reason, 1 if verified else 0, now, now, job_id),
             )
 
     def interrupted_uploads(self, platform: str) -> list[Job]:
@@ -567,7 +627,8 @@ class Ledger:
 
     def requeue_failed(self, platform: str | None = None, sha256s: Sequence[str] | None = None) -> int:
         """Give failed jobs another go (``stockbridge retry``). Returns how many."""
-        clauses, params = ["state=?"], [FAILED]
+        assert (FAILED, PENDING) in ALLOWED
+        clauses, params = ["state=?"], [FAILED.value]
         if platform is not None:
             clauses.append("platform=?")
             params.append(platform)
@@ -578,7 +639,7 @@ class Ledger:
             cursor = db.execute(
                 f"UPDATE jobs SET state=?, reason=NULL, attempts=0, next_attempt_at=0, updated_at=?"
                 f" WHERE {' AND '.join(clauses)}",
-                [PENDING, time.time(), *params],
+                [PENDING.value, time.time(), *params],
             )
             return cursor.rowcount
 
@@ -586,12 +647,22 @@ class Ledger:
 _JOB_SELECT = "SELECT jobs.*, assets.path AS path FROM jobs JOIN assets ON assets.sha256 = jobs.sha256"
 
 
+def _move(db: sqlite3.Connection, job_id: int, new: JobState) -> None:
+    """Check, inside the caller's transaction, that the job may move to ``new`` from where it is."""
+    row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+    if row is None:
+        raise LedgerError(f"no job {job_id}")
+    old = JobState(row["state"])
+    if (old, new) not in ALLOWED:
+        raise ForbiddenTransition(job_id, old, new)
+
+
 def _job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"],
         sha256=row["sha256"],
         platform=row["platform"],
-        state=row["state"],
+        state=JobState(row["state"]),
         reason=row["reason"],
         attempts=row["attempts"],
         remote_name=row["remote_name"],
