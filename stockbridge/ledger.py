@@ -12,6 +12,12 @@ duplicate upload, so durability wins over speed), ``busy_timeout``, ``quick_chec
 **Job states** are :class:`JobState`; :data:`TRANSITIONS` is the one table of the moves a job may
 make, each with what makes it. A move the table lacks raises :class:`ForbiddenTransition`: it is a
 bug in the caller, never something a user did.
+
+**Schema.** ``PRAGMA user_version`` is the number of the last of :data:`MIGRATIONS` applied. Opening
+a ledger applies the missing ones in order, in one transaction (all or none). Version 1 is the schema
+0.1.0 shipped, which had no version number (0), so it is written with ``IF NOT EXISTS`` and finds its
+tables already there. A ledger from a newer stockbridge is refused, never downgraded. A migration is
+a new entry at the end of the list, never an edit to a released one.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ ALLOWED: frozenset[tuple[JobState, JobState]] = frozenset((old, new) for old, ne
 #: A job is created in any state but ``uploading``: only begin_upload writes an intent (and counts it).
 INITIAL_STATES = tuple(state for state in JobState if state is not UPLOADING)
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS assets (
     sha256      TEXT PRIMARY KEY,
     path        TEXT NOT NULL,      -- the source path it was first seen at (its remote names come from it)
@@ -146,6 +152,37 @@ CREATE TABLE IF NOT EXISTS notices (
 
 
 @dataclass(frozen=True, slots=True)
+class Migration:
+    version: int  # user_version once applied
+    name: str
+    sql: str  # statements separated by ";"
+
+
+#: The schema's history, in order. Append; never edit a released step.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "the schema of 0.1.0", _SCHEMA_V1),
+    Migration(
+        2,
+        "jobs.verified_by: how an upload was verified (size, or a hash name such as sha256)",
+        "ALTER TABLE jobs ADD COLUMN verified_by TEXT;",
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def _statements(sql: str) -> list[str]:
+    """``sql`` split into its statements (executescript would commit the open transaction)."""
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    assert not current.strip(), f"incomplete SQL statement: {current!r}"
+    return statements
+
+
+@dataclass(frozen=True, slots=True)
 class Asset:
     sha256: str
     path: str
@@ -176,6 +213,7 @@ class Job:
     remote_dir: str | None = None
     meta: dict[str, object] | None = None
     parent_id: int | None = None
+    verified_by: str | None = None  # "size", or a hash name ("sha256", "md5", ...); None: not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +272,9 @@ class Ledger:
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{path}: cannot open the ledger ({exc})") from exc
+        try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -245,9 +286,34 @@ class Ledger:
                     f"{path}: the ledger is damaged ({check})",
                     hint="move it aside and restore a backup; stockbridge will not guess what was sent",
                 )
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"{path}: cannot open the ledger ({exc})") from exc
+            self._migrate()
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise LedgerError(f"{path}: cannot open the ledger ({exc})") from exc
+            raise
+
+    def _migrate(self) -> None:
+        """Bring the schema to :data:`SCHEMA_VERSION`: the missing migrations, in order, in one
+        transaction (a crash or an error leaves the ledger as it was)."""
+        if self._user_version() == SCHEMA_VERSION:
+            return
+        with self._transaction() as db:
+            version = self._user_version()  # again, under the write lock: another process may have done it
+            if version > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"{self.path.parent}: this state folder was written by a newer stockbridge"
+                    f" (ledger schema {version}; this one knows up to {SCHEMA_VERSION})",
+                    hint="upgrade stockbridge; an older one never changes a newer ledger",
+                )
+            for migration in MIGRATIONS:
+                if migration.version > version:
+                    for statement in _statements(migration.sql):
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
+
+    def _user_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -534,14 +600,20 @@ class Ledger:
             )
         return self.job(job_id)
 
-    def mark_uploaded(self, job_id: int, *, verified: bool) -> None:
+    def mark_uploaded(self, job_id: int, *, verified: bool, verified_by: str | None = None) -> None:
+        """The server has the file. ``verified``: its size (and hash) were checked under the final
+        name; False: the agency moved it away at once. ``verified_by``: how it was checked, "size"
+        or a hash name ("sha256", "md5", "crc32"); only with ``verified``."""
+        if verified_by is not None and not verified:
+            raise ValueError(f"job {job_id}: verified_by={verified_by!r} for an upload that was not verified")
         now = time.time()
         reason = None if verified else "the server took the file and moved it away at once (not verifiable)"
         with self._transaction() as db:
             _move(db, job_id, UPLOADED)
             db.execute(
-                "UPDATE jobs SET state=?, reason=?, verified=?, uploaded_at=?, updated_at=? WHERE id=?",
-                (UPLOADED.value, reason, 1 if verified else 0, now, now, job_id),
+                "UPDATE jobs SET state=?, reason=?, verified=?, verified_by=?, uploaded_at=?, updated_at=?"
+                " WHERE id=?",
+                (UPLOADED.value, reason, 1 if verified else 0, verified_by, now, now, job_id),
             )
 
     def interrupted_uploads(self, platform: str) -> list[Job]:
@@ -679,4 +751,5 @@ def _job(row: sqlite3.Row) -> Job:
         remote_dir=row["remote_dir"],
         meta=json.loads(row["meta"]) if row["meta"] else None,
         parent_id=row["parent_id"],
+        verified_by=row["verified_by"],
     )
