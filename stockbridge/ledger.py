@@ -18,6 +18,11 @@ a ledger applies the missing ones in order, in one transaction (all or none). Ve
 0.1.0 shipped, which had no version number (0), so it is written with ``IF NOT EXISTS`` and finds its
 tables already there. A ledger from a newer stockbridge is refused, never downgraded. A migration is
 a new entry at the end of the list, never an edit to a released one.
+
+``jobs.parent_id`` (version 1) is never written and never read: a release delivered to a folder is one
+job shared by every photo that needs it, so it has no single parent; which releases a photo needs is
+in its own job's ``meta["releases"]``. The column stays, always NULL (0.1.0's INSERT names it, so
+dropping it would keep 0.1.0 from writing to a ledger this version has opened).
 """
 
 from __future__ import annotations
@@ -212,7 +217,6 @@ class Job:
     kind: str = "image"
     remote_dir: str | None = None
     meta: dict[str, object] | None = None
-    parent_id: int | None = None
     verified_by: str | None = None  # "size", or a hash name ("sha256", "md5", ...); None: not known
 
 
@@ -424,7 +428,6 @@ class Ledger:
         kind: str = "image",
         remote_dir: str | None = None,
         meta: dict[str, object] | None = None,
-        parent_id: int | None = None,
     ) -> bool:
         """Create the job for (sha256, platform) unless it exists. True if created."""
         state = JobState(state)
@@ -434,8 +437,8 @@ class Ledger:
         with self._transaction() as db:
             cursor = db.execute(
                 """INSERT INTO jobs (sha256, platform, kind, state, reason, remote_name, remote_dir, upload_path,
-                                     upload_size, changes, meta, parent_id, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     upload_size, changes, meta, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(sha256, platform) DO NOTHING""",
                 (
                     sha256,
@@ -449,7 +452,6 @@ class Ledger:
                     upload_size,
                     "\n".join(changes) or None,
                     json.dumps(meta, ensure_ascii=False) if meta is not None else None,
-                    parent_id,
                     now,
                     now,
                 ),
@@ -750,6 +752,5 @@ def _job(row: sqlite3.Row) -> Job:
         kind=row["kind"],
         remote_dir=row["remote_dir"],
         meta=json.loads(row["meta"]) if row["meta"] else None,
-        parent_id=row["parent_id"],
         verified_by=row["verified_by"],
     )
