@@ -8,6 +8,21 @@ the same remote name, never a second one.
 
 Settings (research/reliability.md R-4): WAL, ``synchronous=FULL`` (a lost intent could mean a
 duplicate upload, so durability wins over speed), ``busy_timeout``, ``quick_check`` at start.
+
+**Job states** are :class:`JobState`; :data:`TRANSITIONS` is the one table of the moves a job may
+make, each with what makes it. A move the table lacks raises :class:`ForbiddenTransition`: it is a
+bug in the caller, never something a user did.
+
+**Schema.** ``PRAGMA user_version`` is the number of the last of :data:`MIGRATIONS` applied. Opening
+a ledger applies the missing ones in order, in one transaction (all or none). Version 1 is the schema
+0.1.0 shipped, which had no version number (0), so it is written with ``IF NOT EXISTS`` and finds its
+tables already there. A ledger from a newer stockbridge is refused, never downgraded. A migration is
+a new entry at the end of the list, never an edit to a released one.
+
+``jobs.parent_id`` (version 1) is never written and never read: a release delivered to a folder is one
+job shared by every photo that needs it, so it has no single parent; which releases a photo needs is
+in its own job's ``meta["releases"]``. The column stays, always NULL (0.1.0's INSERT names it, so
+dropping it would keep 0.1.0 from writing to a ledger this version has opened).
 """
 
 from __future__ import annotations
@@ -19,22 +34,59 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from stockbridge.errors import StockbridgeError
 
-PENDING = "pending"
-UPLOADING = "uploading"
-UPLOADED = "uploaded"
-HELD = "held"
-REJECTED = "rejected"
-FAILED = "failed"
 
-STATES = (PENDING, UPLOADING, UPLOADED, HELD, REJECTED, FAILED)
+class JobState(str, Enum):
+    """Where a job is. The value is what the ledger stores and ``status --json`` shows."""
+
+    PENDING = "pending"  # waits for its turn (a batch, a backoff, a schedule, a paused platform)
+    UPLOADING = "uploading"  # the intent: being sent now, or cut off by a crash (checked at start)
+    UPLOADED = "uploaded"  # final: on the server (verified, or moved away at once by the agency)
+    HELD = "held"  # waits for the user: a release, a title, keywords
+    REJECTED = "rejected"  # final: no change fixes it (too few pixels, wrong format, not routed here)
+    FAILED = "failed"  # the server refused it or it kept failing; `stockbridge retry` sends it again
+
+    def __str__(self) -> str:  # "pending" in messages and tables, not "JobState.PENDING"
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+PENDING = JobState.PENDING
+UPLOADING = JobState.UPLOADING
+UPLOADED = JobState.UPLOADED
+HELD = JobState.HELD
+REJECTED = JobState.REJECTED
+FAILED = JobState.FAILED
+
+#: Plain strings (``--state`` choices).
+STATES = tuple(state.value for state in JobState)
 #: States in which a job needs nothing more from stockbridge (``held`` waits for the user).
 SETTLED_STATES = (UPLOADED, HELD, REJECTED, FAILED)
 
-_SCHEMA = """
+#: Every move a job may make: (from, to, what makes it). Anything else raises ForbiddenTransition.
+TRANSITIONS: tuple[tuple[JobState, JobState, str], ...] = (
+    (PENDING, PENDING, "waits again: backoff, platform paused or unreachable (set_state)"),
+    (PENDING, UPLOADING, "the write-ahead intent before the first byte (begin_upload)"),
+    (PENDING, UPLOADED, "an earlier attempt is found on the server at full size (mark_uploaded)"),
+    (PENDING, FAILED, "its prepared copy is missing (set_state)"),
+    (UPLOADING, UPLOADING, "sent again on a new connection after a transient error (begin_upload)"),
+    (UPLOADING, UPLOADED, "the transfer is confirmed (mark_uploaded)"),
+    (UPLOADING, PENDING, "retry later, platform paused or unreachable, shutdown, or recovery after a crash"),
+    (UPLOADING, FAILED, "the server refused the file, or attempts ran out (set_state)"),
+    (HELD, PENDING, "what held it went away, e.g. its release arrived (activate)"),
+    (FAILED, PENDING, "`stockbridge retry` (requeue_failed)"),
+)
+ALLOWED: frozenset[tuple[JobState, JobState]] = frozenset((old, new) for old, new, _why in TRANSITIONS)
+#: A job is created in any state but ``uploading``: only begin_upload writes an intent (and counts it).
+INITIAL_STATES = tuple(state for state in JobState if state is not UPLOADING)
+
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS assets (
     sha256      TEXT PRIMARY KEY,
     path        TEXT NOT NULL,      -- the source path it was first seen at (its remote names come from it)
@@ -105,6 +157,37 @@ CREATE TABLE IF NOT EXISTS notices (
 
 
 @dataclass(frozen=True, slots=True)
+class Migration:
+    version: int  # user_version once applied
+    name: str
+    sql: str  # statements separated by ";"
+
+
+#: The schema's history, in order. Append; never edit a released step.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "the schema of 0.1.0", _SCHEMA_V1),
+    Migration(
+        2,
+        "jobs.verified_by: how an upload was verified (size, or a hash name such as sha256)",
+        "ALTER TABLE jobs ADD COLUMN verified_by TEXT;",
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def _statements(sql: str) -> list[str]:
+    """``sql`` split into its statements (executescript would commit the open transaction)."""
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    assert not current.strip(), f"incomplete SQL statement: {current!r}"
+    return statements
+
+
+@dataclass(frozen=True, slots=True)
 class Asset:
     sha256: str
     path: str
@@ -118,7 +201,7 @@ class Job:
     id: int
     sha256: str
     platform: str
-    state: str
+    state: JobState
     reason: str | None
     attempts: int
     remote_name: str | None
@@ -134,7 +217,7 @@ class Job:
     kind: str = "image"
     remote_dir: str | None = None
     meta: dict[str, object] | None = None
-    parent_id: int | None = None
+    verified_by: str | None = None  # "size", or a hash name ("sha256", "md5", ...); None: not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +255,18 @@ class LedgerError(StockbridgeError):
     pass
 
 
+class ForbiddenTransition(RuntimeError):
+    """A job was asked to make a move :data:`TRANSITIONS` does not have: a bug, not a user error."""
+
+    def __init__(self, job_id: int, old: JobState, new: JobState) -> None:
+        allowed = sorted(to.value for frm, to in ALLOWED if frm is old)
+        super().__init__(
+            f"job {job_id}: {old} → {new} is not an allowed transition"
+            f" (from {old}: {', '.join(allowed) or 'none, it is final'})"
+        )
+        self.job_id, self.old, self.new = job_id, old, new
+
+
 class Ledger:
     """Thread-safe: one connection behind a lock (writes are tiny; SQLite serialises them anyway)."""
 
@@ -181,6 +276,9 @@ class Ledger:
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{path}: cannot open the ledger ({exc})") from exc
+        try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -192,9 +290,34 @@ class Ledger:
                     f"{path}: the ledger is damaged ({check})",
                     hint="move it aside and restore a backup; stockbridge will not guess what was sent",
                 )
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"{path}: cannot open the ledger ({exc})") from exc
+            self._migrate()
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise LedgerError(f"{path}: cannot open the ledger ({exc})") from exc
+            raise
+
+    def _migrate(self) -> None:
+        """Bring the schema to :data:`SCHEMA_VERSION`: the missing migrations, in order, in one
+        transaction (a crash or an error leaves the ledger as it was)."""
+        if self._user_version() == SCHEMA_VERSION:
+            return
+        with self._transaction() as db:
+            version = self._user_version()  # again, under the write lock: another process may have done it
+            if version > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"{self.path.parent}: this state folder was written by a newer stockbridge"
+                    f" (ledger schema {version}; this one knows up to {SCHEMA_VERSION})",
+                    hint="upgrade stockbridge; an older one never changes a newer ledger",
+                )
+            for migration in MIGRATIONS:
+                if migration.version > version:
+                    for statement in _statements(migration.sql):
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
+
+    def _user_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -296,7 +419,7 @@ class Ledger:
         *,
         sha256: str,
         platform: str,
-        state: str,
+        state: JobState,
         reason: str | None = None,
         remote_name: str | None = None,
         upload_path: str | None = None,
@@ -305,22 +428,23 @@ class Ledger:
         kind: str = "image",
         remote_dir: str | None = None,
         meta: dict[str, object] | None = None,
-        parent_id: int | None = None,
     ) -> bool:
         """Create the job for (sha256, platform) unless it exists. True if created."""
-        assert state in STATES
+        state = JobState(state)
+        if state not in INITIAL_STATES:
+            raise ValueError(f"a job cannot start {state}: only begin_upload writes an upload intent")
         now = time.time()
         with self._transaction() as db:
             cursor = db.execute(
                 """INSERT INTO jobs (sha256, platform, kind, state, reason, remote_name, remote_dir, upload_path,
-                                     upload_size, changes, meta, parent_id, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     upload_size, changes, meta, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(sha256, platform) DO NOTHING""",
                 (
                     sha256,
                     platform,
                     kind,
-                    state,
+                    state.value,
                     reason,
                     remote_name,
                     remote_dir,
@@ -328,7 +452,6 @@ class Ledger:
                     upload_size,
                     "\n".join(changes) or None,
                     json.dumps(meta, ensure_ascii=False) if meta is not None else None,
-                    parent_id,
                     now,
                     now,
                 ),
@@ -348,11 +471,12 @@ class Ledger:
     ) -> None:
         """A held job whose cause went away (a release arrived) becomes pending."""
         with self._transaction() as db:
+            _move(db, job_id, PENDING)
             db.execute(
                 """UPDATE jobs SET state=?, reason=NULL, remote_name=?, upload_path=?, upload_size=?, changes=?,
                        remote_dir=?, meta=?, next_attempt_at=0, created_at=?, updated_at=? WHERE id=?""",
                 (
-                    PENDING,
+                    PENDING.value,
                     remote_name,
                     upload_path,
                     upload_size,
@@ -456,32 +580,42 @@ class Ledger:
             ).fetchone()
         return int(row[0]), int(row[1])
 
-    def set_state(self, job_id: int, state: str, reason: str | None = None, **fields: object) -> None:
-        assert state in STATES
+    def set_state(self, job_id: int, state: JobState, reason: str | None = None, **fields: object) -> None:
+        """Move a job (raises :class:`ForbiddenTransition` for a move :data:`TRANSITIONS` lacks)."""
+        state = JobState(state)
         allowed = {"attempts", "remote_name", "next_attempt_at", "batch_id", "verified", "uploaded_at"}
         unknown = set(fields) - allowed
         assert not unknown, unknown
         assignments = ["state=?", "reason=?", "updated_at=?"] + [f"{key}=?" for key in fields]
-        params = [state, reason, time.time(), *fields.values(), job_id]
+        params = [state.value, reason, time.time(), *fields.values(), job_id]
         with self._transaction() as db:
+            _move(db, job_id, state)
             db.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id=?", params)
 
     def begin_upload(self, job_id: int, batch_id: int) -> Job:
         """Write-ahead intent: the job is ``uploading`` before the first byte is sent."""
         with self._transaction() as db:
+            _move(db, job_id, UPLOADING)
             db.execute(
                 "UPDATE jobs SET state=?, attempts=attempts+1, batch_id=?, updated_at=? WHERE id=?",
-                (UPLOADING, batch_id, time.time(), job_id),
+                (UPLOADING.value, batch_id, time.time(), job_id),
             )
         return self.job(job_id)
 
-    def mark_uploaded(self, job_id: int, *, verified: bool) -> None:
+    def mark_uploaded(self, job_id: int, *, verified: bool, verified_by: str | None = None) -> None:
+        """The server has the file. ``verified``: its size (and hash) were checked under the final
+        name; False: the agency moved it away at once. ``verified_by``: how it was checked, "size"
+        or a hash name ("sha256", "md5", "crc32"); only with ``verified``."""
+        if verified_by is not None and not verified:
+            raise ValueError(f"job {job_id}: verified_by={verified_by!r} for an upload that was not verified")
         now = time.time()
         reason = None if verified else "the server took the file and moved it away at once (not verifiable)"
         with self._transaction() as db:
+            _move(db, job_id, UPLOADED)
             db.execute(
-                "UPDATE jobs SET state=?, reason=?, verified=?, uploaded_at=?, updated_at=? WHERE id=?",
-                (UPLOADED, reason, 1 if verified else 0, now, now, job_id),
+                "UPDATE jobs SET state=?, reason=?, verified=?, verified_by=?, uploaded_at=?, updated_at=?"
+                " WHERE id=?",
+                (UPLOADED.value, reason, 1 if verified else 0, verified_by, now, now, job_id),
             )
 
     def interrupted_uploads(self, platform: str) -> list[Job]:
@@ -568,7 +702,8 @@ class Ledger:
 
     def requeue_failed(self, platform: str | None = None, sha256s: Sequence[str] | None = None) -> int:
         """Give failed jobs another go (``stockbridge retry``). Returns how many."""
-        clauses, params = ["state=?"], [FAILED]
+        assert (FAILED, PENDING) in ALLOWED
+        clauses, params = ["state=?"], [FAILED.value]
         if platform is not None:
             clauses.append("platform=?")
             params.append(platform)
@@ -579,7 +714,7 @@ class Ledger:
             cursor = db.execute(
                 f"UPDATE jobs SET state=?, reason=NULL, attempts=0, next_attempt_at=0, updated_at=?"
                 f" WHERE {' AND '.join(clauses)}",
-                [PENDING, time.time(), *params],
+                [PENDING.value, time.time(), *params],
             )
             return cursor.rowcount
 
@@ -587,12 +722,22 @@ class Ledger:
 _JOB_SELECT = "SELECT jobs.*, assets.path AS path FROM jobs JOIN assets ON assets.sha256 = jobs.sha256"
 
 
+def _move(db: sqlite3.Connection, job_id: int, new: JobState) -> None:
+    """Check, inside the caller's transaction, that the job may move to ``new`` from where it is."""
+    row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+    if row is None:
+        raise LedgerError(f"no job {job_id}")
+    old = JobState(row["state"])
+    if (old, new) not in ALLOWED:
+        raise ForbiddenTransition(job_id, old, new)
+
+
 def _job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"],
         sha256=row["sha256"],
         platform=row["platform"],
-        state=row["state"],
+        state=JobState(row["state"]),
         reason=row["reason"],
         attempts=row["attempts"],
         remote_name=row["remote_name"],
@@ -608,5 +753,5 @@ def _job(row: sqlite3.Row) -> Job:
         kind=row["kind"],
         remote_dir=row["remote_dir"],
         meta=json.loads(row["meta"]) if row["meta"] else None,
-        parent_id=row["parent_id"],
+        verified_by=row["verified_by"],
     )

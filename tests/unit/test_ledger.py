@@ -1,13 +1,16 @@
-"""The ledger: one job per (content, platform), durable intent, survives a reopen."""
+"""The ledger: one job per (content, platform), durable intent, survives a reopen, and a job only
+moves the ways the transition table allows."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+from collections.abc import Callable
 
 import pytest
 
 from stockbridge import ledger as states
-from stockbridge.ledger import Ledger
+from stockbridge.ledger import ALLOWED, ForbiddenTransition, JobState, Ledger
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -120,8 +123,10 @@ def test_a_file_not_taken_is_noted_once_keeps_its_first_sighting_and_is_cleared_
 def test_a_ledger_from_before_notices_gets_the_table_when_opened(tmp_path):
     path = tmp_path / "ledger.sqlite3"
     Ledger(path).close()
-    with sqlite3.connect(path) as db:
+    with sqlite3.connect(path) as db:  # as the builds before notices left it: no table, no version
         db.execute("DROP TABLE notices")
+        db.execute("ALTER TABLE jobs DROP COLUMN verified_by")
+        db.execute("PRAGMA user_version=0")
         db.execute("INSERT INTO assets VALUES ('d', '/exports/d.jpg', 1, 'jpeg', NULL, 1, 1)")
     reopened = Ledger(path)
     try:
@@ -130,3 +135,127 @@ def test_a_ledger_from_before_notices_gets_the_table_when_opened(tmp_path):
         assert [asset.path for asset in reopened.assets()] == ["/exports/d.jpg"], "older rows kept"
     finally:
         reopened.close()
+
+
+# ---------------------------------------------------------------- job states and their transitions
+
+
+def job_in(ledger: Ledger, state: JobState) -> int:
+    """A job of SHA_A on "shop" in ``state``, got there the way the pipeline gets it there."""
+    start = states.PENDING if state is states.UPLOADING else state
+    ledger.create_job(sha256=SHA_A, platform="shop", state=start, remote_name="a.jpg", reason="why")
+    job = ledger.job_for(SHA_A, "shop")
+    assert job is not None
+    if state is states.UPLOADING:
+        ledger.begin_upload(job.id, ledger.open_batch("shop", 1))
+    assert ledger.job(job.id).state is state
+    return job.id
+
+
+def wait(book: Ledger, job_id: int) -> None:
+    book.set_state(job_id, states.PENDING, "waiting: shop is paused")
+
+
+def send(book: Ledger, job_id: int) -> None:
+    book.begin_upload(job_id, book.open_batch("shop", 1))
+
+
+def found_on_server(book: Ledger, job_id: int) -> None:
+    book.mark_uploaded(job_id, verified=True)
+
+
+def moved_away(book: Ledger, job_id: int) -> None:
+    book.mark_uploaded(job_id, verified=False)
+
+
+def copy_missing(book: Ledger, job_id: int) -> None:
+    book.set_state(job_id, states.FAILED, "the prepared copy is missing")
+
+
+def interrupted(book: Ledger, job_id: int) -> None:
+    book.set_state(job_id, states.PENDING, "interrupted; will check the server first", next_attempt_at=0)
+
+
+def refused(book: Ledger, job_id: int) -> None:
+    book.set_state(job_id, states.FAILED, "the server refused this file: 553")
+
+
+def release_arrived(book: Ledger, job_id: int) -> None:
+    book.activate(
+        job_id,
+        remote_name="a.jpg",
+        upload_path="/state/a.jpg",
+        upload_size=10,
+        changes=(),
+        remote_dir=None,
+        meta=None,
+    )
+
+
+def retry(book: Ledger, _job_id: int) -> None:
+    assert book.requeue_failed("shop") == 1
+
+
+#: (from, how, to): every move the pipeline and the CLI make, each made the way they make it.
+MOVES: list[tuple[JobState, Callable[[Ledger, int], None], JobState]] = [
+    (states.PENDING, wait, states.PENDING),
+    (states.PENDING, send, states.UPLOADING),
+    (states.PENDING, found_on_server, states.UPLOADED),
+    (states.PENDING, copy_missing, states.FAILED),
+    (states.UPLOADING, send, states.UPLOADING),  # again, on a new connection after a transient error
+    (states.UPLOADING, moved_away, states.UPLOADED),
+    (states.UPLOADING, interrupted, states.PENDING),
+    (states.UPLOADING, refused, states.FAILED),
+    (states.HELD, release_arrived, states.PENDING),
+    (states.FAILED, retry, states.PENDING),
+]
+
+
+@pytest.mark.parametrize(("old", "move", "new"), MOVES, ids=[f"{old}->{new}" for old, _, new in MOVES])
+def test_every_move_the_service_makes_is_allowed(ledger, old, move, new):
+    job_id = job_in(ledger, old)
+    move(ledger, job_id)
+    assert ledger.job(job_id).state is new
+
+
+def test_the_transition_table_has_exactly_the_moves_the_service_makes():
+    assert {(old, new) for old, _, new in MOVES} == ALLOWED
+
+
+FORBIDDEN = sorted(set(itertools.product(JobState, JobState)) - ALLOWED)
+
+
+@pytest.mark.parametrize(("old", "new"), FORBIDDEN, ids=[f"{old}->{new}" for old, new in FORBIDDEN])
+def test_a_forbidden_move_raises_naming_the_job_and_both_states_and_changes_nothing(ledger, old, new):
+    job_id = job_in(ledger, old)
+    before = ledger.job(job_id)
+    with pytest.raises(ForbiddenTransition) as caught:
+        ledger.set_state(job_id, new, "should not happen")
+    assert f"job {job_id}: {old.value} → {new.value} is not an allowed transition" in str(caught.value)
+    assert ledger.job(job_id) == before
+
+
+def test_an_uploaded_or_rejected_file_can_never_be_sent(ledger):
+    """Never twice: nothing moves a final job back into the queue or onto the wire."""
+    ledger.create_job(sha256=SHA_A, platform="shop", state=states.UPLOADED, remote_name="a.jpg")
+    ledger.create_job(sha256=SHA_B, platform="shop", state=states.REJECTED, reason="1.0 MP, needs 4.0 MP")
+    for job in ledger.jobs(platform="shop"):
+        with pytest.raises(ForbiddenTransition, match=f"job {job.id}: {job.state.value} → uploading"):
+            ledger.begin_upload(job.id, ledger.open_batch("shop", 1))
+        with pytest.raises(ForbiddenTransition, match=f"job {job.id}: {job.state.value} → pending"):
+            ledger.set_state(job.id, states.PENDING, "again?")
+    assert [job.state for job in ledger.jobs(platform="shop")] == [states.UPLOADED, states.REJECTED]
+    assert ledger.due_jobs("shop", now=1e12, limit=10) == []
+
+
+def test_a_job_is_never_created_mid_upload(ledger):
+    with pytest.raises(ValueError, match="only begin_upload"):
+        ledger.create_job(sha256=SHA_A, platform="shop", state=states.UPLOADING, remote_name="a.jpg")
+    assert ledger.jobs() == []
+
+
+def test_states_read_and_print_as_the_plain_words_status_shows(ledger):
+    ledger.create_job(sha256=SHA_A, platform="shop", state=states.HELD, reason="needs a title")
+    (job,) = ledger.jobs()
+    assert job.state == "held" and f"{job.state}" == "held" and str(job.state) == "held"
+    assert states.STATES == ("pending", "uploading", "uploaded", "held", "rejected", "failed")
