@@ -787,7 +787,7 @@ class PlatformUploader:
             transport.delete(job.remote_name + TEMP_SUFFIX)
         size = transport.size(job.remote_name)
         if size is not None and size == job.upload_size:
-            self.ledger.mark_uploaded(job.id, verified=True)
+            self.ledger.mark_uploaded(job.id, verified=True, verified_by="size")
             logger.info(
                 "{} → {}: already on the server at full size (finished before a restart)", job.path, self.name
             )
@@ -1041,7 +1041,7 @@ class PlatformUploader:
             except TransportError:
                 remote_size = None
             if remote_size is not None and remote_size == job.upload_size:
-                self.ledger.mark_uploaded(job.id, verified=True)
+                self.ledger.mark_uploaded(job.id, verified=True, verified_by="size")
                 logger.info(
                     "{} → {}: already on the server at full size (finished before a restart)",
                     job.path,
@@ -1083,7 +1083,8 @@ class PlatformUploader:
             self.ledger.set_state(job.id, states.PENDING, "interrupted by shutdown", next_attempt_at=0)
             logger.info("{} → {}: abandoned by shutdown, will resume", Path(job.path).name, self.name)
             return "stop-batch"
-        self.ledger.mark_uploaded(job.id, verified=result.verified)
+        verified_by = (result.verified_by or "size") if result.verified else None
+        self.ledger.mark_uploaded(job.id, verified=result.verified, verified_by=verified_by)
         seconds = time.monotonic() - started
         note = "" if result.verified else ", moved away by the server at once (not verifiable)"
         logger.info(

@@ -55,7 +55,12 @@ def status_payload(
     states: Collection[str] | None = None,
     since: float | None = None,
 ) -> dict[str, Any]:
-    """``{"files": [{"path", "sha256", "kind", "platforms": {NAME: {"state", "reason", "remote_name", "changes"}}}]}``.
+    """``{"files": [{"path", "sha256", "kind", "platforms": {NAME: {"state", "reason", "remote_name", "changes",
+    "verified_by"}}}]}``.
+
+    ``verified_by`` says how an upload was checked on the server: "size", or the hash the server
+    computed and we compared ("sha256", "sha1", "md5", "crc32"); null for anything not uploaded,
+    for a file the server moved away at once, and for uploads recorded before 0.2.
 
     ``kind`` is "image", or "release" for a release file delivered with the images that need it.
 
@@ -118,6 +123,7 @@ def status_payload(
                 "reason": job.reason,
                 "remote_name": job.remote_name,
                 "changes": list(job.changes),
+                "verified_by": job.verified_by,
             }
             if slot is not None:
                 entry["platforms"][job.platform].update(

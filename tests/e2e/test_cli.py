@@ -43,7 +43,18 @@ def test_status_filters_apply_to_the_json_and_the_table(workspace: Workspace):
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert [(Path(f["path"]).name, f["platforms"]) for f in payload["files"]] == [
-        ("b.jpg", {"shop": {"state": "failed", "reason": "550 refused", "remote_name": None, "changes": []}})
+        (
+            "b.jpg",
+            {
+                "shop": {
+                    "state": "failed",
+                    "reason": "550 refused",
+                    "remote_name": None,
+                    "changes": [],
+                    "verified_by": None,
+                }
+            },
+        )
     ]
 
     table = workspace.cli("status", "--state", "held", "--state", "uploaded")
