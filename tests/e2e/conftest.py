@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.servers import LocalServer
+from tests.waiting import wait_for
 
 
 def platform_table(name: str, server: LocalServer, **extra: object) -> str:
@@ -119,3 +123,28 @@ def workspace(tmp_path: Path) -> Workspace:
     exports, state = root / "exports", root / "state"
     exports.mkdir(parents=True)
     return Workspace(root=root, exports=exports, state=state, config=root / "config.toml")
+
+
+@contextmanager
+def service(workspace: Workspace, log: Path, ready: bytes = b"watching") -> Iterator[subprocess.Popen[bytes]]:
+    """``stockbridge run`` until the log shows ``ready``; SIGTERM (then kill) when the block ends."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            workspace.command("run"),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=workspace.env(),
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_for(lambda: ready in log.read_bytes() or process.poll() is not None, 30, "the service to start")
+        assert process.poll() is None, log.read_text()
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

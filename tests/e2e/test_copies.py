@@ -11,8 +11,8 @@ from pathlib import Path
 from PIL import Image
 
 from stockbridge.samples import make_image
-from tests.e2e.conftest import Workspace, platform_table
-from tests.e2e.test_run import service, wait_for
+from tests.e2e.conftest import Workspace, platform_table, service
+from tests.waiting import wait_for
 
 KEYWORDS = [f"keyword{index}" for index in range(30)]
 LONG_TITLE = "Fishing boats resting in a calm harbour at dawn with mist over the water"

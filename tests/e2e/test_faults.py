@@ -31,8 +31,9 @@ import pytest
 
 from stockbridge.localserver import FTPServerThread
 from stockbridge.samples import make_image
-from tests.e2e.conftest import Workspace, platform_table
+from tests.e2e.conftest import Workspace, platform_table, service
 from tests.servers import LocalServer
+from tests.waiting import wait_for
 
 PASSWORD = "fault-test-pw"
 
@@ -332,7 +333,6 @@ def test_sighup_rereads_a_rotated_password_and_a_paused_platform_tries_once_more
 ) -> None:
     # Research X-3: the agency generated a new password; the contributor updates the secret file
     # and runs `systemctl reload stockbridge` (SIGHUP). No restart, one new login.
-    from tests.e2e.test_run import service, wait_for
 
     secret = tmp_path / "agency.password"
     secret.write_text("an-old-password\n")

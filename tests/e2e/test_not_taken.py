@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from stockbridge.samples import make_image
-from tests.e2e.conftest import Workspace, platform_table
-from tests.e2e.test_run import service, wait_for
+from tests.e2e.conftest import Workspace, platform_table, service
+from tests.waiting import wait_for
 
 HARD_LINK_REASON = (
     "has 2 hard links; not taken (a hard link could expose a file from outside the folder)."

@@ -4,48 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from stockbridge.samples import make_image
-from tests.e2e.conftest import Workspace, platform_table
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-@contextmanager
-def service(workspace: Workspace, log: Path, ready: bytes = b"watching") -> Iterator[subprocess.Popen[bytes]]:
-    """``stockbridge run`` until the log shows ``ready``; SIGTERM (then kill) when the block ends."""
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            workspace.command("run"),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=workspace.env(),
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        wait_for(lambda: ready in log.read_bytes() or process.poll() is not None, 30, "the service to start")
-        assert process.poll() is None, log.read_text()
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+from tests.e2e.conftest import Workspace, platform_table, service
+from tests.waiting import wait_for
 
 
 def test_a_file_written_slowly_is_uploaded_only_after_it_settled(
