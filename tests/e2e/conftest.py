@@ -19,8 +19,11 @@ from tests.waiting import wait_for
 
 
 def platform_table(name: str, server: LocalServer, **extra: object) -> str:
-    """A [platforms.NAME] table that reaches ``server`` (password written literally: file is 0600)."""
+    """A [platforms.NAME] table that reaches ``server`` (password written literally: file is 0600).
+
+    Network platforms get ``timeout_seconds = 10`` unless ``extra`` sets another."""
     lines = [f"[platforms.{name}]", f'protocol = "{server.protocol}"']
+    timeout = extra.pop("timeout_seconds", 10)
     if server.protocol == "folder":
         lines.append(f'path = "{server.root}"')
     else:
@@ -34,7 +37,7 @@ def platform_table(name: str, server: LocalServer, **extra: object) -> str:
             lines.append(f'ca_file = "{server.ca_file}"')
         if server.host_key_fingerprint:
             lines.append(f'host_key = "{server.host_key_fingerprint}"')
-        lines.append("timeout_seconds = 10")
+        lines.append(f"timeout_seconds = {timeout}")
     tables: dict[str, dict[str, object]] = {}
     for key, value in extra.items():
         if "." in key:
