@@ -613,6 +613,8 @@ class Watcher:
     The settle thread also supervises the observer: when its thread or one of its emitters has died
     (a polling emitter stops for good on the first ``OSError``), it is stopped, rebuilt and scheduled
     again, followed by a rescan for what was missed meanwhile, with a backoff if it keeps dying.
+
+    ``clock`` is the settle clock (tests drive it to make "still being written" deterministic).
     """
 
     def __init__(
@@ -629,6 +631,7 @@ class Watcher:
         on_unstable: Callable[[Path], None] | None = None,
         rescan_seconds: float | None = DEFAULT_RESCAN_SECONDS,
         on_skipped: OnSkipped | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if observer not in ("auto", "native", "polling"):
             raise ConfigError(f"unknown observer {observer!r}", hint="use 'auto', 'native' or 'polling'")
@@ -647,7 +650,7 @@ class Watcher:
         # Skipped entries handed to on_skipped (path -> what), and those waiting for the next pass.
         self._skipped: dict[Path, str] = {}
         self._skipped_waiting: list[tuple[Path, str]] = []
-        self._tracker = SettleTracker(settle_seconds, max_settle_seconds=max_settle_seconds)
+        self._tracker = SettleTracker(settle_seconds, max_settle_seconds=max_settle_seconds, clock=clock)
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._observer: BaseObserver | None = None
