@@ -82,7 +82,12 @@ def test_files_that_arrived_while_stopped_are_sent_at_start_and_batches_close_on
     log = tmp_path / "service.log"
     with service(workspace, log):
         wait_for(lambda: len(list(ftps_server.root.iterdir())) >= 4, 30, "the first batch")
-        time.sleep(1.5)
+        # The fifth is in the ledger, waiting: seen, and held back only by the batch rule.
+        wait_for(
+            lambda: sorted(workspace.states().values()) == ["pending"] + ["uploaded"] * 4,
+            30,
+            "four uploaded and one pending",
+        )
         assert len(list(ftps_server.root.iterdir())) == 4
     assert ftps_server.commands().count("PASS") == 1, "one connection serves the whole batch"
     states = workspace.states()
