@@ -120,6 +120,16 @@ class Workspace:
         }
 
 
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this tier is ``slow``: ``make test-quick`` (``-m "not slow"``) leaves them out."""
+    for item in items:
+        if _HERE in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     root = tmp_path / "ws"
