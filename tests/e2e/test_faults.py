@@ -167,7 +167,7 @@ def stored_files(root: Path) -> dict[str, bytes]:
 def test_a_transient_reply_to_a_stor_is_retried_and_the_file_arrives_once(
     workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer, reply: str
 ) -> None:
-    # Research F-6: a fake server answers the 2nd STOR of a batch of 5 with a transient reply.
+    # decisions.md F-6: a fake server answers the 2nd STOR of a batch of 5 with a transient reply.
     sources = photos(workspace, exiftool, 5)
     faulty.replies[("STOR", 2)] = reply
     configure(workspace, faulty, folder_target)
@@ -332,7 +332,7 @@ def test_a_changed_sftp_host_key_pauses_the_platform_before_any_authentication(
 def test_sighup_rereads_a_rotated_password_and_a_paused_platform_tries_once_more(
     workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer, tmp_path: Path
 ) -> None:
-    # Research X-3: the agency generated a new password; the contributor updates the secret file
+    # decisions.md X-3: the agency generated a new password; the contributor updates the secret file
     # and runs `systemctl reload stockbridge` (SIGHUP). No restart, one new login.
 
     secret = tmp_path / "agency.password"

@@ -504,7 +504,7 @@ def test_a_file_exiftool_hangs_on_fails_after_one_retry_and_leaves_no_process(
     assert isinstance(result, MetadataError)
     assert "hang.jpg" in result.message and "did not answer within 1 s" in result.message
     assert elapsed < 30, "waited for the hung ExifTool instead of giving up after its timeout"
-    assert len(_recorded(pids)["main"]) == 2  # one try, one retry on a fresh process (E-1)
+    assert len(_recorded(pids)["main"]) == 2  # one try, one retry on a fresh process (decisions.md E-1)
     _assert_nothing_left(pids)  # before close(): the failed call cleaned up after itself
     session.close()
 
