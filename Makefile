@@ -1,13 +1,14 @@
-# The two commands: `make run` (the demo) and `make test` (the whole suite).
-# Both install what is missing first: system packages (apt-get as root, else the command to run)
-# and a .venv with stockbridge and its test tools.
+# The two commands: `make run` (the demo) and `make test` (the checks and the whole suite, as CI
+# runs them). Both install what is missing first: system packages (apt-get as root, else the
+# command to run) and a .venv with stockbridge and its test tools.
+# While developing: `make test-quick` (unit, integration and contract tiers, a few minutes less).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test test-quick lint typecheck bench clean
 
 $(BIN)/stockbridge: pyproject.toml
 	@.ci/system-deps run
@@ -20,10 +21,21 @@ run: $(BIN)/stockbridge
 	$(BIN)/stockbridge demo
 
 # pytest exits 5 when it collected no test: that is a broken suite, never a pass.
-test: $(BIN)/stockbridge
-	@.ci/system-deps test
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+define pytest
+	@$(BIN)/python -m pytest $(1); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$status
+endef
+
+# What CI runs (.ci/run): ruff (lint and format), mypy, then every test. The first failure stops it.
+test: $(BIN)/stockbridge lint typecheck
+	@.ci/system-deps test
+	$(call pytest,$(PYTEST_ARGS))
+
+# The quick tiers alone: everything but the end-to-end tests (tests/e2e, marked `slow` by its
+# conftest). No lint or type check: `make lint typecheck` for those.
+test-quick: $(BIN)/stockbridge
+	@.ci/system-deps test
+	$(call pytest,-m "not slow" $(PYTEST_ARGS))
 
 # Benchmarks against lftp, OpenSSH sftp, exiftool -stay_open and Pillow (bench/README.md). Not part
 # of `make test`: it takes minutes. BENCH_ARGS=--quick for a ~2-minute run, --scale full for issue 6's.

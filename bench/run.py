@@ -367,7 +367,7 @@ def time_metadata(row: Row, files: Sequence[Path], runs: int, exiftool: ExifTool
 def time_ingest(files: Sequence[Path], state: Path, exiftool: ExifTool) -> float:
     """Median ms of stockbridge's ingest (private copy + SHA-256, metadata read) as the end-to-end
     run does it: a platform there gets a resized copy of every file, so that render is the
-    full-decode check (research W-3) and ingest skips its own."""
+    full-decode check (decisions.md W-3) and ingest skips its own."""
     from stockbridge.ingest import ingest
 
     times = []
@@ -1000,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if ours_render_ms is not None:
                 # What the machine must do per file besides the resize: copy + SHA-256 and the
-                # metadata read (the render is the full-decode check of research W-3 here, as one
+                # metadata read (the render is the full-decode check of decisions.md W-3 here, as one
                 # platform gets a resized copy of every file), and the metadata copy in ours.
                 cpu_bound = len(data.big24) * (ingest_ms + ours_render_ms) / 1000 / cores
                 row.notes.append(

@@ -923,7 +923,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
 
 
 def insecure_config_problem(config: Config) -> ConfigError | None:
-    """Why ``run``/``once`` must refuse ``config``: a literal password others can read (X-1, X-12).
+    """Why ``run``/``once`` must refuse ``config``: a literal password others can read
+    (decisions.md X-1, X-12).
 
     None when the file is private, holds no literal password, or ``allow_insecure_config = true``.
     """

@@ -457,7 +457,7 @@ class Service:
     def _reload(self, pipeline: Pipeline) -> None:
         """SIGHUP: re-read the config file. Platform settings and rules apply from the next batch
         and the next file; platforms paused for a refused login, an untrusted server or a config
-        problem get one new try (research X-3). A broken file changes nothing: the service goes on
+        problem get one new try (decisions.md X-3). A broken file changes nothing: the service goes on
         with what it had."""
         source = self.config.source
         if source is None:

@@ -6,8 +6,8 @@ copies, uploads) works on the private copy, so the watch folder is never written
 we send are the bytes we hashed. If the source changed while we copied it (an editor still writing),
 the copy is discarded and the file goes back to settling.
 
-A file with more than one hard link is refused, on the ``fstat`` of that same descriptor (research
-reliability.md X-10): a hard link in the export folder can be another name for any file of the same
+A file with more than one hard link is refused, on the ``fstat`` of that same descriptor (decisions.md
+X-10): a hard link in the export folder can be another name for any file of the same
 user on that disk (``~/.ssh/id_ed25519``), and its bytes would be uploaded. ``[watch]
 allow_hardlinks = true`` takes them anyway.
 """
@@ -108,7 +108,7 @@ def ingest(
 ) -> Ingested:
     """Copy, hash, sniff and read ``path``. Raises SourceChanged or InputError (not a regular file,
     unreadable, more than one hard link unless ``allow_hardlinks``). ``verify_pixels=False``: the
-    caller checks that the image decodes in full itself (research W-3), e.g. by rendering it."""
+    caller checks that the image decodes in full itself (decisions.md W-3), e.g. by rendering it."""
     sha256, size, object_tmp, fingerprint = _copy_and_hash(path, objects_dir(state_dir), allow_hardlinks)
     try:
         file_type = sniff(object_tmp)

@@ -6,7 +6,7 @@ one transaction, committed before the work it announces starts (write-ahead inte
 ``uploading`` with its remote name *before* the first byte leaves, so a crash mid-transfer resumes to
 the same remote name, never a second one.
 
-Settings (research/reliability.md R-4): WAL, ``synchronous=FULL`` (a lost intent could mean a
+Settings (decisions.md R-4): WAL, ``synchronous=FULL`` (a lost intent could mean a
 duplicate upload, so durability wins over speed), ``busy_timeout``, ``quick_check`` at start.
 
 **Job states** are :class:`JobState`; :data:`TRANSITIONS` is the one table of the moves a job may

@@ -69,7 +69,7 @@ def neutralise(cell: str) -> str:
     """``cell`` without the leading characters that make a spreadsheet run it as a formula.
 
     Stripped, not quoted with ``'``: agencies import the cell as the title or keywords, and a quote
-    would end up in the published text (research/reliability.md X-7; ``'`` is for human reports).
+    would end up in the published text (decisions.md X-7; ``'`` is for human reports).
     """
     while cell.startswith(FORMULA_STARTS):
         cell = cell.lstrip("".join(FORMULA_STARTS)).lstrip()

@@ -2,26 +2,26 @@
 
 ``ExifTool`` wraps pyexiftool's ``ExifToolHelper`` (one ``exiftool -stay_open`` process, reused for
 every call, ~12 ms per file read instead of ~180 ms for a process per file: research/perf.md §2) and
-adds what pyexiftool 0.5.6 lacks (research/reliability.md §4):
+adds what pyexiftool 0.5.6 lacks:
 
-- **A hard timeout on every call** (E-1). pyexiftool reads until a ``{ready}`` sentinel with no
+- **A hard timeout on every call** (decisions.md E-1). pyexiftool reads until a ``{ready}`` sentinel with no
   timeout and does not notice EOF. A watchdog thread kills the process group when the deadline
   passes (or as soon as exiftool dies), makes the blocked read fail, and the call is retried once
   on a fresh process before it fails with a :class:`MetadataError` naming the file.
-- **No argument injection** (E-2). pyexiftool sends arguments joined by newlines, one per line of
+- **No argument injection** (decisions.md E-2). pyexiftool sends arguments joined by newlines, one per line of
   ExifTool's ``-@`` argfile, so a keyword ``"sunset\\n-all="`` would become a second argument that
   wipes the file. Every value and path containing CR, LF or NUL is refused, tag names come from an
   allowlist, and files are passed as absolute paths, which cannot start with ``-``.
-- **UTF-8 everywhere** (E-4): arguments are encoded as UTF-8 whatever the locale (systemd often
+- **UTF-8 everywhere** (decisions.md E-4): arguments are encoded as UTF-8 whatever the locale (systemd often
   runs services under ``C``), and every IPTC write also sets ``IPTC:CodedCharacterSet=UTF8``. IPTC
-  values over their byte limit are cut at a character boundary here (E-5), because ExifTool cuts
+  values over their byte limit are cut at a character boundary here (decisions.md E-5), because ExifTool cuts
   them mid-character and leaves invalid UTF-8.
-- **One bad file is one error** (E-6, E-8): reads go in batches of up to 100 files; if a batch
+- **One bad file is one error** (decisions.md E-6, E-8): reads go in batches of up to 100 files; if a batch
   fails, its files are read one by one, and each unreadable file gets its own MetadataError.
-- **Thread safety** (E-7): one lock around every call; the process starts in its own session and
+- **Thread safety** (decisions.md E-7): one lock around every call; the process starts in its own session and
   with a pre-resolved ``prctl`` instead of pyexiftool's ``preexec_fn`` that dlopens libc in the
   forked child (pyexiftool#102); it is recycled every 500 calls, as exiftool-vendored does.
-- ``-config ""`` so no ``.ExifTool_config`` (which is Perl code) is ever loaded (E-3), and the
+- ``-config ""`` so no ``.ExifTool_config`` (which is Perl code) is ever loaded (decisions.md E-3), and the
   process runs in a directory of the caller's choosing, never the watch folder.
 """
 
@@ -53,15 +53,15 @@ from loguru import logger
 from stockbridge.errors import MetadataError
 
 #: Seconds one exiftool call may take. Reading a 100-file batch takes ~1.5 s and writing 50
-#: keywords into a 24 MP file ~65 ms (perf.md §2): a minute means the process is stuck (E-1).
+#: keywords into a 24 MP file ~65 ms (perf.md §2): a minute means the process is stuck (decisions.md E-1).
 DEFAULT_TIMEOUT = 60.0
-#: Seconds for exiftool to start and answer ``-ver`` (~150 ms normally; E-1 and exiftool-vendored's
-#: ``spawnTimeoutMillis`` both use 30 s to survive a cold disk cache on a busy NAS).
+#: Seconds for exiftool to start and answer ``-ver`` (~150 ms normally; decisions.md E-1 and
+#: exiftool-vendored's ``spawnTimeoutMillis`` both use 30 s to survive a cold disk cache on a busy NAS).
 DEFAULT_START_TIMEOUT = 30.0
 #: Calls served by one process before it is replaced: exiftool-vendored's ``maxTasksPerProcess``
 #: (500), which bounds the memory a long-lived Perl process accumulates.
 DEFAULT_RECYCLE_AFTER = 500
-#: Files per read call (E-8): large enough to amortise the per-call cost, small enough that a
+#: Files per read call (decisions.md E-8): large enough to amortise the per-call cost, small enough that a
 #: batch that has to be re-read file by file stays short.
 DEFAULT_BATCH_SIZE = 100
 
@@ -96,7 +96,7 @@ _RELEASE_TAGS = (
     PERSON_IN_IMAGE_TAG,
 )
 #: Extra tags a caller may read: GROUP:TAG, each part starting with a letter. The letter matters:
-#: "-g1:2" or "-G1:3" would be taken by exiftool as its -g/-G option, not as a tag (E-2).
+#: "-g1:2" or "-G1:3" would be taken by exiftool as its -g/-G option, not as a tag (decisions.md E-2).
 _EXTRA_TAG = re.compile(r"[A-Za-z][A-Za-z0-9-]*:[A-Za-z][A-Za-z0-9-]*")
 _SIZE_TAGS = ("File:ImageWidth", "File:ImageHeight", "Composite:ImageSize")
 _STATUS_TAGS = ("File:FileType", "ExifTool:Error", "ExifTool:Warning")
@@ -112,7 +112,7 @@ _READ_ARGS = (
 )
 
 #: Tags ``write`` accepts, with whether the tag holds a list. Anything else is refused, so no
-#: caller can reach ExifTool's file-moving pseudo-tags (FileName, Directory) or options (E-2).
+#: caller can reach ExifTool's file-moving pseudo-tags (FileName, Directory) or options (decisions.md E-2).
 WRITABLE_TAGS: Mapping[str, bool] = {
     "XMP-dc:Title": False,
     "XMP-dc:Description": False,
@@ -481,7 +481,8 @@ class ExifTool:
             _refuse_line_breaks(assignment, f"the value {assignment!r}")
         if any(tag.startswith("IPTC:") for tag in found):
             # CodedCharacterSet is "unsafe" (not copied): without it, IPTC is written as Latin-1
-            # and 東京 becomes "??" (E-4). ExifTool transcodes a Latin-1 source's values itself.
+            # and 東京 becomes "??" (decisions.md E-4). ExifTool transcodes a Latin-1 source's values
+            # itself.
             assignments.insert(0, "-IPTC:CodedCharacterSet=UTF8")
 
         temp = Path(os.fsdecode(target_argument) + _TEMP_SUFFIX)
@@ -675,8 +676,8 @@ class _StayOpenProcess(ExifToolHelper):
         super().__init__(
             executable=executable,
             common_args=[],  # options are given per call: reads and writes need different ones
-            config_file="",  # never load an .ExifTool_config (Perl code), E-3
-            encoding="utf-8",  # not the locale's: under LANG=C that would be ASCII, E-4
+            config_file="",  # never load an .ExifTool_config (Perl code), decisions.md E-3
+            encoding="utf-8",  # not the locale's: under LANG=C that would be ASCII, decisions.md E-4
             check_execute=True,
             auto_start=False,  # every start goes through ExifTool._start, under the watchdog
         )
@@ -688,7 +689,7 @@ class _StayOpenProcess(ExifToolHelper):
     def run(self) -> None:
         args = [str(self.executable), "-config", "", "-stay_open", "True", "-@", "-"]
         if sys.platform == "win32":
-            args += ["-common_args", "-charset", "filename=utf8"]  # E-4
+            args += ["-common_args", "-charset", "filename=utf8"]  # decisions.md E-4
         self._popen = self._process = subprocess.Popen(
             args,
             stdin=subprocess.PIPE,
@@ -696,7 +697,7 @@ class _StayOpenProcess(ExifToolHelper):
             stderr=subprocess.PIPE,
             cwd=self._cwd,
             # Only what Perl and ExifTool need: passwords given as { env = ... } must not reach a
-            # child process (research X-2), and EXIFTOOL_HOME must not point it at a config file.
+            # child process (decisions.md X-2), and EXIFTOOL_HOME must not point it at a config file.
             env=_child_environment(),
             # Own process group: a timeout kills exiftool and anything it started, and a Ctrl-C
             # in a terminal does not kill it mid-write (we stop it cleanly instead).

@@ -86,7 +86,7 @@ _PAUSING = (AuthError, TrustError, QuotaError, RemoteSetupError)
 QUOTA_PAUSE_SECONDS = 1800.0
 
 
-#: Reconnects to send the same file again within a batch after a transient error (research F-6),
+#: Reconnects to send the same file again within a batch after a transient error (decisions.md F-6),
 #: before the file waits its backoff (``RetryPolicy``) outside the batch.
 LOW_LEVEL_RETRIES = 2
 
@@ -261,7 +261,7 @@ class Pipeline:
     def _undecodable(
         self, item: Ingested, facts: AssetFacts, names: list[str], routed: frozenset[str] | None
     ) -> str | None:
-        """Why the image does not decode in full, or None (research W-3: checked before any
+        """Why the image does not decode in full, or None (decisions.md W-3: checked before any
         platform gets a job). When a platform gets a rendered copy, that render decodes every byte
         anyway: it is made first and stands in for the check, one decode instead of two (~70 ms
         per 24 MP file). Its copy is then there for that platform's job."""
@@ -942,7 +942,7 @@ class PlatformUploader:
     def _send_reconnecting(
         self, transport: Transport, settings: TransportSettings, job: Job, batch_id: int
     ) -> tuple[str, Transport | None]:
-        """Send one file; after a transient error reconnect and send it again at once (research
+        """Send one file; after a transient error reconnect and send it again at once (decisions.md
         F-6), at most ``LOW_LEVEL_RETRIES`` times. Returns the outcome and the connection to go on
         with (None: there is none, the batch stops)."""
         tries = 0

@@ -1,8 +1,8 @@
 """Pixel-level checks with Pillow, on files in the private state directory only.
 
 Pillow opens only the formats stockbridge takes (``formats=`` on every open), with an explicit pixel
-limit: a decompression bomb is refused instead of eating the machine's memory (research/reliability.md
-§5.1).
+limit: a decompression bomb is refused instead of eating the machine's memory (decisions.md
+P-1).
 """
 
 from __future__ import annotations

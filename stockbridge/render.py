@@ -5,19 +5,18 @@ rules it decides whether the source can go as it is (byte-identical, never decod
 rendered JPEG (a :class:`RenderSpec`), or cannot be made to fit (reasons to reject). Two platforms
 whose specs are equal share one copy: :meth:`RenderSpec.key` names it.
 
-``render`` makes that copy with Pillow and carries the source's metadata over with ExifTool
-(research/reliability.md §5):
+``render`` makes that copy with Pillow and carries the source's metadata over with ExifTool:
 
-- only JPEG, PNG and TIFF are opened, with the pixel limit of :mod:`stockbridge.pixels` (P-1);
+- only JPEG, PNG and TIFF are opened, with the pixel limit of :mod:`stockbridge.pixels` (decisions.md P-1);
 - JPEGs are decoded at reduced scale (``draft``) when the copy is at most half as wide: 2.2× faster
   for a large reduction (research/perf.md §1);
-- pixels are turned upright from the EXIF orientation and the copy says Orientation 1 (P-4);
-- colour goes through the embedded ICC profile with LittleCMS, never ``convert()`` (P-5); Pillow
+- pixels are turned upright from the EXIF orientation and the copy says Orientation 1 (decisions.md P-4);
+- colour goes through the embedded ICC profile with LittleCMS, never ``convert()`` (decisions.md P-5); Pillow
   reads Photoshop's inverted Adobe CMYK JPEGs (APP14) the right way round itself;
-- 16-bit grey (``I;16``) is scaled to 8 bits (value / 257, rounded), never clipped (P-6); Pillow
+- 16-bit grey (``I;16``) is scaled to 8 bits (value / 257, rounded), never clipped (decisions.md P-6); Pillow
   reads 16-bit RGB as its high byte, which is the same scaling to within one level;
 - transparency is flattened on white;
-- JPEG quality and chroma subsampling are explicit (4:4:4 at q ≥ 90, else 4:2:0) (P-7), and the
+- JPEG quality and chroma subsampling are explicit (4:4:4 at q ≥ 90, else 4:2:0) (decisions.md P-7), and the
   copy carries an ICC profile: sRGB after a conversion, else the source's own;
 - memory stays under 1 GB for a 100 MP source: the source is freed after the first resize pass,
   sRGB conversion is in place, the JPEG goes straight to the file, and Huffman tables are optimised

@@ -4,7 +4,7 @@ A file is *finished* when its fingerprint ``(st_dev, st_ino, st_size, st_mtime_n
 for ``settle_seconds`` (design promise 1). There is no portable "file finished writing" event: a
 slow writer produces ``modified`` events while the file is incomplete, FSEvents coalesces events,
 an atomic save arrives as ``moved`` with no ``created`` for the final name, and the kernel queue can
-overflow (research/reliability.md §1, research/perf.md §4). So events here only *wake* the
+overflow (decisions.md W-1, W-9; research/perf.md §4). So events here only *wake* the
 :class:`SettleTracker`; the decision is always made by re-reading the fingerprint.
 
 Pieces, from pure to threaded:
@@ -20,7 +20,7 @@ Pieces, from pure to threaded:
 - :func:`parse_mount_table`, :func:`filesystem_type`, :func:`choose_observer`: ``observer = "auto"``
   picks polling on network file systems, where native events from other hosts never arrive.
 
-The watcher never writes inside the watched folder and never follows symlinks (research 7.5).
+The watcher never writes inside the watched folder and never follows symlinks (decisions.md X-10).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ __all__ = [
 
 # Matched case-insensitively against every path component below the watched root, so a pattern
 # also hides everything inside a matching folder. The temp-file names Lightroom and Capture One use
-# are not documented (research 1.2, W-7), which is why users can add patterns in the config.
+# are not documented (decisions.md W-7), which is why users can add patterns in the config.
 DEFAULT_IGNORE: tuple[str, ...] = (
     ".*",  # hidden: .DS_Store, ._* (AppleDouble), .name.tmp of atomic saves, rsync/Syncthing temps
     "~*",  # Office/Photoshop lock and temp files
@@ -91,15 +91,15 @@ DEFAULT_IGNORE: tuple[str, ...] = (
     "System Volume Information",
 )
 
-# A file that keeps changing this long is reported as unstable instead of waiting forever (W-2).
+# A file that keeps changing this long is reported as unstable instead of waiting forever (decisions.md W-2).
 DEFAULT_MAX_SETTLE_SECONDS = 600.0
 
 # watchdog 7.1 logs an inotify queue overflow but the lost events stay lost, and the polling
-# observer stops for good when the root vanishes; a periodic scan is the safety net (W-9).
+# observer stops for good when the root vanishes; a periodic scan is the safety net (decisions.md W-9).
 DEFAULT_RESCAN_SECONDS = 600.0
 
 # A dead observer is rebuilt at once the first time; if it keeps dying, the wait before the next
-# rebuild doubles up to the maximum (W-13). One that stays up this long resets the backoff.
+# rebuild doubles up to the maximum (decisions.md W-13). One that stays up this long resets the backoff.
 OBSERVER_RESTART_BACKOFF_SECONDS = 1.0
 OBSERVER_RESTART_MAX_BACKOFF_SECONDS = 300.0
 OBSERVER_HEALTHY_SECONDS = 60.0
@@ -146,7 +146,7 @@ def fingerprint(path: Path) -> Fingerprint | None:
     """The fingerprint of a regular file, or None for anything else.
 
     ``lstat`` (no symlink following): a symlink ``photo.jpg -> ~/.ssh/id_ed25519`` must never look
-    like a photo (research 7.5). Directories named ``x.jpg``, fifos, sockets, devices and files that
+    like a photo (decisions.md X-10). Directories named ``x.jpg``, fifos, sockets, devices and files that
     vanished or cannot be stat'ed all give None.
     """
     try:
@@ -251,7 +251,7 @@ _MAX_REPORTED = 10_000  # a folder of a million links must not grow memory witho
 
 def _report_skipped(path: Path, what: str) -> None:
     """One WARNING per path per process for something a user would expect to be uploaded but that
-    is skipped (research 7.5: a symlink is skipped *with a log line*), not one per rescan."""
+    is skipped (decisions.md X-10: a symlink is skipped *with a log line*), not one per rescan."""
     with _reported_lock:
         if path in _reported or len(_reported) >= _MAX_REPORTED:
             return
@@ -273,7 +273,7 @@ class _Pending:
 
 
 class SettleTracker:
-    """Per-path settle timers (W-1, W-2, W-16): not one global debouncer, so one busy file cannot
+    """Per-path settle timers (decisions.md W-1, W-2, W-16): not one global debouncer, so one busy file cannot
     delay the others.
 
     ``touch(path)`` says "something may have happened to path" (an event or a scan saw it): the
@@ -309,7 +309,7 @@ class SettleTracker:
         self._done: dict[Path, Fingerprint] = {}
         self._unstable: list[Path] = []
         # Reported as unstable and not handed out or gone since: a file that never stops changing
-        # starts a new episode with every change, but is reported only once (W-2).
+        # starts a new episode with every change, but is reported only once (decisions.md W-2).
         self._reported_unstable: set[Path] = set()
 
     def __len__(self) -> int:
@@ -388,7 +388,7 @@ class SettleTracker:
 ObserverKind = Literal["native", "polling"]
 ObserverChoice = Literal["auto", "native", "polling"]
 
-# File systems whose changes made by other hosts never reach inotify/FSEvents (research 1.6, W-12).
+# File systems whose changes made by other hosts never reach inotify/FSEvents (decisions.md W-12).
 NETWORK_FILESYSTEMS = frozenset(
     {
         "nfs",
@@ -539,7 +539,7 @@ class _TouchHandler(FileSystemEventHandler):
     of a move), and nothing else.
 
     watchdog calls handlers without a try/except: one exception ends its dispatch thread and every
-    later event is lost (research 1.7, W-14). So every method here swallows and logs.
+    later event is lost (decisions.md W-14). So every method here swallows and logs.
     """
 
     def __init__(
@@ -585,7 +585,7 @@ class _TouchHandler(FileSystemEventHandler):
 
     def on_moved(self, event: FileSystemEvent) -> None:
         # An atomic save is created(.x.tmp) ... moved(.x.tmp -> x.jpg) with no created(x.jpg): the
-        # destination is the file to take (research 1.2, perf §4). The source is touched so it is
+        # destination is the file to take (decisions.md W-5; perf.md §4). The source is touched so it is
         # forgotten.
         self._handle(event, event.src_path, arrived=event.dest_path, gone=event.src_path)
 
@@ -605,7 +605,7 @@ class Watcher:
     after the entry was gone (an event or a rescan that no longer sees it).
 
     ``observer="polling"`` uses watchdog's PollingObserver, needed for network shares where native
-    events do not arrive (research 1.6); ``"auto"`` picks it when the folder is on a network file
+    events do not arrive (decisions.md W-12); ``"auto"`` picks it when the folder is on a network file
     system (:func:`choose_observer`). ``poll_interval`` is its seconds between snapshots (None:
     watchdog's default, 1 s). ``rescan_seconds`` runs a full scan that often as a safety net for lost
     events (None disables it).
@@ -613,6 +613,8 @@ class Watcher:
     The settle thread also supervises the observer: when its thread or one of its emitters has died
     (a polling emitter stops for good on the first ``OSError``), it is stopped, rebuilt and scheduled
     again, followed by a rescan for what was missed meanwhile, with a backoff if it keeps dying.
+
+    ``clock`` is the settle clock (tests drive it to make "still being written" deterministic).
     """
 
     def __init__(
@@ -629,6 +631,7 @@ class Watcher:
         on_unstable: Callable[[Path], None] | None = None,
         rescan_seconds: float | None = DEFAULT_RESCAN_SECONDS,
         on_skipped: OnSkipped | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if observer not in ("auto", "native", "polling"):
             raise ConfigError(f"unknown observer {observer!r}", hint="use 'auto', 'native' or 'polling'")
@@ -647,7 +650,7 @@ class Watcher:
         # Skipped entries handed to on_skipped (path -> what), and those waiting for the next pass.
         self._skipped: dict[Path, str] = {}
         self._skipped_waiting: list[tuple[Path, str]] = []
-        self._tracker = SettleTracker(settle_seconds, max_settle_seconds=max_settle_seconds)
+        self._tracker = SettleTracker(settle_seconds, max_settle_seconds=max_settle_seconds, clock=clock)
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._observer: BaseObserver | None = None
@@ -775,7 +778,7 @@ class Watcher:
             logger.opt(exception=True).error("Handling {} failed; going on with the next file", path)
 
     def _touch_event(self, path: Path) -> None:
-        # Ignore rules apply to both ends of a move (W-5): a move to .x.tmp only forgets x.jpg.
+        # Ignore rules apply to both ends of a move (decisions.md W-5): a move to .x.tmp only forgets x.jpg.
         if is_ignored(path, self.root, self.ignore):
             return
         if not self.recursive and path.parent != self.root:
@@ -821,7 +824,7 @@ class Watcher:
                 raise
             if only_on_limits and exc.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
-            # ENOSPC / EMFILE: the inotify watch or instance limit (research 1.5, W-11). Polling is
+            # ENOSPC / EMFILE: the inotify watch or instance limit (decisions.md W-11). Polling is
             # slower but sees everything; crash-looping under systemd would see nothing.
             logger.warning(
                 "Native folder events are unavailable for {} ({}); polling instead. On Linux, raise"
@@ -847,7 +850,7 @@ class Watcher:
         return observer
 
     def _check_observer(self) -> None:
-        """Rebuild the observer if its thread or one of its emitters died (W-13)."""
+        """Rebuild the observer if its thread or one of its emitters died (decisions.md W-13)."""
         observer = self._observer
         if observer is None or self._stop_event.is_set():
             return

@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import email.policy
 import socket
 import socketserver
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -75,6 +76,54 @@ def hanging_receiver() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
     finally:
         sock.close()
+
+
+@dataclass
+class HoldingReceiver:
+    """A receiver that accepts every connection and answers none until :meth:`release`."""
+
+    url: str
+    #: Set once the first connection was accepted: a delivery is under way and stuck in it.
+    connected: threading.Event
+    release: Callable[[], None]
+
+
+@contextmanager
+def holding_receiver() -> Iterator[HoldingReceiver]:
+    """Unlike :func:`hanging_receiver`, the test sees the connection arrive and decides when it
+    ends: ``release()`` closes every held connection and stops listening (later ones are refused)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    connected, released = threading.Event(), threading.Event()
+
+    def accept() -> None:
+        while not released.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # released: the listener is closed
+            held.append(connection)
+            connected.set()
+
+    def release() -> None:
+        released.set()
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        for connection in held:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield HoldingReceiver(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", connected, release)
+    finally:
+        release()
+        thread.join(5)
 
 
 def closed_port() -> int:

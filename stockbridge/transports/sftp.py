@@ -66,7 +66,7 @@ from stockbridge.transports.ftp import check_remote_dir, check_remote_name
 #: Preferred first when the server offers them: +10-25 % throughput over aes128-ctr (perf.md §3.4).
 _GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: A dead peer is noticed by the channel timeout; keepalives keep NAT and firewalls from dropping an
-#: idle session between two files of a batch (research S-5).
+#: idle session between two files of a batch (decisions.md S-5).
 _KEEPALIVE_SECONDS = 30
 _READ_CHUNK = 1024 * 1024
 _POSIX_RENAME = "posix-rename@openssh.com"
@@ -186,7 +186,7 @@ class SFTPTransport(Transport):
             raise TransportError("sftp: no host configured", retryable=False)
         if not self.settings.host_key and not self.settings.known_hosts:
             # Refuse before connecting: trusting whatever key answers first would hand the
-            # password to anyone on the path (research S-3).
+            # password to anyone on the path (decisions.md S-3).
             raise TrustError(
                 f"{self._where}: no host_key or known_hosts configured, so the server cannot be verified",
                 hint=f"get the fingerprint with `ssh-keyscan -p {self._port} {host} | ssh-keygen -lf -`, "
@@ -625,7 +625,7 @@ class SFTPTransport(Transport):
             self._remove_quietly(source)
             if existing is None:
                 raise
-        # Never delete-then-rename (a window with no file, research S-7). A target of the same
+        # Never delete-then-rename (a window with no file, decisions.md S-7). A target of the same
         # size is almost surely this file from an attempt whose outcome was lost; anything else
         # needs a person.
         if existing == local_size:

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.servers import LocalServer
+from tests.waiting import wait_for
 
 
 def platform_table(name: str, server: LocalServer, **extra: object) -> str:
-    """A [platforms.NAME] table that reaches ``server`` (password written literally: file is 0600)."""
+    """A [platforms.NAME] table that reaches ``server`` (password written literally: file is 0600).
+
+    Network platforms get ``timeout_seconds = 10`` unless ``extra`` sets another."""
     lines = [f"[platforms.{name}]", f'protocol = "{server.protocol}"']
+    timeout = extra.pop("timeout_seconds", 10)
     if server.protocol == "folder":
         lines.append(f'path = "{server.root}"')
     else:
@@ -30,7 +37,7 @@ def platform_table(name: str, server: LocalServer, **extra: object) -> str:
             lines.append(f'ca_file = "{server.ca_file}"')
         if server.host_key_fingerprint:
             lines.append(f'host_key = "{server.host_key_fingerprint}"')
-        lines.append("timeout_seconds = 10")
+        lines.append(f"timeout_seconds = {timeout}")
     tables: dict[str, dict[str, object]] = {}
     for key, value in extra.items():
         if "." in key:
@@ -113,9 +120,44 @@ class Workspace:
         }
 
 
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this tier is ``slow``: ``make test-quick`` (``-m "not slow"``) leaves them out."""
+    for item in items:
+        if _HERE in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     root = tmp_path / "ws"
     exports, state = root / "exports", root / "state"
     exports.mkdir(parents=True)
     return Workspace(root=root, exports=exports, state=state, config=root / "config.toml")
+
+
+@contextmanager
+def service(workspace: Workspace, log: Path, ready: bytes = b"watching") -> Iterator[subprocess.Popen[bytes]]:
+    """``stockbridge run`` until the log shows ``ready``; SIGTERM (then kill) when the block ends."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            workspace.command("run"),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=workspace.env(),
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_for(lambda: ready in log.read_bytes() or process.poll() is not None, 30, "the service to start")
+        assert process.poll() is None, log.read_text()
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

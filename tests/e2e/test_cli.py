@@ -226,15 +226,19 @@ def test_run_shows_the_first_scans_backlog_on_a_terminal(workspace: Workspace, e
     _os.close(terminal)
     chunks: list[bytes] = []
     deadline = time.monotonic() + 60
+
+    def shows_the_end() -> bool:
+        shown = b"".join(chunks).decode("utf-8", "replace")
+        return len(list(archive.iterdir())) == 3 and "3/3" in shown and "→ archive" in shown
+
     try:
-        while time.monotonic() < deadline and len(list(archive.iterdir())) < 3:
+        while time.monotonic() < deadline and not shows_the_end():
             ready, _, _ = select.select([controller], [], [], 0.2)
             if ready:
                 try:
                     chunks.append(_os.read(controller, 65536))
                 except OSError:
                     break
-        time.sleep(0.5)
     finally:
         process.send_signal(signal.SIGTERM)
         while True:  # drain until the child closes the terminal

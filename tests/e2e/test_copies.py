@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from pathlib import Path
 
 from PIL import Image
 
 from stockbridge.samples import make_image
-from tests.e2e.conftest import Workspace, platform_table
-from tests.e2e.test_run import service, wait_for
+from tests.e2e.conftest import Workspace, platform_table, service
+from tests.waiting import wait_for
 
 KEYWORDS = [f"keyword{index}" for index in range(30)]
 LONG_TITLE = "Fishing boats resting in a calm harbour at dawn with mist over the water"
@@ -126,7 +125,6 @@ def test_a_held_file_moves_on_by_itself_when_its_release_arrives(
         )
         reason = workspace.status()["files"][0]["platforms"]["agency"]["reason"]
         assert "no model release found" in reason and "portrait.release" in reason
-        time.sleep(0.5)
         (workspace.exports / "portrait_MR1.pdf").write_bytes(b"%PDF-1.4 release\n")
         wait_for(lambda: (folder_target.root / "portrait.jpg").exists(), 30, "the held file to be uploaded")
         wait_for(

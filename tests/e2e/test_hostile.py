@@ -3,7 +3,7 @@
 Every case is a row: a name in the export folder, how to make it, the state it must end in (or
 "ignored" when it is not a file stockbridge takes at all) and words its reason must contain. One run
 covers them all, next to a few good files that must go through untouched by their neighbours
-(issue 4, "Hostile input corpus"; research/reliability.md §5.1, §7.2, §7.4, §7.5).
+(issue 4, "Hostile input corpus"; decisions.md P-1, X-6, X-10).
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _outside_secret(made: Made) -> Path:
 
 
 def _hard_link(path: Path, made: Made) -> None:
-    # Another name for a file outside the folder (think ~/.ssh/id_ed25519): never taken (X-10).
+    # Another name for a file outside the folder (think ~/.ssh/id_ed25519): never taken (decisions.md X-10).
     outside = made.scratch / "hard-linked-secret.jpg"
     outside.write_bytes(_jpeg(902))
     os.link(outside, path)
@@ -201,7 +201,7 @@ CASES: list[Case] = [
     Case(
         "png_named.jpg", pillow(lambda p: Image.new("RGB", (1600, 1200), "green").save(p, "PNG")), "uploaded"
     ),
-    # -- pixel bombs and huge images (P-1): refused from the header, fast, without the memory
+    # -- pixel bombs and huge images (decisions.md P-1): refused from the header, fast, without the memory
     Case("bomb.png", write(_png(30000, 30000)), "rejected", "decompression bomb"),
     Case("bomb_wide.png", write(_png(1_000_000, 1000)), "rejected", "decompression bomb"),
     Case("200mp.png", write(_png(20000, 10000)), "rejected", "damaged or incomplete"),
@@ -231,7 +231,7 @@ CASES: list[Case] = [
     Case("{0.__class__}%s%n{}.jpg", good(23), "uploaded"),
     Case("tab\there.jpg", good(24), "uploaded"),
     Case("nul_looking\\x00.jpg", good(25), "uploaded"),
-    # -- links, folders, fifos (X-10): never followed, never opened, each reported once
+    # -- links, folders, fifos (decisions.md X-10): never followed, never opened, each reported once
     Case("outside.jpg", symlink(_outside_secret), IGNORED, "symbolic link"),
     Case("inside_link.jpg", symlink(lambda made: made.exports / "good one.jpg"), IGNORED, "symbolic link"),
     Case("dangling.jpg", symlink(lambda made: made.scratch / "nowhere.jpg"), IGNORED, "symbolic link"),
@@ -240,7 +240,7 @@ CASES: list[Case] = [
     Case("hard link.jpg", _hard_link, IGNORED, "has 2 hard links; not taken"),
     Case("x.jpg", lambda path, made: path.mkdir(), IGNORED, "a folder, not a photo"),
     Case("p.jpg", _fifo, IGNORED, "not a regular file (a pipe"),
-    # -- hostile metadata (X-6, ExifTool argument injection): read as data, never as arguments
+    # -- hostile metadata (decisions.md X-6, ExifTool argument injection): read as data, never as arguments
     Case("title_newline.jpg", raw_tags(30, {"XMP-dc:Title": "line one\n-all=\nline three"}), "uploaded"),
     Case(
         "keyword_injection.jpg",

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from stockbridge.samples import make_image
-from tests.e2e.conftest import Workspace, platform_table
+from tests.e2e.conftest import Workspace, platform_table, service
 from tests.servers import LocalServer
+from tests.waiting import wait_for
 
 
 def photos(
@@ -97,7 +98,6 @@ def test_connections_send_one_platforms_files_side_by_side_each_once(
 def test_the_service_sends_over_two_connections_and_takes_files_dropped_while_a_batch_goes(
     workspace: Workspace, exiftool: Any, ftp_server: LocalServer, tmp_path: Path
 ) -> None:
-    from tests.e2e.test_run import service, wait_for
 
     first = photos(workspace, exiftool, 6, width=900)
     workspace.write_config(

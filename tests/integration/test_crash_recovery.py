@@ -161,7 +161,7 @@ def test_two_files_of_the_same_name_prepared_at_once_never_get_the_same_remote_n
 def test_a_truncated_file_is_refused_for_every_platform_when_the_render_finds_it(
     tmp_path: Path, exiftool: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One platform renders: its render is the full-decode check (research W-3) for all of them,
+    # One platform renders: its render is the full-decode check (decisions.md W-3) for all of them,
     # so a cut-off file is rejected everywhere with the same reason, and nothing is queued.
     exports = tmp_path / "exports"
     config = folder_platforms_config(tmp_path, whole="", small="max_long_edge = 400")

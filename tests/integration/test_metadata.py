@@ -503,8 +503,8 @@ def test_a_file_exiftool_hangs_on_fails_after_one_retry_and_leaves_no_process(
     elapsed = time.monotonic() - started
     assert isinstance(result, MetadataError)
     assert "hang.jpg" in result.message and "did not answer within 1 s" in result.message
-    assert elapsed < 2 * TIMEOUT + 5  # one try, one retry on a fresh process (E-1)
-    assert len(_recorded(pids)["main"]) == 2
+    assert elapsed < 30, "waited for the hung ExifTool instead of giving up after its timeout"
+    assert len(_recorded(pids)["main"]) == 2  # one try, one retry on a fresh process (decisions.md E-1)
     _assert_nothing_left(pids)  # before close(): the failed call cleaned up after itself
     session.close()
 
@@ -544,7 +544,7 @@ def test_an_exiftool_that_never_starts_fails_within_the_start_timeout(tmp_path: 
     started = time.monotonic()
     with pytest.raises(MetadataError, match="did not start"):
         session.start()
-    assert time.monotonic() - started < 2 * TIMEOUT + 5
+    assert time.monotonic() - started < 30, "waited for ExifTool instead of giving up after the start timeout"
     _assert_nothing_left(pids)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
+import threading
 
 import pytest
 from loguru import logger
 
 from stockbridge.config import NotifyConfig
 from stockbridge.notify import Notifier
-from tests.receivers import closed_port, hanging_receiver, http_receiver, smtp_receiver
+from tests.receivers import closed_port, hanging_receiver, holding_receiver, http_receiver, smtp_receiver
+from tests.waiting import GENEROUS
 
 SMTP_PASSWORD = "smtp-Pa55word-never-shown"
 NTFY_TOKEN = "tk_ntfy-token-never-shown"
@@ -63,8 +64,7 @@ def test_events_not_asked_for_are_not_sent():
         sender = Notifier(NotifyConfig.model_validate({"on": ["failed"], "webhook": {"url": receiver.url}}))
         sender.send("batch", "stockbridge: archive batch done", "archive: 1 uploaded.")
         sender.send("failed", "stockbridge: 1 file(s) failed for archive", "IMG_1.jpg: refused")
-        sender.close()
-        time.sleep(0.2)
+        sender.close()  # returns once the queue is delivered: the receiver has every request by then
     assert [json.loads(request.body)["event"] for request in receiver.requests] == ["failed"]
 
 
@@ -98,11 +98,13 @@ def test_an_email_arrives_with_subject_and_body_and_no_password(monkeypatch):
     assert message.get_content().strip() == "IMG_1.jpg: failed ***"
 
 
-def test_a_receiver_that_is_down_or_hangs_costs_a_warning_and_bounded_time(warnings):
-    with hanging_receiver() as hanging, http_receiver() as working:
+def test_a_receiver_that_is_down_or_hangs_costs_a_warning_and_the_next_channel_still_gets_it(warnings):
+    # Channels go in order (webhook, ntfy, e-mail): the webhook hangs until its timeout, the e-mail
+    # server is down, and the ntfy topic between them still gets the message.
+    with hanging_receiver() as hanging, http_receiver("/topic") as working:
         sender = notifier(
             webhook={"url": hanging},
-            ntfy={"url": f"http://127.0.0.1:{closed_port()}/topic"},
+            ntfy={"url": working.url},
             email={
                 "host": "127.0.0.1",
                 "port": closed_port(),
@@ -111,22 +113,43 @@ def test_a_receiver_that_is_down_or_hangs_costs_a_warning_and_bounded_time(warni
                 "to": ["d@e.f"],
             },
         )
-        started = time.monotonic()
-        for index in range(3):
-            sender.send("batch", "stockbridge: archive batch done", f"archive: {index} uploaded.")
-        assert time.monotonic() - started < 0.1, "send() waited for the network"
+        sender.send("batch", "stockbridge: archive batch done", "archive: 1 uploaded.")
         stuck = sender._thread
-        sender.close(wait=2.0)
-        assert time.monotonic() - started < 3.0
+        sender.close(wait=30)  # far beyond the 1 s timeout of each channel
+        assert [request.body for request in working.wait_for(1)] == [b"archive: 1 uploaded."]
+    assert stuck is not None and not stuck.is_alive(), "gave up on the hanging one after its timeout"
+    assert any(line.startswith("notify: webhook failed") for line in warnings)
+    assert any(line.startswith("notify: email failed") for line in warnings)
+    assert not any("still unsent" in line for line in warnings)
+
+
+def test_send_never_waits_for_the_network_and_close_gives_up_on_a_receiver_that_holds_on(warnings):
+    with holding_receiver() as holding, http_receiver() as working:
+        # The timeout is far longer than this test: only the test's release() ends the delivery.
+        sender = Notifier(
+            NotifyConfig.model_validate({"timeout_seconds": 600, "webhook": {"url": holding.url}})
+        )
+        sends = threading.Thread(
+            target=lambda: [sender.send("batch", "t", f"archive: {index} uploaded.") for index in range(3)]
+        )
+        sends.start()
+        sends.join(GENEROUS)
+        assert not sends.is_alive(), "send() waited for the network"
+        assert holding.connected.wait(GENEROUS), "the message was not even tried"
+        stuck = sender._thread
+        assert stuck is not None
+        closing = threading.Thread(target=sender.close, kwargs={"wait": 0.5})
+        closing.start()
+        closing.join(GENEROUS)
+        assert not closing.is_alive(), "close() waited for the network beyond its wait"
+        assert stuck.is_alive(), "the receiver still holds the first message"
+        assert any("still unsent" in line for line in warnings)
         # The notifier gave up on the rest; a new one still works (nothing global is stuck).
         other = notifier(webhook={"url": working.url})
         other.send("batch", "t", "x")
         other.close()
         assert len(working.wait_for(1)) == 1
-    assert any(line.startswith("notify: webhook failed") for line in warnings)
-    assert any(line.startswith("notify: ntfy failed") for line in warnings)
-    assert any(line.startswith("notify: email failed") for line in warnings)
-    assert any("still unsent" in line for line in warnings)
-    assert stuck is not None
-    stuck.join(10)  # each message gives up after its timeout: the thread ends by itself
-    assert not stuck.is_alive()
+        holding.release()  # the held message fails, the two behind it are refused at once
+        stuck.join(GENEROUS)
+        assert not stuck.is_alive()
+    assert [line for line in warnings if line.startswith("notify: webhook failed")] != []

@@ -6,7 +6,6 @@ stockbridge sends; the last one starts ``stockbridge run`` as a subprocess point
 
 from __future__ import annotations
 
-import itertools
 import os
 import plistlib
 import re
@@ -29,6 +28,7 @@ from stockbridge.cli import main
 from stockbridge.sdnotify import Notifier, notify
 from tests.e2e.conftest import Workspace, platform_table
 from tests.images import require_exiftool
+from tests.waiting import GENEROUS, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_EXPOSURE = 3.0
@@ -350,28 +350,45 @@ def test_an_abstract_notify_socket_works_too():
         receiver.close()
 
 
+class RecordingStop(threading.Event):
+    """The watchdog's stop event, remembering how long the loop asked to wait each time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(timeout)
+
+
 def test_the_watchdog_pings_every_half_interval_while_healthy_and_stops_when_not(notify_socket):
     notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "200000"})
     assert notifier.watchdog_interval() == pytest.approx(0.2)
-    stop, healthy = threading.Event(), threading.Event()
+    stop, healthy = RecordingStop(), threading.Event()
     healthy.set()
-    thread = notifier.start_watchdog(stop, healthy.is_set)
+    checks: list[bool] = []
+
+    def is_healthy() -> bool:
+        checks.append(healthy.is_set())
+        if checks.count(False) == 3:
+            stop.set()  # three looks while stuck are enough to see that it stays silent
+        return checks[-1]
+
+    thread = notifier.start_watchdog(stop, is_healthy)
     assert thread is not None
-    time.sleep(0.65)
+    wait_for(lambda: notify_socket.texts().count("WATCHDOG=1") >= 4, GENEROUS, "four watchdog pings")
     healthy.clear()  # stuck: no more pings, so systemd would restart us
-    time.sleep(0.15)  # a ping already on its way may still arrive
-    count = len(notify_socket.messages)
-    time.sleep(0.4)
-    stop.set()
-    thread.join(2)
+    thread.join(GENEROUS)
     assert not thread.is_alive()
-    assert len(notify_socket.messages) == count, "pinged while unhealthy"
-    assert set(notify_socket.texts()) == {"WATCHDOG=1"}
-    assert 4 <= count <= 8, count  # 0.65 s at one ping per 0.1 s
-    pings = [at for at, _ in notify_socket.messages]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(pings)]
-    assert all(gap >= 0.08 for gap in gaps), gaps  # every half of 0.2 s, not faster
-    assert sorted(gaps)[len(gaps) // 2] <= 0.2, gaps
+    # Datagrams arrive in order: once this one is in, every ping sent before it is too.
+    assert notify("END", {"NOTIFY_SOCKET": notify_socket.address})
+    texts = notify_socket.receive_until("END", GENEROUS)
+    pings = texts[: texts.index("END")]
+    assert set(pings) == {"WATCHDOG=1"}
+    assert len(pings) == checks.count(True), "one ping per healthy look, none once it was stuck"
+    assert checks.count(False) == 3 and checks[-3:] == [False] * 3
+    assert stop.waits and stop.waits == pytest.approx([0.1] * len(stop.waits)), "every half of 0.2 s"
 
 
 def test_the_watchdog_is_not_ours_when_watchdog_pid_names_another_process(notify_socket):

@@ -1,6 +1,8 @@
 """The watcher against a real watchdog observer in a temporary folder.
 
-Settle times are short (0.3–0.6 s) to keep the suite fast; every wait polls with a deadline.
+Settle times are short (0.3–0.6 s) to keep the suite fast; every wait polls for its event with a
+deadline. Where a test needs a file to be "still being written", the settle clock is driven by the
+test (``SettleClock``, ``OnceClock``), so no thread's timing can make it look finished.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 
 import pytest
 from loguru import logger
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from stockbridge import watcher as watcher_module
 from stockbridge.watcher import Watcher, collect_settled
+from tests.waiting import wait_for
 
 SETTLE = 0.3
 DEADLINE = 5.0  # generous upper bound for anything to show up; never reached when things work
@@ -32,30 +36,45 @@ class Handed:
 
 @dataclass
 class Recorder:
-    """A thread-safe on_ready that remembers what it was given."""
+    """A thread-safe on_ready that remembers what it was given, and when by ``clock``."""
 
     handed: list[Handed] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], float] = time.monotonic
 
     def __call__(self, path: Path) -> None:
         size = path.stat().st_size
         with self.lock:
-            self.handed.append(Handed(path, time.monotonic(), size))
+            self.handed.append(Handed(path, self.clock(), size))
 
     @property
     def paths(self) -> list[Path]:
         with self.lock:
             return [item.path for item in self.handed]
 
+    def first(self, path: Path) -> Handed | None:
+        with self.lock:
+            return next((item for item in self.handed if item.path == path), None)
+
     def wait_for(self, path: Path, timeout: float = DEADLINE) -> Handed:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                for item in self.handed:
-                    if item.path == path:
-                        return item
-            time.sleep(0.02)
-        pytest.fail(f"{path.name} was not handed over within {timeout} s; got {self.paths}")
+        return wait_for(lambda: self.first(path), timeout, f"{path.name} to be handed over")
+
+
+class SettleClock:
+    """The watcher's settle clock, driven by the test: settle time passes only when the test says.
+
+    Between two ``advance`` calls the writer has changed the file, so whatever the real scheduling
+    (a slow event, a busy machine), the watcher never sees it unchanged for a full settle window.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 WatcherFactory = Callable[..., Watcher]
@@ -86,28 +105,43 @@ def start_watcher(root: Path) -> Iterator[WatcherFactory]:
 
 
 def settle_margin(settle: float = SETTLE) -> None:
-    """Long enough for anything that was going to be handed over to have been."""
+    """A window in which nothing more may be handed over (a junk name, a second handover).
+
+    The one deliberate sleep here: it looks for something that must NOT happen, so a correct
+    watcher passes however slow the machine; it only bounds how long a wrong handover is looked for.
+    """
     time.sleep(settle + 0.3)
 
 
 def test_a_slowly_written_file_is_handed_over_once_after_its_last_write(
     root: Path, start_watcher: WatcherFactory
 ) -> None:
-    settle = 0.6  # twice the gap between pieces, so a normal scheduling hiccup cannot split them
-    recorder = Recorder()
-    start_watcher(recorder, settle_seconds=settle)
+    settle = 0.6
+    clock = SettleClock()
+    recorder = Recorder(clock=clock)
+    watcher = start_watcher(recorder, settle_seconds=settle, clock=clock)
     photo = root / "slow.jpg"
     with photo.open("wb") as handle:
         for _ in range(5):
             handle.write(os.urandom(64 * 1024))
             handle.flush()
-            last_write = time.monotonic()
-            time.sleep(0.3)
-    handed = recorder.wait_for(photo)
-    settle_margin(settle)
-    assert recorder.paths == [photo]
-    assert handed.size == 5 * 64 * 1024  # never half a file
-    assert handed.at >= last_write + settle
+            last_write = clock()
+            clock.advance(settle / 2)  # the writer pauses for half the settle time ...
+            assert watcher.tick() == [] and recorder.paths == [], "taken while still being written"
+    clock.advance(settle / 4)  # ... and after its last write, not yet a full settle window
+    assert watcher.tick() == [] and recorder.paths == [], "taken before settle_seconds had passed"
+
+    def handed() -> Handed | None:
+        clock.advance(0.05)
+        return recorder.first(photo)
+
+    at = wait_for(handed, DEADLINE, "the finished file to be handed over")
+    assert at.size == 5 * 64 * 1024  # never half a file
+    assert at.at >= last_write + settle
+    for _ in range(3):
+        clock.advance(settle)
+        watcher.tick()
+    assert recorder.paths == [photo], "handed over once"
 
 
 def test_a_temp_file_renamed_to_its_final_name_is_handed_over_under_the_final_name(
@@ -224,9 +258,7 @@ def test_a_failing_on_ready_does_not_stop_later_files(root: Path, start_watcher:
     start_watcher(flaky)
     first, second = root / "first.jpg", root / "second.jpg"
     first.write_bytes(b"first")
-    deadline = time.monotonic() + DEADLINE
-    while not calls and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: calls, DEADLINE, "the first file to reach on_ready")
     assert calls == [first]
     second.write_bytes(b"second")
     recorder.wait_for(second)
@@ -244,10 +276,18 @@ def test_the_polling_observer_follows_a_temp_file_renamed_to_its_final_name(
     root: Path, start_watcher: WatcherFactory
 ) -> None:
     recorder = Recorder()
-    start_watcher(recorder, observer="polling", poll_interval=0.1)
+    watcher = start_watcher(recorder, observer="polling", poll_interval=0.1)
     temp, final = root / ".x.jpg.partial", root / "x.jpg"
+    seen: list[str] = []
+
+    class Spy(FileSystemEventHandler):
+        def on_created(self, event: FileSystemEvent) -> None:
+            seen.append(os.fsdecode(event.src_path))
+
+    assert watcher._observer is not None
+    watcher._observer.schedule(Spy(), str(root))
     temp.write_bytes(os.urandom(8 * 1024))
-    time.sleep(0.3)  # let a poll see the temp name first
+    wait_for(lambda: str(temp) in seen, DEADLINE, "a poll to see the temp name first")
     os.replace(temp, final)
     recorder.wait_for(final)
     settle_margin()
@@ -290,84 +330,92 @@ def test_a_file_changed_after_hand_over_is_handed_over_again(
     photo.write_bytes(b"first export")
     recorder.wait_for(photo)
     photo.write_bytes(b"second export, edited")
-    deadline = time.monotonic() + DEADLINE
-    while len(recorder.paths) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: len(recorder.paths) >= 2, DEADLINE, "the edited file to be handed over")
     assert recorder.paths == [photo, photo]
     assert [item.size for item in recorder.handed] == [12, 21]
 
 
-def test_stop_ends_both_threads_promptly(root: Path) -> None:
+def test_stop_ends_both_threads_and_leaves_none_behind(root: Path, warnings: list[str]) -> None:
     before = set(threading.enumerate())
     watcher = Watcher(root, on_ready=Recorder(), settle_seconds=SETTLE)
     watcher.start()
     assert len(set(threading.enumerate()) - before) >= 2
-    started = time.monotonic()
-    watcher.stop(timeout=5.0)
-    assert time.monotonic() - started < 2.0
+    watcher.stop(timeout=DEADLINE)
     assert not [thread for thread in set(threading.enumerate()) - before if thread.is_alive()]
+    assert not [line for line in warnings if "did not stop" in line]
 
 
 # --- collect_settled (stockbridge once) -----------------------------------------------------------
 
 
-def test_collect_settled_returns_finished_files_and_lists_one_still_growing(root: Path) -> None:
+class OnceClock:
+    """Stands in for the ``time`` module of ``collect_settled``: a sleep moves the clock on at once
+    and lets ``during_sleep`` act (a writer adding to a file), so what changes within each settle
+    window is decided by the test, not by how the machine schedules threads."""
+
+    def __init__(self, during_sleep: Callable[[], None]) -> None:
+        self.now = 0.0
+        self.during_sleep = during_sleep
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.during_sleep()
+
+
+def test_collect_settled_returns_finished_files_and_lists_one_still_growing(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     done = root / "done.jpg"
     done.write_bytes(b"finished export")
     growing = root / "growing.jpg"
     growing.write_bytes(b"")
     (root / "junk.tmp").write_bytes(b"junk")
-    stop = threading.Event()
 
-    def keep_appending() -> None:
+    def append() -> None:
         with growing.open("ab") as handle:
-            while not stop.wait(0.05):
-                handle.write(b"more")
-                handle.flush()
+            handle.write(b"more")
 
-    writer = threading.Thread(target=keep_appending, daemon=True)
-    writer.start()
-    started = time.monotonic()
-    try:
-        stable, still_changing = collect_settled(
-            root, recursive=True, settle_seconds=SETTLE, ignore=(), max_wait=1.0
-        )
-    finally:
-        stop.set()
-        writer.join(timeout=2.0)
-    elapsed = time.monotonic() - started
+    clock = OnceClock(append)
+    monkeypatch.setattr(watcher_module, "time", clock)
+    stable, still_changing = collect_settled(
+        root, recursive=True, settle_seconds=SETTLE, ignore=(), max_wait=1.0
+    )
     assert stable == [done]
     assert still_changing == [growing]
-    assert SETTLE <= elapsed < 1.0 + SETTLE + 0.5  # bounded by max_wait
+    assert SETTLE <= clock.now <= 1.0  # at least one settle window, and bounded by max_wait
 
 
-def test_collect_settled_takes_a_file_that_stops_changing_before_max_wait(root: Path) -> None:
+def test_collect_settled_takes_a_file_that_stops_changing_before_max_wait(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     late = root / "late.jpg"
     late.write_bytes(b"")
+    pieces = iter([b"chunk"] * 4)  # written over the first four settle windows, then no more
 
-    def finish_soon() -> None:
-        with late.open("ab") as handle:
-            for _ in range(4):  # 0.4 s of writing, shorter than max_wait
-                handle.write(b"chunk")
-                handle.flush()
-                time.sleep(0.1)
+    def append() -> None:
+        piece = next(pieces, None)
+        if piece is not None:
+            with late.open("ab") as handle:
+                handle.write(piece)
 
-    writer = threading.Thread(target=finish_soon, daemon=True)
-    writer.start()
-    try:
-        stable, still_changing = collect_settled(
-            root, recursive=True, settle_seconds=SETTLE, ignore=(), max_wait=2.0
-        )
-    finally:
-        writer.join(timeout=2.0)
+    monkeypatch.setattr(watcher_module, "time", OnceClock(append))
+    stable, still_changing = collect_settled(
+        root, recursive=True, settle_seconds=SETTLE, ignore=(), max_wait=2.0
+    )
     assert (stable, still_changing) == ([late], [])
     assert late.stat().st_size == 20
 
 
-def test_collect_settled_on_an_empty_folder_returns_at_once(root: Path) -> None:
-    started = time.monotonic()
+def test_collect_settled_on_an_empty_folder_returns_at_once(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = OnceClock(lambda: None)
+    monkeypatch.setattr(watcher_module, "time", clock)
     assert collect_settled(root, recursive=True, settle_seconds=10.0, ignore=(), max_wait=60.0) == ([], [])
-    assert time.monotonic() - started < 1.0
+    assert clock.now == 0.0, "waited a settle window for nothing"
 
 
 @pytest.fixture
@@ -378,12 +426,8 @@ def warnings() -> Iterator[list[str]]:
     logger.remove(handler)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.02)
+def wait_until(condition: Callable[[], object], what: str = "the condition") -> None:
+    wait_for(condition, DEADLINE, what)
 
 
 def test_a_dead_native_observer_is_restarted_and_later_files_are_still_handed_over(
@@ -479,35 +523,35 @@ def test_an_event_whose_recording_raises_does_not_stop_later_events(
 def test_a_file_that_never_stops_changing_is_reported_once_as_unstable_and_not_handed_over(
     root: Path, start_watcher: WatcherFactory, warnings: list[str]
 ) -> None:
-    recorder = Recorder()
+    clock = SettleClock()
+    recorder = Recorder(clock=clock)
     unstable: list[Path] = []
-    start_watcher(
+    watcher = start_watcher(
         recorder,
         settle_seconds=0.2,
         max_settle_seconds=1.0,
         on_unstable=unstable.append,
         rescan_seconds=None,
+        clock=clock,
     )
     busy = root / "busy.jpg"
     calm = root / "calm.jpg"
-    stop_writing = threading.Event()
-
-    def keep_writing() -> None:
-        with busy.open("ab") as handle:
-            while not stop_writing.wait(0.05):
-                handle.write(b"more")
-                handle.flush()
-
-    writer = threading.Thread(target=keep_writing, daemon=True)
-    writer.start()
-    try:
-        calm.write_bytes(b"a finished photo")
-        recorder.wait_for(calm)  # a busy file does not hold the others back
-        wait_until(lambda: unstable == [busy])
-        time.sleep(1.5)  # well past another max_settle_seconds while it keeps changing
-    finally:
-        stop_writing.set()
-        writer.join(DEADLINE)
+    calm.write_bytes(b"a finished photo")
+    reported_at: float | None = None
+    deadline = time.monotonic() + DEADLINE
+    with busy.open("ab") as handle:
+        # Written between every step of the settle clock, for three max_settle_seconds past the
+        # report: it never stands still for a settle window, however the threads are scheduled.
+        while reported_at is None or clock() < reported_at + 3.0 or calm not in recorder.paths:
+            assert time.monotonic() < deadline, f"handed over {recorder.paths}, unstable {unstable}"
+            handle.write(b"more")
+            handle.flush()
+            clock.advance(0.05)
+            watcher.tick()
+            if unstable and reported_at is None:
+                reported_at = clock()
+    # A busy file does not hold the others back.
+    assert calm in recorder.paths
     assert unstable == [busy]
     assert busy not in recorder.paths
     reports = [line for line in warnings if "busy.jpg" in line]
@@ -575,15 +619,6 @@ class Skipped:
             return [what for seen, what in self.calls if seen == path]
 
 
-def seconds_until(condition: Callable[[], object], what: str, timeout: float = DEADLINE) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
 @pytest.mark.parametrize("observer", ["native", "polling"])
 def test_links_pipes_and_photo_named_folders_made_while_watching_are_reported_at_once_not_at_the_rescan(
     root: Path, tmp_path: Path, start_watcher: WatcherFactory, observer: str
@@ -603,14 +638,13 @@ def test_links_pipes_and_photo_named_folders_made_while_watching_are_reported_at
         os.mkfifo(fifo)
         folder.mkdir()
         photo.write_bytes(os.urandom(8 * 1024))
-        took = seconds_until(
-            lambda: skipped.of(link) and skipped.of(fifo) and skipped.of(folder), "the reports"
+        wait_for(
+            lambda: skipped.of(link) and skipped.of(fifo) and skipped.of(folder), DEADLINE, "the reports"
         )
         recorder.wait_for(photo)
         settle_margin()
     finally:
         logger.remove(sink)
-    assert took < 3.0
     assert recorder.paths == [photo], "the normal file next to them goes through, nothing else"
     assert skipped.of(link) == ["a symbolic link, never followed; copy the photo in"]
     assert skipped.of(fifo) == ["not a regular file (a pipe, socket or device); never opened"]
@@ -630,11 +664,11 @@ def test_a_link_removed_and_made_again_is_reported_again_but_a_rescan_does_not_r
     watcher = start_watcher(Recorder(), on_skipped=skipped, rescan_seconds=None, observer="native")
     link = root / "l.jpg"
     link.symlink_to(target)
-    seconds_until(lambda: skipped.of(link), "the first report")
+    wait_for(lambda: skipped.of(link), DEADLINE, "the first report")
     watcher.rescan()
     watcher.tick()
     assert len(skipped.of(link)) == 1, "seen again by a scan: not a new report"
     link.unlink()
-    time.sleep(0.3)  # the deletion event
+    wait_for(lambda: link not in watcher._skipped, DEADLINE, "the deletion event")
     link.symlink_to(target)
-    seconds_until(lambda: len(skipped.of(link)) == 2, "the report of the new link")
+    wait_for(lambda: len(skipped.of(link)) == 2, DEADLINE, "the report of the new link")

@@ -1,4 +1,4 @@
-"""X-10: a hard link in the export folder is not taken (it can be another name for a secret)."""
+"""decisions.md X-10: a hard link in the export folder is not taken (it can be another name for a secret)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``observer = "auto"``: the mount table decides between native events and polling (W-12)."""
+"""``observer = "auto"``: the mount table decides between native events and polling (decisions.md W-12)."""
 
 from __future__ import annotations
 
