@@ -12,10 +12,10 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockbridge.demo import SAMPLE_KEYWORDS
-from stockbridge.metadata import ExifTool
-from stockbridge.render import SRGB_PROFILE
-from stockbridge.samples import draw_image, make_image
+from stockbridge.demo.samples import draw_image, make_image
+from stockbridge.demo.workspace import SAMPLE_KEYWORDS
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.render.images import SRGB_PROFILE
 
 KEYWORDS = tuple(SAMPLE_KEYWORDS[:25])
 

@@ -18,8 +18,8 @@ from loguru import logger
 
 def _once(config_path: Path, profile_path: Path | None = None) -> dict[str, object]:
     """run_once; ``wall`` is run_once alone (the parent times the whole process)."""
-    from stockbridge.config import load_config
-    from stockbridge.daemon import run_once
+    from stockbridge.config.models import load_config
+    from stockbridge.service.daemon import run_once
 
     config = load_config(config_path)
     profiler = None
@@ -69,8 +69,8 @@ RENDER_CASES: dict[str, tuple[float | None, int | None, bool]] = {
 def _render(source: Path, out_dir: Path, case: str) -> dict[str, object]:
     from PIL import Image
 
-    from stockbridge.metadata import ExifTool
-    from stockbridge.render import RenderSpec, fit_size, render
+    from stockbridge.metadata.exiftool import ExifTool
+    from stockbridge.render.images import RenderSpec, fit_size, render
 
     megapixels, long_edge, to_srgb = RENDER_CASES[case]
     with Image.open(source) as image:

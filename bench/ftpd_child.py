@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from stockbridge.localserver import local_ftp_server
+from stockbridge.demo.localserver import local_ftp_server
 
 USERNAME = "bench"
 PASSWORD = "bench-pass"

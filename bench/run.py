@@ -39,9 +39,9 @@ from PIL import Image
 
 from bench.data import SCALES, DataSet, Scale, generate, make_tiny_jpegs
 from bench.servers import Server, pyftpdlib_server, sshd_server, vsftpd_server
-from stockbridge.localserver import make_self_signed_cert
-from stockbridge.metadata import _READ_ARGS, ExifTool
-from stockbridge.render import RenderSpec, fit_size, render
+from stockbridge.demo.localserver import make_self_signed_cert
+from stockbridge.metadata.exiftool import _READ_ARGS, ExifTool
+from stockbridge.render.images import RenderSpec, fit_size, render
 from stockbridge.transports import open_transport
 
 SUBPROCESS_TIMEOUT = 900.0  # one reference-tool run; a hang fails the case, not the benchmark
@@ -368,7 +368,7 @@ def time_ingest(files: Sequence[Path], state: Path, exiftool: ExifTool) -> float
     """Median ms of stockbridge's ingest (private copy + SHA-256, metadata read) as the end-to-end
     run does it: a platform there gets a resized copy of every file, so that render is the
     full-decode check (decisions.md W-3) and ingest skips its own."""
-    from stockbridge.ingest import ingest
+    from stockbridge.assets.ingest import ingest
 
     times = []
     for path in files:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import ftpd_child
-from stockbridge.localserver import READY_TIMEOUT, start_daemon, stop_process_group, vsftpd_config
-from stockbridge.secrets import Secret
+from stockbridge.config.secrets import Secret
+from stockbridge.demo.localserver import READY_TIMEOUT, start_daemon, stop_process_group, vsftpd_config
 from stockbridge.transports.base import TransportSettings
 
 

@@ -1,3 +1,3 @@
-from stockbridge.cli import main
+from stockbridge.cli.main import main
 
 main()

@@ -14,7 +14,7 @@ from typing import Any
 
 from loguru import logger
 
-from stockbridge.secrets import redact
+from stockbridge.config.secrets import redact
 
 _HUMAN = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 #: ``--log-file``: rotate at this size, keep this many old files (≈ 60 MB at most on disk).

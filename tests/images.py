@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from stockbridge.metadata import ExifTool
-from stockbridge.samples import make_image as _make_image
+from stockbridge.demo.samples import make_image as _make_image
+from stockbridge.metadata.exiftool import ExifTool
 
 DEFAULT_WIDTH = 1200
 DEFAULT_HEIGHT = 900

@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 
-from stockbridge.localserver import (
+from stockbridge.config.secrets import Secret
+from stockbridge.demo.localserver import (
     FTPServerThread,
     local_ftp_server,
     make_self_signed_cert,
@@ -37,7 +38,6 @@ from stockbridge.localserver import (
     stop_process_group,
     vsftpd_config,
 )
-from stockbridge.secrets import Secret
 from stockbridge.transports.base import TransportSettings
 
 #: The anonymous "password" vsftpd is told to refuse (banned_email_file): our wrong password.

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from stockbridge.secrets import Secret
+from stockbridge.config.secrets import Secret
 
 #: Words with which servers refuse a file for its own size: sending it again cannot help.
 _TOO_LARGE_WORDS = ("file too large", "too large", "too big", "file size limit", "exceeds the maximum")

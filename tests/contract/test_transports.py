@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
+from stockbridge.config.secrets import Secret
 from stockbridge.errors import (
     AuthError,
     QuotaError,
@@ -28,7 +29,6 @@ from stockbridge.errors import (
     TransportError,
     TrustError,
 )
-from stockbridge.secrets import Secret
 from stockbridge.transports import TEMP_SUFFIX, PutResult, open_transport
 from stockbridge.transports import folder as folder_transport
 from stockbridge.transports.ftp import error_for_reply
@@ -726,7 +726,7 @@ def test_an_ftp_upload_slower_than_the_timeout_arrives_because_the_timeout_means
     # A home uplink: 1.2 MB at ~200 KB/s is ~6 s, three times the 2 s timeout. send() hands the
     # whole file to the kernel at once; the transport must then wait while the bytes keep leaving
     # (not time out on the 226), and close only with a tail the link clears within the timeout.
-    from stockbridge.localserver import local_ftp_server
+    from stockbridge.demo.localserver import local_ftp_server
 
     root = tmp_path / "slow"
     big = make_file(tmp_path, "big.jpg", 1_200_000, seed=7)

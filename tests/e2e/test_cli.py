@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stockbridge import ledger as states
-from stockbridge.ledger import Ledger
+from stockbridge.ledger import store as states
+from stockbridge.ledger.store import Ledger
 from tests.e2e.conftest import Workspace
 
 
@@ -153,7 +153,7 @@ def test_once_draws_progress_bars_on_a_terminal_and_nothing_extra_in_a_pipe(work
     import os as _os
     import pty
 
-    from stockbridge.samples import make_image
+    from stockbridge.demo.samples import make_image
 
     for seed in (1, 2):
         make_image(
@@ -209,7 +209,7 @@ def test_run_shows_the_first_scans_backlog_on_a_terminal(workspace: Workspace, e
     import signal
     import time
 
-    from stockbridge.samples import make_image
+    from stockbridge.demo.samples import make_image
 
     for seed in (1, 2, 3):
         make_image(workspace.exports / f"IMG_{seed}.jpg", width=800, height=600, exiftool=exiftool, seed=seed)

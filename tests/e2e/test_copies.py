@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from stockbridge.samples import make_image
+from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table, service
 from tests.waiting import wait_for
 
@@ -348,7 +348,7 @@ def test_manual_releases_are_listed_in_a_batch_report_and_shared_copies_are_made
     assert not (folder_target.root / "model.release.pdf").exists(), "a manual release is never uploaded"
     # Same rules, same copy: both platforms got the same derived bytes, rendered once.
     assert (folder_target.root / "model.jpg").read_bytes() == (second / "model.jpg").read_bytes()
-    from stockbridge.ledger import Ledger
+    from stockbridge.ledger.store import Ledger
 
     ledger = Ledger(workspace.state / "ledger.sqlite3")
     paths = {job.upload_path for job in ledger.jobs() if job.kind == "image"}

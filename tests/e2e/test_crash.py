@@ -40,9 +40,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from stockbridge.localserver import FTPServerThread, local_ftp_server
-from stockbridge.metadata import ExifTool
-from stockbridge.samples import make_image
+from stockbridge.demo.localserver import FTPServerThread, local_ftp_server
+from stockbridge.demo.samples import make_image
+from stockbridge.metadata.exiftool import ExifTool
 from tests.e2e.conftest import Workspace, platform_table
 from tests.servers import LocalServer, pyftpdlib_platform
 

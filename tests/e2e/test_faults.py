@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from stockbridge.localserver import FTPServerThread
-from stockbridge.samples import make_image
+from stockbridge.demo.localserver import FTPServerThread
+from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table, service
 from tests.servers import LocalServer
 from tests.waiting import wait_for

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from stockbridge.metadata import ExifTool
+from stockbridge.metadata.exiftool import ExifTool
 from tests.e2e.conftest import Workspace, platform_table
 
 IGNORED = "ignored"  # not taken: no job; links, folders, pipes, hard links: one WARNING and a status row

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from stockbridge.samples import make_image
+from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table, service
 from tests.waiting import wait_for
 

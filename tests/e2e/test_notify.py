@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from stockbridge.samples import make_image
+from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table
 from tests.receivers import closed_port, hanging_receiver, http_receiver
 

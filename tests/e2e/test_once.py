@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from stockbridge.samples import make_image
+from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table
 
 KEYWORDS = [f"keyword{index}" for index in range(40)]

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from stockbridge.samples import make_image
+from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table, service
 from tests.servers import LocalServer
 from tests.waiting import wait_for

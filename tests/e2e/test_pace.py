@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from stockbridge.samples import make_image
+from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table
 
 

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from stockbridge.samples import make_image
+from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table, service
 from tests.waiting import wait_for
 
@@ -97,7 +97,7 @@ def test_files_that_arrived_while_stopped_are_sent_at_start_and_batches_close_on
 def test_sigterm_mid_upload_stops_at_once_and_the_next_start_sends_the_file_once(
     workspace: Workspace, exiftool, tmp_path
 ):
-    from stockbridge.localserver import local_ftp_server
+    from stockbridge.demo.localserver import local_ftp_server
 
     # ~1.5 MB at 100 KB/s: the upload takes ~15 s, so SIGTERM lands in the middle of it.
     source = make_image(

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from stockbridge.samples import make_image
+from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table
 
 

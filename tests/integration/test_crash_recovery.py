@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from stockbridge import ledger as states
-from stockbridge.config import load_config
-from stockbridge.ledger import Ledger
-from stockbridge.pipeline import ONCE_RETRY, Pipeline, PlatformUploader
-from stockbridge.plan import AssetFacts, Verdict
-from stockbridge.samples import make_image
+from stockbridge.config.models import load_config
+from stockbridge.delivery.pipeline import ONCE_RETRY, Pipeline, PlatformUploader
+from stockbridge.demo.samples import make_image
+from stockbridge.ledger import store as states
+from stockbridge.ledger.store import Ledger
+from stockbridge.rules.plan import AssetFacts, Verdict
 
 
 def folder_platforms_config(tmp_path: Path, **rules: str) -> Any:
@@ -169,7 +169,7 @@ def test_a_truncated_file_is_refused_for_every_platform_when_the_render_finds_it
     cut = exports / "cut.jpg"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
     decoded = []
-    from stockbridge import pipeline as pipeline_module
+    from stockbridge.delivery import pipeline as pipeline_module
 
     real_check = pipeline_module.check_decodable
     monkeypatch.setattr(pipeline_module, "check_decodable", lambda *a: decoded.append(a) or real_check(*a))

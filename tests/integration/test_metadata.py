@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from stockbridge.demo.samples import make_image as make_sample
 from stockbridge.errors import MetadataError
-from stockbridge.metadata import ExifTool, ImageMetadata
-from stockbridge.samples import make_image as make_sample
+from stockbridge.metadata.exiftool import ExifTool, ImageMetadata
 from tests.images import DEFAULT_KEYWORDS, DEFAULT_TITLE, MakeImage, require_exiftool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,7 +147,7 @@ _ROUND_TRIP = textwrap.dedent(
     """
     import json, locale, sys
     from pathlib import Path
-    from stockbridge.metadata import ExifTool
+    from stockbridge.metadata.exiftool import ExifTool
 
     path, words = Path(sys.argv[1]), json.loads(sys.argv[2])
     with ExifTool() as exiftool:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge.config import EditorialConfig, ReleasesConfig
-from stockbridge.metadata import ExifTool, ImageMetadata
-from stockbridge.releases import is_editorial, release_needs
-from stockbridge.samples import make_image as make_sample
+from stockbridge.config.models import EditorialConfig, ReleasesConfig
+from stockbridge.demo.samples import make_image as make_sample
+from stockbridge.metadata.exiftool import ExifTool, ImageMetadata
+from stockbridge.rules.releases import is_editorial, release_needs
 from tests.images import require_exiftool
 
 

@@ -8,8 +8,8 @@ import threading
 import pytest
 from loguru import logger
 
-from stockbridge.config import NotifyConfig
-from stockbridge.notify import Notifier
+from stockbridge.config.models import NotifyConfig
+from stockbridge.service.alerts import Notifier
 from tests.receivers import closed_port, hanging_receiver, holding_receiver, http_receiver, smtp_receiver
 from tests.waiting import GENEROUS
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms, ImageStat
 
-from stockbridge.metadata import ExifTool
-from stockbridge.pixels import image_props
-from stockbridge.render import RenderError, RenderSpec, fit_size, render
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.render.images import RenderError, RenderSpec, fit_size, render
+from stockbridge.render.pixels import image_props
 from tests.images import MakeImage, require_exiftool
 
 # ---------------------------------------------------------------------- ICC profiles for the tests
@@ -392,7 +392,7 @@ def test_a_rotated_photo_comes_out_upright_with_orientation_1(
 
 @pytest.fixture(scope="module")
 def photo_24mp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from stockbridge.samples import draw_image
+    from stockbridge.demo.samples import draw_image
 
     path = tmp_path_factory.mktemp("big") / "24mp.jpg"
     draw_image(6000, 4000, seed=7).save(path, "JPEG", quality=90)
@@ -446,7 +446,7 @@ def test_a_copy_too_large_to_optimise_in_memory_keeps_its_pixels_and_is_only_lar
     source = make_image("photo.jpg", width=800, height=600)
     render(source, state / "optimised.jpg", spec(to_srgb=False), exiftool)
     # As if the copy were 100 MP: libjpeg's whole-image Huffman pass would need 600 MB.
-    monkeypatch.setattr("stockbridge.render.OPTIMIZE_MAX_COEFFICIENT_BYTES", 800 * 600 * 6 - 1)
+    monkeypatch.setattr("stockbridge.render.images.OPTIMIZE_MAX_COEFFICIENT_BYTES", 800 * 600 * 6 - 1)
     result = render(source, state / "streamed.jpg", spec(to_srgb=False), exiftool)
 
     with Image.open(state / "optimised.jpg") as optimised, Image.open(state / "streamed.jpg") as streamed:
@@ -631,9 +631,9 @@ _FAULTS_CHILD = r"""
 import contextlib, resource, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from stockbridge.config import load_config
-from stockbridge.daemon import open_pipeline
-from stockbridge.render import RenderSpec, render
+from stockbridge.config.models import load_config
+from stockbridge.service.daemon import open_pipeline
+from stockbridge.render.images import RenderSpec, render
 
 class NoMetadata:
     def copy_metadata(self, source, target):
@@ -685,7 +685,7 @@ def test_keeping_freed_image_memory_spares_most_page_faults_of_the_next_renders(
 
 
 def test_keep_image_memory_leaves_a_malloc_setting_of_the_user_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    from stockbridge.render import keep_image_memory
+    from stockbridge.render.images import keep_image_memory
 
     monkeypatch.setenv("MALLOC_TOP_PAD_", "0")
     assert keep_image_memory() is False

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from stockbridge import service as services
-from stockbridge.cli import main
-from stockbridge.sdnotify import Notifier, notify
+from stockbridge.cli.main import main
+from stockbridge.service import units as services
+from stockbridge.service.sd_notify import Notifier, notify
 from tests.e2e.conftest import Workspace, platform_table
 from tests.images import require_exiftool
 from tests.waiting import GENEROUS, wait_for
@@ -239,9 +239,9 @@ def test_the_launch_agent_is_a_plist_with_the_keys_launchd_needs(home, tmp_path)
 
 def test_the_package_ships_the_same_templates_as_the_service_folder():
     for name in ("stockbridge.service", "stockbridge-system.service", "com.stockbridge.agent.plist"):
-        shipped = REPO / "stockbridge" / "service_templates" / name
+        shipped = REPO / "stockbridge" / "service" / "templates" / name
         assert shipped.read_bytes() == (REPO / "service" / name).read_bytes(), (
-            f"copy service/{name} to stockbridge/service_templates/"
+            f"copy service/{name} to stockbridge/service/templates/"
         )
 
 

@@ -19,8 +19,8 @@ import pytest
 from loguru import logger
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from stockbridge import watcher as watcher_module
-from stockbridge.watcher import Watcher, collect_settled
+from stockbridge.intake import watcher as watcher_module
+from stockbridge.intake.watcher import Watcher, collect_settled
 from tests.waiting import wait_for
 
 SETTLE = 0.3

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge.config import (
+from stockbridge.config.models import (
     Config,
     find_config_path,
     load_config,
@@ -55,7 +55,7 @@ def test_the_example_config_documents_every_key():
 
     from pydantic import BaseModel
 
-    from stockbridge.config import _model_of
+    from stockbridge.config.models import _model_of
 
     wanted: set[str] = set()
     todo: list[type[BaseModel]] = [Config]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from stockbridge.cli import EXIT_USAGE, main
+from stockbridge.cli.main import EXIT_USAGE, main
 
 REPO = Path(__file__).resolve().parents[2]
 

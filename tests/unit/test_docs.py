@@ -8,8 +8,7 @@ from pathlib import Path
 
 import jsonschema
 
-from stockbridge.config import Config
-from stockbridge.docs import (
+from stockbridge.config.docs import (
     DOCS_COMMAND,
     DOCS_PATH,
     SCHEMA_COMMAND,
@@ -21,6 +20,7 @@ from stockbridge.docs import (
     nested_model,
     schema_text,
 )
+from stockbridge.config.models import Config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -116,7 +116,7 @@ def test_the_reference_has_a_section_for_every_table_and_a_row_for_every_key():
 def test_config_schema_and_docs_commands_print_the_generated_text():
     from click.testing import CliRunner
 
-    from stockbridge.cli import main
+    from stockbridge.cli.main import main
 
     runner = CliRunner()
     schema = runner.invoke(main, ["config", "schema"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from stockbridge.assets.filetype import HEAD_BYTES, IMAGE_TYPES, sniff, sniff_bytes
 from stockbridge.errors import InputError
-from stockbridge.filetype import HEAD_BYTES, IMAGE_TYPES, sniff, sniff_bytes
 
 
 def _pillow(fmt: str, **options: object) -> bytes:

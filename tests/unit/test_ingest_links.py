@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from stockbridge.assets.ingest import objects_dir, refusal, stage_release
 from stockbridge.errors import InputError
-from stockbridge.ingest import objects_dir, refusal, stage_release
 
 
 @pytest.fixture

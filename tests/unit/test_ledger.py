@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from stockbridge import ledger as states
-from stockbridge.ledger import ALLOWED, ForbiddenTransition, JobState, Ledger
+from stockbridge.ledger import store as states
+from stockbridge.ledger.store import ALLOWED, ForbiddenTransition, JobState, Ledger
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge import ledger as states
-from stockbridge.config import validate_config
-from stockbridge.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError, Migration
-from stockbridge.report import history_payload, status_payload
+from stockbridge.cli.report import history_payload, status_payload
+from stockbridge.config.models import validate_config
+from stockbridge.ledger import store as states
+from stockbridge.ledger.store import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError, Migration
 from tests.legacy import add_asset, add_job, ledger_0_1_0
 
 

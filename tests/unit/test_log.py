@@ -9,9 +9,9 @@ import stat
 from loguru import logger
 
 from stockbridge import log
+from stockbridge.config.secrets import Secret
 from stockbridge.errors import AuthError
 from stockbridge.log import setup_logging
-from stockbridge.secrets import Secret
 
 
 def test_known_secrets_are_scrubbed_from_messages_and_exceptions(capsys):

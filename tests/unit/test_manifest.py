@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge.config import CsvConfig
-from stockbridge.manifest import ManifestRow, render_manifest, write_manifest
+from stockbridge.config.models import CsvConfig
+from stockbridge.delivery.manifests import ManifestRow, render_manifest, write_manifest
 
 SHUTTERSTOCK_LIKE = CsvConfig(
     columns=["Filename", "Description", "Keywords", "Categories", "Editorial"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stockbridge.naming import remote_name
+from stockbridge.rules.naming import remote_name
 
 SHA = "ab12cd34" + "0" * 56
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from stockbridge.config import WatchConfig
-from stockbridge.ledger import Ledger
-from stockbridge.notices import NoticeBoard, current
-from stockbridge.watcher import scan
+from stockbridge.config.models import WatchConfig
+from stockbridge.intake.notices import NoticeBoard, current
+from stockbridge.intake.watcher import scan
+from stockbridge.ledger.store import Ledger
 
 
 def test_notices_of_deleted_and_fixed_entries_go_the_others_stay(tmp_path: Path):

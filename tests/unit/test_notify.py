@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stockbridge.notify import batch_message, failed_message, paused_message
+from stockbridge.service.alerts import batch_message, failed_message, paused_message
 
 
 def test_a_batch_message_gives_the_counts():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from stockbridge.pixels import MAX_PIXELS, check_decodable
+from stockbridge.render.pixels import MAX_PIXELS, check_decodable
 
 
 def jpeg_bytes(width: int = 320, height: int = 240) -> bytes:

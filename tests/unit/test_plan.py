@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stockbridge.config import RulesConfig
-from stockbridge.plan import ACCEPT, HOLD, REJECT, AssetFacts, evaluate, shorten
+from stockbridge.config.models import RulesConfig
+from stockbridge.rules.plan import ACCEPT, HOLD, REJECT, AssetFacts, evaluate, shorten
 
 KEYWORDS = tuple(f"kw{index}" for index in range(70))
 

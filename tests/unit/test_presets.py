@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from stockbridge.config import validate_config
+from stockbridge.config.models import validate_config
+from stockbridge.config.presets import expand_presets, load_preset, preset_about, preset_names
 from stockbridge.errors import ConfigError
-from stockbridge.presets import expand_presets, load_preset, preset_about, preset_names
 
 PACKAGE = Path(__file__).resolve().parents[2] / "stockbridge"
 

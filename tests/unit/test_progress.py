@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from stockbridge import ledger as states
-from stockbridge.ledger import Job
-from stockbridge.progress import OnceProgress, once_progress
+from stockbridge.cli.progress import OnceProgress, once_progress
+from stockbridge.ledger import store as states
+from stockbridge.ledger.store import Job
 
 
 def job(platform: str, state: str, size: int) -> Job:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge.config import EditorialConfig, ReleaseRule, ReleasesConfig, RouteConfig
-from stockbridge.metadata import ImageMetadata
-from stockbridge.releases import (
+from stockbridge.config.models import EditorialConfig, ReleaseRule, ReleasesConfig, RouteConfig
+from stockbridge.metadata.exiftool import ImageMetadata
+from stockbridge.rules.releases import (
     find_releases,
     is_editorial,
     is_release_file,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from stockbridge.config import RulesConfig
-from stockbridge.pixels import ImageProps
-from stockbridge.render import RenderSpec, fit_size, plan_render
+from stockbridge.config.models import RulesConfig
+from stockbridge.render.images import RenderSpec, fit_size, plan_render
+from stockbridge.render.pixels import ImageProps
 
 MB = 1_000_000
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge import ledger as states
-from stockbridge.config import validate_config
+from stockbridge.cli.report import history_payload, parse_since, status_payload
+from stockbridge.config.models import validate_config
 from stockbridge.errors import ConfigError
-from stockbridge.ledger import Ledger
-from stockbridge.report import history_payload, parse_since, status_payload
+from stockbridge.ledger import store as states
+from stockbridge.ledger.store import Ledger
 
 NOW = 1_800_000_000.0
 
@@ -124,7 +124,7 @@ def test_history_lists_batches_newest_first_with_their_counts(config):
 def test_status_lists_files_not_taken_with_their_reason_relative_to_the_watch_folder(config, tmp_path):
     from rich.console import Console
 
-    from stockbridge.report import print_status_table
+    from stockbridge.cli.report import print_status_table
 
     sub = tmp_path / "2026" / "june"
     sub.mkdir(parents=True)

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stockbridge.config import ScheduleConfig
-from stockbridge.schedule import forecast, next_allowed, plan_slot
+from stockbridge.config.models import ScheduleConfig
+from stockbridge.delivery.pace import forecast, next_allowed, plan_slot
 
 MB = 1_000_000
 NIGHT = ScheduleConfig(windows=["22:00-06:00"])
@@ -105,7 +105,7 @@ def test_windows_keep_wall_clock_time_on_the_nights_the_clocks_change():
 
 
 def test_a_malformed_window_is_a_config_error_with_its_path():
-    from stockbridge.config import validate_config
+    from stockbridge.config.models import validate_config
     from stockbridge.errors import ConfigError
 
     data = {

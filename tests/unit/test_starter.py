@@ -9,11 +9,11 @@ import sys
 import jsonschema
 import pytest
 
-from stockbridge.config import load_config
-from stockbridge.docs import config_schema
+from stockbridge.config.docs import config_schema
+from stockbridge.config.models import load_config
+from stockbridge.config.presets import preset_about, preset_names
+from stockbridge.config.starter import PLACEHOLDER, starter_config, write_starter_config
 from stockbridge.errors import ConfigError
-from stockbridge.presets import preset_about, preset_names
-from stockbridge.starter import PLACEHOLDER, starter_config, write_starter_config
 
 if sys.version_info >= (3, 11):
     import tomllib

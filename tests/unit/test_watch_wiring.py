@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stockbridge import daemon
-from stockbridge.config import load_config
+from stockbridge.config.models import load_config
+from stockbridge.service import daemon
 
 CONFIG = """\
 [watch]

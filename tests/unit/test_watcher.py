@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge.watcher import Fingerprint, SettleTracker, fingerprint, is_ignored, scan
+from stockbridge.intake.watcher import Fingerprint, SettleTracker, fingerprint, is_ignored, scan
 
 SETTLE = 10.0
 

@@ -12,11 +12,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from stockbridge.config import Config
+from stockbridge.config.models import Config
+from stockbridge.delivery.pace import SCHEDULED, Slot, scheduled_jobs
 from stockbridge.errors import ConfigError
-from stockbridge.ledger import Ledger
-from stockbridge.notices import current as current_notices
-from stockbridge.schedule import SCHEDULED, Slot, scheduled_jobs
+from stockbridge.intake.notices import current as current_notices
+from stockbridge.ledger.store import Ledger
 
 STATE_STYLES = {
     "uploaded": "green",

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from stockbridge.config import ScheduleConfig
+from stockbridge.config.models import ScheduleConfig
 
 if TYPE_CHECKING:
-    from stockbridge.ledger import Job, Ledger
+    from stockbridge.ledger.store import Job, Ledger
 
 #: The clock, injectable: naive local wall-clock time.
 Clock = Callable[[], datetime]
@@ -203,7 +203,7 @@ def scheduled_jobs(
     """Pending jobs of ``platform`` that wait for its schedule: job id → when it goes, and why."""
     if schedule is None:
         return {}
-    from stockbridge import ledger as states
+    from stockbridge.ledger import store as states
 
     pending = ledger.jobs(platform=platform, states=[states.PENDING])
     files, sent = sent_today(ledger, platform, now)

@@ -11,9 +11,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from stockbridge.config import PLACEHOLDER
+from stockbridge.config.models import PLACEHOLDER
+from stockbridge.config.presets import preset_about, preset_names
 from stockbridge.errors import ConfigError
-from stockbridge.presets import preset_about, preset_names
 
 _HEADER = """\
 # stockbridge configuration, written by `stockbridge init`.

@@ -25,8 +25,10 @@ from pathlib import Path
 
 from loguru import logger
 
-from stockbridge import ledger as states
-from stockbridge.config import Config, PlatformConfig, transport_settings
+from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, inspect, refusal, stage_release
+from stockbridge.config.models import Config, PlatformConfig, transport_settings
+from stockbridge.delivery.manifests import ManifestRow, write_manifest
+from stockbridge.delivery.pace import Clock, admit
 from stockbridge.errors import (
     AuthError,
     ConfigError,
@@ -39,16 +41,15 @@ from stockbridge.errors import (
     TransportError,
     TrustError,
 )
-from stockbridge.ingest import Ingested, SourceChanged, ingest, inspect, refusal, stage_release
-from stockbridge.ledger import Job, Ledger
-from stockbridge.manifest import ManifestRow, write_manifest
-from stockbridge.metadata import ExifTool
-from stockbridge.naming import EXTENSIONS, remote_name
-from stockbridge.notices import REFUSED
-from stockbridge.notify import BATCH, FAILED, PAUSED, Notifier, batch_message, failed_message, paused_message
-from stockbridge.pixels import check_decodable, image_props
-from stockbridge.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
-from stockbridge.releases import (
+from stockbridge.intake.notices import REFUSED
+from stockbridge.ledger import store as states
+from stockbridge.ledger.store import Job, Ledger
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.render.images import RenderError, UndecodableError, render
+from stockbridge.render.pixels import check_decodable, image_props
+from stockbridge.rules.naming import EXTENSIONS, remote_name
+from stockbridge.rules.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
+from stockbridge.rules.releases import (
     find_releases,
     is_editorial,
     is_release_file,
@@ -57,8 +58,15 @@ from stockbridge.releases import (
     release_remote_names,
     route_platforms,
 )
-from stockbridge.render import RenderError, UndecodableError, render
-from stockbridge.schedule import Clock, admit
+from stockbridge.service.alerts import (
+    BATCH,
+    FAILED,
+    PAUSED,
+    Notifier,
+    batch_message,
+    failed_message,
+    paused_message,
+)
 from stockbridge.transports import TEMP_SUFFIX, Transport, TransportSettings, open_transport
 
 

@@ -16,9 +16,9 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from stockbridge.config import WatchConfig
-from stockbridge.ledger import Ledger, Notice
-from stockbridge.watcher import SKIPPED_FOLDER, SKIPPED_LINK, SKIPPED_SPECIAL
+from stockbridge.config.models import WatchConfig
+from stockbridge.intake.watcher import SKIPPED_FOLDER, SKIPPED_LINK, SKIPPED_SPECIAL
+from stockbridge.ledger.store import Ledger, Notice
 
 LINK = "link"  # a symbolic link
 SPECIAL = "special"  # a pipe, socket or device

@@ -25,8 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from stockbridge.config.secrets import Secret
 from stockbridge.errors import ConfigError
-from stockbridge.secrets import Secret
 from stockbridge.transports.base import TransportSettings
 
 if sys.version_info >= (3, 11):
@@ -768,7 +768,7 @@ def validate_config(
     data: dict[str, Any], *, source: Path | None = None, resolve_secrets: bool = True
 ) -> Config:
     base = source.parent if source else Path.cwd()
-    from stockbridge.presets import expand_presets
+    from stockbridge.config.presets import expand_presets
 
     data, preset_problems = expand_presets(data)
     # A platform whose preset is unknown or incomplete would also fail validation for the same

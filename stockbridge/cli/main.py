@@ -17,8 +17,8 @@ import click
 from loguru import logger
 
 from stockbridge import __version__
-from stockbridge.cli_service import service as service_commands
-from stockbridge.config import (
+from stockbridge.cli.service import service as service_commands
+from stockbridge.config.models import (
     Config,
     find_config_path,
     insecure_config_problem,
@@ -27,7 +27,7 @@ from stockbridge.config import (
     watch_folder_problem,
 )
 from stockbridge.errors import ConfigError, StockbridgeError
-from stockbridge.ledger import STATES
+from stockbridge.ledger.store import STATES
 from stockbridge.log import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -111,7 +111,7 @@ def main() -> None:
 @common_options
 def run(config_path: Path | None) -> None:
     """Run the service: watch the folder, upload in batches, until SIGTERM."""
-    from stockbridge.daemon import Service
+    from stockbridge.service.daemon import Service
 
     config = _load(config_path, uploads=True, service=True)
     service = Service(config)
@@ -123,8 +123,8 @@ def run(config_path: Path | None) -> None:
 @common_options
 def once(config_path: Path | None) -> None:
     """Take what is in the folder now, upload everything, exit (0 ok, 1 some failed)."""
-    from stockbridge.daemon import run_once
-    from stockbridge.progress import once_progress
+    from stockbridge.cli.progress import once_progress
+    from stockbridge.service.daemon import run_once
 
     config = _load(config_path, uploads=True)
     progress = once_progress()  # bars on a terminal only; logs and pipes get nothing extra
@@ -176,9 +176,9 @@ def check(config_path: Path | None, connect: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) -> None:
     """Show what each platform would do with PATH (verdict, reasons, changes), without uploading."""
-    from stockbridge.metadata import ExifTool
-    from stockbridge.pipeline import explain_file
-    from stockbridge.plan import REJECT, Verdict
+    from stockbridge.delivery.pipeline import explain_file
+    from stockbridge.metadata.exiftool import ExifTool
+    from stockbridge.rules.plan import REJECT, Verdict
 
     config = _load(config_path, resolve_secrets=False)
     platforms = config.enabled_platforms()
@@ -241,7 +241,7 @@ def status(
     since: str | None,
 ) -> None:
     """Every file and its state on each platform, with reasons."""
-    from stockbridge.report import parse_since, print_status_table, status_payload
+    from stockbridge.cli.report import parse_since, print_status_table, status_payload
 
     config = _load(config_path, resolve_secrets=False)
     since_time = parse_since(since) if since is not None else None
@@ -265,7 +265,7 @@ def status(
 
 def _platform_in_ledger(config: Config, name: str) -> bool:
     """A platform removed from the configuration still has its history in the ledger."""
-    from stockbridge.ledger import Ledger
+    from stockbridge.ledger.store import Ledger
 
     if not config.ledger_path.exists():
         return False
@@ -282,7 +282,7 @@ def _platform_in_ledger(config: Config, name: str) -> bool:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Newest N batches.")
 def history(config_path: Path | None, as_json: bool, limit: int) -> None:
     """The batches sent, newest first: platform, opened, closed, files, uploaded, failed."""
-    from stockbridge.report import history_payload, print_history_table
+    from stockbridge.cli.report import history_payload, print_history_table
 
     config = _load(config_path, resolve_secrets=False)
     payload = history_payload(config, limit=limit)
@@ -298,7 +298,7 @@ def history(config_path: Path | None, as_json: bool, limit: int) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def retry(config_path: Path | None, platform_name: str | None, paths: tuple[Path, ...]) -> None:
     """Resume paused platforms and give failed jobs another go (the next run/once sends them)."""
-    from stockbridge.ledger import Ledger
+    from stockbridge.ledger.store import Ledger
 
     config = _load(config_path, resolve_secrets=False)
     if platform_name is not None and platform_name not in config.platforms:
@@ -328,7 +328,7 @@ def retry(config_path: Path | None, platform_name: str | None, paths: tuple[Path
 @click.option("-v", "--verbose", count=True, help="Show the service's log lines.")
 def demo(keep: Path | None, verbose: int) -> None:
     """A self-contained demo: sample images, a local FTPS server, one run, a table of results."""
-    from stockbridge.demo import run_demo
+    from stockbridge.demo.workspace import run_demo
 
     setup_logging(verbose if verbose else -2)  # the table says it all; -v shows the log
     try:
@@ -353,7 +353,7 @@ def demo(keep: Path | None, verbose: int) -> None:
 )
 def init(path: Path | None, presets: tuple[str, ...]) -> None:
     """Write a commented starter config (default: the user config path); never overwrites a file."""
-    from stockbridge.starter import PLACEHOLDER, write_starter_config
+    from stockbridge.config.starter import PLACEHOLDER, write_starter_config
 
     target = (path or find_config_path(None)).expanduser()
     try:
@@ -368,7 +368,7 @@ def init(path: Path | None, presets: tuple[str, ...]) -> None:
 
 
 def _preset_names() -> list[str]:
-    from stockbridge.presets import preset_names
+    from stockbridge.config.presets import preset_names
 
     return preset_names()
 
@@ -381,7 +381,7 @@ def config_commands() -> None:
 @config_commands.command("schema")
 def config_schema() -> None:
     """Print the JSON Schema of config.toml (for editors: Taplo, Even Better TOML)."""
-    from stockbridge.docs import schema_text
+    from stockbridge.config.docs import schema_text
 
     click.echo(schema_text(), nl=False)
 
@@ -389,7 +389,7 @@ def config_schema() -> None:
 @config_commands.command("docs")
 def config_docs() -> None:
     """Print the configuration reference (Markdown): every table and key, type, default, meaning."""
-    from stockbridge.docs import docs_text
+    from stockbridge.config.docs import docs_text
 
     click.echo(docs_text(), nl=False)
 

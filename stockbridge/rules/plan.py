@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from stockbridge.config import EditorialRoute, RulesConfig, TextRule
+from stockbridge.config.models import EditorialRoute, RulesConfig, TextRule
 
 if TYPE_CHECKING:
-    from stockbridge.pixels import ImageProps
-    from stockbridge.render import RenderSpec
+    from stockbridge.render.images import RenderSpec
+    from stockbridge.render.pixels import ImageProps
 
 ACCEPT: Literal["accept"] = "accept"
 HOLD: Literal["hold"] = "hold"
@@ -101,7 +101,7 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     render_spec = None
 
     if facts.props is not None and facts.file_type is not None:
-        from stockbridge.render import plan_render
+        from stockbridge.render.images import plan_render
 
         rendered = plan_render(platform, facts.props, facts.file_type, facts.size_bytes, rules)
         rejects.extend(rendered.reject)

@@ -1,6 +1,6 @@
 """Releases, editorial files and routes: which files need what, and where they may go.
 
-Pure functions over an image's path, its :class:`~stockbridge.metadata.ImageMetadata` and the
+Pure functions over an image's path, its :class:`~stockbridge.metadata.exiftool.ImageMetadata` and the
 user's ``[releases]``, ``[editorial]`` and ``[[routes]]`` config (design.md "Metadata"):
 
 - :func:`release_needs`: does the image need a model ("people") or property ("property") release;
@@ -24,10 +24,10 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from stockbridge.config import EditorialConfig, ReleaseRule, ReleasesConfig, RouteConfig
-from stockbridge.metadata import ImageMetadata
-from stockbridge.naming import safe_stem
-from stockbridge.watcher import is_ignored
+from stockbridge.config.models import EditorialConfig, ReleaseRule, ReleasesConfig, RouteConfig
+from stockbridge.intake.watcher import is_ignored
+from stockbridge.metadata.exiftool import ImageMetadata
+from stockbridge.rules.naming import safe_stem
 
 PEOPLE = "people"
 PROPERTY = "property"

@@ -1,6 +1,6 @@
 """Derived copies: what pixel work a platform's copy needs (``plan_render``), and doing it (``render``).
 
-``plan_render`` is pure: from a file's :class:`~stockbridge.pixels.ImageProps` and a platform's
+``plan_render`` is pure: from a file's :class:`~stockbridge.render.pixels.ImageProps` and a platform's
 rules it decides whether the source can go as it is (byte-identical, never decoded), needs a
 rendered JPEG (a :class:`RenderSpec`), or cannot be made to fit (reasons to reject). Two platforms
 whose specs are equal share one copy: :meth:`RenderSpec.key` names it.
@@ -48,10 +48,10 @@ from typing import Literal
 
 from PIL import Image, ImageCms, ImageOps
 
-from stockbridge.config import RulesConfig
+from stockbridge.config.models import RulesConfig
 from stockbridge.errors import StockbridgeError
-from stockbridge.metadata import ExifTool
-from stockbridge.pixels import MAX_PIXELS, PILLOW_FORMATS, ImageProps, undecodable_reason
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.render.pixels import MAX_PIXELS, PILLOW_FORMATS, ImageProps, undecodable_reason
 
 #: Part of every key: bump it when render's output for an unchanged spec changes, so cached copies
 #: made the old way are not reused.

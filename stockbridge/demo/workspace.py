@@ -20,12 +20,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from stockbridge.config import load_config
-from stockbridge.daemon import run_once
-from stockbridge.localserver import local_ftp_server
-from stockbridge.metadata import ExifTool
-from stockbridge.report import STATE_STYLES, status_payload
-from stockbridge.samples import make_image
+from stockbridge.cli.report import STATE_STYLES, status_payload
+from stockbridge.config.models import load_config
+from stockbridge.demo.localserver import local_ftp_server
+from stockbridge.demo.samples import make_image
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.service.daemon import run_once
 
 PASSWORD_ENV = "STOCKBRIDGE_DEMO_PASSWORD"
 

@@ -21,12 +21,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from stockbridge.assets.filetype import IMAGE_TYPES, sniff
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
-from stockbridge.filetype import IMAGE_TYPES, sniff
-from stockbridge.metadata import ExifTool, ImageMetadata
-from stockbridge.naming import EXTENSIONS
-from stockbridge.pixels import check_decodable
-from stockbridge.plan import AssetFacts
+from stockbridge.metadata.exiftool import ExifTool, ImageMetadata
+from stockbridge.render.pixels import check_decodable
+from stockbridge.rules.naming import EXTENSIONS
+from stockbridge.rules.plan import AssetFacts
 
 _CHUNK = 1024 * 1024
 

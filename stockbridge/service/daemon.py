@@ -24,21 +24,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
 
-from stockbridge import ledger as states
-from stockbridge.config import Config, insecure_config_problem, load_config, watch_folder_problem
+from stockbridge.assets.ingest import Ingested
+from stockbridge.config.models import Config, insecure_config_problem, load_config, watch_folder_problem
+from stockbridge.delivery.pace import SCHEDULED, Slot, admit, scheduled_jobs, when
+from stockbridge.delivery.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain, top_up
 from stockbridge.errors import ConfigError
-from stockbridge.ingest import Ingested
-from stockbridge.ledger import Job, Ledger
-from stockbridge.metadata import ExifTool
-from stockbridge.notices import NoticeBoard
-from stockbridge.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain, top_up
-from stockbridge.render import keep_image_memory
-from stockbridge.schedule import SCHEDULED, Slot, admit, scheduled_jobs, when
-from stockbridge.sdnotify import Notifier
-from stockbridge.watcher import Watcher, collect_settled, scan
+from stockbridge.intake.notices import NoticeBoard
+from stockbridge.intake.watcher import Watcher, collect_settled, scan
+from stockbridge.ledger import store as states
+from stockbridge.ledger.store import Job, Ledger
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.render.images import keep_image_memory
+from stockbridge.service.sd_notify import Notifier
 
 if TYPE_CHECKING:
-    from stockbridge.progress import OnceProgress
+    from stockbridge.cli.progress import OnceProgress
 
 T = TypeVar("T")
 
@@ -380,7 +380,7 @@ class Service:
 
     def _show_backlog(self, config: Config) -> None:
         """On a terminal, bars for the files already waiting: ingesting them, then each platform."""
-        from stockbridge.progress import once_progress
+        from stockbridge.cli.progress import once_progress
 
         progress = once_progress()
         if progress is None:

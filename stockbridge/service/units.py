@@ -1,7 +1,7 @@
 """Install stockbridge as a service: a systemd unit (user or system) or a macOS LaunchAgent.
 
 The templates are the files in the repository's ``service/`` folder, shipped in the package as
-``stockbridge/service_templates/``. ``install`` fills in the real executable, the absolute config
+``stockbridge/service/templates/``. ``install`` fills in the real executable, the absolute config
 path and the state directory, and stamps the file with the SHA-256 of what it wrote, so a later
 ``install`` can tell an untouched unit (safe to replace) from one you edited (kept unless
 ``force``). Nothing here starts or enables the service: ``install`` returns the commands to run.
@@ -25,7 +25,7 @@ from typing import Literal
 
 import platformdirs
 
-from stockbridge.config import APP_NAME, find_config_path, load_config
+from stockbridge.config.models import APP_NAME, find_config_path, load_config
 from stockbridge.errors import StockbridgeError
 
 Kind = Literal["systemd-user", "systemd-system", "launchd"]
@@ -99,8 +99,8 @@ def unit_path(kind: Kind) -> Path:
 
 def template(kind: Kind) -> str:
     return (
-        resources.files("stockbridge")
-        .joinpath("service_templates")
+        resources.files("stockbridge.service")
+        .joinpath("templates")
         .joinpath(_TEMPLATES[kind])
         .read_text("utf-8")
     )

@@ -42,7 +42,7 @@ def service() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the file instead of writing it.")
 def install(user: bool, config_path: Path | None, force: bool, dry_run: bool) -> None:
     """Write the service file with this stockbridge and this configuration (does not start it)."""
-    from stockbridge import service as services
+    from stockbridge.service import units as services
 
     try:
         kind = services.choose_kind(system=not user)
@@ -72,7 +72,7 @@ def install(user: bool, config_path: Path | None, force: bool, dry_run: bool) ->
 @click.option("--dry-run", is_flag=True, help="Say what would be removed.")
 def uninstall(user: bool, force: bool, dry_run: bool) -> None:
     """Stop and disable the service, and remove the file `install` wrote."""
-    from stockbridge import service as services
+    from stockbridge.service import units as services
 
     try:
         kind = services.choose_kind(system=not user)
@@ -93,7 +93,7 @@ def uninstall(user: bool, force: bool, dry_run: bool) -> None:
 @_scope
 def status(user: bool) -> None:
     """Is the service installed, and is it running?"""
-    from stockbridge import service as services
+    from stockbridge.service import units as services
 
     try:
         kind = services.choose_kind(system=not user)

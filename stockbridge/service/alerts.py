@@ -6,7 +6,7 @@ with a short timeout. A channel that fails is logged at WARNING and skipped: not
 fatal and uploads never wait for it. ``close()`` gives queued messages a bounded time to go.
 
 Messages carry no secret: they are built from platform names, file names and counts only (never
-hosts, logins, URLs or a server's reply), and pass through :func:`stockbridge.secrets.redact`.
+hosts, logins, URLs or a server's reply), and pass through :func:`stockbridge.config.secrets.redact`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from functools import partial
 
 from loguru import logger
 
-from stockbridge.config import EmailConfig, NotifyConfig, NtfyConfig, WebhookConfig, resolve_secret
+from stockbridge.config.models import EmailConfig, NotifyConfig, NtfyConfig, WebhookConfig, resolve_secret
+from stockbridge.config.secrets import redact
 from stockbridge.errors import ConfigError
-from stockbridge.secrets import redact
 
 BATCH = "batch"
 PAUSED = "paused"

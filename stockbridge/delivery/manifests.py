@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockbridge.config import CsvConfig
+from stockbridge.config.models import CsvConfig
 
 #: Cells starting with one of these are read as formulas by spreadsheets (OWASP "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")

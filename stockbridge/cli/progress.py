@@ -20,7 +20,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from stockbridge.ledger import UPLOADED, Job
+from stockbridge.ledger.store import UPLOADED, Job
 
 
 class OnceProgress:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw
 
-from stockbridge.metadata import ExifTool
+from stockbridge.metadata.exiftool import ExifTool
 
 #: Formats ``make_image`` writes, with Pillow's name for each.
 FORMATS = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}

@@ -1,7 +1,7 @@
 """The configuration's JSON Schema and reference page, both generated from the models in ``config.py``.
 
 One source (the pydantic models, their field descriptions and defaults) gives validation
-(:func:`~stockbridge.config.load_config`), the JSON Schema that editors use to complete and check
+(:func:`~stockbridge.config.models.load_config`), the JSON Schema that editors use to complete and check
 ``config.toml`` (``stockbridge config schema`` → ``docs/config.schema.json``), and the reference page
 (``stockbridge config docs`` → ``docs/configuration.md``). Tests fail when the committed files differ
 from what this module generates.
@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from stockbridge.config import Config, PlatformConfig
-from stockbridge.presets import preset_names
+from stockbridge.config.models import Config, PlatformConfig
+from stockbridge.config.presets import preset_names
 
 SCHEMA_PATH = Path("docs/config.schema.json")
 DOCS_PATH = Path("docs/configuration.md")

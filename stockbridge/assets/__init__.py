@@ -1,0 +1,1 @@
+"""Assets: a settled file becomes a private copy with its hash, type and metadata."""

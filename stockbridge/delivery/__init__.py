@@ -1,0 +1,1 @@
+"""Delivery: preparing jobs, batching, uploading with the error policy, pace and manifests."""

@@ -1,0 +1,1 @@
+"""The self-contained demo: local servers, sample images, one run."""

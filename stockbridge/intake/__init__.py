@@ -1,0 +1,1 @@
+"""Intake: watching the export folder, settling, scanning, and the files not taken."""

@@ -1,0 +1,1 @@
+"""Metadata through one long-lived ExifTool process."""

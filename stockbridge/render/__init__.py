@@ -1,0 +1,1 @@
+"""Rendering: the derived copy a platform needs (resize, convert, re-encode) and pixel checks."""

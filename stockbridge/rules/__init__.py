@@ -1,0 +1,1 @@
+"""Rules: each platform's verdict on an asset (plan), remote names, releases, editorial and routes."""

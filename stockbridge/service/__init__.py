@@ -1,0 +1,1 @@
+"""Running it: ``once``, the ``run`` daemon, systemd notify, alerts, and unit installation."""
