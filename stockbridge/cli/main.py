@@ -124,7 +124,7 @@ def run(config_path: Path | None) -> None:
 def once(config_path: Path | None) -> None:
     """Take what is in the folder now, upload everything, exit (0 ok, 1 some failed)."""
     from stockbridge.cli.progress import once_progress
-    from stockbridge.service.daemon import run_once
+    from stockbridge.service.once import run_once
 
     config = _load(config_path, uploads=True)
     progress = once_progress()  # bars on a terminal only; logs and pipes get nothing extra
@@ -176,7 +176,7 @@ def check(config_path: Path | None, connect: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) -> None:
     """Show what each platform would do with PATH (verdict, reasons, changes), without uploading."""
-    from stockbridge.delivery.pipeline import explain_file
+    from stockbridge.delivery.prepare import explain_file
     from stockbridge.metadata.exiftool import ExifTool
     from stockbridge.rules.plan import REJECT, Verdict
 

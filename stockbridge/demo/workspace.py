@@ -25,7 +25,7 @@ from stockbridge.config.models import load_config
 from stockbridge.demo.localserver import local_ftp_server
 from stockbridge.demo.samples import make_image
 from stockbridge.metadata.exiftool import ExifTool
-from stockbridge.service.daemon import run_once
+from stockbridge.service.once import run_once
 
 PASSWORD_ENV = "STOCKBRIDGE_DEMO_PASSWORD"
 

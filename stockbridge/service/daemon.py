@@ -1,6 +1,6 @@
-"""Driving the pipeline: ``once`` (take what is there, send it, exit) and ``run`` (the service).
+"""``stockbridge run``: the service.
 
-``run``: the watcher calls back with settled paths; one ingest thread turns them into jobs (one
+The watcher calls back with settled paths; one ingest thread turns them into jobs (one
 ExifTool process serves it); one uploader thread per platform closes a batch when it holds
 ``max_files`` or its oldest file has waited ``max_wait_seconds``. SIGTERM/SIGINT set one stop event:
 the watcher stops, an upload in flight is abandoned at its next block (it resumes to the same remote
@@ -14,27 +14,25 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from loguru import logger
 
 from stockbridge.assets.ingest import Ingested
 from stockbridge.config.models import Config, insecure_config_problem, load_config, watch_folder_problem
-from stockbridge.delivery.pace import SCHEDULED, Slot, admit, scheduled_jobs, when
-from stockbridge.delivery.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain, top_up
+from stockbridge.delivery.batch import Batch
+from stockbridge.delivery.loop import SERVICE, SERVICE_LOOK_SECONDS, look
+from stockbridge.delivery.policy import FIXABLE_BY_USER, SERVICE_RETRY
+from stockbridge.delivery.prepare import Pipeline, open_pipeline
+from stockbridge.delivery.uploader import PlatformUploader
 from stockbridge.errors import ConfigError
 from stockbridge.intake.notices import NoticeBoard
-from stockbridge.intake.watcher import Watcher, collect_settled, scan
+from stockbridge.intake.watcher import Watcher, scan
 from stockbridge.ledger import store as states
-from stockbridge.ledger.store import Job, Ledger
-from stockbridge.metadata.exiftool import ExifTool
-from stockbridge.render.images import keep_image_memory
+from stockbridge.ledger.store import Job
+from stockbridge.service.safely import safely
 from stockbridge.service.sd_notify import Notifier
 
 if TYPE_CHECKING:
@@ -42,10 +40,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: ``once`` gives up on files still being written after this long; the next run takes them.
-ONCE_MAX_SETTLE_WAIT = 120.0
-#: ``once`` stops retrying after this long; what is left stays pending for the next run.
-ONCE_DEADLINE_SECONDS = 3600.0
 #: Watchdog health (``run`` under systemd): the ingest loop wakes every 0.5 s, so not waking for
 #: this long means it hangs (one file's hash, copy and ExifTool read are each bounded far below).
 INGEST_STALL_SECONDS = 300.0
@@ -57,188 +51,6 @@ UPLOAD_STALL_SECONDS = 3600.0
 FOLDER_WAIT_SECONDS = 5.0
 #: How often STATUS= is refreshed for ``systemctl status`` (also at each batch event).
 STATUS_SECONDS = 5.0
-
-
-@dataclass
-class OnceReport:
-    seen: list[Path] = field(default_factory=list)
-    still_changing: list[Path] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)  # state → jobs, over the files of this run
-
-    @property
-    def failed(self) -> bool:
-        # "scheduled" (pending, waiting for the platform's window or daily cap) is not a failure:
-        # `once` from cron outside a window has done all it may, and exits 0.
-        return bool(self.counts.get(states.FAILED) or self.counts.get(states.PENDING))
-
-
-@contextmanager
-def open_pipeline(config: Config) -> Iterator[Pipeline]:
-    config.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    keep_image_memory()  # before the prepare workers start
-    ledger = Ledger(config.ledger_path)
-    exiftool = ExifTool(cwd=config.state.dir)
-    try:
-        exiftool.start()
-        pipeline = Pipeline(config, ledger, exiftool)
-        try:
-            yield pipeline
-        finally:
-            pipeline.close()
-            pipeline.notifier.close()  # queued messages get a bounded time to go
-    finally:
-        exiftool.close()
-        ledger.close()
-
-
-def run_once(
-    config: Config, stop: threading.Event | None = None, progress: OnceProgress | None = None
-) -> OnceReport:
-    """``progress``: optional hooks for bars on a terminal (``stockbridge once``); None: none."""
-    stop = stop or threading.Event()
-    report = OnceReport()
-    with open_pipeline(config) as pipeline:
-        carried = {job.sha256 for job in pipeline.ledger.jobs(states=[states.PENDING, states.UPLOADING])}
-        if progress is not None:
-            progress.settling()
-        stable, changing = collect_settled(
-            config.watch.folder,
-            recursive=config.watch.recursive,
-            settle_seconds=config.watch.settle_seconds,
-            ignore=config.watch.ignore,
-            on_skipped=NoticeBoard(pipeline.ledger, config.watch).skipped,  # shown by `status`
-            # A file still changing after max_settle_seconds is left for the next run, like the service.
-            max_wait=min(
-                config.watch.max_settle_seconds,
-                max(ONCE_MAX_SETTLE_WAIT, config.watch.settle_seconds * 3),
-            ),
-        )
-        report.seen, report.still_changing = stable, changing
-        if progress is not None:
-            progress.settled(len(stable), len(changing))
-        for path in changing:
-            logger.warning("{}: still being written, left for the next run", path.name)
-            NoticeBoard(pipeline.ledger, config.watch).still_changing(path)
-        touched = set(carried)
-        deadline = time.monotonic() + ONCE_DEADLINE_SECONDS
-        if progress is not None:
-            for name in pipeline.platforms:
-                progress.uploading(name, len(pipeline.ledger.jobs(platform=name, states=[states.PENDING])))
-            pipeline.on_queued = progress.queued
-        on_outcome = progress.outcome if progress is not None else None
-        # Uploads start with the first prepared file: preparing (hash, metadata, resize, on every
-        # core) and sending overlap, and an open batch takes files as they become ready.
-        ingest_done = threading.Event()
-        threads = [
-            threading.Thread(
-                target=_safely, args=(drain, uploader, deadline, ingest_done), name=f"upload-{name}"
-            )
-            for name, platform in pipeline.platforms.items()
-            for uploader in [
-                PlatformUploader(pipeline, name, platform, ONCE_RETRY, stop, on_outcome=on_outcome)
-            ]
-            for _connection in range(platform.connections)
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            touched |= _prepare_all(pipeline, stable, stop, progress)
-        finally:
-            ingest_done.set()
-            for thread in threads:
-                thread.join()
-        for name in pipeline.platforms:
-            pause = pipeline.ledger.pause_of(name)
-            if pause is None:
-                continue
-            waiting = len(pipeline.ledger.jobs(platform=name, states=[states.PENDING]))
-            if pause.until is None:
-                logger.error(
-                    "{} is paused ({}); run `stockbridge retry --platform {}`", name, pause.reason, name
-                )
-            else:
-                logger.error("{}: {} file(s) left pending for the next run: {}", name, waiting, pause.reason)
-        scheduled: dict[int, Slot] = {}
-        now = datetime.now()
-        for name, platform in pipeline.platforms.items():
-            later = scheduled_jobs(pipeline.ledger, name, platform.schedule, now)
-            if later:
-                first = min(later.values(), key=lambda slot: slot.at)
-                logger.info(
-                    "{}: {} file(s) scheduled, the first goes {} ({})",
-                    name,
-                    len(later),
-                    when(first.at, now),
-                    first.reason,
-                )
-            scheduled.update(later)
-        for job in pipeline.ledger.jobs():
-            if job.sha256 in touched and job.platform in pipeline.platforms:
-                state = SCHEDULED if job.id in scheduled else job.state
-                report.counts[state] = report.counts.get(state, 0) + 1
-    return report
-
-
-def _prepare_all(
-    pipeline: Pipeline, paths: list[Path], stop: threading.Event, progress: OnceProgress | None
-) -> set[str]:
-    """``accept_file`` for every path on the prepare workers, a bounded number in flight.
-    Returns the content hashes of the files seen."""
-    touched: set[str] = set()
-    finished = threading.Condition()
-    counts = {"submitted": 0, "finished": 0}
-    in_flight = threading.BoundedSemaphore(pipeline.worker_count * 2)
-
-    def done(path: Path, future: Future[Ingested | None]) -> None:
-        # Runs on the worker once ``accept_file`` returned; ``wait()`` on the future could
-        # return before this has run, so completion is counted here.
-        try:
-            item = None if future.cancelled() else future.result()
-        except Exception as exc:
-            logger.opt(exception=exc).error("unexpected error preparing {}: {}", path.name, exc)
-            item = None
-        sha = item.sha256 if item is not None else pipeline.known(path)
-        if progress is not None and not future.cancelled():
-            progress.ingested()
-        in_flight.release()
-        with finished:
-            if sha:
-                touched.add(sha)
-            counts["finished"] += 1
-            finished.notify_all()
-
-    for path in paths:
-        if stop.is_set():
-            break
-        if (sha := pipeline.done_before(path)) is not None:
-            # The restart case: thousands of files already sent cost a stat and two lookups each,
-            # here, instead of a trip through the workers.
-            with finished:
-                touched.add(sha)
-            if progress is not None:
-                progress.ingested()
-            continue
-        while not in_flight.acquire(timeout=0.5):
-            if stop.is_set():
-                break
-        if stop.is_set():
-            break
-        counts["submitted"] += 1
-        pipeline.submit(path).add_done_callback(functools.partial(done, path))
-    with finished:
-        finished.wait_for(lambda: counts["finished"] >= counts["submitted"])
-    return touched
-
-
-def _safely(function: Callable[..., T], *args: Any) -> T | None:
-    """Run one unit of work; an unexpected error is logged with its traceback, never fatal."""
-    try:
-        return function(*args)
-    except Exception as exc:
-        logger.opt(exception=exc).error(
-            "unexpected error in {}: {}", getattr(function, "__name__", function), exc
-        )
-        return None
 
 
 # ---------------------------------------------------------------------- run
@@ -262,8 +74,6 @@ class Service:
         #: Last time (monotonic) each loop showed life, for the systemd watchdog.
         self._ingest_tick = time.monotonic()
         self._upload_ticks: dict[str, float] = {}
-        #: platform → [files finished, files in its batches, batches open] while any is being sent.
-        self._batches: dict[str, list[int]] = {}
         self._status_due = threading.Event()
         #: Bars for the first scan's backlog, on a terminal only (never under systemd or in a pipe).
         self._progress: OnceProgress | None = None
@@ -408,7 +218,7 @@ class Service:
             self._ingest_tick = time.monotonic()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
-                _safely(self._reload, pipeline)
+                safely(self._reload, pipeline)
             # Backpressure: at most two files per prepare worker in flight; the rest of what
             # the watcher found waits as paths (a few bytes each), not as images.
             if not self._in_flight.acquire(timeout=0.5):
@@ -498,7 +308,7 @@ class Service:
         )
         self.config = kept
         pipeline.config = kept
-        resumed = pipeline.ledger.resume(kinds=["auth", "trust", "config", "setup"])
+        resumed = pipeline.ledger.resume(kinds=[str(kind) for kind in FIXABLE_BY_USER])
         for uploader in self._uploaders:
             if uploader.name in kept.platforms:
                 uploader.platform = kept.platforms[uploader.name]
@@ -511,57 +321,21 @@ class Service:
         )
         if needs_restart:
             logger.warning("changes to {} take effect at the next restart", " and ".join(needs_restart))
-        self.notifier.ready(_safely(self._status_line, pipeline))
+        self.notifier.ready(safely(self._status_line, pipeline))
 
     def _upload_loop(self, uploader: PlatformUploader, wake: threading.Event) -> None:
-        _safely(uploader.recover_once)
+        safely(uploader.recover_once)
         while not self.stop_event.is_set():
             self._upload_ticks[uploader.name] = time.monotonic()
-            batch = uploader.platform.batch  # read each time: a reload may change it
-            wait = _safely(self._maybe_send, uploader, batch.max_files, batch.max_wait_seconds)
-            wake.wait(timeout=min(5.0, wait if isinstance(wait, float) else 5.0))
+            self._status_due.set()
+            wait = safely(look, uploader, SERVICE, None, self._batch_sent)
+            wake.wait(
+                timeout=min(SERVICE_LOOK_SECONDS, wait if isinstance(wait, float) else SERVICE_LOOK_SECONDS)
+            )
             wake.clear()
 
-    def _maybe_send(self, uploader: PlatformUploader, max_files: int, max_wait: float) -> float:
-        """Send a batch if one is due; return how long to sleep before looking again."""
-        pause = uploader.ledger.pause_of(uploader.name)
-        if pause is not None:
-            return 5.0 if pause.until is None else max(0.1, min(5.0, pause.until - time.time()))
-        now = time.time()
-        due = uploader.due(max_files, now)
-        if not due:
-            return 5.0
-        due, later = admit(uploader.ledger, uploader.name, uploader.platform.schedule, due, uploader.clock())
-        if not due:
-            return 5.0  # outside every window or over today's cap: look again (cheap) in a while
-        oldest = min(job.created_at for job in due)
-        retrying = any(job.attempts > 0 for job in due)
-        capped = later is not None  # today's cap closes the batch: nothing more may join it
-        if len(due) >= max_files or now - oldest >= max_wait or retrying or capped:
-            due = uploader.claim(due)
-            if not due:
-                return 0.05  # another connection of this platform took them
-            counts = self._batches.setdefault(uploader.name, [0, 0, 0])
-            counts[1] += len(due)
-            counts[2] += 1
-            self._status_due.set()
-            # Files that become due while the batch goes join it on the open connection.
-            join = top_up(uploader, None, 0.0)
-
-            def more(remote_dir: str | None, room: int) -> list[Job]:
-                jobs = join(remote_dir, room)
-                counts[1] += len(jobs)
-                return jobs
-
-            try:
-                uploader.run_batch(due, more=None if capped else more)
-            finally:
-                counts[2] -= 1
-                if counts[2] <= 0:
-                    self._batches.pop(uploader.name, None)
-                self._status_due.set()
-            return 0.05
-        return max(0.05, min(5.0, oldest + max_wait - now))
+    def _batch_sent(self, _batch: Batch | None) -> None:
+        self._status_due.set()
 
     # ------------------------------------------------------------------ systemd (sd_notify)
 
@@ -569,7 +343,7 @@ class Service:
         """READY=1, then STATUS= lines and WATCHDOG=1 pings. Nothing at all outside systemd."""
         if not self.notifier.enabled:
             return
-        self.notifier.ready(_safely(self._status_line, pipeline))
+        self.notifier.ready(safely(self._status_line, pipeline))
         self.notifier.start_watchdog(self.stop_event, self._healthy)
         threading.Thread(
             target=self._status_loop, args=(pipeline,), name="stockbridge-status", daemon=True
@@ -580,7 +354,7 @@ class Service:
         while not self.stop_event.is_set():
             self._status_due.wait(STATUS_SECONDS)
             self._status_due.clear()
-            line = _safely(self._status_line, pipeline)
+            line = safely(self._status_line, pipeline)
             if line and line != last:
                 self.notifier.status(line)
                 last = line
@@ -590,8 +364,11 @@ class Service:
         """E.g. "12 queued, shutterstock uploading 3/20, adobe paused"."""
         queued = len(pipeline.ledger.jobs(states=[states.PENDING, states.UPLOADING]))
         parts = [f"{queued} queued" if queued else "nothing queued"]
-        for name, (done, total, _open) in sorted(self._batches.items()):
-            parts.append(f"{name} uploading {min(done + 1, total)}/{total}")
+        for uploader in sorted(self._uploaders, key=lambda uploader: uploader.name):
+            batches = [batch.progress for batch in list(uploader.open_batches)]
+            if batches:
+                done, total = sum(done for done, _ in batches), sum(total for _, total in batches)
+                parts.append(f"{uploader.name} uploading {min(done + 1, total)}/{total}")
         parts += [f"{name} paused" for name in pipeline.platforms if pipeline.ledger.pause_of(name)]
         return ", ".join(parts)
 
@@ -599,9 +376,6 @@ class Service:
         self._upload_ticks[job.platform] = time.monotonic()
         if self._progress is not None:
             self._progress.outcome(job)
-        counts = self._batches.get(job.platform)
-        if counts is not None:
-            counts[0] += 1
         self._status_due.set()
 
     def _healthy(self) -> bool:

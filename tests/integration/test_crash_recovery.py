@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from stockbridge.config.models import load_config
-from stockbridge.delivery.pipeline import ONCE_RETRY, Pipeline, PlatformUploader
+from stockbridge.delivery.policy import ONCE_RETRY
+from stockbridge.delivery.prepare import Pipeline
+from stockbridge.delivery.uploader import PlatformUploader
 from stockbridge.demo.samples import make_image
 from stockbridge.ledger import store as states
 from stockbridge.ledger.store import Ledger
@@ -169,7 +171,7 @@ def test_a_truncated_file_is_refused_for_every_platform_when_the_render_finds_it
     cut = exports / "cut.jpg"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
     decoded = []
-    from stockbridge.delivery import pipeline as pipeline_module
+    from stockbridge.delivery import prepare as pipeline_module
 
     real_check = pipeline_module.check_decodable
     monkeypatch.setattr(pipeline_module, "check_decodable", lambda *a: decoded.append(a) or real_check(*a))

@@ -632,7 +632,7 @@ import contextlib, resource, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from stockbridge.config.models import load_config
-from stockbridge.service.daemon import open_pipeline
+from stockbridge.delivery.prepare import open_pipeline
 from stockbridge.render.images import RenderSpec, render
 
 class NoMetadata:

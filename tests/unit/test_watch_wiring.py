@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stockbridge.config.models import load_config
-from stockbridge.service import daemon
+from stockbridge.service import daemon, once
 
 CONFIG = """\
 [watch]
@@ -87,9 +87,9 @@ def test_once_waits_no_longer_than_max_settle_seconds_for_a_changing_file(
     def fake_pipeline(config: Any) -> Iterator[Any]:
         yield SimpleNamespace(ledger=SimpleNamespace(jobs=lambda states: []))
 
-    monkeypatch.setattr(daemon, "collect_settled", fake_collect)
-    monkeypatch.setattr(daemon, "open_pipeline", fake_pipeline)
+    monkeypatch.setattr(once, "collect_settled", fake_collect)
+    monkeypatch.setattr(once, "open_pipeline", fake_pipeline)
     with pytest.raises(RuntimeError, match="enough"):
-        daemon.run_once(config)
+        once.run_once(config)
     assert seen["max_wait"] == 30.0
     assert seen["settle_seconds"] == 2.0

@@ -1,0 +1,604 @@
+"""Preparing: a settled source file becomes its jobs, one per enabled platform.
+
+``Pipeline.accept_file`` ingests the file (private copy, hash, metadata), plans each platform's
+verdict (``rules``), makes the copy a platform needs (``render``) and records the jobs in the
+``ledger``. Whatever goes wrong with one file is recorded with its reason and never stops the
+others. Sending is :mod:`stockbridge.delivery.uploader`'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from loguru import logger
+
+from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, inspect, refusal, stage_release
+from stockbridge.config.models import Config, PlatformConfig
+from stockbridge.errors import (
+    InputError,
+    MetadataError,
+    StockbridgeError,
+)
+from stockbridge.intake.notices import REFUSED
+from stockbridge.ledger import store as states
+from stockbridge.ledger.store import Job, Ledger
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.render.images import RenderError, UndecodableError, keep_image_memory, render
+from stockbridge.render.pixels import check_decodable, image_props
+from stockbridge.rules.naming import EXTENSIONS, remote_name
+from stockbridge.rules.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
+from stockbridge.rules.releases import (
+    find_releases,
+    is_editorial,
+    is_release_file,
+    release_hint,
+    release_needs,
+    release_remote_names,
+    route_platforms,
+)
+from stockbridge.service.alerts import (
+    Notifier,
+)
+
+#: Niceness of the prepare workers (Linux: per thread), so uploads get the CPU first.
+PREPARE_NICENESS = 5
+
+
+class Pipeline:
+    """Shared state of one run: config, ledger, ExifTool, state directories."""
+
+    def __init__(self, config: Config, ledger: Ledger, exiftool: ExifTool) -> None:
+        self.config = config
+        self.ledger = ledger
+        self._exiftool = exiftool
+        self.state_dir = config.state.dir
+        #: Striped locks, so memory stays bounded in a service that runs for months: one derived
+        #: copy is made once (equal specs share it), different ones mostly render side by side.
+        self._copy_locks = [threading.Lock() for _ in range(64)]
+        #: Choosing a free remote name and recording the job is one step (two files called
+        #: IMG_1.jpg prepared at once must not get the same name).
+        self._queue_lock = threading.RLock()
+        self._content_locks = [threading.Lock() for _ in range(64)]
+        #: [notify]: messages go from a background thread; closed by whoever opened the pipeline.
+        self.notifier = Notifier(config.notify)
+        #: Called with the platform's name when a job is queued for it (progress bars).
+        self.on_queued: Callable[[str], None] | None = None
+        self._local = threading.local()
+        self._workers: ThreadPoolExecutor | None = None
+        self._worker_tools: list[ExifTool] = []
+        self._worker_tools_lock = threading.Lock()
+
+    @property
+    def platforms(self) -> dict[str, PlatformConfig]:
+        return self.config.enabled_platforms()
+
+    @property
+    def exiftool(self) -> ExifTool:
+        """This thread's ExifTool: each prepare worker has its own process, so they never wait
+        for each other's metadata calls."""
+        tool: ExifTool | None = getattr(self._local, "exiftool", None)
+        return tool if tool is not None else self._exiftool
+
+    # ------------------------------------------------------------------ workers
+
+    @property
+    def worker_count(self) -> int:
+        configured = self.config.prepare.workers
+        return configured if configured > 0 else max(1, os.cpu_count() or 1)
+
+    def submit(self, path: Path) -> Future[Ingested | None]:
+        """``accept_file(path)`` on a prepare worker. Callers bound how many are in flight."""
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(
+                max_workers=self.worker_count, thread_name_prefix="prepare", initializer=self._start_worker
+            )
+        return self._workers.submit(self.accept_file, path)
+
+    def _start_worker(self) -> None:
+        # Rendering yields the CPU to uploads (on Linux, niceness is per thread): an encrypting
+        # upload is never starved by a backlog of resizes.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREPARE_NICENESS)
+        tool = ExifTool(cwd=self.state_dir)
+        with self._worker_tools_lock:
+            self._worker_tools.append(tool)
+        self._local.exiftool = tool
+
+    def close(self) -> None:
+        """Stop the prepare workers (after the file each is on) and their ExifTool processes."""
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
+        with self._worker_tools_lock:
+            tools, self._worker_tools = self._worker_tools, []
+        for tool in tools:
+            tool.close()
+
+    def _copy_lock(self, target: Path) -> threading.Lock:
+        return self._copy_locks[hash(target) % len(self._copy_locks)]
+
+    # ------------------------------------------------------------------ ingest + plan
+
+    def known(self, path: Path) -> str | None:
+        """The content hash recorded for ``path`` as it is now (same size, mtime and inode)."""
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return None
+        return self.ledger.known_source(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def done_before(self, path: Path) -> str | None:
+        """The content hash of ``path`` if it is unchanged since it was taken and every platform
+        has its job: nothing to do, and no need to hash it."""
+        known = self.known(path)
+        if known is not None and all(self.ledger.has_job(known, name) for name in self.platforms):
+            return known
+        return None
+
+    def accept_file(self, path: Path) -> Ingested | None:
+        """Ingest ``path`` and create its jobs. Returns None when the file must settle again."""
+        root = self.config.watch.folder
+        if is_release_file(path, root, self.config.releases):
+            # A release is not a photo to sell: it travels with the photos that need it.
+            logger.info("{}: a release; files waiting for one are looked at again", path.name)
+            self.reconsider_held()
+            return None
+        if not os.path.lexists(path):
+            return None
+        if self.done_before(path) is not None:
+            logger.debug("{}: unchanged since last seen, nothing to do", path.name)
+            return None
+        known = self.known(path)
+        try:
+            item = ingest(
+                path,
+                self.state_dir,
+                self.exiftool,
+                extra_tags=self._extra_tags(),
+                allow_hardlinks=self.config.watch.allow_hardlinks,
+                verify_pixels=False,  # below: by a render when there is one, else by a decode
+            )
+        except SourceChanged as exc:
+            logger.info("{}", exc.message)
+            return None
+        except (InputError, MetadataError) as exc:
+            logger.warning("{}: {}", path.name, refusal(path, exc))
+            self.ledger.note(str(path), REFUSED, refusal(path, exc))  # `status` lists it as not taken
+            return None
+        # One file at a time per content: the same photo exported twice and prepared side by side
+        # is planned once, and the second is told it is a copy.
+        with self._content_locks[int(item.sha256[:4], 16) % len(self._content_locks)]:
+            self.ledger.record_asset(
+                sha256=item.sha256,
+                path=str(path),
+                size=item.size,
+                file_type=item.file_type,
+                object_path=str(item.object_path) if item.object_path else None,
+                fingerprint=item.fingerprint,
+            )
+            missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
+            if not missing:
+                if known is None:
+                    logger.info("{}: same content as an earlier file, nothing new to send", path.name)
+                self.release_objects([item.sha256])  # the private copy just made is not needed
+                return item
+            facts = self.facts_for(item) if item.problem is None else None
+            routed = self._routed_platforms(item)
+            if facts is not None and (problem := self._undecodable(item, facts, missing, routed)):
+                item, facts = replace(item, problem=problem), None
+            for name in missing:  # same content seen before (re-export, restart): never twice
+                self._create_job(item, facts, name, self.platforms[name], routed)
+            return item
+
+    def _undecodable(
+        self, item: Ingested, facts: AssetFacts, names: list[str], routed: frozenset[str] | None
+    ) -> str | None:
+        """Why the image does not decode in full, or None (decisions.md W-3: checked before any
+        platform gets a job). When a platform gets a rendered copy, that render decodes every byte
+        anyway: it is made first and stands in for the check, one decode instead of two (~70 ms
+        per 24 MP file). Its copy is then there for that platform's job."""
+        assert item.object_path is not None and item.file_type is not None
+        for name in names:
+            if routed is not None and name not in routed:
+                continue
+            verdict = evaluate(name, facts, self.platforms[name].rules)
+            if verdict.verdict != ACCEPT or verdict.render is None:
+                continue
+            try:
+                self._prepare(item, facts, verdict)
+            except UndecodableError as exc:
+                return exc.reason
+            except (MetadataError, RenderError, InputError, OSError):
+                break  # that platform's own trouble, recorded with its job; check the plain way
+            return None
+        return check_decodable(item.object_path, item.file_type)
+
+    def _extra_tags(self) -> tuple[str, ...]:
+        field = self.config.editorial.field
+        return (field,) if field else ()
+
+    def facts_for(self, item: Ingested) -> AssetFacts:
+        return assess(item, self.config)
+
+    def _routed_platforms(self, item: Ingested) -> frozenset[str] | None:
+        return routed_platforms(item, self.config)
+
+    def _create_job(
+        self,
+        item: Ingested,
+        facts: AssetFacts | None,
+        name: str,
+        platform: PlatformConfig,
+        routed: frozenset[str] | None,
+    ) -> None:
+        if item.problem is not None or facts is None:
+            reason = item.problem or "cannot read this image"
+            self.ledger.create_job(sha256=item.sha256, platform=name, state=states.REJECTED, reason=reason)
+            logger.warning("rejected {} for {}: {}", item.path.name, name, reason)
+            return
+        if routed is not None and name not in routed:
+            reason = f"not for {name}: a route sends this file only to {', '.join(sorted(routed)) or 'no platform'}"
+            self.ledger.create_job(sha256=item.sha256, platform=name, state=states.REJECTED, reason=reason)
+            logger.info("{}: {}", item.path.name, reason)
+            return
+        verdict = evaluate(name, facts, platform.rules)
+        if verdict.verdict != ACCEPT:
+            state = states.HELD if verdict.verdict == HOLD else states.REJECTED
+            reason = "; ".join(verdict.reasons)
+            self.ledger.create_job(
+                sha256=item.sha256, platform=name, state=state, reason=reason, changes=verdict.changes
+            )
+            logger.warning("{} {} for {}: {}", state, item.path.name, name, reason)
+            return
+        try:
+            upload_path, output_type = self._prepare(item, facts, verdict)
+        except (MetadataError, RenderError, InputError, OSError) as exc:
+            message = exc.message if isinstance(exc, StockbridgeError) else str(exc)
+            state = states.REJECTED if isinstance(exc, RenderError) else states.FAILED
+            reason = f"could not prepare this platform's copy: {message}"
+            self.ledger.create_job(sha256=item.sha256, platform=name, state=state, reason=reason)
+            logger.error("{} for {}: {}", item.path.name, name, reason)
+            return
+        self._queue(item, facts, name, platform, verdict, upload_path, output_type)
+
+    def _queue(
+        self,
+        item: Ingested,
+        facts: AssetFacts,
+        name: str,
+        platform: PlatformConfig,
+        verdict: Verdict,
+        upload_path: Path,
+        output_type: str,
+        held: Job | None = None,
+    ) -> None:
+        """Record an accepted verdict as a pending job (and its releases' jobs). Choosing a free
+        remote name and recording the job is one step under the lock."""
+        with self._queue_lock:
+            remote_dir = _join_remote(platform.remote_dir, verdict.remote_dir)
+            remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
+            release_jobs = self._queue_releases(item, name, platform, verdict, remote)
+            changes = list(verdict.changes)
+            meta: dict[str, object] = {
+                "title": verdict.title if verdict.title is not None else facts.title,
+                "description": verdict.description if verdict.description is not None else facts.description,
+                "keywords": list(verdict.keywords if verdict.keywords is not None else facts.keywords),
+                "editorial": facts.editorial,
+                "releases": release_jobs,
+            }
+            if held is not None:
+                self.ledger.activate(
+                    held.id,
+                    remote_name=remote,
+                    upload_path=str(upload_path),
+                    upload_size=upload_path.stat().st_size,
+                    changes=changes,
+                    remote_dir=verdict.remote_dir and remote_dir,
+                    meta=meta,
+                )
+                created = True
+            else:
+                created = self.ledger.create_job(
+                    sha256=item.sha256,
+                    platform=name,
+                    state=states.PENDING,
+                    remote_name=remote,
+                    remote_dir=verdict.remote_dir and remote_dir,
+                    upload_path=str(upload_path),
+                    upload_size=upload_path.stat().st_size,
+                    changes=changes,
+                    meta=meta,
+                )
+            if created:
+                note = f" ({'; '.join(changes)})" if changes else ""
+                logger.info("queued {} for {} as {}{}", item.path.name, name, remote, note)
+                if self.on_queued is not None:
+                    self.on_queued(name)
+
+    def _queue_releases(
+        self, item: Ingested, name: str, platform: PlatformConfig, verdict: Verdict, image_remote: str
+    ) -> list[str]:
+        """Jobs for the releases this platform gets with the image. Returns their names for reports."""
+        rule = platform.rules.releases
+        if not verdict.releases:
+            return []
+        if rule.delivery == "manual":
+            return [str(path) for path in verdict.releases]
+        names = []
+        remote_dir = _join_remote(platform.remote_dir, rule.remote_dir if rule.delivery == "folder" else None)
+        for path, remote in release_remote_names(image_remote, verdict.releases, rule):
+            try:
+                sha, size, staged = stage_release(
+                    path, self.state_dir, allow_hardlinks=self.config.watch.allow_hardlinks
+                )
+            except (SourceChanged, InputError) as exc:
+                logger.warning("release {} for {}: {}", path.name, name, exc)
+                continue
+            # A release shared by many photos goes once (folder); named after each photo, once per photo.
+            identity = (
+                sha if rule.delivery == "folder" else hashlib.sha256(f"{sha}:{remote}".encode()).hexdigest()
+            )
+            self.ledger.record_asset(
+                sha256=identity, path=str(path), size=size, file_type=None, object_path=str(staged)
+            )
+            self.ledger.create_job(
+                sha256=identity,
+                platform=name,
+                kind="release",
+                state=states.PENDING,
+                remote_name=remote,
+                remote_dir=remote_dir if rule.delivery == "folder" else None,
+                upload_path=str(staged),
+                upload_size=size,
+            )
+            names.append(remote)
+        return names
+
+    def _free_remote_name(
+        self, platform_name: str, platform: PlatformConfig, item: Ingested, output_type: str, remote_dir: str
+    ) -> str:
+        rule = platform.rules.filename
+        name = remote_name(
+            item.path.name, item.sha256, output_type, allowed=rule.allowed, max_chars=rule.max_chars
+        )
+        if self.ledger.remote_name_taken(platform_name, name, item.sha256, _dir_key(platform, remote_dir)):
+            # A different file with the same name went (or goes) there already: keep both.
+            name = remote_name(
+                item.path.name,
+                item.sha256,
+                output_type,
+                with_suffix=True,
+                allowed=rule.allowed,
+                max_chars=rule.max_chars,
+            )
+        return name
+
+    def _prepare(self, item: Ingested, facts: AssetFacts, verdict: Verdict) -> tuple[Path, str]:
+        """The exact file to send and its type: the private copy, or a derived copy."""
+        assert item.object_path is not None and item.file_type is not None
+        if not verdict.needs_copy:
+            return item.object_path, item.file_type  # byte-identical: no decode, no re-encode
+        output_type = verdict.render.output_format if verdict.render is not None else item.file_type
+        spec = {
+            "render": verdict.render.key() if verdict.render is not None else None,
+            "metadata": {
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in verdict.metadata_changes.items()
+            },
+        }
+        spec_id = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        suffix = EXTENSIONS.get(output_type, item.object_path.suffix)
+        target = self.state_dir / "derived" / item.sha256[:2] / f"{item.sha256}-{spec_id}{suffix}"
+        with self._copy_lock(target):
+            if target.exists():
+                return target, output_type  # two platforms with the same needs share one copy
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp{suffix}")
+            try:
+                if verdict.render is not None:
+                    render(item.object_path, tmp, verdict.render, self.exiftool)
+                else:
+                    shutil.copyfile(item.object_path, tmp)
+                tags = metadata_tags(verdict.metadata_changes, output_type)
+                if tags:
+                    for warning in self.exiftool.write(tmp, tags):
+                        logger.info("{}: {}", item.path.name, warning)
+                cap = verdict.render.max_file_bytes if verdict.render is not None else None
+                if cap is not None and tmp.stat().st_size > cap:
+                    # The metadata written after the pixels grew the copy past the platform's cap.
+                    raise RenderError(
+                        f"the copy is {tmp.stat().st_size / 1e6:.2f} MB with its metadata, over the "
+                        f"{cap / 1e6:.2f} MB cap"
+                    )
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return target, output_type
+
+    def reconsider_held(self) -> None:
+        """Look again at held jobs: a release that arrived lets them move on by themselves."""
+        with self._queue_lock:  # two releases arriving at once must not activate a job twice
+            self._reconsider_held()
+
+    def _reconsider_held(self) -> None:
+        held = [job for job in self.ledger.jobs(states=[states.HELD]) if job.kind == "image"]
+        for sha256 in sorted({job.sha256 for job in held}):
+            asset = self.ledger.asset(sha256)
+            if asset is None or not asset.object_path or not Path(asset.object_path).is_file():
+                continue
+            object_path = Path(asset.object_path)
+            result = self.exiftool.read([object_path], extra_tags=self._extra_tags())[object_path]
+            if isinstance(result, MetadataError):
+                continue
+            item = Ingested(
+                sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0)
+            )
+            facts = self.facts_for(item)
+            for job in held:
+                if job.sha256 != sha256 or job.platform not in self.platforms:
+                    continue
+                platform = self.platforms[job.platform]
+                verdict = evaluate(job.platform, facts, platform.rules)
+                if verdict.verdict != ACCEPT:
+                    continue
+                try:
+                    upload_path, output_type = self._prepare(item, facts, verdict)
+                except (MetadataError, RenderError, InputError, OSError) as exc:
+                    logger.error(
+                        "{} for {}: could not prepare the copy: {}", item.path.name, job.platform, exc
+                    )
+                    continue
+                logger.info("{} for {}: no longer held", item.path.name, job.platform)
+                self._queue(item, facts, job.platform, platform, verdict, upload_path, output_type, held=job)
+
+    def release_objects(self, sha256s: Iterable[str]) -> None:
+        """Delete private copies no job needs any more (all uploaded or rejected)."""
+        # Under the queue lock: a job being queued right now may be about to use the same staged
+        # file (one release serves several platforms under different identities).
+        with self._queue_lock:
+            self._release_objects(sha256s)
+
+    def _release_objects(self, sha256s: Iterable[str]) -> None:
+        for sha256 in set(sha256s):
+            jobs = self.ledger.jobs(sha256=sha256)
+            if not jobs or any(job.state not in (states.UPLOADED, states.REJECTED) for job in jobs):
+                continue
+            if any(job.kind == "image" for job in jobs) and not set(self.platforms) <= {
+                job.platform for job in jobs
+            }:
+                # Ingest has not made every platform's job yet (a render in progress, or a crash
+                # between two jobs): the copy still has to serve the missing ones.
+                continue
+            for job in jobs:
+                if job.upload_path and Path(job.upload_path).name.startswith(sha256 + "-"):
+                    Path(job.upload_path).unlink(missing_ok=True)
+            asset = self.ledger.asset(sha256)
+            if asset and asset.object_path and not self.ledger.path_in_use(asset.object_path):
+                Path(asset.object_path).unlink(missing_ok=True)
+
+
+def assess(item: Ingested, config: Config) -> AssetFacts:
+    """Everything planning needs about ``item``: metadata, pixel facts, editorial, releases."""
+    assert item.object_path is not None and item.metadata is not None and item.file_type is not None
+    root = config.watch.folder
+    metadata = item.metadata
+    try:
+        props = image_props(item.object_path, item.file_type)
+    except InputError as exc:
+        logger.debug("{}: no pixel facts ({})", item.path.name, exc)
+        props = None
+    needs = release_needs(metadata, config.releases)
+    found = find_releases(item.path, root, metadata, config.releases) if needs else {}
+    hints = {
+        kind: release_hint(kind, item.path, metadata, config.releases)
+        for kind in needs
+        if not found.get(kind)
+    }
+    return replace(
+        item.facts(),
+        props=props,
+        editorial=is_editorial(item.path, root, metadata, config.editorial),
+        release_needs=needs,
+        releases=found,
+        release_hints=hints,
+    )
+
+
+def routed_platforms(item: Ingested, config: Config) -> frozenset[str] | None:
+    """The platforms a route sends ``item`` to, or None when no route applies."""
+    if not config.routes or item.metadata is None:
+        return None
+    return route_platforms(
+        item.path, config.watch.folder, item.metadata, config.routes, list(config.enabled_platforms())
+    )
+
+
+def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Verdict]:
+    """What each enabled platform would get from ``path``, exactly as ``run`` decides it."""
+    platforms = config.enabled_platforms()
+    extra = (config.editorial.field,) if config.editorial.field else ()
+    try:
+        item = inspect(path, exiftool, extra_tags=extra, allow_hardlinks=config.watch.allow_hardlinks)
+    except (InputError, OSError) as exc:
+        return {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
+    if item.problem is not None:
+        return {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
+    facts = assess(item, config)
+    routed = routed_platforms(item, config)
+    verdicts = {}
+    for name, platform in platforms.items():
+        if routed is not None and name not in routed:
+            reason = f"not for {name}: a route sends this file only to {', '.join(sorted(routed)) or 'no platform'}"
+            verdicts[name] = Verdict(name, "reject", (reason,))
+        else:
+            verdicts[name] = evaluate(name, facts, platform.rules)
+    return verdicts
+
+
+#: Where each metadata field is written, so no agency reads a stale value from another group.
+_FIELD_TAGS = {
+    "title": ("XMP-dc:Title", "IPTC:ObjectName", "IPTC:Headline", "XMP-photoshop:Headline"),
+    "description": ("XMP-dc:Description", "IPTC:Caption-Abstract", "EXIF:ImageDescription"),
+    "keywords": ("XMP-dc:Subject", "IPTC:Keywords"),
+}
+
+
+def metadata_tags(changes: dict[str, str | tuple[str, ...]], file_type: str) -> dict[str, str | list[str]]:
+    """ExifTool assignments for changed fields, every tag of the field's group (PNG: XMP only)."""
+    tags: dict[str, str | list[str]] = {}
+    for field_name, value in changes.items():
+        for tag in _FIELD_TAGS[field_name]:
+            if file_type == "png" and not tag.startswith("XMP"):
+                continue  # IPTC/EXIF in PNG are non-standard; agencies read XMP there
+            tags[tag] = list(value) if isinstance(value, tuple) else value
+    return tags
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(str(item) for item in value) if isinstance(value, list) else ()
+
+
+def _join_remote(base: str, sub: str | None) -> str:
+    if not sub:
+        return base
+    if sub.startswith("/"):
+        return sub
+    return posixpath.join(base or "/", sub)
+
+
+def _dir_key(platform: PlatformConfig, remote_dir: str) -> str | None:
+    return None if remote_dir == platform.remote_dir else remote_dir
+
+
+@contextmanager
+def open_pipeline(config: Config) -> Iterator[Pipeline]:
+    config.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keep_image_memory()  # before the prepare workers start
+    ledger = Ledger(config.ledger_path)
+    exiftool = ExifTool(cwd=config.state.dir)
+    try:
+        exiftool.start()
+        pipeline = Pipeline(config, ledger, exiftool)
+        try:
+            yield pipeline
+        finally:
+            pipeline.close()
+            pipeline.notifier.close()  # queued messages get a bounded time to go
+    finally:
+        exiftool.close()
+        ledger.close()
