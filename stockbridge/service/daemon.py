@@ -33,7 +33,7 @@ from stockbridge.intake.watcher import Watcher, scan
 from stockbridge.ledger import store as states
 from stockbridge.ledger.store import Job
 from stockbridge.service.safely import safely
-from stockbridge.service.sd_notify import Notifier
+from stockbridge.service.sd_notify import SystemdNotifier
 
 if TYPE_CHECKING:
     from stockbridge.cli.progress import OnceProgress
@@ -70,7 +70,7 @@ class Service:
         self._preparing_lock = threading.Lock()
         #: Files handed to the prepare workers and not finished (set in ``run``: 2 per worker).
         self._in_flight = threading.BoundedSemaphore(2)
-        self.notifier = Notifier()
+        self.systemd = SystemdNotifier()
         #: Last time (monotonic) each loop showed life, for the systemd watchdog.
         self._ingest_tick = time.monotonic()
         self._upload_ticks: dict[str, float] = {}
@@ -83,7 +83,7 @@ class Service:
         self._uploaders: list[PlatformUploader] = []
 
     def stop(self) -> None:
-        self.notifier.stopping()
+        self.systemd.stopping()
         self.stop_event.set()
 
     def install_signal_handlers(self) -> None:
@@ -157,7 +157,7 @@ class Service:
             try:
                 self._ingest_loop(pipeline)
             finally:
-                self.notifier.stopping()
+                self.systemd.stopping()
                 self.stop_event.set()
                 watcher.stop()
                 self._wake_all()
@@ -181,7 +181,7 @@ class Service:
             FOLDER_WAIT_SECONDS,
             problem.hint if problem else "create it or mount the drive it is on",
         )
-        self.notifier.ready(f"waiting for the watch folder {folder}")
+        self.systemd.ready(f"waiting for the watch folder {folder}")
         while not self.stop_event.wait(FOLDER_WAIT_SECONDS):
             if folder.is_dir():
                 logger.info("the watch folder {} is there now", folder)
@@ -273,7 +273,7 @@ class Service:
         if source is None:
             logger.warning("reload asked, but this configuration was not read from a file")
             return
-        self.notifier.reloading()
+        self.systemd.reloading()
         try:
             new = load_config(source)
             if (problem := insecure_config_problem(new)) is not None:
@@ -285,7 +285,7 @@ class Service:
                     logger.error("  {}", line)
             if exc.hint:
                 logger.error("hint: {}", exc.hint)
-            self.notifier.ready()
+            self.systemd.ready()
             return
         for warning in new.warnings:
             logger.warning("{}", warning)
@@ -321,7 +321,7 @@ class Service:
         )
         if needs_restart:
             logger.warning("changes to {} take effect at the next restart", " and ".join(needs_restart))
-        self.notifier.ready(safely(self._status_line, pipeline))
+        self.systemd.ready(safely(self._status_line, pipeline))
 
     def _upload_loop(self, uploader: PlatformUploader, wake: threading.Event) -> None:
         safely(uploader.recover_once)
@@ -341,10 +341,10 @@ class Service:
 
     def _start_systemd_reports(self, pipeline: Pipeline) -> None:
         """READY=1, then STATUS= lines and WATCHDOG=1 pings. Nothing at all outside systemd."""
-        if not self.notifier.enabled:
+        if not self.systemd.enabled:
             return
-        self.notifier.ready(safely(self._status_line, pipeline))
-        self.notifier.start_watchdog(self.stop_event, self._healthy)
+        self.systemd.ready(safely(self._status_line, pipeline))
+        self.systemd.start_watchdog(self.stop_event, self._healthy)
         threading.Thread(
             target=self._status_loop, args=(pipeline,), name="stockbridge-status", daemon=True
         ).start()
@@ -356,7 +356,7 @@ class Service:
             self._status_due.clear()
             line = safely(self._status_line, pipeline)
             if line and line != last:
-                self.notifier.status(line)
+                self.systemd.status(line)
                 last = line
             self.stop_event.wait(0.5)  # a burst of batch events costs one query, not one each
 

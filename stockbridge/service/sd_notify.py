@@ -36,7 +36,7 @@ def notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
     return True
 
 
-class Notifier:
+class SystemdNotifier:
     """The service's messages to systemd, read from the environment it was started with."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:

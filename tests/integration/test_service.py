@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from stockbridge.cli.main import main
 from stockbridge.service import units as services
-from stockbridge.service.sd_notify import Notifier, notify
+from stockbridge.service.sd_notify import SystemdNotifier, notify
 from tests.e2e.conftest import Workspace, platform_table
 from tests.images import require_exiftool
 from tests.waiting import GENEROUS, wait_for
@@ -323,12 +323,12 @@ def test_uninstall_leaves_a_unit_stockbridge_did_not_write(home, tmp_path):
 def test_notify_without_a_socket_sends_nothing_and_does_not_raise():
     assert notify("READY=1", {}) is False
     assert notify("READY=1", {"NOTIFY_SOCKET": "/nonexistent/socket"}) is False
-    assert Notifier({}).ready() is False
-    assert Notifier({}).watchdog_interval() is None
+    assert SystemdNotifier({}).ready() is False
+    assert SystemdNotifier({}).watchdog_interval() is None
 
 
 def test_ready_status_and_stopping_arrive_on_the_notify_socket(notify_socket):
-    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": notify_socket.address})
     assert notifier.ready("nothing queued")
     assert notifier.status("12 queued,\nshutterstock uploading 3/20")
     assert notifier.stopping()
@@ -363,7 +363,7 @@ class RecordingStop(threading.Event):
 
 
 def test_the_watchdog_pings_every_half_interval_while_healthy_and_stops_when_not(notify_socket):
-    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "200000"})
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "200000"})
     assert notifier.watchdog_interval() == pytest.approx(0.2)
     stop, healthy = RecordingStop(), threading.Event()
     healthy.set()
@@ -393,8 +393,8 @@ def test_the_watchdog_pings_every_half_interval_while_healthy_and_stops_when_not
 
 def test_the_watchdog_is_not_ours_when_watchdog_pid_names_another_process(notify_socket):
     env = {"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "200000"}
-    assert Notifier({**env, "WATCHDOG_PID": str(os.getpid())}).watchdog_interval() == pytest.approx(0.2)
-    notifier = Notifier({**env, "WATCHDOG_PID": "1"})
+    assert SystemdNotifier({**env, "WATCHDOG_PID": str(os.getpid())}).watchdog_interval() == pytest.approx(0.2)
+    notifier = SystemdNotifier({**env, "WATCHDOG_PID": "1"})
     assert notifier.watchdog_interval() is None
     assert notifier.start_watchdog(threading.Event(), lambda: True) is None
 
