@@ -236,6 +236,39 @@ def _with_private_dev_log(dev: Path) -> Callable[[list[str]], list[str]]:
     return wrap
 
 
+# -- a small disk --------------------------------------------------------------------------------
+
+
+def mount_small_disk(mount: Path, size: int) -> Callable[[], None]:
+    """Mount a tmpfs of ``size`` bytes on the (existing, empty) directory ``mount``; return the
+    function that unmounts it. Root only (CI is); skips the test otherwise."""
+    if not is_root():
+        pytest.skip("a small disk is a tmpfs mount: the test needs root (CI is)")
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "stockbridge-test", str(mount)],
+        check=True,
+        timeout=30,
+    )
+
+    def unmount() -> None:
+        subprocess.run(["umount", str(mount)], check=False, timeout=30)
+        if os.path.ismount(mount):  # a session still holds a file open: detach it
+            subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
+
+    return unmount
+
+
+def fill_disk(mount: Path, leave: int) -> Path:
+    """Fill the small disk at ``mount`` until ``leave`` bytes are free; delete the returned file to
+    free the space again."""
+    filler = mount / "filler.bin"
+    stats = os.statvfs(mount)
+    free = stats.f_bavail * stats.f_frsize
+    with filler.open("ab") as handle:
+        handle.write(b"\0" * max(0, free - leave))
+    return filler
+
+
 # -- the factory ---------------------------------------------------------------------------------
 
 
@@ -336,12 +369,7 @@ class ThirdPartyServers:
         entry = self.running(server)
         if entry.mount is None:
             raise ValueError("the server has no small disk (Fault(disk_bytes=...))")
-        filler = entry.mount / "filler.bin"
-        stats = os.statvfs(entry.mount)
-        free = stats.f_bavail * stats.f_frsize
-        with filler.open("ab") as handle:
-            handle.write(b"\0" * max(0, free - leave))
-        return filler
+        return fill_disk(entry.mount, leave)
 
     def stop_all(self) -> None:
         for entry in reversed(self._running):
@@ -360,25 +388,12 @@ class ThirdPartyServers:
             self._password_hash = _crypt(PASSWORD)
         return self._password_hash
 
-    def _disk(self, base: Path, fault: Fault, running_cleanups: list[Callable[[], None]]) -> Path | None:
+    def _disk(self, base: Path, fault: Fault, cleanups: list[Callable[[], None]]) -> Path | None:
         if fault.disk_bytes is None:
             return None
         mount = base / "disk"
         mount.mkdir()
-        subprocess.run(
-            [
-                "mount",
-                "-t",
-                "tmpfs",
-                "-o",
-                f"size={fault.disk_bytes},mode=0755",
-                "stockbridge-test",
-                str(mount),
-            ],
-            check=True,
-            timeout=30,
-        )
-        running_cleanups.append(lambda: subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30))
+        cleanups.append(mount_small_disk(mount, fault.disk_bytes))
         return mount
 
     def _prepare_root(
