@@ -32,16 +32,19 @@ from stockbridge.config.secrets import Secret
 #: Words with which servers refuse a file for its own size: sending it again cannot help.
 _TOO_LARGE_WORDS = ("file too large", "too large", "too big", "file size limit", "exceeds the maximum")
 #: Words with which servers say their storage or the account's quota is used up: nothing more can
-#: be stored for now, whatever the file. ProFTPD reports a full disk as an "Input/output error",
-#: Pure-FTPd as "Error during write to file".
+#: be stored for now, whatever the file. ProFTPD reports a full disk as an "Input/output error"
+#: (FTP) or "Out of disk space" (SFTP), Pure-FTPd as "Error during write to file", vsftpd as
+#: "Failure writing to local file".
 _STORAGE_WORDS = (
     "quota",
+    "out of disk space",
     "no space",
     "disk full",
     "not enough space",
     "insufficient storage",
     "input/output error",
     "error during write",
+    "failure writing to local file",  # vsftpd
 )
 
 

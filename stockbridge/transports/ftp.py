@@ -240,14 +240,14 @@ def _hexdigest(digest: Any) -> str:
 
 
 def _hex_token(reply: str, length: int) -> str | None:
-    """The hex digest of ``length`` digits in a hash reply: ``213 SHA-256 0-49 169c... name``
-    (HASH) or ``250 169c...`` (X-commands). A CRC may come without its leading zeros."""
-    for token in reply.replace("\r", " ").replace("\n", " ").split()[1:]:
-        if all(char in "0123456789abcdefABCDEF" for char in token):
-            if len(token) == length:
-                return token
-            if length == 8 and len(token) < 8:
-                return token.rjust(8, "0")
+    """The hex digest of ``length`` digits in a hash reply's last line: ``213 SHA-256 0-49 169c...
+    name`` (HASH) or ``250 169C...`` (X-commands); both come after a "Computing ..." line on ProFTPD."""
+    lines = [line for line in reply.replace("\r", "").split("\n") if line.strip()]
+    if not lines:
+        return None
+    for token in lines[-1].split()[1:]:
+        if len(token) == length and all(char in "0123456789abcdefABCDEF" for char in token):
+            return token
     return None
 
 

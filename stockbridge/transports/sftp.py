@@ -143,6 +143,7 @@ MIN_REQUEST_SIZE = 1024
 MAX_REQUEST_SIZE = 261120
 _LIMITS = "limits@openssh.com"
 _CHECK_FILE = "check-file"
+_STATVFS = "statvfs@openssh.com"
 _CHECK_FILE_NAME = "check-file-name"
 #: Strongest first; names as in the extension draft and in hashlib.
 _CHECK_FILE_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
@@ -169,6 +170,8 @@ class SFTPTransport(Transport):
         self._sftp: _SFTPClient | None = None
         self._dir_ready = False
         self._request_size = settings.sftp_request_size or DEFAULT_REQUEST_SIZE
+        #: Does the server answer check-file-name? None: not asked yet in this session.
+        self._check_file: bool | None = None
 
     @property
     def _port(self) -> int:
@@ -212,6 +215,7 @@ class SFTPTransport(Transport):
             raise
         self._transport, self._sftp = transport, sftp
         self._dir_ready = False
+        self._check_file = None
         self._request_size = self.settings.sftp_request_size or self._server_write_limit(sftp)
         logger.debug(
             "{}: connected as {} ({}, writes of {} bytes)",
@@ -497,6 +501,9 @@ class SFTPTransport(Transport):
         try:
             with self._mapped(f"uploading {target}", per_file=True):
                 hashed_by = self._write(local, target, progress)
+        except QuotaError as full:
+            self._remove_quietly(target)
+            raise self._too_large_or_full(full, target, local_size) from full
         except BaseException:
             # Also for an exception from ``progress`` (a shutdown): never leave a short file.
             self._remove_quietly(target)
@@ -515,6 +522,37 @@ class SFTPTransport(Transport):
             )
         return PutResult(remote_name, local_size, verified=True, verified_by=hashed_by or "size")
 
+    def _too_large_or_full(self, full: QuotaError, target: str, size: int) -> TransportError:
+        """SFTP has one status for a full disk and a per-file size limit (ProFTPD's mod_sftp says
+        "Out of disk space" for both): the free space the server reports tells them apart. Plenty
+        free means this file is over a limit, and only this file fails; otherwise the server is full."""
+        free = self._free_bytes(posixpath.dirname(target) or ".")
+        if free is None or free < size * 2:
+            return full
+        return RemoteRejectedError(
+            f"{full.message}, while the server reports {free / 1e9:.1f} GB free: this file "
+            f"({size / 1e6:.1f} MB) is over a size limit",
+            hint="the agency limits the size of one file; make the file smaller or send it another way",
+        )
+
+    def _free_bytes(self, path: str) -> int | None:
+        """Space the server says is left under ``path`` (``statvfs@openssh.com``), or None."""
+        if _STATVFS not in getattr(self._client, "server_extensions", {}):
+            return None
+        try:
+            kind, message = self._client._request(CMD_EXTENDED, _STATVFS, self._client._adjust_cwd(path))
+            if kind != CMD_EXTENDED_REPLY or message is None:
+                return None
+            message.get_int64()  # f_bsize
+            fragment = message.get_int64()  # f_frsize
+            message.get_int64()  # f_blocks
+            message.get_int64()  # f_bfree
+            available = message.get_int64()  # f_bavail
+        except Exception as exc:  # no answer costs the distinction, never the upload's error
+            logger.debug("{}: statvfs of {} unanswered ({})", self._where, path, exc)
+            return None
+        return int(fragment * available)
+
     # -- hashes the server computes ------------------------------------------------------------
 
     def _hash_algorithm(self) -> str | None:
@@ -522,7 +560,9 @@ class SFTPTransport(Transport):
         of draft-ietf-secsh-filexfer-extensions), or None when it offers none we know."""
         extensions = getattr(self._client, "server_extensions", {})
         if _CHECK_FILE not in extensions and _CHECK_FILE_NAME not in extensions:
-            return None
+            # ProFTPD's mod_sftp answers check-file-name without listing it to SFTP v3 clients:
+            # ask once per session; a server without it says "unsupported" and is not asked again.
+            return _CHECK_FILE_PREFERENCE[0] if self._check_file is not False else None
         offered = extensions.get(_CHECK_FILE) or extensions.get(_CHECK_FILE_NAME) or b""
         names = {name.strip() for name in offered.decode("ascii", "replace").split(",") if name.strip()}
         for name in _CHECK_FILE_PREFERENCE:
@@ -546,14 +586,19 @@ class SFTPTransport(Transport):
             )
             if kind != CMD_EXTENDED_REPLY or message is None:
                 return None
-            message.get_text()  # "check-file"
+            # The draft puts "check-file" before the algorithm; mod_sftp sends the algorithm alone.
             used = message.get_text()
+            if used == _CHECK_FILE:
+                used = message.get_text()
             theirs = message.get_remainder().hex()
-        except Exception as exc:  # a server that lists the extension but fails it costs the hash only
+        except Exception as exc:  # a server without it, or that fails it, costs the hash only
             logger.debug(
                 "{}: {} of {} unanswered ({}); size is the check", self._where, algorithm, target, exc
             )
+            if self._check_file is None:
+                self._check_file = False
             return None
+        self._check_file = True
         if used != algorithm or not theirs:
             return None
         if theirs != ours:

@@ -1,7 +1,9 @@
 """One contract, every transport: the same promises hold over FTP, FTPS, SFTP and into a folder.
 
 Each test runs against real servers on 127.0.0.1 (tests/servers.py): pyftpdlib for FTP and FTPS,
-vsftpd with ``require_ssl_reuse=YES`` for FTPS as agencies run it, OpenSSH for SFTP.
+vsftpd with ``require_ssl_reuse=YES`` for FTPS as agencies run it, OpenSSH for SFTP; and
+(tests/thirdparty.py) ProFTPD for FTP, FTPS with session reuse required and SFTP (its own mod_sftp),
+Pure-FTPd for FTP and FTPS. Their faults are in test_server_faults.py.
 """
 
 from __future__ import annotations
@@ -40,16 +42,21 @@ from tests.servers import (
     run_sshd,
     settings_for,
 )
+from tests.thirdparty import ThirdPartyServers
 
-ALL_SERVERS = ["ftp", "ftps", "ftps-vsftpd", "sftp", "folder"]
-LOGIN_SERVERS = ["ftp", "ftps", "ftps-vsftpd", "sftp"]
-FTPS_SERVERS = ["ftps", "ftps-vsftpd"]
+#: ProFTPD 1.3.8 (FTP, FTPS with session reuse required, mod_sftp) and Pure-FTPd 1.0.50 (FTP, TLS):
+#: tests/thirdparty.py, one daemon per module, a fresh root per test.
+THIRD_PARTY = ["proftpd-ftp", "proftpd-ftps", "proftpd-sftp", "pureftpd-ftp", "pureftpd-ftps"]
+THIRD_PARTY_FTP = ["proftpd-ftp", "proftpd-ftps", "pureftpd-ftp", "pureftpd-ftps"]
+ALL_SERVERS = ["ftp", "ftps", "ftps-vsftpd", "sftp", "folder", *THIRD_PARTY]
+FTPS_SERVERS = ["ftps", "ftps-vsftpd", "proftpd-ftps", "pureftpd-ftps"]
 _FIXTURE = {
     "ftp": "ftp_server",
     "ftps": "ftps_server",
     "ftps-vsftpd": "vsftpd_server",
     "sftp": "sshd_server",
     "folder": "folder_target",
+    **{name: name.replace("-", "_") + "_server" for name in THIRD_PARTY},
 }
 
 
@@ -110,7 +117,7 @@ def test_a_put_creates_a_missing_remote_dir_even_without_mkdirs(server: LocalSer
     assert (server.root / "new" / "a.jpg").exists()
 
 
-@on_servers(["ftp", "ftps", "ftps-vsftpd", "folder"])
+@on_servers(["ftp", "ftps", "ftps-vsftpd", "folder", *THIRD_PARTY])
 def test_a_relative_remote_dir_starts_at_the_login_directory(server: LocalServer, tmp_path: Path) -> None:
     # Every server here logs in at its root; a second session finds the same place again.
     local = make_file(tmp_path, "r.jpg", 1000)
@@ -340,7 +347,7 @@ def test_sftp_without_posix_rename_refuses_to_replace_a_different_file(
 # -- logins --------------------------------------------------------------------------------------
 
 
-@on_servers(["ftp", "ftps"])
+@on_servers(["ftp", "ftps", *THIRD_PARTY_FTP])
 def test_a_wrong_ftp_password_is_an_auth_error_without_the_password_in_it(server: LocalServer) -> None:
     wrong = "not-the-password-1234"
     with pytest.raises(AuthError) as caught:
@@ -379,7 +386,8 @@ def test_nothing_listening_is_a_retryable_transport_error(ftp_server: LocalServe
     assert caught.value.retryable
 
 
-@on_servers(LOGIN_SERVERS)
+# Only our client meets the silent socket here: one server per protocol is enough.
+@on_servers(["ftp", "ftps", "ftps-vsftpd", "sftp"])
 def test_a_server_that_never_answers_times_out_as_a_retryable_error(server: LocalServer) -> None:
     # A listening socket that accepts and stays silent: no banner, no greeting.
     with socket.socket() as silent:
@@ -520,6 +528,57 @@ def test_sftp_without_host_key_or_known_hosts_is_refused_with_a_hint(sshd_server
     assert "userauth-request" not in sshd_server.log_text()
 
 
+# -- ProFTPD mod_sftp: another SSH server than OpenSSH ---------------------------------------------
+
+
+def test_a_wrong_password_on_mod_sftp_is_an_auth_error_without_the_password_in_it(
+    proftpd_sftp_server: LocalServer,
+) -> None:
+    wrong = "not-the-password-9012"
+    with pytest.raises(AuthError) as caught:
+        open_transport(settings_for(proftpd_sftp_server, password=Secret(wrong))).connect()
+    assert not caught.value.retryable
+    assert wrong not in str(caught.value)
+
+
+def test_a_wrong_pinned_host_key_on_mod_sftp_is_refused_before_any_authentication(
+    thirdparty: ThirdPartyServers,
+) -> None:
+    server = thirdparty.start("proftpd-sftp")  # its own: the log holds this test's session only
+    settings = settings_for(
+        server, host_key="SHA256:" + "A" * 43, password=Secret("would-be-leaked-password")
+    )
+    with pytest.raises(TrustError) as caught:
+        open_transport(settings).connect()
+    assert server.host_key_fingerprint in str(caught.value)
+    log = wait_for_log(server, r"mod_sftp.*disconnecting client")
+    commands = server.commands()
+    assert "KEXINIT" in commands  # the trace does record the session
+    assert "USERAUTH_REQUEST" not in commands and "PASS" not in commands
+    assert "authenticated" not in log
+
+
+def test_mod_sftp_host_keys_in_known_hosts_are_accepted(
+    proftpd_sftp_server: LocalServer, tmp_path: Path
+) -> None:
+    local = make_file(tmp_path, "k.jpg", 1000)
+    settings = settings_for(proftpd_sftp_server, host_key=None, known_hosts=proftpd_sftp_server.known_hosts)
+    with open_transport(settings) as transport:
+        assert transport.put(local, "k.jpg").verified
+    assert (proftpd_sftp_server.root / "k.jpg").read_bytes() == local.read_bytes()
+
+
+def test_a_pinned_rsa_host_key_of_a_server_that_also_has_ed25519_is_accepted(
+    proftpd_sftp_server: LocalServer, tmp_path: Path
+) -> None:
+    # The documented `ssh-keyscan ... | ssh-keygen -lf -` lists the RSA key first: a user pins that.
+    local = make_file(tmp_path, "rsa.jpg", 1000)
+    settings = settings_for(proftpd_sftp_server, host_key=proftpd_sftp_server.extra["rsa_fingerprint"])
+    with open_transport(settings) as transport:
+        assert transport.put(local, "rsa.jpg").verified
+    assert (proftpd_sftp_server.root / "rsa.jpg").read_bytes() == local.read_bytes()
+
+
 # -- trust: FTPS certificates --------------------------------------------------------------------
 
 
@@ -561,6 +620,29 @@ def test_stock_ftplib_fails_against_vsftpd_session_reuse_while_ours_succeeds(
     with open_transport(settings_for(vsftpd_server)) as transport:
         assert transport.put(local, "ours.jpg").verified
     assert (vsftpd_server.root / "ours.jpg").read_bytes() == local.read_bytes()
+
+
+def test_stock_ftplib_fails_against_proftpd_session_reuse_while_ours_succeeds(
+    proftpd_ftps_server: LocalServer, tmp_path: Path
+) -> None:
+    # Negative control: ProFTPD's mod_tls requires TLS session reuse on data connections by default.
+    server = proftpd_ftps_server
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    stock = ftplib.FTP_TLS(context=context, timeout=10)
+    stock.connect(server.host, server.port)
+    stock.auth()
+    stock.login(server.username, server.password)
+    stock.prot_p()
+    stock.cwd(server.remote_dir)
+    with pytest.raises((ftplib.error_perm, ftplib.error_temp, OSError)) as caught:
+        stock.storbinary("STOR stock.jpg", io.BytesIO(b"x" * 1000))
+    stock.close()
+    assert "did not reuse TLS session" in wait_for_log(server, "did not reuse TLS session"), caught.value
+
+    local = make_file(tmp_path, "ours.jpg", 100_000)
+    with open_transport(settings_for(server)) as transport:
+        assert transport.put(local, "ours.jpg").verified
+    assert (server.root / "ours.jpg").read_bytes() == local.read_bytes()
 
 
 def test_a_tls_data_close_without_close_notify_after_226_is_not_a_failure(

@@ -393,7 +393,9 @@ def test_the_watchdog_pings_every_half_interval_while_healthy_and_stops_when_not
 
 def test_the_watchdog_is_not_ours_when_watchdog_pid_names_another_process(notify_socket):
     env = {"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "200000"}
-    assert SystemdNotifier({**env, "WATCHDOG_PID": str(os.getpid())}).watchdog_interval() == pytest.approx(0.2)
+    assert SystemdNotifier({**env, "WATCHDOG_PID": str(os.getpid())}).watchdog_interval() == pytest.approx(
+        0.2
+    )
     notifier = SystemdNotifier({**env, "WATCHDOG_PID": "1"})
     assert notifier.watchdog_interval() is None
     assert notifier.start_watchdog(threading.Event(), lambda: True) is None
