@@ -12,9 +12,9 @@ from stockbridge.config.models import (
     Config,
     find_config_path,
     load_config,
-    resolve_password,
     validate_config,
 )
+from stockbridge.config.secrets import resolve_password
 from stockbridge.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
