@@ -23,9 +23,9 @@ from stockbridge.config.models import (
     find_config_path,
     insecure_config_problem,
     load_config,
-    transport_settings,
     watch_folder_problem,
 )
+from stockbridge.delivery.connection import transport_settings
 from stockbridge.errors import ConfigError, StockbridgeError
 from stockbridge.ledger.store import STATES
 from stockbridge.log import setup_logging

@@ -27,7 +27,6 @@ from pydantic import (
 
 from stockbridge.config.secrets import resolve_password, resolve_secret
 from stockbridge.errors import ConfigError
-from stockbridge.transports.base import TransportSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -958,27 +957,6 @@ def _permission_warnings(config: Config, source: Path) -> list[str]:
             f"run: chmod 600 {source}  (or use password = {{ env = ... }} / {{ file = ... }})"
         ]
     return []
-
-
-def transport_settings(name: str, platform: PlatformConfig) -> TransportSettings:
-    """What a transport needs for ``platform``; resolves the password now."""
-    return TransportSettings(
-        platform=name,
-        protocol=platform.protocol,
-        host=platform.host,
-        port=platform.effective_port,
-        username=platform.username,
-        password=resolve_password(platform),
-        key_file=platform.key_file,
-        remote_dir=platform.remote_dir,
-        path=platform.path,
-        ca_file=platform.ca_file,
-        host_key=tuple(platform.host_key) if isinstance(platform.host_key, list) else platform.host_key,
-        known_hosts=platform.known_hosts,
-        atomic_rename=platform.effective_atomic_rename,
-        timeout=platform.timeout_seconds,
-        sftp_request_size=platform.sftp_request_size,
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from pathlib import Path
 from loguru import logger
 
 from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, inspect, refusal, stage_release
-from stockbridge.config.models import Config, PlatformConfig, transport_settings
+from stockbridge.config.models import Config, PlatformConfig
+from stockbridge.delivery.connection import transport_settings
 from stockbridge.delivery.manifests import ManifestRow, write_manifest
 from stockbridge.delivery.pace import Clock, admit
 from stockbridge.errors import (
