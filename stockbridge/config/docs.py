@@ -1,7 +1,7 @@
 """The configuration's JSON Schema and reference page, both generated from the models in ``config.py``.
 
 One source (the pydantic models, their field descriptions and defaults) gives validation
-(:func:`~stockbridge.config.models.load_config`), the JSON Schema that editors use to complete and check
+(:func:`~stockbridge.config.loading.load_config`), the JSON Schema that editors use to complete and check
 ``config.toml`` (``stockbridge config schema`` → ``docs/config.schema.json``), and the reference page
 (``stockbridge config docs`` → ``docs/configuration.md``). Tests fail when the committed files differ
 from what this module generates.

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from loguru import logger
 
 from stockbridge.assets.ingest import Ingested
-from stockbridge.config.models import Config, insecure_config_problem, load_config, watch_folder_problem
+from stockbridge.config.loading import insecure_config_problem, load_config, watch_folder_problem
+from stockbridge.config.models import Config
 from stockbridge.delivery.pace import SCHEDULED, Slot, admit, scheduled_jobs, when
 from stockbridge.delivery.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain, top_up
 from stockbridge.errors import ConfigError

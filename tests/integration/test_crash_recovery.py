@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stockbridge.config.models import load_config
+from stockbridge.config.loading import load_config
 from stockbridge.delivery.pipeline import ONCE_RETRY, Pipeline, PlatformUploader
 from stockbridge.demo.samples import make_image
 from stockbridge.ledger import store as states
