@@ -8,7 +8,6 @@ listing every problem with its key path, e.g.
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 import sys
@@ -16,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from stockbridge.config.models import APP_NAME, Config, PasswordSource, PlatformConfig, _Model
+from stockbridge.config.messages import describe, key_path, merge_union_problems, printable
+from stockbridge.config.models import APP_NAME, Config, PasswordSource
 from stockbridge.config.secrets import resolve_password, resolve_secret
 from stockbridge.errors import ConfigError
 
@@ -89,7 +89,7 @@ def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
         )
     if (too_deep := _too_deep(data)) is not None:
         raise ConfigError(
-            f"{path}: {_key_path(too_deep)}: nested more than {_MAX_DEPTH} levels deep",
+            f"{path}: {key_path(too_deep)}: nested more than {_MAX_DEPTH} levels deep",
             hint="no setting nests that deep; remove the extra [ or { levels",
         )
     return validate_config(data, source=path, resolve_secrets=resolve_secrets)
@@ -149,11 +149,11 @@ def validate_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        found = _merge_union_problems([_printable(_describe(error, data)) for error in exc.errors()])
+        found = merge_union_problems([printable(describe(error, data)) for error in exc.errors()])
         found = preset_problems + [p for p in found if not any(p.startswith(f"platforms.{n}") for n in named)]
         raise ConfigError(_summary(source, found), problems=found) from None
     if preset_problems:
-        preset_problems = [_printable(problem) for problem in preset_problems]
+        preset_problems = [printable(problem) for problem in preset_problems]
         raise ConfigError(_summary(source, preset_problems), problems=preset_problems)
     config = _resolve_paths(config, base)
     problems: list[str] = _overlap_problems(config)
@@ -176,7 +176,7 @@ def validate_config(
             except ConfigError as exc:
                 problems.append(f"{where}: {exc.message}")
     if problems:
-        problems = [_printable(problem) for problem in problems]
+        problems = [printable(problem) for problem in problems]
         raise ConfigError(_summary(source, problems), problems=problems)
     return config.model_copy(update={"source": source, "warnings": tuple(warnings)})
 
@@ -198,7 +198,7 @@ def _overlap_problems(config: Config) -> list[str]:
             target = platform.path.resolve()
             if target == watch or target.is_relative_to(watch):
                 problems.append(
-                    f"platforms.{_key_path([name])}.path: {target} is inside the watch folder; the copies"
+                    f"platforms.{key_path([name])}.path: {target} is inside the watch folder; the copies"
                     " would be taken as new exports: choose a folder outside it"
                 )
     return problems
@@ -328,202 +328,3 @@ def _permission_warnings(config: Config, source: Path) -> list[str]:
             f"run: chmod 600 {source}  (or use password = {{ env = ... }} / {{ file = ... }})"
         ]
     return []
-
-
-# --------------------------------------------------------------------------------------------
-# Error messages a person can act on
-
-
-def _describe(error: Any, data: dict[str, Any]) -> str:
-    loc = [part for part in error["loc"] if not _is_union_tag(part)]
-    path = _key_path(loc) or "(top level)"
-    kind = error["type"]
-    value = error.get("input")
-    if any(part in _SECRET_KEYS for part in loc) and not isinstance(value, dict):
-        value = _Hidden(value)
-    if kind == "extra_forbidden":
-        parent_path, key = loc[:-1], str(loc[-1])
-        choices = _allowed_keys(parent_path)
-        close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-        hint = (
-            f'; did you mean "{close[0]}"?'
-            if close
-            else (f"; known keys: {', '.join(choices)}" if choices else "")
-        )
-        return f"{path}: unknown key{hint}"
-    if kind == "missing":
-        return f"{path}: required key is missing"
-    expected = {
-        "int_parsing": "an integer",
-        "int_type": "an integer",
-        "int_from_float": "an integer",
-        "float_parsing": "a number",
-        "float_type": "a number",
-        "bool_parsing": "true or false",
-        "bool_type": "true or false",
-        "string_type": "a string",
-        "list_type": "a list",
-        "dict_type": "a table",
-        "model_type": "a table",
-        "path_type": "a path string",
-    }.get(kind)
-    if expected:
-        if kind in ("int_type", "float_type") and isinstance(value, str) and _is_number(value):
-            return f"{path}: expected {expected}, got {_show(value)}; write the number without quotes"
-        return f"{path}: expected {expected}, got {_show(value)}"
-    if kind == "literal_error":
-        return f"{path}: expected one of {error['ctx']['expected']}, got {_show(value)}"
-    message = str(error["msg"])
-    message = message.removeprefix("Value error, ")
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than", "finite_number"):
-        return f"{path}: {message[0].lower() + message[1:]}, got {_show(value)}"
-    if kind == "string_too_long":
-        length = f" ({len(value)})" if isinstance(value, str) else ""
-        return f"{path}: longer than {error['ctx']['max_length']} characters{length}; is it the right value?"
-    if kind == "string_pattern_mismatch" and loc and loc[0] == "platforms":
-        return f"{path}: a platform name may hold only letters, digits, '_', '-' and '.'"
-    return f"{path}: {message}"
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _merge_union_problems(problems: list[str]) -> list[str]:
-    """pydantic reports a value that fits no member of a union once per member; say it once.
-
-    A table that fits the table member but for its own problems (``password = { vault = ... }``)
-    is reported by those problems alone, not also as "expected a string, got a table".
-    """
-    paths = [problem.partition(": ")[0] for problem in problems]
-    problems = [
-        problem
-        for index, problem in enumerate(problems)
-        if not (
-            problem.endswith(", got a table")
-            and any(
-                other == paths[index] or other.startswith(f"{paths[index]}.")
-                for position, other in enumerate(paths)
-                if position != index
-            )
-        )
-    ]
-    result: list[str] = []
-    expected_at: dict[str, int] = {}
-    for problem in problems:
-        path, _, message = problem.partition(": ")
-        if message.startswith("expected ") and ", got " in message and path in expected_at:
-            index = expected_at[path]
-            wanted, got = message.removeprefix("expected ").rsplit(", got ", 1)
-            before, _, _ = result[index].rpartition(", got ")
-            result[index] = f"{before} or {wanted}, got {got}"
-            continue
-        if message.startswith("expected ") and ", got " in message:
-            expected_at[path] = len(result)
-        result.append(problem)
-    return result
-
-
-def _is_union_tag(part: object) -> bool:
-    # pydantic puts the union member's name into loc ("str", "PasswordSource", "function-after[...]").
-    return isinstance(part, str) and (
-        part in ("str", "int", "float", "list[str]", "[key]")
-        or part in _model_names()
-        or part.startswith("literal[")
-        or ("[" in part and "(" in part)
-    )
-
-
-def _model_names() -> set[str]:
-    names, pending = set(), [_Model]
-    while pending:
-        model = pending.pop()
-        names.add(model.__name__)
-        pending.extend(model.__subclasses__())
-    return names
-
-
-#: Keys whose values are secrets: a wrongly typed password is still a password.
-_SECRET_KEYS = frozenset({"password", "token", "headers"})
-#: Longer values are cut in messages (a 5 MB string must not become a 5 MB error line).
-_MAX_SHOWN_CHARS = 60
-
-
-class _Hidden:
-    def __init__(self, value: object) -> None:
-        self.kind = type(value).__name__
-
-
-def _key_path(parts: list[Any]) -> str:
-    """``platforms.agency.port``; a part with odd characters is quoted as in TOML: ``platforms."a b"``."""
-    import json
-    import re
-
-    shown = []
-    for part in parts:
-        if isinstance(part, int):
-            shown.append(f"[{part}]")
-            continue
-        text = str(part)
-        shown.append(
-            ("." if shown else "") + (text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text))
-        )
-    return "".join(shown)
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters escaped: a value from the file must not move the cursor,
-    clear the screen or start a new log line."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
-
-
-def _show(value: object) -> str:
-    if isinstance(value, _Hidden):
-        return {"int": "an integer", "float": "a number", "bool": "true or false", "list": "a list"}.get(
-            value.kind, "a value"
-        ) + " (not shown: it is a secret)"
-    if isinstance(value, str):
-        if len(value) > _MAX_SHOWN_CHARS:
-            value = f"{value[:_MAX_SHOWN_CHARS]}... ({len(value)} characters)"
-        return '"' + value.replace('"', '\\"') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-def _allowed_keys(parent: list[Any]) -> list[str]:
-    """The keys valid at ``parent`` (a loc path), by walking the models."""
-    model: type[BaseModel] | None = Config
-    index = 0
-    while model is not None and index < len(parent):
-        part = parent[index]
-        if model is Config and part == "platforms":
-            index += 2  # skip the platform name
-            model = PlatformConfig
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return []
-        model = _model_of(field.annotation)
-        index += 1
-    if model is None:
-        return []
-    return [field.alias or name for name, field in model.model_fields.items() if not field.exclude]
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None

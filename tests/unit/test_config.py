@@ -51,7 +51,7 @@ def test_the_example_config_documents_every_key():
 
     from pydantic import BaseModel
 
-    from stockbridge.config.loading import _model_of
+    from stockbridge.config.messages import _model_of
 
     wanted: set[str] = set()
     todo: list[type[BaseModel]] = [Config]
