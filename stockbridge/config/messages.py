@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from stockbridge.config.models import Config, PlatformConfig, _Model
+from stockbridge.config.base import _Model
+from stockbridge.config.models import Config, PlatformConfig
 
 
 def describe(error: Any, data: dict[str, Any]) -> str:

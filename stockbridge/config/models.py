@@ -1,9 +1,10 @@
 """The configuration's tables: what every key of the TOML file means.
 
-The pydantic models below are the one source of truth for what a key means: validation
+These pydantic models are the one source of truth for what a key means: validation
 (:func:`~stockbridge.config.loading.load_config`), the JSON Schema and the reference page
 (``docs.py``) all come from them. Each model checks its own values; loading turns what they find
-into one message per problem with its key path.
+into one message per problem with its key path. A platform's rule tables
+(``[platforms.NAME.rules]``) are in ``rules.py``.
 """
 
 from __future__ import annotations
@@ -13,30 +14,19 @@ from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
+from stockbridge.config.base import _check_remote_dir, _Model
+from stockbridge.config.rules import RulesConfig
+
 APP_NAME = "stockbridge"
 
 Protocol = Literal["ftp", "ftps", "sftp", "folder"]
-#: File types stockbridge can take as an asset today (content-sniffed names, see filetype.py).
-KNOWN_FORMATS = ("jpeg", "png", "tiff")
 DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
-
-
-class _Model(BaseModel):
-    # Unknown keys are errors (with a "did you mean"), never silently ignored: a typo in
-    # `max_file_mb` must not quietly switch a limit off.
-    # Strict: TOML has real types, so "yes" for a boolean or "10" for a number is a mistake to
-    # report, not to guess at. Paths are the exception (TOML has no path type).
-    # No inf/nan: TOML has them, but an infinite timeout overflows the socket layer at connect time.
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False
-    )
 
 
 #: Longest DNS name (RFC 1035, 2.3.4).
@@ -66,19 +56,6 @@ def _check_host(value: str | None) -> str | None:
         raise ValueError(
             'give only the server name, e.g. host = "ftp.example.com"; the login goes in username,'
             " the password in password, the port in port"
-        )
-    return value
-
-
-def _check_remote_dir(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if any(char in value for char in "\r\n\0"):
-        raise ValueError("must not contain line breaks or NUL")
-    if ".." in value.replace("\\", "/").split("/"):
-        # A folder platform would write outside its path; a server folder outside the upload area.
-        raise ValueError(
-            'must not contain ".."; give the upload folder from the login folder or the root, e.g. "/uploads"'
         )
     return value
 
@@ -183,132 +160,6 @@ class PrepareConfig(_Model):
         description="Files read and prepared at once (hash, metadata, resize), each with its own"
         " ExifTool process; 0: one per CPU core. They run at a lower priority than uploads.",
     )
-
-
-class KeywordRule(_Model):
-    min: int = Field(0, ge=0, description="Fewer keywords than this: the file is held.")
-    max: int | None = Field(None, ge=1, description="More than this: see over_max.")
-    over_max: Literal["truncate", "hold"] = Field(
-        "truncate",
-        description='"truncate": this platform\'s copy keeps the first `max`, in order; "hold": wait for you.',
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> KeywordRule:
-        if self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
-        return self
-
-
-class TextRule(_Model):
-    required: bool = Field(False, description="Missing: the file is held.")
-    max_chars: int | None = Field(None, ge=1, description="Longer: see over_max.")
-    over_max: Literal["shorten", "hold"] = Field(
-        "hold", description='"shorten": cut at a word boundary for this platform; "hold": wait for you.'
-    )
-
-
-class TitleRule(TextRule):
-    from_description: bool = Field(
-        False, description="An empty title is filled from the description (shortened to max_chars)."
-    )
-
-
-class FilenameRule(_Model):
-    allowed: str = Field(
-        "A-Za-z0-9_-",
-        description='Characters allowed in the remote name, as a regex class body ("A-Za-z0-9_"); others become "_".',
-    )
-    max_chars: int | None = Field(None, ge=8, description="Longest remote name, extension included.")
-
-    @field_validator("allowed")
-    @classmethod
-    def _valid_class(cls, value: str) -> str:
-        import re
-
-        try:
-            re.compile(f"[{value}]")
-        except re.error as exc:
-            raise ValueError(f"not a valid character class: {exc}") from None
-        if any(char in value for char in "/\\\r\n\0") or value.startswith("^"):
-            raise ValueError("must not allow path separators or line breaks, nor start with ^")
-        return value
-
-
-class ReleaseRule(_Model):
-    required_for: list[Literal["people", "property"]] = Field(
-        default_factory=list, description="Which releases this platform needs: people (model), property."
-    )
-    delivery: Literal["folder", "suffix", "manual"] = Field(
-        "manual",
-        description='"folder": upload into remote_dir; "suffix": name it after the image + suffix; "manual": list it in the batch report.',
-    )
-    remote_dir: str | None = Field(
-        None, description='delivery = "folder": the remote folder, e.g. "modelrelease".'
-    )
-    suffix: str = Field("_MR", description='delivery = "suffix": e.g. IMG_1.jpg → IMG_1_MR.pdf.')
-
-    _remote_dir_safe = field_validator("remote_dir")(_check_remote_dir)
-
-
-class EditorialRoute(_Model):
-    remote_dir: str = Field(description="Editorial files go into this remote folder.")
-
-    _remote_dir_safe = field_validator("remote_dir")(_check_remote_dir)
-
-
-class RulesConfig(_Model):
-    formats: list[str] | None = Field(
-        None,
-        description='File types the platform accepts ("jpeg", "png", "tiff"); others are converted or rejected.',
-    )
-    convert_to: Literal["jpeg"] | None = Field(
-        None,
-        description="Convert files in other formats (or 16-bit, CMYK) to this format; unset: reject them.",
-    )
-    jpeg_quality: int = Field(92, ge=50, le=100, description="JPEG quality of converted or resized copies.")
-    color_space: Literal["sRGB"] | None = Field(
-        None, description="Convert other colour spaces to this one through the embedded ICC profile."
-    )
-    min_megapixels: float | None = Field(
-        None, gt=0, description="Smaller images are rejected (never upscaled)."
-    )
-    max_megapixels: float | None = Field(None, gt=0, description="Larger images are downscaled to fit.")
-    max_long_edge: int | None = Field(
-        None, ge=100, description="Longer edges are downscaled to fit (pixels)."
-    )
-    max_file_mb: float | None = Field(
-        None, gt=0, description="Larger files are re-encoded to fit, else rejected (MB = 10^6 bytes)."
-    )
-    keywords: KeywordRule = Field(
-        default_factory=KeywordRule, description="How many keywords, and what to do with too many."
-    )
-    title: TitleRule = Field(
-        default_factory=TitleRule, description="Whether a title is required, and its length."
-    )
-    description: TextRule = Field(
-        default_factory=TextRule, description="Whether a description is required, and its length."
-    )
-    filename: FilenameRule = Field(
-        default_factory=FilenameRule, description="Characters and length of the remote file name."
-    )
-    releases: ReleaseRule = Field(
-        default_factory=ReleaseRule, description="Which releases the platform needs and how they travel."
-    )
-    editorial: Literal["accept", "reject"] | EditorialRoute = Field(
-        "accept", description='Editorial files: "accept", "reject", or { remote_dir = "..." }.'
-    )
-
-    @field_validator("formats")
-    @classmethod
-    def _known_formats(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        normal = [{"jpg": "jpeg", "tif": "tiff"}.get(item.lower(), item.lower()) for item in value]
-        unknown = [item for item in normal if item not in KNOWN_FORMATS]
-        if unknown:
-            raise ValueError(f"unknown format {unknown[0]!r}; known: {', '.join(KNOWN_FORMATS)}")
-        return normal
 
 
 class CsvConfig(_Model):
