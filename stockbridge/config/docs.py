@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from stockbridge.config import renames
 from stockbridge.config.models import Config, PlatformConfig
 from stockbridge.config.presets import preset_names
 
@@ -121,6 +122,17 @@ def docs_text() -> str:
         for key in table.keys:
             cells = [f"`{key.key}`", key.type, key.default, key.description]
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+        lines.append("")
+    if renames.RENAMED_KEYS:  # none yet: the page gets this section with the first rename
+        lines += [
+            "## Renamed keys",
+            "",
+            "A key under its old name still works: stockbridge reads it as the new one and warns.",
+            "",
+            "| old key | new key | renamed in |",
+            "|---|---|---|",
+        ]
+        lines += [f"| `{key.old}` | `{key.new}` | {key.version} |" for key in renames.RENAMED_KEYS]
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from stockbridge.config.messages import describe, key_path, merge_union_problems, printable
 from stockbridge.config.models import APP_NAME, Config, PasswordSource
+from stockbridge.config.renames import apply_renames
 from stockbridge.config.secrets import resolve_password, resolve_secret
 from stockbridge.errors import ConfigError
 
@@ -140,12 +141,14 @@ def validate_config(
     base = source.parent if source else Path.cwd()
     from stockbridge.config.presets import expand_presets
 
+    # A key under a name it had in an earlier release is read under its new name, with a warning.
+    data, renamed, rename_problems = apply_renames(data)
     data, preset_problems = expand_presets(data)
     # A platform whose preset is unknown or incomplete would also fail validation for the same
     # reason; say it once, the preset's way (it knows where to find the missing value).
     named = {problem.split(".")[1] for problem in preset_problems if problem.startswith("platforms.")}
     # `stockbridge init` writes FILL-IN where only the user knows the value; never send it anywhere.
-    preset_problems = _placeholder_problems(data) + preset_problems
+    preset_problems = rename_problems + _placeholder_problems(data) + preset_problems
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -157,7 +160,7 @@ def validate_config(
         raise ConfigError(_summary(source, preset_problems), problems=preset_problems)
     config = _resolve_paths(config, base)
     problems: list[str] = _overlap_problems(config)
-    warnings: list[str] = []
+    warnings = [f"{source}: {warning}" if source else warning for warning in renamed]
     if source is not None:
         warnings.extend(_permission_warnings(config, source))
     if resolve_secrets:
