@@ -4,6 +4,8 @@ or of the transports (transport settings are built in stockbridge/delivery/conne
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,18 @@ def test_the_check_lets_config_import_itself_and_the_errors(tmp_path: Path):
         "from stockbridge.config.models import Config\nfrom . import presets\nfrom stockbridge.errors import ConfigError\n"
     )
     assert forbidden_imports(module) == []
+
+
+def test_secrets_loads_no_configuration_model():
+    """Transports and log sinks import Secret; that must not pull in pydantic and every table."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, stockbridge.config.secrets; print(*sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=CONFIG.parents[1],
+    ).stdout.split()
+    assert "stockbridge.config.secrets" in loaded
+    assert [name for name in loaded if name.startswith(("stockbridge.config.", "pydantic"))] == [
+        "stockbridge.config.secrets"
+    ]
