@@ -18,7 +18,7 @@ from loguru import logger
 
 def _once(config_path: Path, profile_path: Path | None = None) -> dict[str, object]:
     """run_once; ``wall`` is run_once alone (the parent times the whole process)."""
-    from stockbridge.config.models import load_config
+    from stockbridge.config.loading import load_config
     from stockbridge.service.once import run_once
 
     config = load_config(config_path)

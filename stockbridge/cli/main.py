@@ -18,14 +18,14 @@ from loguru import logger
 
 from stockbridge import __version__
 from stockbridge.cli.service import service as service_commands
-from stockbridge.config.models import (
-    Config,
+from stockbridge.config.loading import (
     find_config_path,
     insecure_config_problem,
     load_config,
-    transport_settings,
     watch_folder_problem,
 )
+from stockbridge.config.models import Config
+from stockbridge.delivery.connection import transport_settings
 from stockbridge.errors import ConfigError, StockbridgeError
 from stockbridge.ledger.store import STATES
 from stockbridge.log import setup_logging

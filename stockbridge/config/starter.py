@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from stockbridge.config.models import PLACEHOLDER
+from stockbridge.config.loading import PLACEHOLDER
 from stockbridge.config.presets import preset_about, preset_names
 from stockbridge.errors import ConfigError
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from loguru import logger
 
-from stockbridge.config.models import PlatformConfig, transport_settings
+from stockbridge.config.models import PlatformConfig
 from stockbridge.delivery.batch import Batch, GroupOutcome, Outcome
+from stockbridge.delivery.connection import transport_settings
 from stockbridge.delivery.manifests import ManifestRow, write_manifest
 from stockbridge.delivery.pace import Clock
 from stockbridge.delivery.policy import (

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stockbridge.cli.report import STATE_STYLES, status_payload
-from stockbridge.config.models import load_config
+from stockbridge.config.loading import load_config
 from stockbridge.demo.localserver import local_ftp_server
 from stockbridge.demo.samples import make_image
 from stockbridge.metadata.exiftool import ExifTool

@@ -48,7 +48,7 @@ from typing import Literal
 
 from PIL import Image, ImageCms, ImageOps
 
-from stockbridge.config.models import RulesConfig
+from stockbridge.config.rules import RulesConfig
 from stockbridge.errors import StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.render.pixels import MAX_PIXELS, PILLOW_FORMATS, ImageProps, undecodable_reason

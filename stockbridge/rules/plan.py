@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from stockbridge.config.models import EditorialRoute, RulesConfig, TextRule
+from stockbridge.config.rules import EditorialRoute, RulesConfig, TextRule
 
 if TYPE_CHECKING:
     from stockbridge.render.images import RenderSpec

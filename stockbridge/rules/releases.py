@@ -24,7 +24,8 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from stockbridge.config.models import EditorialConfig, ReleaseRule, ReleasesConfig, RouteConfig
+from stockbridge.config.models import EditorialConfig, ReleasesConfig, RouteConfig
+from stockbridge.config.rules import ReleaseRule
 from stockbridge.intake.watcher import is_ignored
 from stockbridge.metadata.exiftool import ImageMetadata
 from stockbridge.rules.naming import safe_stem

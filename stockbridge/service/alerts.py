@@ -27,8 +27,8 @@ from functools import partial
 
 from loguru import logger
 
-from stockbridge.config.models import EmailConfig, NotifyConfig, NtfyConfig, WebhookConfig, resolve_secret
-from stockbridge.config.secrets import redact
+from stockbridge.config.models import EmailConfig, NotifyConfig, NtfyConfig, WebhookConfig
+from stockbridge.config.secrets import redact, resolve_secret
 from stockbridge.errors import ConfigError
 
 BATCH = "batch"

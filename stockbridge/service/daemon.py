@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, TypeVar
 from loguru import logger
 
 from stockbridge.assets.ingest import Ingested
-from stockbridge.config.models import Config, insecure_config_problem, load_config, watch_folder_problem
+from stockbridge.config.loading import insecure_config_problem, load_config, watch_folder_problem
+from stockbridge.config.models import Config
 from stockbridge.delivery.batch import Batch
 from stockbridge.delivery.loop import SERVICE, SERVICE_LOOK_SECONDS, look
 from stockbridge.delivery.policy import FIXABLE_BY_USER, SERVICE_RETRY

@@ -25,7 +25,8 @@ from typing import Literal
 
 import platformdirs
 
-from stockbridge.config.models import APP_NAME, find_config_path, load_config
+from stockbridge.config.loading import find_config_path, load_config
+from stockbridge.config.models import APP_NAME
 from stockbridge.errors import StockbridgeError
 
 Kind = Literal["systemd-user", "systemd-system", "launchd"]

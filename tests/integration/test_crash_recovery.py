@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stockbridge.config.models import load_config
+from stockbridge.config.loading import load_config
 from stockbridge.delivery.policy import ONCE_RETRY
 from stockbridge.delivery.prepare import Pipeline
 from stockbridge.delivery.uploader import PlatformUploader

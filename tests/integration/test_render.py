@@ -631,7 +631,7 @@ _FAULTS_CHILD = r"""
 import contextlib, resource, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from stockbridge.config.models import load_config
+from stockbridge.config.loading import load_config
 from stockbridge.delivery.prepare import open_pipeline
 from stockbridge.render.images import RenderSpec, render
 

@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge.config.models import (
-    Config,
-    find_config_path,
-    load_config,
-    resolve_password,
-    validate_config,
-)
+from stockbridge.config.loading import find_config_path, load_config, validate_config
+from stockbridge.config.models import Config
+from stockbridge.config.secrets import resolve_password
 from stockbridge.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +51,7 @@ def test_the_example_config_documents_every_key():
 
     from pydantic import BaseModel
 
-    from stockbridge.config.models import _model_of
+    from stockbridge.config.messages import _model_of
 
     wanted: set[str] = set()
     todo: list[type[BaseModel]] = [Config]

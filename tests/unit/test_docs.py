@@ -1,4 +1,4 @@
-"""One source: the JSON Schema and the reference page are generated from config.py and kept in step."""
+"""One source: the JSON Schema and the reference page are generated from the config models and kept in step."""
 
 from __future__ import annotations
 
@@ -91,7 +91,9 @@ def test_every_value_key_has_a_description():
         for path, _name, field in every_key()
         if nested_model(field.annotation)[0] is None and not key_description(field)  # type: ignore[arg-type]
     ]
-    assert missing == [], f"add description= to these fields in stockbridge/config.py: {missing}"
+    assert missing == [], (
+        f"add description= to these fields in stockbridge/config/models.py or rules.py: {missing}"
+    )
 
 
 def test_every_table_key_has_a_description():

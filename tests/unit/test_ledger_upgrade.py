@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stockbridge.cli.report import history_payload, status_payload
-from stockbridge.config.models import validate_config
+from stockbridge.config.loading import validate_config
 from stockbridge.ledger import store as states
 from stockbridge.ledger.store import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError, Migration
 from tests.legacy import add_asset, add_job, ledger_0_1_0

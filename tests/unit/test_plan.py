@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stockbridge.config.models import RulesConfig
+from stockbridge.config.rules import RulesConfig
 from stockbridge.rules.plan import ACCEPT, HOLD, REJECT, AssetFacts, evaluate, shorten
 
 KEYWORDS = tuple(f"kw{index}" for index in range(70))

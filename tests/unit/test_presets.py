@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stockbridge.config.models import validate_config
+from stockbridge.config.loading import validate_config
 from stockbridge.config.presets import expand_presets, load_preset, preset_about, preset_names
 from stockbridge.errors import ConfigError
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge.config.models import EditorialConfig, ReleaseRule, ReleasesConfig, RouteConfig
+from stockbridge.config.models import EditorialConfig, ReleasesConfig, RouteConfig
+from stockbridge.config.rules import ReleaseRule
 from stockbridge.metadata.exiftool import ImageMetadata
 from stockbridge.rules.releases import (
     find_releases,

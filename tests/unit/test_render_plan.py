@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stockbridge.config.models import RulesConfig
+from stockbridge.config.rules import RulesConfig
 from stockbridge.render.images import RenderSpec, fit_size, plan_render
 from stockbridge.render.pixels import ImageProps
 

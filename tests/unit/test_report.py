@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stockbridge.cli.report import history_payload, parse_since, status_payload
-from stockbridge.config.models import validate_config
+from stockbridge.config.loading import validate_config
 from stockbridge.errors import ConfigError
 from stockbridge.ledger import store as states
 from stockbridge.ledger.store import Ledger

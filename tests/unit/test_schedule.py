@@ -105,7 +105,7 @@ def test_windows_keep_wall_clock_time_on_the_nights_the_clocks_change():
 
 
 def test_a_malformed_window_is_a_config_error_with_its_path():
-    from stockbridge.config.models import validate_config
+    from stockbridge.config.loading import validate_config
     from stockbridge.errors import ConfigError
 
     data = {

@@ -11,7 +11,8 @@ import keyring.backend
 import keyring.errors
 import pytest
 
-from stockbridge.config.models import insecure_config_problem, load_config, resolve_password
+from stockbridge.config.loading import insecure_config_problem, load_config
+from stockbridge.config.secrets import resolve_password
 from stockbridge.errors import ConfigError
 
 LITERAL = '[watch]\nfolder = "x"\n[platforms.a]\nprotocol = "ftps"\nhost = "h"\nusername = "u"\npassword = "hunter22"\n'

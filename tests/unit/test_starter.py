@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from stockbridge.config.docs import config_schema
-from stockbridge.config.models import load_config
+from stockbridge.config.loading import load_config
 from stockbridge.config.presets import preset_about, preset_names
 from stockbridge.config.starter import PLACEHOLDER, starter_config, write_starter_config
 from stockbridge.errors import ConfigError

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from stockbridge.config.models import load_config
+from stockbridge.config.loading import load_config
 from stockbridge.delivery import uploader as uploader_module
 from stockbridge.delivery.policy import LOW_LEVEL_RETRIES, QUOTA_PAUSE_SECONDS, RetryPolicy
 from stockbridge.delivery.prepare import Pipeline

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stockbridge.config.models import load_config
+from stockbridge.config.loading import load_config
 from stockbridge.service import daemon, once
 
 CONFIG = """\

@@ -1,0 +1,142 @@
+"""The rule tables, ``[platforms.NAME.rules]``: what a platform accepts, and the copy it gets.
+
+Each is data for planning (``stockbridge/rules/``) and rendering (``stockbridge/render/``); see
+``models.py`` for the other tables.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from stockbridge.config.base import _check_remote_dir, _Model
+
+#: File types stockbridge can take as an asset today (content-sniffed names, see filetype.py).
+KNOWN_FORMATS = ("jpeg", "png", "tiff")
+
+
+class KeywordRule(_Model):
+    min: int = Field(0, ge=0, description="Fewer keywords than this: the file is held.")
+    max: int | None = Field(None, ge=1, description="More than this: see over_max.")
+    over_max: Literal["truncate", "hold"] = Field(
+        "truncate",
+        description='"truncate": this platform\'s copy keeps the first `max`, in order; "hold": wait for you.',
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> KeywordRule:
+        if self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class TextRule(_Model):
+    required: bool = Field(False, description="Missing: the file is held.")
+    max_chars: int | None = Field(None, ge=1, description="Longer: see over_max.")
+    over_max: Literal["shorten", "hold"] = Field(
+        "hold", description='"shorten": cut at a word boundary for this platform; "hold": wait for you.'
+    )
+
+
+class TitleRule(TextRule):
+    from_description: bool = Field(
+        False, description="An empty title is filled from the description (shortened to max_chars)."
+    )
+
+
+class FilenameRule(_Model):
+    allowed: str = Field(
+        "A-Za-z0-9_-",
+        description='Characters allowed in the remote name, as a regex class body ("A-Za-z0-9_"); others become "_".',
+    )
+    max_chars: int | None = Field(None, ge=8, description="Longest remote name, extension included.")
+
+    @field_validator("allowed")
+    @classmethod
+    def _valid_class(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(f"[{value}]")
+        except re.error as exc:
+            raise ValueError(f"not a valid character class: {exc}") from None
+        if any(char in value for char in "/\\\r\n\0") or value.startswith("^"):
+            raise ValueError("must not allow path separators or line breaks, nor start with ^")
+        return value
+
+
+class ReleaseRule(_Model):
+    required_for: list[Literal["people", "property"]] = Field(
+        default_factory=list, description="Which releases this platform needs: people (model), property."
+    )
+    delivery: Literal["folder", "suffix", "manual"] = Field(
+        "manual",
+        description='"folder": upload into remote_dir; "suffix": name it after the image + suffix; "manual": list it in the batch report.',
+    )
+    remote_dir: str | None = Field(
+        None, description='delivery = "folder": the remote folder, e.g. "modelrelease".'
+    )
+    suffix: str = Field("_MR", description='delivery = "suffix": e.g. IMG_1.jpg → IMG_1_MR.pdf.')
+
+    _remote_dir_safe = field_validator("remote_dir")(_check_remote_dir)
+
+
+class EditorialRoute(_Model):
+    remote_dir: str = Field(description="Editorial files go into this remote folder.")
+
+    _remote_dir_safe = field_validator("remote_dir")(_check_remote_dir)
+
+
+class RulesConfig(_Model):
+    formats: list[str] | None = Field(
+        None,
+        description='File types the platform accepts ("jpeg", "png", "tiff"); others are converted or rejected.',
+    )
+    convert_to: Literal["jpeg"] | None = Field(
+        None,
+        description="Convert files in other formats (or 16-bit, CMYK) to this format; unset: reject them.",
+    )
+    jpeg_quality: int = Field(92, ge=50, le=100, description="JPEG quality of converted or resized copies.")
+    color_space: Literal["sRGB"] | None = Field(
+        None, description="Convert other colour spaces to this one through the embedded ICC profile."
+    )
+    min_megapixels: float | None = Field(
+        None, gt=0, description="Smaller images are rejected (never upscaled)."
+    )
+    max_megapixels: float | None = Field(None, gt=0, description="Larger images are downscaled to fit.")
+    max_long_edge: int | None = Field(
+        None, ge=100, description="Longer edges are downscaled to fit (pixels)."
+    )
+    max_file_mb: float | None = Field(
+        None, gt=0, description="Larger files are re-encoded to fit, else rejected (MB = 10^6 bytes)."
+    )
+    keywords: KeywordRule = Field(
+        default_factory=KeywordRule, description="How many keywords, and what to do with too many."
+    )
+    title: TitleRule = Field(
+        default_factory=TitleRule, description="Whether a title is required, and its length."
+    )
+    description: TextRule = Field(
+        default_factory=TextRule, description="Whether a description is required, and its length."
+    )
+    filename: FilenameRule = Field(
+        default_factory=FilenameRule, description="Characters and length of the remote file name."
+    )
+    releases: ReleaseRule = Field(
+        default_factory=ReleaseRule, description="Which releases the platform needs and how they travel."
+    )
+    editorial: Literal["accept", "reject"] | EditorialRoute = Field(
+        "accept", description='Editorial files: "accept", "reject", or { remote_dir = "..." }.'
+    )
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        normal = [{"jpg": "jpeg", "tif": "tiff"}.get(item.lower(), item.lower()) for item in value]
+        unknown = [item for item in normal if item not in KNOWN_FORMATS]
+        if unknown:
+            raise ValueError(f"unknown format {unknown[0]!r}; known: {', '.join(KNOWN_FORMATS)}")
+        return normal
