@@ -40,7 +40,8 @@ from PIL import Image
 from bench.data import SCALES, DataSet, Scale, generate, make_tiny_jpegs
 from bench.servers import Server, pyftpdlib_server, sshd_server, vsftpd_server
 from stockbridge.demo.localserver import make_self_signed_cert
-from stockbridge.metadata.exiftool import _READ_ARGS, ExifTool
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.metadata.fields import _READ_ARGS
 from stockbridge.render.images import RenderSpec, fit_size, render
 from stockbridge.transports import open_transport
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stockbridge.config.models import EditorialConfig, ReleaseRule, ReleasesConfig, RouteConfig
-from stockbridge.metadata.exiftool import ImageMetadata
+from stockbridge.metadata.fields import ImageMetadata
 from stockbridge.rules.releases import (
     find_releases,
     is_editorial,
