@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from stockbridge.config.models import EditorialConfig, ReleaseRule, ReleasesConfig, RouteConfig
-from stockbridge.intake.watcher import is_ignored
+from stockbridge.intake.scan import is_ignored
 from stockbridge.metadata.fields import ImageMetadata
 from stockbridge.rules.naming import safe_stem
 

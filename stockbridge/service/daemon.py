@@ -30,7 +30,9 @@ from stockbridge.delivery.pace import SCHEDULED, Slot, admit, scheduled_jobs, wh
 from stockbridge.delivery.pipeline import ONCE_RETRY, SERVICE_RETRY, Pipeline, PlatformUploader, drain, top_up
 from stockbridge.errors import ConfigError
 from stockbridge.intake.notices import NoticeBoard
-from stockbridge.intake.watcher import Watcher, collect_settled, scan
+from stockbridge.intake.scan import scan
+from stockbridge.intake.settle import collect_settled
+from stockbridge.intake.watcher import Watcher
 from stockbridge.ledger import store as states
 from stockbridge.ledger.store import Job, Ledger
 from stockbridge.metadata.exiftool import ExifTool
