@@ -27,7 +27,7 @@ from stockbridge.config.models import (
     watch_folder_problem,
 )
 from stockbridge.errors import ConfigError, StockbridgeError
-from stockbridge.ledger.store import STATES
+from stockbridge.ledger.states import STATES
 from stockbridge.log import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -42,7 +42,7 @@ from stockbridge.errors import (
     TrustError,
 )
 from stockbridge.intake.notices import REFUSED
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Job, Ledger
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.render.images import RenderError, UndecodableError, render

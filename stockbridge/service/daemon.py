@@ -33,7 +33,7 @@ from stockbridge.intake.notices import NoticeBoard
 from stockbridge.intake.scan import scan
 from stockbridge.intake.settle import collect_settled
 from stockbridge.intake.watcher import Watcher
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Job, Ledger
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.render.images import keep_image_memory

@@ -11,7 +11,7 @@ import pytest
 from stockbridge.config.models import load_config
 from stockbridge.delivery.pipeline import ONCE_RETRY, Pipeline, PlatformUploader
 from stockbridge.demo.samples import make_image
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
 from stockbridge.rules.plan import AssetFacts, Verdict
 
