@@ -23,7 +23,8 @@ from pathlib import Path
 
 from stockbridge.assets.filetype import IMAGE_TYPES, sniff
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
-from stockbridge.metadata.exiftool import ExifTool, ImageMetadata
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.metadata.fields import ImageMetadata
 from stockbridge.render.pixels import check_decodable
 from stockbridge.rules.naming import EXTENSIONS
 from stockbridge.rules.plan import AssetFacts

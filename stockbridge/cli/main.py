@@ -27,7 +27,7 @@ from stockbridge.config.loading import (
 from stockbridge.config.models import Config
 from stockbridge.delivery.connection import transport_settings
 from stockbridge.errors import ConfigError, StockbridgeError
-from stockbridge.ledger.store import STATES
+from stockbridge.ledger.states import STATES
 from stockbridge.log import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -176,8 +176,8 @@ def check(config_path: Path | None, connect: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) -> None:
     """Show what each platform would do with PATH (verdict, reasons, changes), without uploading."""
-    from stockbridge.delivery.prepare import explain_file
     from stockbridge.metadata.exiftool import ExifTool
+    from stockbridge.rules.assess import explain_file
     from stockbridge.rules.plan import REJECT, Verdict
 
     config = _load(config_path, resolve_secrets=False)

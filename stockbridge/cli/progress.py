@@ -20,7 +20,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from stockbridge.ledger.store import UPLOADED, Job
+from stockbridge.ledger.states import UPLOADED
+from stockbridge.ledger.store import Job
 
 
 class OnceProgress:

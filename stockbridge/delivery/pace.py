@@ -203,7 +203,7 @@ def scheduled_jobs(
     """Pending jobs of ``platform`` that wait for its schedule: job id → when it goes, and why."""
     if schedule is None:
         return {}
-    from stockbridge.ledger import store as states
+    from stockbridge.ledger import states
 
     pending = ledger.jobs(platform=platform, states=[states.PENDING])
     files, sent = sent_today(ledger, platform, now)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, inspect, refusal, stage_release
+from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal, stage_release
 from stockbridge.config.models import Config, PlatformConfig
 from stockbridge.errors import (
     InputError,
@@ -31,21 +31,18 @@ from stockbridge.errors import (
     StockbridgeError,
 )
 from stockbridge.intake.notices import REFUSED
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Job, Ledger
 from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.metadata.fields import metadata_tags
 from stockbridge.render.images import RenderError, UndecodableError, keep_image_memory, render
-from stockbridge.render.pixels import check_decodable, image_props
+from stockbridge.render.pixels import check_decodable
+from stockbridge.rules.assess import assess, routed_platforms
 from stockbridge.rules.naming import EXTENSIONS, remote_name
 from stockbridge.rules.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
 from stockbridge.rules.releases import (
-    find_releases,
-    is_editorial,
     is_release_file,
-    release_hint,
-    release_needs,
     release_remote_names,
-    route_platforms,
 )
 from stockbridge.service.alerts import (
     Notifier,
@@ -486,83 +483,6 @@ class Pipeline:
             asset = self.ledger.asset(sha256)
             if asset and asset.object_path and not self.ledger.path_in_use(asset.object_path):
                 Path(asset.object_path).unlink(missing_ok=True)
-
-
-def assess(item: Ingested, config: Config) -> AssetFacts:
-    """Everything planning needs about ``item``: metadata, pixel facts, editorial, releases."""
-    assert item.object_path is not None and item.metadata is not None and item.file_type is not None
-    root = config.watch.folder
-    metadata = item.metadata
-    try:
-        props = image_props(item.object_path, item.file_type)
-    except InputError as exc:
-        logger.debug("{}: no pixel facts ({})", item.path.name, exc)
-        props = None
-    needs = release_needs(metadata, config.releases)
-    found = find_releases(item.path, root, metadata, config.releases) if needs else {}
-    hints = {
-        kind: release_hint(kind, item.path, metadata, config.releases)
-        for kind in needs
-        if not found.get(kind)
-    }
-    return replace(
-        item.facts(),
-        props=props,
-        editorial=is_editorial(item.path, root, metadata, config.editorial),
-        release_needs=needs,
-        releases=found,
-        release_hints=hints,
-    )
-
-
-def routed_platforms(item: Ingested, config: Config) -> frozenset[str] | None:
-    """The platforms a route sends ``item`` to, or None when no route applies."""
-    if not config.routes or item.metadata is None:
-        return None
-    return route_platforms(
-        item.path, config.watch.folder, item.metadata, config.routes, list(config.enabled_platforms())
-    )
-
-
-def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Verdict]:
-    """What each enabled platform would get from ``path``, exactly as ``run`` decides it."""
-    platforms = config.enabled_platforms()
-    extra = (config.editorial.field,) if config.editorial.field else ()
-    try:
-        item = inspect(path, exiftool, extra_tags=extra, allow_hardlinks=config.watch.allow_hardlinks)
-    except (InputError, OSError) as exc:
-        return {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
-    if item.problem is not None:
-        return {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
-    facts = assess(item, config)
-    routed = routed_platforms(item, config)
-    verdicts = {}
-    for name, platform in platforms.items():
-        if routed is not None and name not in routed:
-            reason = f"not for {name}: a route sends this file only to {', '.join(sorted(routed)) or 'no platform'}"
-            verdicts[name] = Verdict(name, "reject", (reason,))
-        else:
-            verdicts[name] = evaluate(name, facts, platform.rules)
-    return verdicts
-
-
-#: Where each metadata field is written, so no agency reads a stale value from another group.
-_FIELD_TAGS = {
-    "title": ("XMP-dc:Title", "IPTC:ObjectName", "IPTC:Headline", "XMP-photoshop:Headline"),
-    "description": ("XMP-dc:Description", "IPTC:Caption-Abstract", "EXIF:ImageDescription"),
-    "keywords": ("XMP-dc:Subject", "IPTC:Keywords"),
-}
-
-
-def metadata_tags(changes: dict[str, str | tuple[str, ...]], file_type: str) -> dict[str, str | list[str]]:
-    """ExifTool assignments for changed fields, every tag of the field's group (PNG: XMP only)."""
-    tags: dict[str, str | list[str]] = {}
-    for field_name, value in changes.items():
-        for tag in _FIELD_TAGS[field_name]:
-            if file_type == "png" and not tag.startswith("XMP"):
-                continue  # IPTC/EXIF in PNG are non-standard; agencies read XMP there
-            tags[tag] = list(value) if isinstance(value, tuple) else value
-    return tags
 
 
 def _text(value: object) -> str | None:

@@ -37,7 +37,7 @@ from stockbridge.errors import (
     RemoteRejectedError,
     TransportError,
 )
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Job
 from stockbridge.service.alerts import (
     BATCH,

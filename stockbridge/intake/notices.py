@@ -17,7 +17,7 @@ import stat
 from pathlib import Path
 
 from stockbridge.config.models import WatchConfig
-from stockbridge.intake.watcher import SKIPPED_FOLDER, SKIPPED_LINK, SKIPPED_SPECIAL
+from stockbridge.intake.scan import SKIPPED_FOLDER, SKIPPED_LINK, SKIPPED_SPECIAL
 from stockbridge.ledger.store import Ledger, Notice
 
 LINK = "link"  # a symbolic link

@@ -9,20 +9,9 @@ the same remote name, never a second one.
 Settings (decisions.md R-4): WAL, ``synchronous=FULL`` (a lost intent could mean a
 duplicate upload, so durability wins over speed), ``busy_timeout``, ``quick_check`` at start.
 
-**Job states** are :class:`JobState`; :data:`TRANSITIONS` is the one table of the moves a job may
-make, each with what makes it. A move the table lacks raises :class:`ForbiddenTransition`: it is a
-bug in the caller, never something a user did.
-
-**Schema.** ``PRAGMA user_version`` is the number of the last of :data:`MIGRATIONS` applied. Opening
-a ledger applies the missing ones in order, in one transaction (all or none). Version 1 is the schema
-0.1.0 shipped, which had no version number (0), so it is written with ``IF NOT EXISTS`` and finds its
-tables already there. A ledger from a newer stockbridge is refused, never downgraded. A migration is
-a new entry at the end of the list, never an edit to a released one.
-
-``jobs.parent_id`` (version 1) is never written and never read: a release delivered to a folder is one
-job shared by every photo that needs it, so it has no single parent; which releases a photo needs is
-in its own job's ``meta["releases"]``. The column stays, always NULL (0.1.0's INSERT names it, so
-dropping it would keep 0.1.0 from writing to a ledger this version has opened).
+Job states and the moves they may make are in :mod:`~stockbridge.ledger.states` (a move the table
+lacks raises :class:`~stockbridge.ledger.states.ForbiddenTransition`); the schema and its numbered
+migrations, applied when a ledger is opened, in :mod:`~stockbridge.ledger.migrations`.
 """
 
 from __future__ import annotations
@@ -34,157 +23,21 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 from stockbridge.errors import StockbridgeError
-
-
-class JobState(str, Enum):
-    """Where a job is. The value is what the ledger stores and ``status --json`` shows."""
-
-    PENDING = "pending"  # waits for its turn (a batch, a backoff, a schedule, a paused platform)
-    UPLOADING = "uploading"  # the intent: being sent now, or cut off by a crash (checked at start)
-    UPLOADED = "uploaded"  # final: on the server (verified, or moved away at once by the agency)
-    HELD = "held"  # waits for the user: a release, a title, keywords
-    REJECTED = "rejected"  # final: no change fixes it (too few pixels, wrong format, not routed here)
-    FAILED = "failed"  # the server refused it or it kept failing; `stockbridge retry` sends it again
-
-    def __str__(self) -> str:  # "pending" in messages and tables, not "JobState.PENDING"
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-
-PENDING = JobState.PENDING
-UPLOADING = JobState.UPLOADING
-UPLOADED = JobState.UPLOADED
-HELD = JobState.HELD
-REJECTED = JobState.REJECTED
-FAILED = JobState.FAILED
-
-#: Plain strings (``--state`` choices).
-STATES = tuple(state.value for state in JobState)
-#: States in which a job needs nothing more from stockbridge (``held`` waits for the user).
-SETTLED_STATES = (UPLOADED, HELD, REJECTED, FAILED)
-
-#: Every move a job may make: (from, to, what makes it). Anything else raises ForbiddenTransition.
-TRANSITIONS: tuple[tuple[JobState, JobState, str], ...] = (
-    (PENDING, PENDING, "waits again: backoff, platform paused or unreachable (set_state)"),
-    (PENDING, UPLOADING, "the write-ahead intent before the first byte (begin_upload)"),
-    (PENDING, UPLOADED, "an earlier attempt is found on the server at full size (mark_uploaded)"),
-    (PENDING, FAILED, "its prepared copy is missing (set_state)"),
-    (UPLOADING, UPLOADING, "sent again on a new connection after a transient error (begin_upload)"),
-    (UPLOADING, UPLOADED, "the transfer is confirmed (mark_uploaded)"),
-    (UPLOADING, PENDING, "retry later, platform paused or unreachable, shutdown, or recovery after a crash"),
-    (UPLOADING, FAILED, "the server refused the file, or attempts ran out (set_state)"),
-    (HELD, PENDING, "what held it went away, e.g. its release arrived (activate)"),
-    (FAILED, PENDING, "`stockbridge retry` (requeue_failed)"),
+from stockbridge.ledger.migrations import MIGRATIONS, SCHEMA_VERSION, _statements
+from stockbridge.ledger.states import (
+    ALLOWED,
+    FAILED,
+    INITIAL_STATES,
+    PENDING,
+    REJECTED,
+    UPLOADED,
+    UPLOADING,
+    ForbiddenTransition,
+    JobState,
 )
-ALLOWED: frozenset[tuple[JobState, JobState]] = frozenset((old, new) for old, new, _why in TRANSITIONS)
-#: A job is created in any state but ``uploading``: only begin_upload writes an intent (and counts it).
-INITIAL_STATES = tuple(state for state in JobState if state is not UPLOADING)
-
-_SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS assets (
-    sha256      TEXT PRIMARY KEY,
-    path        TEXT NOT NULL,      -- the source path it was first seen at (its remote names come from it)
-    size        INTEGER NOT NULL,
-    file_type   TEXT,
-    object_path TEXT,               -- private staged copy in the state dir
-    first_seen  REAL NOT NULL,
-    last_seen   REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sources (
-    path      TEXT PRIMARY KEY,     -- lets a restart skip re-hashing unchanged files
-    dev       INTEGER NOT NULL,
-    ino       INTEGER NOT NULL,
-    size      INTEGER NOT NULL,
-    mtime_ns  INTEGER NOT NULL,
-    sha256    TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id              INTEGER PRIMARY KEY,
-    sha256          TEXT NOT NULL REFERENCES assets(sha256),
-    platform        TEXT NOT NULL,
-    kind            TEXT NOT NULL DEFAULT 'image',  -- image | release
-    state           TEXT NOT NULL,
-    reason          TEXT,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    remote_name     TEXT,
-    remote_dir      TEXT,           -- NULL: the platform's remote_dir (else editorial, releases)
-    upload_path     TEXT,           -- the exact file to send (staged copy or derived copy)
-    changes         TEXT,           -- what this platform's copy differs in, one change a line
-    meta            TEXT,           -- JSON: title, description, keywords as sent (for CSV manifests)
-    parent_id       INTEGER,        -- release jobs: the image job that needs them
-    upload_size     INTEGER,
-    verified        INTEGER,        -- 1: remote size checked; 0: server moved it away after a confirmed transfer
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    batch_id        INTEGER,
-    created_at      REAL NOT NULL,
-    updated_at      REAL NOT NULL,
-    uploaded_at     REAL,
-    UNIQUE (sha256, platform)
-);
-CREATE INDEX IF NOT EXISTS jobs_by_platform_state ON jobs(platform, state);
-CREATE INDEX IF NOT EXISTS jobs_by_upload_path ON jobs(upload_path);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_remote_name ON jobs(platform, COALESCE(remote_dir, ''), remote_name);
-CREATE TABLE IF NOT EXISTS batches (
-    id         INTEGER PRIMARY KEY,
-    platform   TEXT NOT NULL,
-    opened_at  REAL NOT NULL,
-    closed_at  REAL,
-    files      INTEGER NOT NULL DEFAULT 0,
-    uploaded   INTEGER NOT NULL DEFAULT 0,
-    failed     INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS platform_pauses (
-    platform     TEXT PRIMARY KEY,
-    kind         TEXT NOT NULL,    -- auth | trust | quota | unreachable | config
-    reason       TEXT NOT NULL,
-    paused_at    REAL NOT NULL,
-    until        REAL              -- NULL: until `stockbridge retry --platform NAME`
-);
-CREATE TABLE IF NOT EXISTS notices (
-    path        TEXT PRIMARY KEY,  -- a file in the watch folder that was seen but not taken
-    kind        TEXT NOT NULL,     -- link | special | folder | unstable | refused
-    reason      TEXT NOT NULL,
-    first_seen  REAL NOT NULL,
-    last_seen   REAL NOT NULL
-);
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int  # user_version once applied
-    name: str
-    sql: str  # statements separated by ";"
-
-
-#: The schema's history, in order. Append; never edit a released step.
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "the schema of 0.1.0", _SCHEMA_V1),
-    Migration(
-        2,
-        "jobs.verified_by: how an upload was verified (size, or a hash name such as sha256)",
-        "ALTER TABLE jobs ADD COLUMN verified_by TEXT;",
-    ),
-)
-SCHEMA_VERSION = MIGRATIONS[-1].version
-
-
-def _statements(sql: str) -> list[str]:
-    """``sql`` split into its statements (executescript would commit the open transaction)."""
-    statements, current = [], ""
-    for line in sql.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    assert not current.strip(), f"incomplete SQL statement: {current!r}"
-    return statements
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,18 +106,6 @@ class Batch:
 
 class LedgerError(StockbridgeError):
     pass
-
-
-class ForbiddenTransition(RuntimeError):
-    """A job was asked to make a move :data:`TRANSITIONS` does not have: a bug, not a user error."""
-
-    def __init__(self, job_id: int, old: JobState, new: JobState) -> None:
-        allowed = sorted(to.value for frm, to in ALLOWED if frm is old)
-        super().__init__(
-            f"job {job_id}: {old} → {new} is not an allowed transition"
-            f" (from {old}: {', '.join(allowed) or 'none, it is final'})"
-        )
-        self.job_id, self.old, self.new = job_id, old, new
 
 
 class Ledger:

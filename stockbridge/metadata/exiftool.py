@@ -23,34 +23,48 @@ adds what pyexiftool 0.5.6 lacks:
   forked child (pyexiftool#102); it is recycled every 500 calls, as exiftool-vendored does.
 - ``-config ""`` so no ``.ExifTool_config`` (which is Perl code) is ever loaded (decisions.md E-3), and the
   process runs in a directory of the caller's choosing, never the watch folder.
+
+This module is the session (calls, timeouts, retries, restarts); the rest of the work lives beside
+it: :mod:`~stockbridge.metadata.process` (the process and its watchdog),
+:mod:`~stockbridge.metadata.arguments` (what may be sent: refused line breaks, writable tags, IPTC
+byte limits) and :mod:`~stockbridge.metadata.fields` (ExifTool's answers turned into
+:class:`~stockbridge.metadata.fields.ImageMetadata`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import ctypes
-import json
 import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from exiftool import ExifToolHelper
 from exiftool.exceptions import ExifToolException, ExifToolExecuteError
 from loguru import logger
 
 from stockbridge.errors import MetadataError
+from stockbridge.metadata.arguments import _assignments, _file_argument, _refuse_line_breaks
+from stockbridge.metadata.fields import (
+    _EXTRA_TAG,
+    _READ_ARGS,
+    ImageMetadata,
+    _entries_by_source,
+    _extra_args,
+    _first_error_line,
+    _metadata_from,
+    _positive_int,
+    _warning_lines,
+)
+from stockbridge.metadata.process import (
+    _INSTALL_HINT,
+    _guarded,
+    _Hung,
+    _resolve_executable,
+    _StartError,
+    _StayOpenProcess,
+)
 
 #: Seconds one exiftool call may take. Reading a 100-file batch takes ~1.5 s and writing 50
 #: keywords into a 24 MP file ~65 ms (perf.md §2): a minute means the process is stuck (decisions.md E-1).
@@ -65,89 +79,10 @@ DEFAULT_RECYCLE_AFTER = 500
 #: batch that has to be re-read file by file stays short.
 DEFAULT_BATCH_SIZE = 100
 
-#: How often the watchdog looks at the process while a call runs. It bounds how long a call
-#: spins after exiftool died on its own (pyexiftool busy-loops on EOF, pyexiftool#81).
-_WATCH_INTERVAL = 0.1
 #: ExifTool writes into ``<file>_exiftool_tmp`` and renames it over the file (/usr/bin/exiftool,
 #: ``$outfile = "${file}_exiftool_tmp"``); a killed write leaves it behind and the next write of
 #: that file then fails with "Temporary file already exists".
 _TEMP_SUFFIX = "_exiftool_tmp"
-_FORBIDDEN_CHARACTERS = ("\r", "\n", "\0")
-
-# Read priority, first non-empty wins (design.md "Metadata"). Tags are requested and matched by
-# their family-1 group (-G1), so XMP and IPTC values never shadow each other. EXIF:ImageDescription
-# lives in IFD0, which is what -G1 calls it.
-TITLE_TAGS = ("XMP-dc:Title", "IPTC:ObjectName", "IPTC:Headline")
-DESCRIPTION_TAGS = ("XMP-dc:Description", "IPTC:Caption-Abstract", "IFD0:ImageDescription")
-KEYWORD_TAGS = ("XMP-dc:Subject", "IPTC:Keywords")
-# Releases (design.md "Metadata"). With -n, ExifTool gives the PLUS status as its code ("MR-NON",
-# "MR-NAP", "MR-UMR", "MR-LMR"; "PR-..." likewise), the vocabulary URI prefix stripped
-# (Image/ExifTool/PLUS.pm, ModelReleaseStatus / PropertyReleaseStatus).
-MODEL_RELEASE_STATUS_TAG = "XMP-plus:ModelReleaseStatus"
-MODEL_RELEASE_ID_TAG = "XMP-plus:ModelReleaseID"
-PROPERTY_RELEASE_STATUS_TAG = "XMP-plus:PropertyReleaseStatus"
-PROPERTY_RELEASE_ID_TAG = "XMP-plus:PropertyReleaseID"
-PERSON_IN_IMAGE_TAG = "XMP-iptcExt:PersonInImage"
-_RELEASE_TAGS = (
-    MODEL_RELEASE_STATUS_TAG,
-    MODEL_RELEASE_ID_TAG,
-    PROPERTY_RELEASE_STATUS_TAG,
-    PROPERTY_RELEASE_ID_TAG,
-    PERSON_IN_IMAGE_TAG,
-)
-#: Extra tags a caller may read: GROUP:TAG, each part starting with a letter. The letter matters:
-#: "-g1:2" or "-G1:3" would be taken by exiftool as its -g/-G option, not as a tag (decisions.md E-2).
-_EXTRA_TAG = re.compile(r"[A-Za-z][A-Za-z0-9-]*:[A-Za-z][A-Za-z0-9-]*")
-_SIZE_TAGS = ("File:ImageWidth", "File:ImageHeight", "Composite:ImageSize")
-_STATUS_TAGS = ("File:FileType", "ExifTool:Error", "ExifTool:Warning")
-# -n: machine-readable values (ImageSize as "W H"). Numbers in JSON are parsed as strings below,
-# so a keyword "1990" or "1.50" comes back exactly as written.
-_READ_OPTIONS = ("-j", "-G1", "-n")
-_READ_ARGS = (
-    *_READ_OPTIONS,
-    *(
-        f"-{tag}"
-        for tag in (*TITLE_TAGS, *DESCRIPTION_TAGS, *KEYWORD_TAGS, *_RELEASE_TAGS, *_SIZE_TAGS, *_STATUS_TAGS)
-    ),
-)
-
-#: Tags ``write`` accepts, with whether the tag holds a list. Anything else is refused, so no
-#: caller can reach ExifTool's file-moving pseudo-tags (FileName, Directory) or options (decisions.md E-2).
-WRITABLE_TAGS: Mapping[str, bool] = {
-    "XMP-dc:Title": False,
-    "XMP-dc:Description": False,
-    "XMP-dc:Subject": True,
-    "XMP-dc:Creator": True,
-    "XMP-dc:Rights": False,
-    "XMP-photoshop:Headline": False,
-    "XMP-plus:ModelReleaseStatus": False,
-    "XMP-plus:ModelReleaseID": True,
-    "XMP-plus:PropertyReleaseStatus": False,
-    "XMP-plus:PropertyReleaseID": True,
-    "XMP-iptcExt:PersonInImage": True,
-    "IPTC:ObjectName": False,
-    "IPTC:Headline": False,
-    "IPTC:Caption-Abstract": False,
-    "IPTC:Keywords": True,
-    "IPTC:By-line": True,
-    "IPTC:CopyrightNotice": False,
-    "EXIF:ImageDescription": False,
-    "EXIF:Artist": False,
-    "EXIF:Copyright": False,
-}
-_WRITABLE_BY_LOWER = {name.lower(): name for name in WRITABLE_TAGS}
-
-#: IPTC IIM limits in bytes, from ExifTool's IPTC tag table (html/TagNames/IPTC.html:
-#: ObjectName string[0,64], Headline [0,256], Caption-Abstract [0,2000], Keywords [0,64],
-#: By-line [0,32], CopyrightNotice [0,128]).
-IPTC_MAX_BYTES: Mapping[str, int] = {
-    "IPTC:ObjectName": 64,
-    "IPTC:Headline": 256,
-    "IPTC:Caption-Abstract": 2000,
-    "IPTC:Keywords": 64,
-    "IPTC:By-line": 32,
-    "IPTC:CopyrightNotice": 128,
-}
 
 #: ``copy_metadata``: tags that describe the source's pixels, not the picture, so a derived copy must
 #: not inherit them. ICC_Profile and IPTC:CodedCharacterSet are "unsafe" and never copied by
@@ -181,38 +116,6 @@ _COPY_READ_TAGS = (
     "File:ColorComponents",
     "ICC_Profile:ProfileDescription",
 )
-
-_INSTALL_HINT = (
-    "install ExifTool (Debian/Ubuntu: apt install libimage-exiftool-perl; macOS: brew install exiftool)"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ImageMetadata:
-    """What an image says about itself, as stockbridge's rules need it."""
-
-    title: str | None
-    description: str | None
-    keywords: tuple[str, ...]
-    width: int | None
-    height: int | None
-    file_type: str | None  # ExifTool's FileType, lower-cased: "jpeg", "png", "tiff", ...
-    warnings: tuple[str, ...] = ()  # ExifTool's warnings for this file, e.g. "JPEG format error"
-    # Releases, as written in the file: the PLUS status code ("MR-NON", "MR-UMR", ...) and IDs.
-    model_release_status: str | None = None
-    model_release_ids: tuple[str, ...] = ()
-    property_release_status: str | None = None
-    property_release_ids: tuple[str, ...] = ()
-    persons_in_image: tuple[str, ...] = ()
-    #: Values of the extra tags the caller asked ``read`` for, keyed by the tag name as asked
-    #: (a tag the file does not have is absent). Left out of the hash so the object stays hashable.
-    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
-
-    @property
-    def megapixels(self) -> float | None:
-        if not self.width or not self.height:
-            return None
-        return self.width * self.height / 1_000_000
 
 
 class ExifTool:
@@ -624,454 +527,3 @@ class ExifTool:
         if self._own_cwd is None:
             self._own_cwd = Path(tempfile.mkdtemp(prefix="stockbridge-exiftool-"))
         return self._own_cwd
-
-
-# ---------------------------------------------------------------------- the process
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM exiftool when its parent dies (even by SIGKILL).
-
-    ExifTool in -stay_open mode polls a closed stdin forever (ReadStayOpen sleeps 10 ms and tries
-    again), so without this an exiftool outlives a killed stockbridge. pyexiftool does the same,
-    but dlopens libc inside the forked child, which can deadlock when other threads held the loader
-    lock at fork time (pyexiftool#102). Here libc is resolved once, in the parent; the child only
-    makes the call. Note: the "parent" is the thread that started the process; if that thread ends,
-    exiftool is stopped and the next call starts a new one.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1  # <linux/prctl.h>
-
-    def set_parent_death_signal() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-    return set_parent_death_signal
-
-
-_PREEXEC = _parent_death_signal()
-
-
-#: Environment variables passed to ExifTool; everything else (passwords, tokens) stays behind.
-_CHILD_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PERL5LIB", "SYSTEMROOT")
-
-
-def _child_environment() -> dict[str, str]:
-    return {name: value for name, value in os.environ.items() if name in _CHILD_ENV_KEEP}
-
-
-class _StayOpenProcess(ExifToolHelper):
-    """pyexiftool's ExifToolHelper, started our way.
-
-    pyexiftool 0.5.6's ``run()`` takes no working directory, leaves exiftool in our process group
-    and uses a thread-unsafe preexec_fn; this ``run()`` differs in exactly those points. Commands,
-    the sentinel protocol and exit-status checks stay pyexiftool's.
-    """
-
-    def __init__(self, executable: str, cwd: Path) -> None:
-        super().__init__(
-            executable=executable,
-            common_args=[],  # options are given per call: reads and writes need different ones
-            config_file="",  # never load an .ExifTool_config (Perl code), decisions.md E-3
-            encoding="utf-8",  # not the locale's: under LANG=C that would be ASCII, decisions.md E-4
-            check_execute=True,
-            auto_start=False,  # every start goes through ExifTool._start, under the watchdog
-        )
-        self._cwd = cwd
-        # Our own reference: pyexiftool drops _process when it notices a dead exiftool, and we
-        # still need it to reap the process.
-        self._popen: subprocess.Popen[bytes] | None = None
-
-    def run(self) -> None:
-        args = [str(self.executable), "-config", "", "-stay_open", "True", "-@", "-"]
-        if sys.platform == "win32":
-            args += ["-common_args", "-charset", "filename=utf8"]  # decisions.md E-4
-        self._popen = self._process = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self._cwd,
-            # Only what Perl and ExifTool need: passwords given as { env = ... } must not reach a
-            # child process (decisions.md X-2), and EXIFTOOL_HOME must not point it at a config file.
-            env=_child_environment(),
-            # Own process group: a timeout kills exiftool and anything it started, and a Ctrl-C
-            # in a terminal does not kill it mid-write (we stop it cleanly instead).
-            start_new_session=True,
-            preexec_fn=_PREEXEC,  # only a pre-resolved prctl call, see _parent_death_signal
-        )
-        self._running = True
-
-    def set_version(self, version: str) -> None:
-        self._ver = version
-
-    @property
-    def pid(self) -> int | None:
-        return self._popen.pid if self._popen is not None else None
-
-    def popen(self) -> subprocess.Popen[bytes]:
-        assert self._popen is not None
-        return self._popen
-
-    def alive(self) -> bool:
-        return self._popen is not None and self._popen.poll() is None
-
-    def stop(self, grace: float) -> None:
-        """Ask exiftool to finish (``-stay_open False``), kill it if it has not after ``grace`` s."""
-        process = self._popen
-        if process is None:
-            return
-        try:
-            assert process.stdin is not None
-            process.stdin.write(b"-stay_open\nFalse\n")
-            process.stdin.flush()
-            process.wait(timeout=grace)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            pass
-        self.abandon()
-
-    def abandon(self) -> None:
-        """Kill the process group, reap it (no zombie), close the pipes, forget it."""
-        process, self._popen = self._popen, None
-        if process is None:
-            return
-        _kill_group(process)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not take 10 s
-            logger.error("ExifTool (pid {}) survived SIGKILL", process.pid)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        self._flag_running_false()
-
-
-class _StartError(MetadataError):
-    """ExifTool itself cannot run: not one file's problem, so ``read`` raises it."""
-
-
-class _Hung(Exception):
-    """exiftool did not answer in time, or died during a call."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _guarded(process: _StayOpenProcess, params: Sequence[str | bytes], timeout: float) -> str | bytes:
-    """``process.execute(*params)`` under a watchdog thread; raises _Hung on timeout or death."""
-    popen = process.popen()
-    finished = threading.Event()
-    decision = threading.Lock()
-    fired: list[str] = []
-
-    def watch() -> None:
-        deadline = time.monotonic() + timeout
-        while not finished.wait(min(_WATCH_INTERVAL, max(deadline - time.monotonic(), 0))):
-            if popen.poll() is not None:
-                reason = f"exited unexpectedly (status {popen.returncode})"
-            elif time.monotonic() >= deadline:
-                reason = f"did not answer within {timeout:g} s"
-            else:
-                continue
-            with decision:
-                if finished.is_set():
-                    return
-                fired.append(reason)
-            _unblock(popen)
-            return
-
-    watchdog = threading.Thread(target=watch, name=f"exiftool-watchdog-{popen.pid}", daemon=True)
-    watchdog.start()
-    try:
-        result = process.execute(*params)
-    except BaseException as exc:
-        with decision:
-            finished.set()
-        watchdog.join()
-        if not isinstance(exc, Exception):
-            raise  # KeyboardInterrupt, SystemExit: never turned into a retry
-        if fired:
-            raise _Hung(fired[0]) from exc
-        if isinstance(exc, OSError | ExifToolException) and not process.alive():
-            raise _Hung(f"exited unexpectedly ({exc})") from exc
-        raise
-    with decision:
-        finished.set()
-    watchdog.join()
-    if fired:
-        # The answer arrived just as the watchdog fired and killed the process: treat it as the
-        # timeout it almost was (the caller retries on a fresh process).
-        raise _Hung(fired[0])
-    return result
-
-
-def _unblock(popen: subprocess.Popen[bytes]) -> None:
-    """Make pyexiftool's blocked read fail, then kill exiftool's process group.
-
-    pyexiftool waits with select() + os.read() for its sentinel and never checks for EOF
-    (pyexiftool#81), so killing exiftool alone would leave the call spinning. A directory is put
-    on the stdout and stderr descriptors (dup2): select() reports it readable, os.read() fails
-    with EISDIR, and the call raises. dup2 keeps the descriptor numbers taken, so no file another
-    thread opens meanwhile can land on them. Killing the whole group closes the pipes' write
-    ends even if exiftool started a helper, which wakes the blocked select().
-    """
-    if os.name == "posix":
-        directory = os.open("/", os.O_RDONLY)
-        try:
-            for stream in (popen.stdout, popen.stderr):
-                if stream is not None:
-                    with contextlib.suppress(OSError, ValueError):
-                        os.dup2(directory, stream.fileno())
-        finally:
-            os.close(directory)
-    _kill_group(popen)
-
-
-def _kill_group(popen: subprocess.Popen[bytes]) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(popen.pid, signal.SIGKILL)  # start_new_session: group id == pid
-        else:  # pragma: no cover
-            popen.kill()
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _resolve_executable(executable: str | Path) -> str:
-    # An explicit path is taken as is; a bare name is looked up on PATH only, never in the
-    # current directory (pyexiftool would take a file of that name in cwd first).
-    text = os.fspath(executable)
-    if os.sep in text or (os.altsep and os.altsep in text):
-        if not os.path.isfile(text):
-            raise _StartError(f"ExifTool not found at {text}", hint=_INSTALL_HINT)
-        return os.path.abspath(text)
-    found = shutil.which(text)
-    if found is None:
-        raise _StartError(f"ExifTool ({text}) is not on PATH", hint=_INSTALL_HINT)
-    return found
-
-
-# ---------------------------------------------------------------------- arguments
-
-
-def _file_argument(path: Path) -> bytes:
-    """The absolute path as exiftool receives it: bytes, so any file name the OS allows works."""
-    text = os.fspath(path)
-    _refuse_line_breaks(text, f"the file name {text!r}")
-    return os.fsencode(Path(text).absolute())
-
-
-def _refuse_line_breaks(value: str, what: str) -> None:
-    if any(character in value for character in _FORBIDDEN_CHARACTERS):
-        raise MetadataError(
-            f"refused {what}: it contains a line break or NUL, which ExifTool would take as a new argument",
-            hint="remove line breaks from titles, descriptions, keywords and file names",
-        )
-
-
-def _assignments(file_name: str, tags: Mapping[str, str | Sequence[str]]) -> tuple[list[str], list[str]]:
-    if not tags:
-        raise MetadataError(f"nothing to write into {file_name}")
-    assignments: list[str] = []
-    warnings: list[str] = []
-    for requested, value in tags.items():
-        name = _WRITABLE_BY_LOWER.get(str(requested).lower())
-        if name is None:
-            raise MetadataError(f"refused to write {requested!r}: not a tag stockbridge writes")
-        if isinstance(value, str):
-            values = [value] if value else []
-        elif isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
-            values = [item for item in value if item]
-        else:
-            raise MetadataError(f"refused to write {name}: the value must be text or a list of texts")
-        if len(values) > 1 and not WRITABLE_TAGS[name]:
-            raise MetadataError(f"refused to write {name}: it holds one value, got {len(values)}")
-        for item in values:
-            _refuse_line_breaks(item, f"the {name} value {item!r}")
-        limit = IPTC_MAX_BYTES.get(name)
-        if limit is not None:
-            values = [_fit_bytes(item, limit, name, warnings) for item in values]
-        if not values:
-            assignments.append(f"-{name}=")  # deletes the tag
-        assignments.extend(f"-{name}={item}" for item in values)
-    return assignments, warnings
-
-
-def _fit_bytes(value: str, limit: int, name: str, warnings: list[str]) -> str:
-    encoded = value.encode("utf-8")
-    if len(encoded) <= limit:
-        return value
-    # "ignore" drops the incomplete character at the cut, so the result is valid UTF-8.
-    cut = encoded[:limit].decode("utf-8", "ignore")
-    shown = value if len(value) <= 30 else value[:29] + "…"
-    warnings.append(
-        f"{name} {shown!r} is {len(encoded)} bytes, over IPTC's limit of {limit}: IPTC keeps the "
-        f"first {len(cut)} characters (XMP, if written, keeps all {len(value)})"
-    )
-    return cut
-
-
-# ---------------------------------------------------------------------- answers
-
-
-def _entries_by_source(output: str | bytes) -> dict[str, dict[str, object]]:
-    """exiftool -j output, keyed by SourceFile. JSON numbers stay text ("1990", "1.50")."""
-    text = output.decode("utf-8") if isinstance(output, bytes) else output
-    if not text.strip():
-        return {}
-    entries = json.loads(text, parse_int=str, parse_float=str)
-    if not isinstance(entries, list):
-        raise ValueError("ExifTool's JSON answer is not a list")
-    return {str(entry.get("SourceFile")): entry for entry in entries if isinstance(entry, dict)}
-
-
-def _extra_args(extra: Sequence[str]) -> list[str]:
-    return [f"-{tag}" for tag in extra]
-
-
-def _metadata_from(entry: Mapping[str, object], extra: Sequence[str] = ()) -> ImageMetadata:
-    width, height = _dimensions(entry)
-    file_type = _texts(entry.get("File:FileType"))
-    warning = _texts(entry.get("ExifTool:Warning"))
-    return ImageMetadata(
-        title=_first_text(entry, TITLE_TAGS),
-        description=_first_text(entry, DESCRIPTION_TAGS),
-        keywords=_first_keywords(entry, KEYWORD_TAGS),
-        width=width,
-        height=height,
-        file_type=file_type[0].lower() if file_type else None,
-        warnings=tuple(warning),
-        model_release_status=_first_text(entry, (MODEL_RELEASE_STATUS_TAG,)),
-        model_release_ids=_clean_keywords(_texts(entry.get(MODEL_RELEASE_ID_TAG))),
-        property_release_status=_first_text(entry, (PROPERTY_RELEASE_STATUS_TAG,)),
-        property_release_ids=_clean_keywords(_texts(entry.get(PROPERTY_RELEASE_ID_TAG))),
-        persons_in_image=_clean_keywords(_texts(entry.get(PERSON_IN_IMAGE_TAG))),
-        extra=_extra_values(entry, extra),
-    )
-
-
-def _extra_values(entry: Mapping[str, object], extra: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """The values of each requested tag, keyed as requested.
-
-    -G1 names the family-1 group, so "XMP:Instructions" comes back as
-    "XMP-photoshop:Instructions" and "EXIF:Artist" as "IFD0:Artist": the exact name is taken
-    first, else the tag in a group of that family.
-    """
-    by_lower = {key.lower(): key for key in entry}
-    values: dict[str, tuple[str, ...]] = {}
-    for tag in extra:
-        group, name = tag.lower().split(":", 1)
-        key = by_lower.get(tag.lower())
-        if key is None:
-            key = next(
-                (
-                    candidate
-                    for lower, candidate in by_lower.items()
-                    if ":" in lower
-                    and lower.split(":", 1)[1] == name
-                    and _in_family(lower.split(":", 1)[0], group)
-                ),
-                None,
-            )
-        texts = tuple(text.strip() for text in _texts(entry.get(key)) if text.strip()) if key else ()
-        if texts:
-            values[tag] = texts
-    return values
-
-
-#: Family-1 groups of the EXIF family-0 group, as -G1 names them.
-_EXIF_GROUPS = frozenset({"ifd0", "ifd1", "exififd", "gps", "interopifd", "subifd"})
-
-
-def _in_family(group1: str, group0: str) -> bool:
-    if group0 == "exif":
-        return group1 in _EXIF_GROUPS
-    return group1.startswith(f"{group0}-")  # XMP-dc, XMP-photoshop, ...
-
-
-def _first_text(entry: Mapping[str, object], tags: Sequence[str]) -> str | None:
-    for tag in tags:
-        for text in _texts(entry.get(tag)):
-            if text.strip():
-                return text.strip()
-    return None
-
-
-def _first_keywords(entry: Mapping[str, object], tags: Sequence[str]) -> tuple[str, ...]:
-    for tag in tags:
-        keywords = _clean_keywords(_texts(entry.get(tag)))
-        if keywords:
-            return keywords
-    return ()
-
-
-def _clean_keywords(raw: Sequence[str]) -> tuple[str, ...]:
-    """Stripped, empties dropped, duplicates (ignoring case) dropped, first spelling and order kept."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    for keyword in raw:
-        keyword = keyword.strip()
-        folded = keyword.casefold()
-        if keyword and folded not in seen:
-            seen.add(folded)
-            kept.append(keyword)
-    return tuple(kept)
-
-
-def _texts(value: object) -> list[str]:
-    """A tag value as a list of strings: ExifTool gives a single list item as a plain value."""
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    return [_decode_text(item) for item in items if item is not None]
-
-
-def _decode_text(item: object) -> str:
-    text = str(item)
-    # ExifTool's JSON carries bytes that are not valid UTF-8 as "base64:..." (exiftool -j docs).
-    if text.startswith("base64:"):
-        try:
-            return base64.b64decode(text[7:], validate=True).decode("utf-8", "replace")
-        except (binascii.Error, ValueError):
-            return text
-    return text
-
-
-def _dimensions(entry: Mapping[str, object]) -> tuple[int | None, int | None]:
-    width, height = _positive_int(entry.get("File:ImageWidth")), _positive_int(entry.get("File:ImageHeight"))
-    if width and height:
-        return width, height
-    # PNG and TIFF keep their size in their own groups; Composite:ImageSize is "W H" under -n.
-    size = str(entry.get("Composite:ImageSize") or "").replace("x", " ").split()
-    if len(size) == 2:
-        return _positive_int(size[0]), _positive_int(size[1])
-    return None, None
-
-
-def _positive_int(value: object) -> int | None:
-    try:
-        number = int(str(value))
-    except ValueError:
-        return None
-    return number if number > 0 else None
-
-
-def _first_error_line(stderr: str | bytes | None) -> str | None:
-    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else (stderr or "")
-    for line in text.splitlines():
-        if line.startswith("Error:"):
-            return line.removeprefix("Error:").strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else None
-
-
-def _warning_lines(stderr: str) -> Iterator[str]:
-    for line in stderr.splitlines():
-        if line.startswith("Warning:"):
-            yield line.removeprefix("Warning:").strip()

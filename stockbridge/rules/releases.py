@@ -1,6 +1,6 @@
 """Releases, editorial files and routes: which files need what, and where they may go.
 
-Pure functions over an image's path, its :class:`~stockbridge.metadata.exiftool.ImageMetadata` and the
+Pure functions over an image's path, its :class:`~stockbridge.metadata.fields.ImageMetadata` and the
 user's ``[releases]``, ``[editorial]`` and ``[[routes]]`` config (design.md "Metadata"):
 
 - :func:`release_needs`: does the image need a model ("people") or property ("property") release;
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from stockbridge.config.models import EditorialConfig, ReleasesConfig, RouteConfig
 from stockbridge.config.rules import ReleaseRule
-from stockbridge.intake.watcher import is_ignored
-from stockbridge.metadata.exiftool import ImageMetadata
+from stockbridge.intake.scan import is_ignored
+from stockbridge.metadata.fields import ImageMetadata
 from stockbridge.rules.naming import safe_stem
 
 PEOPLE = "people"

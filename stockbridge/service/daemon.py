@@ -30,8 +30,9 @@ from stockbridge.delivery.prepare import Pipeline, open_pipeline
 from stockbridge.delivery.uploader import PlatformUploader
 from stockbridge.errors import ConfigError
 from stockbridge.intake.notices import NoticeBoard
-from stockbridge.intake.watcher import Watcher, scan
-from stockbridge.ledger import store as states
+from stockbridge.intake.scan import scan
+from stockbridge.intake.watcher import Watcher
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Job
 from stockbridge.service.safely import safely
 from stockbridge.service.sd_notify import SystemdNotifier

@@ -27,8 +27,8 @@ from stockbridge.delivery.policy import ONCE_RETRY
 from stockbridge.delivery.prepare import Pipeline, open_pipeline
 from stockbridge.delivery.uploader import PlatformUploader
 from stockbridge.intake.notices import NoticeBoard
-from stockbridge.intake.watcher import collect_settled
-from stockbridge.ledger import store as states
+from stockbridge.intake.settle import collect_settled
+from stockbridge.ledger import states
 from stockbridge.service.safely import safely
 
 if TYPE_CHECKING:

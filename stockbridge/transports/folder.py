@@ -18,7 +18,7 @@ from loguru import logger
 
 from stockbridge.errors import QuotaError, TransportError
 from stockbridge.transports.base import TEMP_SUFFIX, Progress, PutResult, Transport, register
-from stockbridge.transports.ftp import check_remote_dir, check_remote_name
+from stockbridge.transports.ftp_replies import check_remote_dir, check_remote_name
 
 _CHUNK = 1024 * 1024
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})

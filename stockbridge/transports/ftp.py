@@ -18,30 +18,19 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import functools
-import hashlib
 import posixpath
-import select
 import socket
 import ssl
-import struct
-import sys
-import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from loguru import logger
 
 from stockbridge.errors import (
-    AuthError,
-    QuotaError,
-    RemoteRejectedError,
     RemoteSetupError,
     TransportError,
-    TrustError,
 )
 from stockbridge.transports.base import (
     TEMP_SUFFIX,
@@ -49,206 +38,26 @@ from stockbridge.transports.base import (
     PutResult,
     Transport,
     TransportSettings,
-    refusal_kind,
     register,
 )
+from stockbridge.transports.ftp_replies import (
+    SERVER_HASH_BYTES_PER_SECOND,
+    HashMethod,
+    check_remote_dir,
+    check_remote_name,
+    choose_hash_method,
+    error_for_exception,
+    hex_token,
+    hexdigest,
+    new_digest,
+    one_line,
+    reply_code,
+)
+from stockbridge.transports.sockets import send_all, wait_until_sent
 
 #: Block size for STOR: ftplib's 8 KiB blocks cost 30-50 % throughput over TLS (perf.md §3.3)
 #: and ~20 % against pyftpdlib on plain FTP (measured here, 1 MiB vs 8 KiB).
 BLOCKSIZE = 1024 * 1024
-
-#: Replies after which trying again later may work (RFC 959: 4xx are transient by definition).
-_TRANSIENT_CODES = frozenset({421, 425, 426, 450, 451})
-_AUTH_CODES = frozenset({530, 532})
-_QUOTA_CODES = frozenset({452, 552})
-#: Commands whose 550 is about this one file, not about the platform.
-_FILE_COMMANDS = frozenset({"STOR", "RNFR", "RNTO", "APPE", "STOU"})
-_UPLOAD_COMMANDS = frozenset({"STOR", "APPE", "STOU"})
-#: Some servers answer "too many connections" with a 5xx (ProFTPD: 530 ... maximum number of
-#: clients); lftp retries those too (net:persist-retries), and so do we, instead of pausing the
-#: platform for an auth problem it does not have.
-_BUSY_WORDS = ("too many", "maximum number", "try again later")
-
-
-_FORBIDDEN_IN_NAMES = {"/": "'/'", "\r": "a carriage return", "\n": "a line feed", "\0": "a NUL"}
-
-
-def check_remote_name(name: str) -> None:
-    """Refuse names that could smuggle a path or a command to the server.
-
-    The pipeline sanitises file names first; this is the second line of defence (a ``\\r\\n`` in
-    an FTP command starts a new command, a leading ``-`` is read as an option by some servers).
-    """
-    if not name or name in (".", ".."):
-        raise ValueError(f"remote file name {name!r} is empty or a directory reference")
-    for char, label in _FORBIDDEN_IN_NAMES.items():
-        if char in name:
-            raise ValueError(f"remote file name {name!r} contains {label}")
-    if name.startswith("-"):
-        raise ValueError(f"remote file name {name!r} starts with '-'")
-
-
-def check_remote_dir(remote_dir: str) -> None:
-    if any(char in remote_dir for char in "\r\n\0"):
-        raise ValueError(f"remote_dir {remote_dir!r} contains a control character")
-
-
-def one_line(reply: str) -> str:
-    """A (maybe multi-line) reply as one line: ``"451-Error during write\\n451 Aborted"`` ->
-    ``"451 Error during write; Aborted"``."""
-    lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
-    if len(lines) <= 1:
-        return lines[0] if lines else ""
-    code = reply_code(lines[0])
-    texts = [line[4:].strip() if reply_code(line) == code and len(line) > 3 else line for line in lines]
-    head = f"{code} " if code is not None else ""
-    return head + "; ".join(text for text in texts if text)
-
-
-def reply_code(reply: str) -> int | None:
-    head = reply[:3]
-    return int(head) if head.isdigit() else None
-
-
-def error_for_reply(reply: str, command: str, where: str = "") -> TransportError:
-    """Turn a server reply (``"550 Permission denied."``) to ``command`` into our error.
-
-    ``command`` is the verb (``STOR``, ``RNTO``, ...); ``where`` says what was being done, for
-    the message. A pure function: the table lives in the tests.
-    """
-    code = reply_code(reply)
-    words = one_line(reply)
-    prefix = f"{where}: " if where else ""
-    message = f"{prefix}{command} refused: {words}"
-    busy = any(word in words.lower() for word in _BUSY_WORDS)
-    if code is None:
-        return TransportError(f"{prefix}{command}: unexpected reply {words!r}")
-    refusal = refusal_kind(words) if command in _UPLOAD_COMMANDS and code >= 400 else None
-    if refusal == "too-large":
-        return RemoteRejectedError(message, hint="the server limits the size of a file; this one is over it")
-    if code in _QUOTA_CODES or refusal == "storage":
-        return QuotaError(message, hint="the server is full or the account's quota is used up")
-    if code in _TRANSIENT_CODES or (busy and code >= 400):
-        return TransportError(message, retryable=True)
-    if code in _AUTH_CODES:
-        return AuthError(message, hint="check username and password; the platform is paused meanwhile")
-    if code == 553 or (code == 550 and command in _FILE_COMMANDS):
-        return RemoteRejectedError(message)
-    if 400 <= code < 500:
-        return TransportError(message, retryable=True)
-    # Any other 5xx (550 on CWD/MKD, 500/502 command not understood, ...) will not get better by
-    # itself, and concerns the platform rather than one file.
-    return TransportError(message, retryable=False)
-
-
-def error_for_exception(exc: BaseException, command: str, where: str = "") -> TransportError:
-    """Map what ftplib / the socket layer raised during ``command`` to our error tree."""
-    prefix = f"{where}: " if where else ""
-    if isinstance(exc, TransportError):
-        return exc
-    if isinstance(exc, ftplib.Error) and exc.args:
-        return error_for_reply(str(exc.args[0]), command, where)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return TrustError(
-            f"{prefix}the server's TLS certificate is not trusted: {exc.verify_message}",
-            hint="set ca_file to the CA (or self-signed certificate) the server uses; nothing was sent",
-        )
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return TransportError(f"{prefix}{command} timed out", retryable=True)
-    if isinstance(exc, EOFError):
-        return TransportError(f"{prefix}{command}: the server closed the connection", retryable=True)
-    if isinstance(exc, ssl.SSLError):
-        return TransportError(f"{prefix}{command}: TLS error: {exc}", retryable=True)
-    if isinstance(exc, OSError):
-        return TransportError(f"{prefix}{command}: {exc.strerror or exc}", retryable=True)
-    return TransportError(f"{prefix}{command}: {type(exc).__name__}: {exc}", retryable=True)
-
-
-@dataclass(frozen=True, slots=True)
-class _HashMethod:
-    command: str  # what to send before the file name: "HASH", "XSHA256", ...
-    name: str  # the server's name for it: "SHA-256"
-    algorithm: str  # ours, as recorded in the ledger: "sha256", "crc32"
-
-    def __str__(self) -> str:
-        return f"{self.command} ({self.algorithm})"
-
-
-#: HASH algorithms (draft-bryan-ftpext-hash section 3) and X-commands, strongest first.
-_HASH_NAMES = (
-    ("SHA-512", "sha512"),
-    ("SHA-256", "sha256"),
-    ("SHA-1", "sha1"),
-    ("MD5", "md5"),
-    ("CRC32", "crc32"),
-)
-_X_COMMANDS = (
-    ("XSHA512", "sha512"),
-    ("XSHA256", "sha256"),
-    ("XSHA1", "sha1"),
-    ("XMD5", "md5"),
-    ("XCRC", "crc32"),
-)
-#: We prefer SHA-256 over SHA-512: as strong for this purpose, and what we hash with anyway.
-_PREFERRED = ("sha256", "sha512", "sha1", "md5", "crc32")
-#: For the reply timeout of a hash request: servers hash at least this fast.
-_SERVER_HASH_BYTES_PER_SECOND = 50_000_000
-
-
-def choose_hash_method(features: str) -> _HashMethod | None:
-    """The best way to get a stored file's hash from a ``FEAT`` reply, or None."""
-    offered: dict[str, _HashMethod] = {}
-    for raw in features.splitlines():
-        line = raw.strip()
-        if line[:4].isdigit() or line[:3].isdigit():
-            continue  # "211-Features:" / "211 End"
-        verb, _, rest = line.partition(" ")
-        verb = verb.upper()
-        if verb == "HASH":
-            names = {name.strip().rstrip("*").upper() for name in rest.split(";") if name.strip()}
-            for name, algorithm in _HASH_NAMES:
-                if name in names:
-                    offered.setdefault(algorithm, _HashMethod("HASH", name, algorithm))
-        for command, algorithm in _X_COMMANDS:
-            if verb == command:
-                offered.setdefault(algorithm, _HashMethod(command, command, algorithm))
-    for algorithm in _PREFERRED:
-        if algorithm in offered:
-            return offered[algorithm]
-    return None
-
-
-class _CRC32:
-    """zlib's CRC-32 with the hashlib interface the upload loop uses."""
-
-    def __init__(self) -> None:
-        self.value = 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        self.value = zlib.crc32(data, self.value)
-
-    def hexdigest(self) -> str:
-        return f"{self.value:08x}"
-
-
-def _new_digest(algorithm: str) -> Any:
-    return _CRC32() if algorithm == "crc32" else hashlib.new(algorithm)
-
-
-def _hexdigest(digest: Any) -> str:
-    return str(digest.hexdigest()).lower()
-
-
-def _hex_token(reply: str, length: int) -> str | None:
-    """The hex digest of ``length`` digits in a hash reply's last line: ``213 SHA-256 0-49 169c...
-    name`` (HASH) or ``250 169C...`` (X-commands); both come after a "Computing ..." line on ProFTPD."""
-    lines = [line for line in reply.replace("\r", "").split("\n") if line.strip()]
-    if not lines:
-        return None
-    for token in lines[-1].split()[1:]:
-        if len(token) == length and all(char in "0123456789abcdefABCDEF" for char in token):
-            return token
-    return None
 
 
 @functools.lru_cache(maxsize=8)
@@ -289,7 +98,7 @@ class FTPTransport(Transport):
         # One read buffer for every file of the session: a fresh 1 MiB bytes per block is a fresh
         # mapping to fault in and zero each time (16 per 8 MB file). Only the uploading thread uses it.
         self._block = bytearray(BLOCKSIZE)
-        self._hash: _HashMethod | None = None
+        self._hash: HashMethod | None = None
         self._hash_known = False
 
     # -- session -------------------------------------------------------------------------------
@@ -429,11 +238,11 @@ class FTPTransport(Transport):
         local_size = local.stat().st_size
         target = remote_name + TEMP_SUFFIX if self.settings.atomic_rename else remote_name
         method = self._hash_method()
-        digest = _new_digest(method.algorithm) if method is not None else None
+        digest = new_digest(method.algorithm) if method is not None else None
         self._store(local, target, progress, digest)
         hashed_by = None
         if method is not None and digest is not None:
-            hashed_by = self._compare_hash(target, method, _hexdigest(digest), local_size)
+            hashed_by = self._compare_hash(target, method, hexdigest(digest), local_size)
         if self.settings.atomic_rename:
             self._rename(target, remote_name)
         remote_size = self._size_after_upload(remote_name)
@@ -453,7 +262,7 @@ class FTPTransport(Transport):
 
     # -- hashes the server computes ------------------------------------------------------------
 
-    def _hash_method(self) -> _HashMethod | None:
+    def _hash_method(self) -> HashMethod | None:
         """How to ask this server for the hash of a stored file, learnt from FEAT once per
         session: ``HASH`` (draft-bryan-ftpext-hash) or ProFTPD-style ``XSHA256``/``XSHA1``/
         ``XMD5``/``XCRC``. None when it offers none (pyftpdlib, vsftpd, Pure-FTPd)."""
@@ -476,7 +285,7 @@ class FTPTransport(Transport):
         logger.debug("{}: stored files checked by {}", self._where, self._hash or "size")
         return self._hash
 
-    def _compare_hash(self, target: str, method: _HashMethod, ours: str, size: int) -> str | None:
+    def _compare_hash(self, target: str, method: HashMethod, ours: str, size: int) -> str | None:
         """Ask the server for ``target``'s hash and compare it with what we sent. Returns the
         algorithm when they match, None when the server gave no usable answer (size is then the
         check); raises when they differ: the stored file is not what we sent."""
@@ -484,7 +293,7 @@ class FTPTransport(Transport):
         try:
             # The server reads the whole file first: allow for that on big files.
             if ftp.sock is not None:
-                ftp.sock.settimeout(self.settings.timeout + size / _SERVER_HASH_BYTES_PER_SECOND)
+                ftp.sock.settimeout(self.settings.timeout + size / SERVER_HASH_BYTES_PER_SECOND)
             reply = ftp.sendcmd(f"{method.command} {target}")
         except ftplib.Error as exc:
             logger.debug(
@@ -497,7 +306,7 @@ class FTPTransport(Transport):
             with contextlib.suppress(OSError, AttributeError):
                 if ftp.sock is not None:
                     ftp.sock.settimeout(self.settings.timeout)
-        theirs = _hex_token(reply, len(ours))
+        theirs = hex_token(reply, len(ours))
         if theirs is None:
             logger.debug(
                 "{}: no {} in the reply {!r}; size is the check", self._where, method.algorithm, reply
@@ -536,15 +345,13 @@ class FTPTransport(Transport):
                     # (sendfile() was tried for plain FTP: 470 against 660 MB/s for 1 MiB send()s.)
                     block = memoryview(self._block)
                     while count := source.readinto(block):
-                        _send_all(conn, block[:count])
+                        send_all(conn, block[:count])
                         if digest is not None:
                             digest.update(block[:count])
                         sent += count
                         if progress is not None:
                             progress(sent)
-                    _wait_until_sent(
-                        conn, self.settings.timeout, lambda: progress(sent) if progress else None
-                    )
+                    wait_until_sent(conn, self.settings.timeout, lambda: progress(sent) if progress else None)
                     if isinstance(conn, ssl.SSLSocket):
                         self._unwrap(conn)
                 finally:
@@ -707,84 +514,5 @@ def _quietly_close(ftp: Any) -> None:
         logger.debug("closing the FTP socket failed: {}", exc)
 
 
-def _wait_until_sent(conn: socket.socket, stall_timeout: float, tick: Callable[[], object]) -> None:
-    """Wait while the kernel still holds bytes of this upload, for as long as they keep leaving.
-
-    ``send()`` returns once the data is in the kernel's buffer, which on a fast machine can hold
-    megabytes; on a slow uplink draining it takes longer than the reply timeout, and the 226 would
-    be given up on while the file is still arriving. So the timeout here means "no progress",
-    measured on the socket's send queue (Linux SIOCOUTQ; elsewhere we do not wait).
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import fcntl
-
-    # Done when at most _IN_FLIGHT_TAIL bytes are left in the kernel, sent or not: that tail leaves
-    # well within the reply timeout that follows even on a slow link, and waiting for all of it
-    # cost the receiver's delayed-ACK time, ~40 ms per file (bench/README.md). A file smaller than
-    # the tail never waits here.
-    last, last_change = -1, time.monotonic()
-    # With TCP_NOTSENT_LOWAT at the tail, poll() wakes us the moment the unsent part drops below
-    # it, instead of a nap that overshoots (naps cost 3-4 ms per 8 MB file on loopback). Bytes sent
-    # but not yet acknowledged do not wake poll(): for those, look again soon, then back off.
-    with contextlib.suppress(OSError, AttributeError):
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, _IN_FLIGHT_TAIL)
-    poller = select.poll()
-    poller.register(conn.fileno(), select.POLLOUT)
-    delay = 0.0001
-    while True:
-        try:
-            queued = struct.unpack("i", fcntl.ioctl(conn.fileno(), _SIOCOUTQ, b"\0\0\0\0"))[0]
-        except OSError:
-            return
-        if queued <= _IN_FLIGHT_TAIL:
-            return
-        if _peer_gone(conn):
-            # The server closed (or reset) the data connection with our bytes still unread:
-            # they will never be acknowledged, so waiting out the timeout would only delay the retry.
-            raise ConnectionResetError("the server closed the data connection before taking all the data")
-        now = time.monotonic()
-        if queued != last:
-            last, last_change = queued, now
-        elif now - last_change > stall_timeout:
-            raise TimeoutError(f"no data acknowledged for {stall_timeout:.0f} s")
-        tick()
-        if poller.poll(50):  # the unsent part is below the tail: the rest is in flight
-            time.sleep(delay)
-            delay = min(0.05, delay * 2)
-
-
 #: How long to wait for the server's reply after it broke off an upload: it is sent at once.
 _ABORT_REPLY_SECONDS = 5.0
-
-#: linux/sockios.h: bytes in a socket's send queue (sent or not, not yet acknowledged).
-_SIOCOUTQ = 0x5411
-#: Unacknowledged bytes left to the reply timeout: 256 KiB take 2.6 s even at 100 KB/s.
-_IN_FLIGHT_TAIL = 256 * 1024
-
-#: TCP_CLOSE and TCP_CLOSE_WAIT (linux/tcp_states.h): the peer reset the connection or closed its end.
-_TCP_PEER_GONE_STATES = frozenset({7, 8})
-
-
-def _peer_gone(conn: socket.socket) -> bool:
-    """Has the other end closed or reset this connection? (Linux TCP_INFO; elsewhere: don't know.)"""
-    try:
-        if conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-            return True
-        info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)
-    except (OSError, AttributeError):
-        return False
-    return bool(info) and info[0] in _TCP_PEER_GONE_STATES
-
-
-def _send_all(conn: socket.socket, block: bytes | memoryview) -> None:
-    """``sendall`` with the timeout meaning "no progress for that long".
-
-    A plain socket's ``sendall()`` must finish the whole block within the timeout (Python >= 3.5):
-    1 MiB at a 30 s timeout would fail every upload on links slower than ~35 KB/s. ``send()``
-    waits at most the timeout for *some* bytes to go out, so only a stalled link times out.
-    """
-    view = memoryview(block)
-    while view:
-        sent = conn.send(view)
-        view = view[sent:]

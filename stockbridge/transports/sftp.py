@@ -12,7 +12,6 @@ paramiko (our own stat treats "gone after close" as an ingest robot at work, not
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import hashlib
@@ -30,19 +29,8 @@ from paramiko.sftp import (
     CMD_CLOSE,
     CMD_EXTENDED,
     CMD_EXTENDED_REPLY,
-    CMD_HANDLE,
-    CMD_OPEN,
-    CMD_STATUS,
-    CMD_VERSION,
-    CMD_WRITE,
-    SFTP_FLAG_CREATE,
-    SFTP_FLAG_TRUNC,
-    SFTP_FLAG_WRITE,
-    SFTP_OK,
-    SFTP_PERMISSION_DENIED,
     int64,
 )
-from paramiko.sftp_attr import SFTPAttributes
 
 from stockbridge.errors import (
     AuthError,
@@ -58,10 +46,27 @@ from stockbridge.transports.base import (
     PutResult,
     Transport,
     TransportSettings,
-    refusal_kind,
     register,
 )
-from stockbridge.transports.ftp import check_remote_dir, check_remote_name
+from stockbridge.transports.ftp_replies import check_remote_dir, check_remote_name
+from stockbridge.transports.sftp_protocol import (
+    DEFAULT_REQUEST_SIZE,
+    SFTPClient,
+    WriteReplies,
+    close_handle,
+    error_for_exception,
+    free_bytes,
+    open_for_write,
+    server_write_limit,
+)
+from stockbridge.transports.ssh_keys import (
+    KEY_ALGORITHMS,
+    MAX_HOST_KEY_TRIES,
+    fingerprint,
+    key_type_of,
+    normalise_fingerprint,
+    parse_host_key_pins,
+)
 
 #: Preferred first when the server offers them: +10-25 % throughput over aes128-ctr (perf.md §3.4).
 _GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
@@ -70,95 +75,12 @@ _GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 _KEEPALIVE_SECONDS = 30
 _READ_CHUNK = 1024 * 1024
 _POSIX_RENAME = "posix-rename@openssh.com"
-#: known_hosts key type -> host key algorithms that prove it (an RSA key signs with SHA-2 today).
-_KEY_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
 
 
-def fingerprint(key: paramiko.PKey) -> str:
-    """The key's fingerprint as ``ssh-keygen -lf`` prints it: ``SHA256:`` + unpadded base64."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
-
-
-def _normalise_fingerprint(value: str) -> str:
-    value = value.strip()
-    if value[:7].upper() == "SHA256:":
-        value = value[7:]
-    return value.rstrip("=")
-
-
-#: ``ssh-keygen -lf`` names key types in capitals at the end of its line.
-_KEYGEN_TYPES = {
-    "ED25519": "ssh-ed25519",
-    "RSA": "ssh-rsa",
-    "ECDSA": "ecdsa-sha2-nistp256",
-    "DSA": "ssh-dss",
-}
-#: Host key types a server may hold (ed25519, three ECDSA curves, RSA, DSA): bounds the retries.
-_MAX_HOST_KEY_TRIES = 6
-
-
-def _key_type_of(algorithm: str) -> str:
-    """The key type behind a host key algorithm: RSA keys sign as rsa-sha2-512/256 too."""
-    return "ssh-rsa" if algorithm.startswith("rsa-sha2-") else algorithm
-
-
-def parse_host_key_pins(value: str | list[str] | tuple[str, ...] | None) -> list[tuple[str, str | None]]:
-    """``host_key`` as (fingerprint, key type or None) pairs. Takes one pin or a list, each a bare
-    ``SHA256:...`` or a whole ``ssh-keygen -lf`` line (``256 SHA256:... host (ED25519)``)."""
-    if value is None:
-        return []
-    values = [value] if isinstance(value, str) else list(value)
-    pins: list[tuple[str, str | None]] = []
-    for text in values:
-        tokens = text.split()
-        found = next((token for token in tokens if token[:7].upper() == "SHA256:"), None)
-        if found is None:
-            continue
-        key_type = None
-        if tokens and tokens[-1].startswith("(") and tokens[-1].endswith(")"):
-            key_type = _KEYGEN_TYPES.get(tokens[-1][1:-1].upper())
-        pins.append((found, key_type))
-    return pins
-
-
-def _parse_extensions(data: bytes) -> dict[str, bytes]:
-    """Extension pairs from an SSH_FXP_VERSION packet (after the version number)."""
-    message = paramiko.Message(data)
-    message.get_int()
-    extensions: dict[str, bytes] = {}
-    try:
-        while message.get_remainder():
-            name = message.get_text()
-            extensions[name] = message.get_binary()
-    except Exception as exc:
-        logger.debug("unreadable SFTP extension list: {}", exc)
-    return extensions
-
-
-#: Write request sizes: 32 KiB every server takes (the SFTP draft's minimum); OpenSSH takes
-#: 261120 (256 KiB less its header allowance), which is 1.1-1.3x faster on big files (bench/README.md).
-DEFAULT_REQUEST_SIZE = 32 * 1024
-MIN_REQUEST_SIZE = 1024
-MAX_REQUEST_SIZE = 261120
-_LIMITS = "limits@openssh.com"
 _CHECK_FILE = "check-file"
-_STATVFS = "statvfs@openssh.com"
 _CHECK_FILE_NAME = "check-file-name"
 #: Strongest first; names as in the extension draft and in hashlib.
 _CHECK_FILE_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
-
-
-class _SFTPClient(paramiko.SFTPClient):
-    """Keeps the server's extension list, which paramiko reads and drops during the handshake."""
-
-    server_extensions: dict[str, bytes]
-
-    def _read_packet(self) -> tuple[int, bytes]:
-        kind, data = super()._read_packet()
-        if kind == CMD_VERSION and not hasattr(self, "server_extensions"):
-            self.server_extensions = _parse_extensions(data)
-        return kind, data
 
 
 @register("sftp")
@@ -167,7 +89,7 @@ class SFTPTransport(Transport):
         super().__init__(settings)
         check_remote_dir(settings.remote_dir)
         self._transport: paramiko.Transport | None = None
-        self._sftp: _SFTPClient | None = None
+        self._sftp: SFTPClient | None = None
         self._dir_ready = False
         self._request_size = settings.sftp_request_size or DEFAULT_REQUEST_SIZE
         #: Does the server answer check-file-name? None: not asked yet in this session.
@@ -205,7 +127,7 @@ class SFTPTransport(Transport):
         try:
             self._authenticate(transport)
             with self._mapped("opening the SFTP session"):
-                sftp = _SFTPClient.from_transport(transport)
+                sftp = SFTPClient.from_transport(transport)
                 if sftp is None:
                     raise TransportError(f"{self._where}: the server refused the SFTP subsystem")
                 sftp.get_channel().settimeout(timeout)
@@ -216,7 +138,7 @@ class SFTPTransport(Transport):
         self._transport, self._sftp = transport, sftp
         self._dir_ready = False
         self._check_file = None
-        self._request_size = self.settings.sftp_request_size or self._server_write_limit(sftp)
+        self._request_size = self.settings.sftp_request_size or server_write_limit(sftp, self._where)
         logger.debug(
             "{}: connected as {} ({}, writes of {} bytes)",
             self._where,
@@ -249,7 +171,7 @@ class SFTPTransport(Transport):
                 transport.close()
                 first_mismatch = first_mismatch or mismatch
                 tried.add(server_key.get_name())
-                if not self._pins or len(tried) >= _MAX_HOST_KEY_TRIES:
+                if not self._pins or len(tried) >= MAX_HOST_KEY_TRIES:
                     raise first_mismatch from None
             except BaseException:
                 transport.close()
@@ -289,27 +211,8 @@ class SFTPTransport(Transport):
         return [
             algorithm
             for algorithm in paramiko.Transport._preferred_keys
-            if _key_type_of(algorithm) not in tried
+            if key_type_of(algorithm) not in tried
         ]
-
-    def _server_write_limit(self, sftp: _SFTPClient) -> int:
-        """The write size the server says it takes (OpenSSH's ``limits@openssh.com``: 261120),
-        at most ``MAX_REQUEST_SIZE``; 32 KiB, which every server takes, when it does not say."""
-        if _LIMITS not in getattr(sftp, "server_extensions", {}):
-            return DEFAULT_REQUEST_SIZE
-        try:
-            kind, message = sftp._request(CMD_EXTENDED, _LIMITS)
-            if kind != CMD_EXTENDED_REPLY or message is None:
-                return DEFAULT_REQUEST_SIZE
-            message.get_int64()  # max packet length
-            message.get_int64()  # max read length
-            max_write = message.get_int64()
-        except Exception as exc:  # an odd reply costs speed, never the upload
-            logger.debug("{}: {} unanswered ({}); writes of 32 KiB", self._where, _LIMITS, exc)
-            return DEFAULT_REQUEST_SIZE
-        if max_write <= 0:
-            return DEFAULT_REQUEST_SIZE
-        return max(MIN_REQUEST_SIZE, min(max_write, MAX_REQUEST_SIZE))
 
     def _prefer_algorithms(
         self, transport: paramiko.Transport, exclude: frozenset[str] | set[str] = frozenset()
@@ -325,11 +228,11 @@ class SFTPTransport(Transport):
         wanted: list[str] = []
         known = self._known_entry()
         if known:
-            wanted += [alg for name in known for alg in _KEY_ALGORITHMS.get(name, (name,))]
+            wanted += [alg for name in known for alg in KEY_ALGORITHMS.get(name, (name,))]
         for _fingerprint, key_type in self._pins:
             if key_type:
-                wanted += list(_KEY_ALGORITHMS.get(key_type, (key_type,)))
-        key_types = tuple(k for k in options.key_types if _key_type_of(k) not in exclude)
+                wanted += list(KEY_ALGORITHMS.get(key_type, (key_type,)))
+        key_types = tuple(k for k in options.key_types if key_type_of(k) not in exclude)
         if not key_types:
             raise TransportError(f"{self._where}: the server offers no other host key type", retryable=False)
         options.key_types = tuple(k for k in wanted if k in key_types) + tuple(
@@ -354,7 +257,7 @@ class SFTPTransport(Transport):
 
     def _check_host_key(self, key: paramiko.PKey) -> None:
         offered = fingerprint(key)
-        if any(_normalise_fingerprint(pin) == _normalise_fingerprint(offered) for pin, _type in self._pins):
+        if any(normalise_fingerprint(pin) == normalise_fingerprint(offered) for pin, _type in self._pins):
             return
         known = self._known_entry()
         if known and known.get(key.get_name()) == key:
@@ -392,7 +295,7 @@ class SFTPTransport(Transport):
                 hint="check the username and the password or key; the platform is paused meanwhile",
             ) from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise _error_for_exception(exc, "login", self._where) from exc
+            raise error_for_exception(exc, "login", self._where) from exc
         if not transport.is_authenticated():
             raise AuthError(f"{self._where}: login as {username} needs another authentication step")
 
@@ -425,7 +328,7 @@ class SFTPTransport(Transport):
                 logger.debug("{}: close failed: {}", self._where, exc)
 
     @property
-    def _client(self) -> _SFTPClient:
+    def _client(self) -> SFTPClient:
         if self._sftp is None:
             raise TransportError(f"{self._where}: not connected", retryable=True)
         return self._sftp
@@ -435,7 +338,7 @@ class SFTPTransport(Transport):
         try:
             yield
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise _error_for_exception(exc, action, self._where, per_file=per_file) from exc
+            raise error_for_exception(exc, action, self._where, per_file=per_file) from exc
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -449,9 +352,9 @@ class SFTPTransport(Transport):
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return None
-            raise _error_for_exception(exc, f"stat {path}", self._where) from exc
+            raise error_for_exception(exc, f"stat {path}", self._where) from exc
         except (paramiko.SSHException, EOFError) as exc:
-            raise _error_for_exception(exc, f"stat {path}", self._where) from exc
+            raise error_for_exception(exc, f"stat {path}", self._where) from exc
 
     def mkdirs(self) -> None:
         remote_dir = self.settings.remote_dir
@@ -468,7 +371,7 @@ class SFTPTransport(Transport):
                 sftp.mkdir(path)
             except OSError as exc:
                 if isinstance(exc, (socket.timeout, ConnectionError)):
-                    raise _error_for_exception(exc, f"mkdir {path}", self._where) from exc
+                    raise error_for_exception(exc, f"mkdir {path}", self._where) from exc
                 if not self._is_dir(path):  # created meanwhile by someone else is fine
                     words = exc.strerror or (str(exc.args[0]) if exc.args else type(exc).__name__)
                     raise RemoteSetupError(
@@ -476,7 +379,7 @@ class SFTPTransport(Transport):
                         hint="create the folder on the server, or change remote_dir for this platform",
                     ) from exc
             except (paramiko.SSHException, EOFError) as exc:
-                raise _error_for_exception(exc, f"mkdir {path}", self._where) from exc
+                raise error_for_exception(exc, f"mkdir {path}", self._where) from exc
         self._dir_ready = True
 
     def _is_dir(self, path: str) -> bool:
@@ -485,9 +388,9 @@ class SFTPTransport(Transport):
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.EACCES):
                 return False
-            raise _error_for_exception(exc, f"stat {path}", self._where) from exc
+            raise error_for_exception(exc, f"stat {path}", self._where) from exc
         except (paramiko.SSHException, EOFError) as exc:
-            raise _error_for_exception(exc, f"stat {path}", self._where) from exc
+            raise error_for_exception(exc, f"stat {path}", self._where) from exc
         return stat_module.S_ISDIR(attributes.st_mode or 0)
 
     # -- files ---------------------------------------------------------------------------------
@@ -526,7 +429,7 @@ class SFTPTransport(Transport):
         """SFTP has one status for a full disk and a per-file size limit (ProFTPD's mod_sftp says
         "Out of disk space" for both): the free space the server reports tells them apart. Plenty
         free means this file is over a limit, and only this file fails; otherwise the server is full."""
-        free = self._free_bytes(posixpath.dirname(target) or ".")
+        free = free_bytes(self._client, posixpath.dirname(target) or ".", self._where)
         if free is None or free < size * 2:
             return full
         return RemoteRejectedError(
@@ -534,24 +437,6 @@ class SFTPTransport(Transport):
             f"({size / 1e6:.1f} MB) is over a size limit",
             hint="the agency limits the size of one file; make the file smaller or send it another way",
         )
-
-    def _free_bytes(self, path: str) -> int | None:
-        """Space the server says is left under ``path`` (``statvfs@openssh.com``), or None."""
-        if _STATVFS not in getattr(self._client, "server_extensions", {}):
-            return None
-        try:
-            kind, message = self._client._request(CMD_EXTENDED, _STATVFS, self._client._adjust_cwd(path))
-            if kind != CMD_EXTENDED_REPLY or message is None:
-                return None
-            message.get_int64()  # f_bsize
-            fragment = message.get_int64()  # f_frsize
-            message.get_int64()  # f_blocks
-            message.get_int64()  # f_bfree
-            available = message.get_int64()  # f_bavail
-        except Exception as exc:  # no answer costs the distinction, never the upload's error
-            logger.debug("{}: statvfs of {} unanswered ({})", self._where, path, exc)
-            return None
-        return int(fragment * available)
 
     # -- hashes the server computes ------------------------------------------------------------
 
@@ -623,8 +508,8 @@ class SFTPTransport(Transport):
         algorithm = self._hash_algorithm()
         digest = hashlib.new(algorithm) if algorithm else None
         with local.open("rb") as source:
-            handle = _open_for_write(sftp, target)
-            writes = _WriteReplies(sftp, self._where, target)
+            handle = open_for_write(sftp, target)
+            writes = WriteReplies(sftp, self._where, target)
             closed = False
             try:
                 offset = 0
@@ -641,7 +526,7 @@ class SFTPTransport(Transport):
                         progress(offset)
                 writes.finish()
                 closed = True
-                _close_handle(sftp, handle, self._where, target)
+                close_handle(sftp, handle, self._where, target)
             finally:
                 if not closed:
                     writes.abandon()
@@ -692,142 +577,3 @@ class SFTPTransport(Transport):
 
     def delete(self, remote_name: str) -> None:
         self._remove_quietly(self._remote(remote_name))
-
-
-#: Write requests in flight at once: enough to keep a long, fast link busy (64 x 255 KiB on
-#: OpenSSH), few enough that a refusal stops the upload within a few MB.
-_WRITE_WINDOW = 64
-
-
-class _WriteReplies:
-    """Collects the status of every pipelined write of one file (paramiko hands a reply to the
-    object a request was registered with, in whatever order it arrives). The first error the
-    server reports stops the upload with the server's own words."""
-
-    def __init__(self, sftp: paramiko.SFTPClient, where: str, target: str) -> None:
-        self._sftp = sftp
-        self._where = where
-        self._target = target
-        self._pending: set[int] = set()
-        self.error: tuple[int, str] | None = None
-
-    def send(self, handle: bytes, offset: int, chunk: memoryview) -> None:
-        self._raise_if_refused()
-        number = self._sftp._async_request(self, CMD_WRITE, handle, int64(offset), bytes(chunk))
-        self._pending.add(number)
-        # Read the replies that are already here, so a refusal stops us early; wait only when
-        # the window is full.
-        while self._pending and (len(self._pending) >= _WRITE_WINDOW or self._sftp.sock.recv_ready()):
-            self._read_one()
-            self._raise_if_refused()
-
-    def finish(self) -> None:
-        """Wait for the status of every write still outstanding; raise the first error."""
-        while self._pending:
-            self._read_one()
-        self._raise_if_refused()
-
-    def abandon(self) -> None:
-        """Forget the replies still to come (the session is closed or the file given up)."""
-        for number in self._pending:
-            self._sftp._expecting.pop(number, None)
-        self._pending.clear()
-
-    def _read_one(self) -> None:
-        try:
-            self._sftp._read_response()
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise _error_for_exception(exc, f"uploading {self._target}", self._where) from exc
-
-    def _async_response(self, kind: int, message: paramiko.Message, number: int) -> None:
-        self._pending.discard(number)
-        if self.error is not None:
-            return
-        if kind != CMD_STATUS:
-            self.error = (-1, f"unexpected reply type {kind} to a write")
-            return
-        code = message.get_int()
-        if code != SFTP_OK:
-            text = message.get_text() if message.get_remainder() else ""
-            self.error = (code, text or f"status {code}")
-
-    def _raise_if_refused(self) -> None:
-        if self.error is not None:
-            code, text = self.error
-            raise _write_refusal(code, text, f"{self._where}: writing {self._target} refused")
-
-
-def _write_refusal(code: int, text: str, message: str) -> TransportError:
-    """Our error for a write or close the server refused, from its status code and words."""
-    full = f"{message}: {text}"
-    kind = refusal_kind(text)
-    if kind == "too-large":
-        return RemoteRejectedError(full, hint="the server limits the size of a file; this one is over it")
-    if kind == "storage":
-        return QuotaError(full, hint="the server is full or the account's quota is used up")
-    if code == SFTP_PERMISSION_DENIED:
-        return RemoteRejectedError(full)
-    return TransportError(full, retryable=True)
-
-
-def _open_for_write(sftp: paramiko.SFTPClient, path: str) -> bytes:
-    """A write handle for ``path`` (created or truncated), as ``SFTPClient.open(path, "wb")``."""
-    kind, message = sftp._request(
-        CMD_OPEN,
-        sftp._adjust_cwd(path),
-        SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC,
-        SFTPAttributes(),
-    )
-    if kind != CMD_HANDLE or message is None:
-        raise paramiko.SFTPError("Expected handle")
-    handle: bytes = message.get_binary()
-    return handle
-
-
-def _close_handle(sftp: paramiko.SFTPClient, handle: bytes, where: str, target: str) -> None:
-    """Close a write handle and read its status: some servers report a failed flush only here
-    (paramiko's ``SFTPFile.close`` ignores it)."""
-    try:
-        sftp._request(CMD_CLOSE, handle)
-    except OSError as exc:
-        if isinstance(exc, socket.timeout) or (exc.errno is not None and exc.errno != errno.EACCES):
-            raise
-        text = exc.strerror or (str(exc.args[0]) if exc.args else "refused")
-        code = SFTP_PERMISSION_DENIED if exc.errno == errno.EACCES else -1
-        raise _write_refusal(code, text, f"{where}: closing {target} refused") from exc
-
-
-def _error_for_exception(
-    exc: BaseException, action: str, where: str, *, per_file: bool = False
-) -> TransportError:
-    """Map paramiko / socket exceptions to our tree. ``per_file``: the error concerns one file."""
-    message = f"{where}: {action} failed"
-    if isinstance(exc, TransportError):
-        return exc
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return TransportError(f"{message}: timed out", retryable=True)
-    if isinstance(exc, paramiko.ssh_exception.IncompatiblePeer):
-        return TransportError(
-            f"{message}: {exc}", hint="the server's SSH algorithms are too old", retryable=False
-        )
-    if isinstance(exc, ConnectionRefusedError):
-        return TransportError(
-            f"{message}: connection refused (no SSH server listening there?)", retryable=True
-        )
-    if isinstance(exc, (EOFError, paramiko.SSHException, ConnectionError)):
-        return TransportError(f"{message}: connection lost ({exc or type(exc).__name__})", retryable=True)
-    if isinstance(exc, OSError):
-        text = exc.strerror or (str(exc.args[0]) if exc.args else type(exc).__name__)
-        if exc.errno == errno.EACCES:
-            if per_file:
-                return RemoteRejectedError(f"{message}: permission denied ({text})")
-            return TransportError(f"{message}: permission denied ({text})", retryable=False)
-        if exc.errno == errno.ENOENT:
-            return TransportError(
-                f"{message}: no such file or directory ({text})",
-                hint="check remote_dir",
-                retryable=False,
-            )
-        # SFTP v3 reports most server-side problems (disk full included) as a bare "Failure".
-        return TransportError(f"{message}: {text}", retryable=True)
-    return TransportError(f"{message}: {type(exc).__name__}: {exc}", retryable=True)

@@ -33,7 +33,7 @@ from stockbridge.errors import (
 )
 from stockbridge.transports import TEMP_SUFFIX, PutResult, open_transport
 from stockbridge.transports import folder as folder_transport
-from stockbridge.transports.ftp import error_for_reply
+from stockbridge.transports.ftp_replies import error_for_reply
 from tests.servers import (
     VSFTPD_BANNED_PASSWORD,
     LocalServer,

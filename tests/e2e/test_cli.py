@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
 from tests.e2e.conftest import Workspace
 

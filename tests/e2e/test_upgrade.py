@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 
 from stockbridge.demo.samples import make_image
-from stockbridge.ledger.store import SCHEMA_VERSION
+from stockbridge.ledger.migrations import SCHEMA_VERSION
 from tests.e2e.conftest import Workspace, platform_table
 from tests.legacy import add_asset, add_job, ledger_0_1_0
 

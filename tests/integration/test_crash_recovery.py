@@ -13,7 +13,7 @@ from stockbridge.delivery.policy import ONCE_RETRY
 from stockbridge.delivery.prepare import Pipeline
 from stockbridge.delivery.uploader import PlatformUploader
 from stockbridge.demo.samples import make_image
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
 from stockbridge.rules.plan import AssetFacts, Verdict
 

@@ -24,7 +24,8 @@ import pytest
 
 from stockbridge.demo.samples import make_image as make_sample
 from stockbridge.errors import MetadataError
-from stockbridge.metadata.exiftool import ExifTool, ImageMetadata
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.metadata.fields import ImageMetadata
 from tests.images import DEFAULT_KEYWORDS, DEFAULT_TITLE, MakeImage, require_exiftool
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,7 +16,8 @@ import pytest
 
 from stockbridge.config.models import EditorialConfig, ReleasesConfig
 from stockbridge.demo.samples import make_image as make_sample
-from stockbridge.metadata.exiftool import ExifTool, ImageMetadata
+from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.metadata.fields import ImageMetadata
 from stockbridge.rules.releases import is_editorial, release_needs
 from tests.images import require_exiftool
 

@@ -19,8 +19,11 @@ import pytest
 from loguru import logger
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+from stockbridge.intake import observers as observers_module
+from stockbridge.intake import settle as settle_module
 from stockbridge.intake import watcher as watcher_module
-from stockbridge.intake.watcher import Watcher, collect_settled
+from stockbridge.intake.settle import collect_settled
+from stockbridge.intake.watcher import Watcher
 from tests.waiting import wait_for
 
 SETTLE = 0.3
@@ -379,7 +382,7 @@ def test_collect_settled_returns_finished_files_and_lists_one_still_growing(
             handle.write(b"more")
 
     clock = OnceClock(append)
-    monkeypatch.setattr(watcher_module, "time", clock)
+    monkeypatch.setattr(settle_module, "time", clock)
     stable, still_changing = collect_settled(
         root, recursive=True, settle_seconds=SETTLE, ignore=(), max_wait=1.0
     )
@@ -401,7 +404,7 @@ def test_collect_settled_takes_a_file_that_stops_changing_before_max_wait(
             with late.open("ab") as handle:
                 handle.write(piece)
 
-    monkeypatch.setattr(watcher_module, "time", OnceClock(append))
+    monkeypatch.setattr(settle_module, "time", OnceClock(append))
     stable, still_changing = collect_settled(
         root, recursive=True, settle_seconds=SETTLE, ignore=(), max_wait=2.0
     )
@@ -413,7 +416,7 @@ def test_collect_settled_on_an_empty_folder_returns_at_once(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = OnceClock(lambda: None)
-    monkeypatch.setattr(watcher_module, "time", clock)
+    monkeypatch.setattr(settle_module, "time", clock)
     assert collect_settled(root, recursive=True, settle_seconds=10.0, ignore=(), max_wait=60.0) == ([], [])
     assert clock.now == 0.0, "waited a settle window for nothing"
 
@@ -576,7 +579,7 @@ def test_a_polled_folder_that_vanishes_and_comes_back_is_watched_again(
     photo = root / "after_the_share_came_back.jpg"
     photo.write_bytes(b"photo")
     recorder.wait_for(photo)  # no rescan_seconds: only a rebuilt observer (and its rescan) finds it
-    wait_until(lambda: watcher_module._observer_running(watcher._observer))  # type: ignore[arg-type]
+    wait_until(lambda: observers_module._observer_running(watcher._observer))  # type: ignore[arg-type]
 
 
 def test_a_native_observer_rebuilt_while_the_folder_is_gone_stays_native_and_sees_it_come_back(

@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from stockbridge.ledger import store as states
-from stockbridge.ledger.store import ALLOWED, ForbiddenTransition, JobState, Ledger
+from stockbridge.ledger import states, store
+from stockbridge.ledger.states import ALLOWED, ForbiddenTransition, JobState
+from stockbridge.ledger.store import Ledger
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -100,7 +101,7 @@ def test_a_file_not_taken_is_noted_once_keeps_its_first_sighting_and_is_cleared_
     ledger, monkeypatch
 ):
     clock = iter([100.0, 200.0, 300.0])
-    monkeypatch.setattr(states.time, "time", lambda: next(clock))
+    monkeypatch.setattr(store.time, "time", lambda: next(clock))
     ledger.note("/exports/x.jpg", "unstable", "still changing after 600 s")
     ledger.note("/exports/x.jpg", "refused", "has 2 hard links; not taken")
     ledger.note("/exports/y.jpg", "link", "a symbolic link, never followed; copy the photo in")

@@ -13,8 +13,9 @@ import pytest
 
 from stockbridge.cli.report import history_payload, status_payload
 from stockbridge.config.loading import validate_config
-from stockbridge.ledger import store as states
-from stockbridge.ledger.store import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError, Migration
+from stockbridge.ledger import states, store
+from stockbridge.ledger.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
+from stockbridge.ledger.store import Ledger, LedgerError
 from tests.legacy import add_asset, add_job, ledger_0_1_0
 
 
@@ -224,8 +225,8 @@ def test_an_upgrade_that_fails_half_way_changes_nothing(tmp_path, monkeypatch):
     broken = Migration(
         3, "a step that breaks after its first statement", "ALTER TABLE jobs ADD COLUMN x TEXT;\nBOGUS;"
     )
-    monkeypatch.setattr(states, "MIGRATIONS", (*MIGRATIONS, broken))
-    monkeypatch.setattr(states, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(store, "MIGRATIONS", (*MIGRATIONS, broken))
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 3)
     with pytest.raises(LedgerError, match="cannot open the ledger"):
         Ledger(path)
     assert user_version(path) == 0

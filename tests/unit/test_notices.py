@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stockbridge.config.models import WatchConfig
 from stockbridge.intake.notices import NoticeBoard, current
-from stockbridge.intake.watcher import scan
+from stockbridge.intake.scan import scan
 from stockbridge.ledger.store import Ledger
 
 

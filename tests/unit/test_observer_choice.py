@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge.intake.watcher import (
+from stockbridge.intake.observers import (
     choose_observer,
     filesystem_type,
     is_network_filesystem,

@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from stockbridge.cli.progress import OnceProgress, once_progress
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Job
 
 

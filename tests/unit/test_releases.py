@@ -9,7 +9,7 @@ import pytest
 
 from stockbridge.config.models import EditorialConfig, ReleasesConfig, RouteConfig
 from stockbridge.config.rules import ReleaseRule
-from stockbridge.metadata.exiftool import ImageMetadata
+from stockbridge.metadata.fields import ImageMetadata
 from stockbridge.rules.releases import (
     find_releases,
     is_editorial,

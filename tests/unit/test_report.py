@@ -12,7 +12,7 @@ import pytest
 from stockbridge.cli.report import history_payload, parse_since, status_payload
 from stockbridge.config.loading import validate_config
 from stockbridge.errors import ConfigError
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
 
 NOW = 1_800_000_000.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stockbridge.transports.base import refusal_kind
-from stockbridge.transports.ftp import choose_hash_method, one_line
-from stockbridge.transports.sftp import parse_host_key_pins
+from stockbridge.transports.ftp_replies import choose_hash_method, one_line
+from stockbridge.transports.ssh_keys import parse_host_key_pins
 
 PROFTPD_FEAT = """211-Features:
  AUTH TLS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from stockbridge.intake.watcher import scan
+from stockbridge.intake.scan import scan
 
 
 def _warnings_during(action) -> list[str]:

@@ -27,7 +27,7 @@ from stockbridge.errors import (
     TransportError,
     TrustError,
 )
-from stockbridge.ledger import store as states
+from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
 from stockbridge.transports import PutResult, Transport, TransportSettings
 

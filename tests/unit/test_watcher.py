@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stockbridge.intake.watcher import Fingerprint, SettleTracker, fingerprint, is_ignored, scan
+from stockbridge.intake.scan import is_ignored, scan
+from stockbridge.intake.settle import Fingerprint, SettleTracker, fingerprint
 
 SETTLE = 10.0
 

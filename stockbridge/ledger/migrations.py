@@ -1,0 +1,118 @@
+"""The ledger's schema: its version and the numbered migrations that build it.
+
+**Schema.** ``PRAGMA user_version`` is the number of the last of :data:`MIGRATIONS` applied. Opening
+a ledger applies the missing ones in order, in one transaction (all or none). Version 1 is the schema
+0.1.0 shipped, which had no version number (0), so it is written with ``IF NOT EXISTS`` and finds its
+tables already there. A ledger from a newer stockbridge is refused, never downgraded. A migration is
+a new entry at the end of the list, never an edit to a released one.
+
+``jobs.parent_id`` (version 1) is never written and never read: a release delivered to a folder is one
+job shared by every photo that needs it, so it has no single parent; which releases a photo needs is
+in its own job's ``meta["releases"]``. The column stays, always NULL (0.1.0's INSERT names it, so
+dropping it would keep 0.1.0 from writing to a ledger this version has opened).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS assets (
+    sha256      TEXT PRIMARY KEY,
+    path        TEXT NOT NULL,      -- the source path it was first seen at (its remote names come from it)
+    size        INTEGER NOT NULL,
+    file_type   TEXT,
+    object_path TEXT,               -- private staged copy in the state dir
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    path      TEXT PRIMARY KEY,     -- lets a restart skip re-hashing unchanged files
+    dev       INTEGER NOT NULL,
+    ino       INTEGER NOT NULL,
+    size      INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
+    sha256    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id              INTEGER PRIMARY KEY,
+    sha256          TEXT NOT NULL REFERENCES assets(sha256),
+    platform        TEXT NOT NULL,
+    kind            TEXT NOT NULL DEFAULT 'image',  -- image | release
+    state           TEXT NOT NULL,
+    reason          TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    remote_name     TEXT,
+    remote_dir      TEXT,           -- NULL: the platform's remote_dir (else editorial, releases)
+    upload_path     TEXT,           -- the exact file to send (staged copy or derived copy)
+    changes         TEXT,           -- what this platform's copy differs in, one change a line
+    meta            TEXT,           -- JSON: title, description, keywords as sent (for CSV manifests)
+    parent_id       INTEGER,        -- release jobs: the image job that needs them
+    upload_size     INTEGER,
+    verified        INTEGER,        -- 1: remote size checked; 0: server moved it away after a confirmed transfer
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    batch_id        INTEGER,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    uploaded_at     REAL,
+    UNIQUE (sha256, platform)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_platform_state ON jobs(platform, state);
+CREATE INDEX IF NOT EXISTS jobs_by_upload_path ON jobs(upload_path);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_remote_name ON jobs(platform, COALESCE(remote_dir, ''), remote_name);
+CREATE TABLE IF NOT EXISTS batches (
+    id         INTEGER PRIMARY KEY,
+    platform   TEXT NOT NULL,
+    opened_at  REAL NOT NULL,
+    closed_at  REAL,
+    files      INTEGER NOT NULL DEFAULT 0,
+    uploaded   INTEGER NOT NULL DEFAULT 0,
+    failed     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS platform_pauses (
+    platform     TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,    -- auth | trust | quota | unreachable | config
+    reason       TEXT NOT NULL,
+    paused_at    REAL NOT NULL,
+    until        REAL              -- NULL: until `stockbridge retry --platform NAME`
+);
+CREATE TABLE IF NOT EXISTS notices (
+    path        TEXT PRIMARY KEY,  -- a file in the watch folder that was seen but not taken
+    kind        TEXT NOT NULL,     -- link | special | folder | unstable | refused
+    reason      TEXT NOT NULL,
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int  # user_version once applied
+    name: str
+    sql: str  # statements separated by ";"
+
+
+#: The schema's history, in order. Append; never edit a released step.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "the schema of 0.1.0", _SCHEMA_V1),
+    Migration(
+        2,
+        "jobs.verified_by: how an upload was verified (size, or a hash name such as sha256)",
+        "ALTER TABLE jobs ADD COLUMN verified_by TEXT;",
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def _statements(sql: str) -> list[str]:
+    """``sql`` split into its statements (executescript would commit the open transaction)."""
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    assert not current.strip(), f"incomplete SQL statement: {current!r}"
+    return statements
