@@ -24,9 +24,8 @@ from stockbridge.errors import InputError
 #: and for the DNGVersion tag in a TIFF's first directory.
 HEAD_BYTES = 8192
 
-#: Types stockbridge accepts as an asset today. Everything else is recorded as "not an image
-#: stockbridge can take" with its sniffed type in the reason.
-IMAGE_TYPES: frozenset[str] = frozenset({"jpeg", "png", "tiff"})
+# Which of the types named here stockbridge takes is :mod:`stockbridge.assets.mediatypes`'s
+# table; everything else is recorded as "not an image stockbridge can take", with its type.
 
 # (offset, magic, type): checked in order, first match wins.
 # Sources: JPEG ITU-T T.81 (SOI FFD8 + a marker); PNG ISO/IEC 15948 §5.2 signature; GIF89a spec;

@@ -21,12 +21,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockbridge.assets.filetype import IMAGE_TYPES, sniff
+from stockbridge.assets import mediatypes
+from stockbridge.assets.filetype import sniff
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import ImageMetadata
 from stockbridge.render.pixels import check_decodable
-from stockbridge.rules.naming import EXTENSIONS
 from stockbridge.rules.plan import AssetFacts
 
 _CHUNK = 1024 * 1024
@@ -113,9 +113,11 @@ def ingest(
     sha256, size, object_tmp, fingerprint = _copy_and_hash(path, objects_dir(state_dir), allow_hardlinks)
     try:
         file_type = sniff(object_tmp)
-        if file_type not in IMAGE_TYPES:
+        media = mediatypes.get(file_type)
+        if media is None:
             return Ingested(sha256, path, size, None, file_type, None, fingerprint, _not_an_image(file_type))
-        final = objects_dir(state_dir) / sha256[:2] / f"{sha256}{EXTENSIONS[file_type]}"
+        file_type = media.name
+        final = objects_dir(state_dir) / sha256[:2] / f"{sha256}{media.extension}"
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(object_tmp, final)
     finally:
@@ -141,8 +143,10 @@ def inspect(
         raise _hard_links(path, st.st_nlink)
     fingerprint = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     file_type = sniff(path)
-    if file_type not in IMAGE_TYPES:
+    media = mediatypes.get(file_type)
+    if media is None:
         return Ingested("", path, st.st_size, None, file_type, None, fingerprint, _not_an_image(file_type))
+    file_type = media.name
     absolute = path.resolve()
     result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result

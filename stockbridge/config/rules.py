@@ -10,10 +10,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from stockbridge.assets import mediatypes
 from stockbridge.config.base import _check_remote_dir, _Model
-
-#: File types stockbridge can take as an asset today (content-sniffed names, see filetype.py).
-KNOWN_FORMATS = ("jpeg", "png", "tiff")
 
 
 class KeywordRule(_Model):
@@ -135,8 +133,7 @@ class RulesConfig(_Model):
     def _known_formats(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        normal = [{"jpg": "jpeg", "tif": "tiff"}.get(item.lower(), item.lower()) for item in value]
-        unknown = [item for item in normal if item not in KNOWN_FORMATS]
+        unknown = [item for item in value if mediatypes.from_config(item) is None]
         if unknown:
-            raise ValueError(f"unknown format {unknown[0]!r}; known: {', '.join(KNOWN_FORMATS)}")
-        return normal
+            raise ValueError(f"unknown format {unknown[0]!r}; known: {', '.join(mediatypes.names())}")
+        return [media.name for item in value if (media := mediatypes.from_config(item)) is not None]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal, stage_release
 from stockbridge.config.models import Config, PlatformConfig
 from stockbridge.errors import (
@@ -38,7 +39,7 @@ from stockbridge.metadata.fields import metadata_tags
 from stockbridge.render.images import RenderError, UndecodableError, keep_image_memory, render
 from stockbridge.render.pixels import check_decodable
 from stockbridge.rules.assess import assess, routed_platforms
-from stockbridge.rules.naming import EXTENSIONS, remote_name
+from stockbridge.rules.naming import remote_name
 from stockbridge.rules.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
 from stockbridge.rules.releases import (
     is_release_file,
@@ -395,7 +396,7 @@ class Pipeline:
             },
         }
         spec_id = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-        suffix = EXTENSIONS.get(output_type, item.object_path.suffix)
+        suffix = mediatypes.extension(output_type, item.object_path.suffix)
         target = self.state_dir / "derived" / item.sha256[:2] / f"{item.sha256}-{spec_id}{suffix}"
         with self._copy_lock(target):
             if target.exists():

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw
 
+from stockbridge.assets import mediatypes
 from stockbridge.metadata.exiftool import ExifTool
 
-#: Formats ``make_image`` writes, with Pillow's name for each.
-FORMATS = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}
 #: Peak-to-peak noise in 8-bit levels: visible grain, like ISO 800 on a small sensor.
 _NOISE_LEVELS = 14
 
@@ -46,8 +45,8 @@ def make_image(
     included. PNG gets XMP only: IPTC in PNG is non-standard and ExifTool warns about it. Without
     an ``exiftool`` a short-lived one is started (~0.2 s); pass one when making many images.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if mediatypes.get(fmt) is None:
+        raise ValueError(f"fmt must be one of {', '.join(mediatypes.names())}, not {fmt!r}")
     if width < 1 or height < 1:
         raise ValueError("width and height must be positive")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from stockbridge.assets import mediatypes
 from stockbridge.errors import ConfigError
 
 __all__ = [
@@ -145,11 +146,10 @@ def scan(
 SKIPPED_LINK = "a symbolic link, never followed; copy the photo in"
 SKIPPED_SPECIAL = "not a regular file (a pipe, socket or device); never opened"
 SKIPPED_FOLDER = "a folder, not a photo"
-_PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 
 
 def _folder_skipped(name: str, recursive: bool) -> str | None:
-    if Path(name).suffix.lower() not in _PHOTO_SUFFIXES:
+    if mediatypes.from_filename(name) is None:
         return None  # an ordinary sub-folder: nobody expects it to be uploaded
     inside = "the files inside it are looked at" if recursive else "skipped"
     return f"{SKIPPED_FOLDER}; {inside}"

@@ -48,10 +48,11 @@ from typing import Literal
 
 from PIL import Image, ImageCms, ImageOps
 
+from stockbridge.assets import mediatypes
 from stockbridge.config.rules import RulesConfig
 from stockbridge.errors import StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
-from stockbridge.render.pixels import MAX_PIXELS, PILLOW_FORMATS, ImageProps, undecodable_reason
+from stockbridge.render.pixels import MAX_PIXELS, ImageProps, undecodable_reason
 
 #: Part of every key: bump it when render's output for an unchanged spec changes, so cached copies
 #: made the old way are not reused.
@@ -76,7 +77,6 @@ OPTIMIZE_MAX_COEFFICIENT_BYTES = 500_000_000
 MALLOC_TOP_PAD_BYTES = 64 * 1024 * 1024
 _M_TOP_PAD = -2  # glibc malloc.h
 
-_TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}
 #: Modes render turns into 8-bit L, RGB or CMYK. Others ("F", "LAB", "HSV", ...) are refused.
 _SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _SUPPORTED_MODES = (
@@ -147,7 +147,7 @@ def plan_render(
     ``color_space = "sRGB"`` and the source is not sRGB, and CMYK whenever ``convert_to`` is set.
     EXIF orientation alone never causes a copy (agencies honour it).
     """
-    type_name = _TYPE_NAMES.get(file_type, file_type.upper())
+    type_name = mediatypes.label(file_type)
     accepted = rules.formats is None or file_type in rules.formats
     may_convert = rules.convert_to == "jpeg" and (rules.formats is None or "jpeg" in rules.formats)
     deep, cmyk = props.bits > 8, props.mode == "CMYK"
@@ -163,7 +163,7 @@ def plan_render(
 
     rejects: list[str] = []
     if not accepted and not may_convert:
-        accepted_names = ", ".join(_TYPE_NAMES.get(item, item.upper()) for item in rules.formats or ())
+        accepted_names = mediatypes.labels(rules.formats or ())
         hint = '; set convert_to = "jpeg" to send a JPEG copy' if rules.convert_to is None else ""
         rejects.append(f"{type_name} file, {platform} takes only {accepted_names}{hint}")
     elif file_type != "jpeg" and not may_convert:
@@ -316,7 +316,7 @@ def _prepare(source: Path, spec: RenderSpec) -> tuple[Image.Image, bytes | None]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(source, formats=list(PILLOW_FORMATS.values()))
+            image = Image.open(source, formats=list(mediatypes.pillow_formats().values()))
             with image:
                 if image.width * image.height > MAX_PIXELS:
                     raise RenderError(

@@ -14,14 +14,12 @@ from pathlib import Path
 
 from PIL import Image, ImageCms, ImageFile
 
+from stockbridge.assets import mediatypes
 from stockbridge.errors import InputError
 
 #: Larger than any agency accepts (Adobe Stock's cap is 100 MP, agencies.md), far below what would
 #: exhaust memory. Pillow's own default warns at 89 MP and refuses at 179 MP.
 MAX_PIXELS = 300_000_000
-_PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}
-#: stockbridge's file type → the one Pillow format it may be opened as.
-PILLOW_FORMATS = _PILLOW_FORMATS
 _ORIENTATION_TAG = 0x0112  # EXIF Orientation
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -33,7 +31,7 @@ def check_decodable(path: Path, file_type: str) -> str | None:
     JPEGs are decoded at 1/8 scale (``draft``): every byte of the compressed data is still read, so
     a truncated file is caught, at about a quarter of the cost of a full decode (60 ms for 24 MP).
     """
-    pillow_format = _PILLOW_FORMATS.get(file_type)
+    pillow_format = _pillow_format(file_type)
     if pillow_format is None:
         return f"{file_type} images are not supported"
     try:
@@ -89,7 +87,7 @@ class ImageProps:
 
 def image_props(path: Path, file_type: str) -> ImageProps:
     """Read ``path``'s :class:`ImageProps` from its header. Raises InputError with a one-line reason."""
-    pillow_format = _PILLOW_FORMATS.get(file_type)
+    pillow_format = _pillow_format(file_type)
     if pillow_format is None:
         raise InputError(f"{file_type} images are not supported")
     try:
@@ -144,3 +142,9 @@ def _icc_description(icc: object) -> str | None:
         # A profile lcms cannot parse: say so rather than treat the file as sRGB.
         return "unreadable ICC profile"
     return description.strip() or "unnamed ICC profile"
+
+
+def _pillow_format(file_type: str) -> str | None:
+    """The one Pillow plug-in a file of ``file_type`` may be opened with (never a guess)."""
+    media = mediatypes.get(file_type)
+    return media.pillow_format if media is not None else None

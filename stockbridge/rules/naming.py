@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from stockbridge.assets import mediatypes
+
 #: Characters kept when a platform does not say otherwise; everything else becomes "_".
 DEFAULT_ALLOWED = "A-Za-z0-9_-"
 #: Long enough to stay readable, short enough for every server we know of (255-byte limits).
 MAX_STEM_CHARS = 100
 _SUFFIX_CHARS = 9  # "_" + 8 hex digits
-
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif"}
 
 
 def safe_stem(source_name: str, allowed: str = DEFAULT_ALLOWED) -> str:
@@ -49,7 +49,7 @@ def remote_name(
     ``allowed`` and ``max_chars`` are the platform's file-name rule (Shutterstock: letters, digits
     and "_"; Adobe Stock's CSV: 30 characters); ``max_chars`` counts the extension too.
     """
-    extension = EXTENSIONS.get(file_type or "", "")
+    extension = mediatypes.extension(file_type)
     stem = safe_stem(source_name, allowed) or f"image_{sha256[:12]}"
     room = (max_chars - len(extension)) if max_chars else MAX_STEM_CHARS
     if with_suffix:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from stockbridge.assets import mediatypes
 from stockbridge.config.rules import EditorialRoute, RulesConfig, TextRule
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ REJECT: Literal["reject"] = "reject"
 #: ExifTool's IPTC table: Keywords are string[0,64] bytes (html/TagNames/IPTC.html).
 IPTC_KEYWORD_MAX_BYTES = 64
 
-_TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}
 _RELEASE_NAMES = {"people": "model release", "property": "property release"}
 _RELEASE_SIGNALS = {"people": "people in frame", "property": "property in frame"}
 
@@ -177,9 +177,9 @@ def evaluate_all(facts: AssetFacts, rules_by_platform: dict[str, RulesConfig]) -
 def _format_and_size(platform: str, facts: AssetFacts, rules: RulesConfig) -> list[str]:
     """Without pixel facts (the header could not be read) only what the file itself shows."""
     rejects = []
-    type_name = _TYPE_NAMES.get(facts.file_type or "", (facts.file_type or "unknown").upper())
+    type_name = mediatypes.label(facts.file_type)
     if rules.formats is not None and facts.file_type not in rules.formats:
-        accepted = ", ".join(_TYPE_NAMES.get(item, item.upper()) for item in rules.formats)
+        accepted = mediatypes.labels(rules.formats)
         rejects.append(f"{type_name} file, {platform} takes only {accepted}")
     if rules.max_file_mb is not None and facts.size_bytes > rules.max_file_mb * 1_000_000:
         rejects.append(

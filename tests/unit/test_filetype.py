@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from stockbridge.assets.filetype import HEAD_BYTES, IMAGE_TYPES, sniff, sniff_bytes
+from stockbridge.assets import mediatypes
+from stockbridge.assets.filetype import HEAD_BYTES, sniff, sniff_bytes
 from stockbridge.errors import InputError
 
 
@@ -94,7 +95,7 @@ def test_content_decides_the_type(head: bytes, expected: str | None) -> None:
 
 def test_only_jpeg_png_and_tiff_are_taken_as_assets() -> None:
     # RAW, vector, video and web formats are recognised (for a clear reason) but not taken.
-    assert sorted(IMAGE_TYPES) == ["jpeg", "png", "tiff"]
+    assert sorted(mediatypes.names()) == ["jpeg", "png", "tiff"]
 
 
 @pytest.mark.parametrize(

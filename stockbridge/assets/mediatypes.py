@@ -1,0 +1,119 @@
+"""The media types stockbridge takes: one table, read by every stage that needs to know.
+
+Each :class:`MediaType` says what a type is called (in the config, to the user, on the server),
+which file names announce it to the watcher, what its content sniffs as
+(:func:`stockbridge.assets.filetype.sniff`), whether its pixels can be measured and rendered (and
+by which Pillow plug-in), and what a derived copy of it may be converted to.
+
+Readers: config validation (``formats``), the watcher (which names to look at), ingest (what to
+take), naming (the remote file's extension), planning (names in reasons), rendering and pixel
+checks (which decoder). Adding a type is one entry here plus its handlers (a sniff rule in
+``filetype``, a way to measure it, and a renderer if it can be converted): nothing else lists
+types.
+
+This module imports nothing heavy (no Pillow, no pydantic), so the config can read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class MediaType:
+    #: The name used everywhere: in the config (``formats = ["jpeg"]``), the ledger, ``sniff``.
+    name: str
+    #: How a person calls it, in reasons: "JPEG".
+    label: str
+    #: "raster" today; vectors and video come as their own kinds.
+    kind: str
+    #: File name endings the watcher looks at, the first one used for remote names and copies.
+    extensions: tuple[str, ...]
+    #: Other spellings the config accepts for ``name`` ("jpg").
+    aliases: tuple[str, ...] = ()
+    #: The Pillow plug-in that decodes it: its pixels are measured and checked with it, and it can
+    #: be rendered (resized, re-encoded). None: Pillow never opens it.
+    pillow_format: str | None = None
+    #: Types a derived copy of it may be converted to (``convert_to``).
+    converts_to: tuple[str, ...] = ()
+
+    @property
+    def extension(self) -> str:
+        return self.extensions[0]
+
+    @property
+    def renderable(self) -> bool:
+        return self.pillow_format is not None
+
+
+#: Sources: JPEG (ITU-T T.81, JFIF), PNG (ISO/IEC 15948), TIFF 6.0. What agencies take of each is in
+#: the presets; ``.jpe``/``.jfif`` are left out on purpose: no photo editor exports them.
+MEDIA_TYPES: tuple[MediaType, ...] = (
+    MediaType(
+        "jpeg",
+        "JPEG",
+        "raster",
+        (".jpg", ".jpeg"),
+        aliases=("jpg",),
+        pillow_format="JPEG",
+        converts_to=("jpeg",),
+    ),
+    MediaType("png", "PNG", "raster", (".png",), pillow_format="PNG", converts_to=("jpeg",)),
+    MediaType(
+        "tiff",
+        "TIFF",
+        "raster",
+        (".tif", ".tiff"),
+        aliases=("tif",),
+        pillow_format="TIFF",
+        converts_to=("jpeg",),
+    ),
+)
+
+def names() -> tuple[str, ...]:
+    """The names of every type stockbridge takes, in table order."""
+    return tuple(media.name for media in MEDIA_TYPES)
+
+
+# The table is a handful of entries: looking through it is as fast as a dict, and a test (or a
+# later plug-in) that adds an entry is seen everywhere at once.
+
+
+def get(name: str | None) -> MediaType | None:
+    """The type called ``name`` (as sniffed or stored), or None when stockbridge does not take it."""
+    return next((media for media in MEDIA_TYPES if media.name == name), None)
+
+
+def from_config(spelling: str) -> MediaType | None:
+    """The type a config spelling names ("JPG", "jpeg", "tif"), or None."""
+    spelling = spelling.lower()
+    return next((media for media in MEDIA_TYPES if spelling in (media.name, *media.aliases)), None)
+
+
+def from_filename(name: str) -> MediaType | None:
+    """The type a file name announces by its ending (never trusted: content decides at ingest)."""
+    dot = name.rfind(".")
+    ending = name[dot:].lower() if dot >= 0 else ""
+    return next((media for media in MEDIA_TYPES if ending in media.extensions), None)
+
+
+def label(name: str | None) -> str:
+    """How to call a type in a reason: "JPEG"; an unknown one by its name in capitals."""
+    media = get(name)
+    return media.label if media is not None else (name or "unknown").upper()
+
+
+def labels(names_: Iterable[str]) -> str:
+    return ", ".join(label(name) for name in names_)
+
+
+def extension(name: str | None, fallback: str = "") -> str:
+    """The file name ending for a type's files (".jpg"), or ``fallback``."""
+    media = get(name)
+    return media.extension if media is not None else fallback
+
+
+def pillow_formats() -> dict[str, str]:
+    """Type name -> the Pillow plug-in that decodes it, for every type Pillow may open."""
+    return {media.name: media.pillow_format for media in MEDIA_TYPES if media.pillow_format is not None}
