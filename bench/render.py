@@ -1,4 +1,4 @@
-"""Render rows: Pillow with ``draft()`` (perf.md §1), the same with the product's encoder settings, and
+"""Render rows: Pillow with ``draft()`` (decisions.md M-1), the same with the product's encoder settings, and
 ``render()``; and the ingest time the end-to-end bound uses.
 """
 
@@ -33,7 +33,7 @@ def time_ingest(files: Sequence[Path], state: Path, exiftool: ExifTool) -> float
 
 
 def reference_render(source: Path, target: Path, size: tuple[int, int], product_encoder: bool) -> None:
-    """perf.md §1: Pillow open, ``draft()``, LANCZOS resize, save q92 (Pillow's defaults: 4:2:0)."""
+    """decisions.md M-1: Pillow open, ``draft()``, LANCZOS resize, save q92 (Pillow's defaults: 4:2:0)."""
     with Image.open(source) as image:
         image.draft("RGB", size)
         resized = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)

@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 files = all_files
                 if server is vsftpd and kind == "small":
                     # lftp retries every data connection against require_ssl_reuse (~0.4 s/file,
-                    # perf.md §3.3): a rate is what we want, so a subset does.
+                    # decisions.md M-3): a rate is what we want, so a subset does.
                     files = subset(all_files, VSFTPD_SMALL_FILES, workspace / "data" / "small-subset")
                 row = Row(
                     "transfer",

@@ -34,7 +34,7 @@ def lftp_script(server: Server, source_dir: Path, pattern: str, tls12: bool = Fa
         "set net:timeout 30",
         "set net:max-retries 3",
         # lftp waits 30 s before a reconnect by default; vsftpd's require_ssl_reuse makes it
-        # reconnect often (perf.md §3.3), so the reference gets 1 s instead.
+        # reconnect often (decisions.md M-3), so the reference gets 1 s instead.
         "set net:reconnect-interval-base 1",
         "set net:reconnect-interval-max 1",
         "set ftp:passive-mode yes",
@@ -43,7 +43,7 @@ def lftp_script(server: Server, source_dir: Path, pattern: str, tls12: bool = Fa
     if tls:
         lines += ["set ftp:ssl-force yes", "set ftp:ssl-protect-data yes", "set ssl:verify-certificate no"]
         if tls12:
-            # The workaround for lftp's TLS 1.3 truncation (perf.md §3.3, lavv17/lftp#666).
+            # The workaround for lftp's TLS 1.3 truncation (decisions.md M-3, lavv17/lftp#666).
             lines.append('set ssl:priority "NORMAL:-VERS-TLS1.3"')
     lines += [
         f"open -u {server.username},{server.password} -p {server.port} {server.host}",

@@ -238,7 +238,7 @@ class _TouchHandler(FileSystemEventHandler):
 
     def on_moved(self, event: FileSystemEvent) -> None:
         # An atomic save is created(.x.tmp) ... moved(.x.tmp -> x.jpg) with no created(x.jpg): the
-        # destination is the file to take (decisions.md W-5; perf.md §4). The source is touched so it is
+        # destination is the file to take (decisions.md W-5; decisions.md M-5). The source is touched so it is
         # forgotten.
         self._handle(event, event.src_path, arrived=event.dest_path, gone=event.src_path)
 

@@ -3,7 +3,7 @@
 There is no portable "file finished writing" event: a slow writer produces ``modified`` events while
 the file is incomplete, FSEvents coalesces events, an atomic save arrives as ``moved`` with no
 ``created`` for the final name, and the kernel queue can overflow (decisions.md W-1, W-9;
-research/perf.md §4). So events only *wake* the :class:`SettleTracker`; the decision is always made
+decisions.md M-5). So events only *wake* the :class:`SettleTracker`; the decision is always made
 by re-reading the fingerprint.
 
 - :func:`fingerprint`: one ``lstat``; ``None`` for anything that is not a regular file.

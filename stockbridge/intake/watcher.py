@@ -4,7 +4,7 @@ A file is *finished* when its fingerprint ``(st_dev, st_ino, st_size, st_mtime_n
 for ``settle_seconds`` (design promise 1). There is no portable "file finished writing" event: a
 slow writer produces ``modified`` events while the file is incomplete, FSEvents coalesces events,
 an atomic save arrives as ``moved`` with no ``created`` for the final name, and the kernel queue can
-overflow (decisions.md W-1, W-9; research/perf.md §4). So events here only *wake* the
+overflow (decisions.md W-1, W-9; decisions.md M-5). So events here only *wake* the
 :class:`SettleTracker`; the decision is always made by re-reading the fingerprint.
 
 The pieces, one module each, from pure to threaded:

@@ -1,7 +1,7 @@
 """Image metadata through one long-lived ExifTool process: read what a file says, write what agencies read.
 
 ``ExifTool`` wraps pyexiftool's ``ExifToolHelper`` (one ``exiftool -stay_open`` process, reused for
-every call, ~12 ms per file read instead of ~180 ms for a process per file: research/perf.md §2) and
+every call, ~12 ms per file read instead of ~180 ms for a process per file: decisions.md M-2) and
 adds what pyexiftool 0.5.6 lacks:
 
 - **A hard timeout on every call** (decisions.md E-1). pyexiftool reads until a ``{ready}`` sentinel with no
@@ -67,7 +67,7 @@ from stockbridge.metadata.process import (
 )
 
 #: Seconds one exiftool call may take. Reading a 100-file batch takes ~1.5 s and writing 50
-#: keywords into a 24 MP file ~65 ms (perf.md §2): a minute means the process is stuck (decisions.md E-1).
+#: keywords into a 24 MP file ~65 ms (decisions.md M-2): a minute means the process is stuck (decisions.md E-1).
 DEFAULT_TIMEOUT = 60.0
 #: Seconds for exiftool to start and answer ``-ver`` (~150 ms normally; decisions.md E-1 and
 #: exiftool-vendored's ``spawnTimeoutMillis`` both use 30 s to survive a cold disk cache on a busy NAS).

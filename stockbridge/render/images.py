@@ -9,7 +9,7 @@ whose specs are equal share one copy: :meth:`RenderSpec.key` names it.
 
 - only JPEG, PNG and TIFF are opened, with the pixel limit of :mod:`stockbridge.pixels` (decisions.md P-1);
 - JPEGs are decoded at reduced scale (``draft``) when the copy is at most half as wide: 2.2× faster
-  for a large reduction (research/perf.md §1);
+  for a large reduction (decisions.md M-1);
 - pixels are turned upright from the EXIF orientation and the copy says Orientation 1 (decisions.md P-4);
 - colour goes through the embedded ICC profile with LittleCMS, never ``convert()`` (decisions.md P-5); Pillow
   reads Photoshop's inverted Adobe CMYK JPEGs (APP14) the right way round itself;
@@ -326,7 +326,7 @@ def _prepare(source: Path, spec: RenderSpec) -> tuple[Image.Image, bytes | None]
                 orientation = image.getexif().get(_ORIENTATION_TAG, 1)
                 if spec.size is not None and image.format == "JPEG":
                     stored = spec.size[::-1] if orientation in (5, 6, 7, 8) else spec.size
-                    # DCT scaling by 1/2, 1/4 or 1/8, never below the final size (perf.md §1).
+                    # DCT scaling by 1/2, 1/4 or 1/8, never below the final size (decisions.md M-1).
                     image.draft(image.mode, (stored[0], stored[1]))
                 icc_profile = image.info.get("icc_profile") or None
                 image.load()

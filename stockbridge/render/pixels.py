@@ -17,7 +17,7 @@ from PIL import Image, ImageCms, ImageFile
 from stockbridge.assets import mediatypes
 from stockbridge.errors import InputError
 
-#: Larger than any agency accepts (Adobe Stock's cap is 100 MP, agencies.md), far below what would
+#: Larger than any agency accepts (Adobe Stock's cap is 100 MP: presets/adobe_stock.toml), far below what would
 #: exhaust memory. Pillow's own default warns at 89 MP and refuses at 179 MP.
 MAX_PIXELS = 300_000_000
 _ORIENTATION_TAG = 0x0112  # EXIF Orientation

@@ -84,7 +84,7 @@ class TransportSettings:
     atomic_rename: bool = True
     timeout: float = 30.0  # seconds, for connect and every read/write on the sockets
     # sftp: bytes per SFTP write request. 32 KiB is what every server must take (RFC draft);
-    # OpenSSH takes up to 255 KiB, which nearly doubles big-file throughput (perf.md §3.4).
+    # OpenSSH takes up to 255 KiB, which nearly doubles big-file throughput (decisions.md M-4).
     #: None: what the server says it takes (sftp), else 32 KiB.
     sftp_request_size: int | None = None
 

@@ -8,7 +8,7 @@ Why not plain ``ftplib.FTP_TLS``:
 - ``storbinary`` treats an error from ``unwrap()`` as a failed upload even when the server then
   confirms it with 226 (CPython issues 103443, 78738); :meth:`FTPTransport._store` reads the 226 and
   lets it decide;
-- 8 KiB blocks become 8 KiB TLS records: 1 MiB blocks are 40-50 % faster over TLS (perf.md §3.3).
+- 8 KiB blocks become 8 KiB TLS records: 1 MiB blocks are 40-50 % faster over TLS (decisions.md M-3).
 
 Reply codes are classified once, in :func:`error_for_reply`.
 """
@@ -55,7 +55,7 @@ from stockbridge.transports.ftp_replies import (
 )
 from stockbridge.transports.sockets import send_all, wait_until_sent
 
-#: Block size for STOR: ftplib's 8 KiB blocks cost 30-50 % throughput over TLS (perf.md §3.3)
+#: Block size for STOR: ftplib's 8 KiB blocks cost 30-50 % throughput over TLS (decisions.md M-3)
 #: and ~20 % against pyftpdlib on plain FTP (measured here, 1 MiB vs 8 KiB).
 BLOCKSIZE = 1024 * 1024
 
@@ -63,7 +63,7 @@ BLOCKSIZE = 1024 * 1024
 @functools.lru_cache(maxsize=8)
 def _tls_context(ca_file: str | None) -> ssl.SSLContext:
     # One context per CA file per process: create_default_context() costs ~50 ms (it loads the
-    # system CA store), which would otherwise be paid on every connection (perf.md §3.3).
+    # system CA store), which would otherwise be paid on every connection (decisions.md M-3).
     # It verifies the certificate chain and the host name by default.
     return ssl.create_default_context(cafile=ca_file)
 
@@ -403,7 +403,7 @@ class FTPTransport(Transport):
 
     def _unwrap(self, conn: ssl.SSLSocket) -> None:
         # The TLS close_notify exchange tells the server the data is complete (without it, curl
-        # and lftp lose data under TLS 1.3, perf.md §3.3). Some servers reset instead of
+        # and lftp lose data under TLS 1.3, decisions.md M-3). Some servers reset instead of
         # answering it; that is not a failure: the 226 that follows is what counts.
         try:
             conn.unwrap()

@@ -5,7 +5,7 @@ server's host key is compared with the pinned ``host_key`` fingerprint or the ``
 and only then does authentication start. An unknown or changed key raises
 :class:`~stockbridge.errors.TrustError` with no password or key signature sent.
 
-Speed (perf.md §3.4): a socket with ``TCP_NODELAY`` (Nagle + delayed ACK stalls ~1 file in 10 for
+Speed (decisions.md M-4): a socket with ``TCP_NODELAY`` (Nagle + delayed ACK stalls ~1 file in 10 for
 ~45 ms otherwise), AES-GCM first in the cipher list, pipelined writes, and no ``confirm`` stat inside
 paramiko (our own stat treats "gone after close" as an ingest robot at work, not as a failure).
 """
@@ -68,7 +68,7 @@ from stockbridge.transports.ssh_keys import (
     parse_host_key_pins,
 )
 
-#: Preferred first when the server offers them: +10-25 % throughput over aes128-ctr (perf.md §3.4).
+#: Preferred first when the server offers them: +10-25 % throughput over aes128-ctr (decisions.md M-4).
 _GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: A dead peer is noticed by the channel timeout; keepalives keep NAT and firewalls from dropping an
 #: idle session between two files of a batch (decisions.md S-5).

@@ -96,7 +96,7 @@ def test_a_preset_leaves_no_credential_for_the_user_to_replace(name):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_presets_upload_directly_to_agency_servers(name):
-    # No agency was confirmed to allow renames (reliability.md 2.6): temporary names stay off.
+    # No agency was confirmed to allow renames (no preset source says so): temporary names stay off.
     table = load_preset(name)
     if table["protocol"] != "folder":
         assert table["atomic_rename"] is False
