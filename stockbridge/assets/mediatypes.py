@@ -71,6 +71,7 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
     ),
 )
 
+
 def names() -> tuple[str, ...]:
     """The names of every type stockbridge takes, in table order."""
     return tuple(media.name for media in MEDIA_TYPES)

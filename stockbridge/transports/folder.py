@@ -103,7 +103,7 @@ class FolderTransport(Transport):
         if remote_size != sent:
             _remove_quietly(final)
             raise TransportError(f"{final} has {remote_size} of {sent} bytes", retryable=True)
-        return PutResult(remote_name, sent, verified=True)
+        return PutResult(remote_name, sent, verified=True, verified_by="size")
 
     def size(self, remote_name: str) -> int | None:
         check_remote_name(remote_name)

@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from loguru import logger
@@ -31,7 +32,7 @@ from stockbridge.errors import (
     TransportError,
     TrustError,
 )
-from stockbridge.transports import TEMP_SUFFIX, PutResult, open_transport
+from stockbridge.transports import TEMP_SUFFIX, PutResult, TransportSettings, open_transport
 from stockbridge.transports import folder as folder_transport
 from stockbridge.transports.ftp_replies import error_for_reply
 from tests.servers import (
@@ -821,3 +822,100 @@ def test_an_ftp_upload_slower_than_the_timeout_arrives_because_the_timeout_means
     assert result.verified
     assert (root / "big.jpg").read_bytes() == big.read_bytes()
     assert elapsed > 3.0, f"the throttle did not slow the upload ({elapsed:.1f} s), so this proves nothing"
+
+
+# -- how an upload is verified ------------------------------------------------------------------
+
+#: What each server can prove about a stored file (issue 11): ProFTPD hashes it (mod_digest over FTP,
+#: check-file-name over SFTP); pyftpdlib, vsftpd, Pure-FTPd and OpenSSH report only its size.
+VERIFIED_BY = {
+    "ftp": "size",
+    "ftps": "size",
+    "ftps-vsftpd": "size",
+    "sftp": "size",
+    "folder": "size",
+    "proftpd-ftp": "sha256",
+    "proftpd-ftps": "sha256",
+    "proftpd-sftp": "sha256",
+    "pureftpd-ftp": "size",
+    "pureftpd-ftps": "size",
+}
+
+
+@on_servers(ALL_SERVERS)
+def test_each_upload_says_how_the_server_proved_it_has_the_file(
+    server: LocalServer, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    local = make_file(tmp_path, "proof.jpg", 700_000, seed=3)
+    with open_transport(settings_for(server)) as transport:
+        first = transport.put(local, "proof.jpg")
+        second = transport.put(local, "again.jpg")  # the session remembers what the server offers
+    expected = VERIFIED_BY[request.node.callspec.params["server"]]
+    assert (first.verified_by, second.verified_by) == (expected, expected)
+
+
+def test_a_stored_file_whose_hash_differs_from_what_was_sent_is_not_uploaded(tmp_path: Path) -> None:
+    # Size alone is no proof (issue 11 B1: holes of zeros of the right size). A server that hashes
+    # the stored file and gets another hash than ours has a different file: the upload fails,
+    # retryable, and nothing stays under the final name. No real server lies about a hash, so
+    # pyftpdlib is made to.
+    pytest.importorskip("pyftpdlib")
+    from stockbridge.demo.localserver import FTPServerThread
+
+    class LyingServer(FTPServerThread):
+        def _handler_class(self) -> Any:
+            base = super()._handler_class()
+
+            class Handler(base):  # type: ignore[misc,valid-type]
+                proto_cmds = {  # noqa: RUF012  (pyftpdlib reads it as a class attribute)
+                    **base.proto_cmds,
+                    "XSHA256": {"perm": "r", "auth": True, "arg": True, "help": "XSHA256 <file>"},
+                }
+
+                def ftp_FEAT(self, line: str) -> None:
+                    self.push("211-Features:\r\n SIZE\r\n XSHA256\r\n211 End\r\n")
+
+                def ftp_XSHA256(self, path: str) -> None:
+                    self.respond("250 " + "AB" * 32)
+
+            return Handler
+
+    root = tmp_path / "root"
+    root.mkdir()
+    ftpd = LyingServer(root=root, tls=False, username="u", password="p")
+    ftpd.start()
+    try:
+        server = pyftpdlib_platform(ftpd, root)
+        local = make_file(tmp_path, "holes.jpg", 200_000)
+        with (
+            open_transport(settings_for(server, atomic_rename=True)) as transport,
+            pytest.raises(TransportError) as caught,
+        ):
+            transport.put(local, "holes.jpg")
+    finally:
+        ftpd.stop()
+    assert caught.value.retryable
+    assert "different sha256" in str(caught.value)
+    assert remote_files(root) == [], "neither the final nor the temporary name stays"
+
+
+def test_an_sftp_port_nobody_listens_on_says_connection_refused(tmp_path: Path) -> None:
+    # Was: "connection lost ([Errno 111] Connection refused)" (issue 11, cosmetic).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: every connect is refused
+        settings = TransportSettings(
+            platform="p",
+            protocol="sftp",
+            host="127.0.0.1",
+            port=port,
+            username="u",
+            password=Secret("never-sent"),
+            host_key="SHA256:" + "A" * 43,
+            timeout=10.0,
+        )
+        with pytest.raises(TransportError) as caught:
+            open_transport(settings).connect()
+    assert "connection refused" in str(caught.value)
+    assert "connection lost" not in str(caught.value)
+    assert caught.value.retryable

@@ -221,6 +221,7 @@ def test_a_refused_login_is_tried_once_shown_and_goes_through_after_retry(
     status = workspace.status()
     assert "login refused" in status["paused"]["agency"] and "530" in status["paused"]["agency"]
     assert "530 Login incorrect" in result.stderr and "retry --platform agency" in result.stderr
+    assert "Login incorrect.." not in result.stderr  # the server's full stop, not ours as well
     assert PASSWORD not in result.stderr + result.stdout + json.dumps(status)
 
     again = workspace.cli("once")
