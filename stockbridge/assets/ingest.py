@@ -73,7 +73,9 @@ def _metadata_problem(result: ImageMetadata | MetadataError) -> str | None:
 
 def _not_an_image(file_type: str | None) -> str:
     what = f"{file_type.upper()} content" if file_type else "unknown content"
-    return f"not an image stockbridge can take ({what}; expected JPEG, PNG or TIFF)"
+    labels = [media.label for media in mediatypes.MEDIA_TYPES]
+    expected = ", ".join(labels[:-1]) + f" or {labels[-1]}" if len(labels) > 1 else labels[0]
+    return f"not an image stockbridge can take ({what}; expected {expected})"
 
 
 def objects_dir(state_dir: Path) -> Path:

@@ -7,7 +7,8 @@ whose specs are equal share one copy: :meth:`RenderSpec.key` names it.
 
 ``render`` makes that copy with Pillow and carries the source's metadata over with ExifTool:
 
-- only JPEG, PNG and TIFF are opened, with the pixel limit of :mod:`stockbridge.pixels` (decisions.md P-1);
+- only the types in :mod:`stockbridge.assets.mediatypes` are opened, each with its own Pillow plug-in
+  and the pixel limit of :mod:`stockbridge.render.pixels` (decisions.md P-1);
 - JPEGs are decoded at reduced scale (``draft``) when the copy is at most half as wide: 2.2× faster
   for a large reduction (decisions.md M-1);
 - pixels are turned upright from the EXIF orientation and the copy says Orientation 1 (decisions.md P-4);
