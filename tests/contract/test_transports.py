@@ -783,7 +783,7 @@ def test_ftp_replies_are_classified_once(
 def test_sftp_writes_in_the_size_the_server_advertises_unless_told_otherwise(
     sshd_server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stockbridge.transports import sftp as sftp_transport
+    from stockbridge.transports import sftp_protocol
 
     big = make_file(tmp_path, "big.jpg", 3_000_000, seed=7)
     # OpenSSH says (limits@openssh.com) it takes 261120-byte writes: 8x fewer requests than 32 KiB.
@@ -795,7 +795,7 @@ def test_sftp_writes_in_the_size_the_server_advertises_unless_told_otherwise(
         assert transport._request_size == 16384
         assert transport.put(big, "b.jpg").verified
     # A server that says nothing gets the 32 KiB every server takes.
-    monkeypatch.setattr(sftp_transport, "_parse_extensions", lambda data: {})
+    monkeypatch.setattr(sftp_protocol, "parse_extensions", lambda data: {})
     with open_transport(settings_for(sshd_server)) as transport:
         assert transport._request_size == 32 * 1024
         assert transport.put(big, "c.jpg").verified
