@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from stockbridge.config.rules import EditorialRoute, RulesConfig, TextRule
+from stockbridge.rules.measures import against, limit_text
 
 if TYPE_CHECKING:
     from stockbridge.render.images import RenderSpec
@@ -113,11 +114,13 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     if rules.min_megapixels is not None:
         megapixels = facts.megapixels
         if megapixels is None:
-            rejects.append(f"pixel size unknown, {platform} needs at least {rules.min_megapixels:.1f} MP")
+            needed = limit_text(rules.min_megapixels, 1)
+            rejects.append(f"pixel size unknown, {platform} needs at least {needed} MP")
         elif megapixels < rules.min_megapixels:
+            shown, needed = against(megapixels, rules.min_megapixels, limit_decimals=1)
             rejects.append(
-                f"{_floor1(megapixels)} MP ({facts.width}×{facts.height}), {platform} needs at least "
-                f"{rules.min_megapixels:.1f} MP; stockbridge never upscales"
+                f"{shown} MP ({facts.width}×{facts.height}), {platform} needs at least "
+                f"{needed} MP; stockbridge never upscales"
             )
 
     remote_dir = None
@@ -182,9 +185,8 @@ def _format_and_size(platform: str, facts: AssetFacts, rules: RulesConfig) -> li
         accepted = ", ".join(_TYPE_NAMES.get(item, item.upper()) for item in rules.formats)
         rejects.append(f"{type_name} file, {platform} takes only {accepted}")
     if rules.max_file_mb is not None and facts.size_bytes > rules.max_file_mb * 1_000_000:
-        rejects.append(
-            f"{facts.size_bytes / 1_000_000:.1f} MB, {platform} takes at most {rules.max_file_mb:g} MB"
-        )
+        shown, cap = against(facts.size_bytes / 1_000_000, rules.max_file_mb)
+        rejects.append(f"{shown} MB, {platform} takes at most {cap} MB")
     return rejects
 
 
@@ -267,11 +269,6 @@ def shorten(text: str, max_chars: int) -> str:
 
 def _collapse(text: str) -> str:
     return " ".join(text.split())
-
-
-def _floor1(value: float) -> str:
-    # Round down so "3.99 MP" never shows as "4.0 MP, needs at least 4.0 MP".
-    return f"{int(value * 10) / 10:.1f}"
 
 
 def _plural(count: int, noun: str) -> str:
