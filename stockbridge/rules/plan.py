@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from stockbridge.config.rules import EditorialRoute, RulesConfig, TextRule
+from stockbridge.metadata.boilerplate import boilerplate
 from stockbridge.rules.measures import against, limit_text
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class AssetFacts:
     title: str | None = None
     description: str | None = None
     keywords: tuple[str, ...] = ()
+    #: Title/description text passed over as camera or software boilerplate (metadata/boilerplate.py).
+    placeholders: tuple[str, ...] = ()
     props: ImageProps | None = None  # pixel facts from the file's header (mode, bits, ICC, orientation)
     editorial: bool = False
     release_needs: frozenset[str] = frozenset()  # "people", "property"
@@ -139,8 +142,10 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
         title: str | None = shorten(facts.description or "", limit)
         changes.append("title filled from the description")
     else:
-        title = _plan_text(platform, "title", facts.title, rules.title, holds, changes)
-    description = _plan_text(platform, "description", facts.description, rules.description, holds, changes)
+        title = _plan_text(platform, "title", facts.title, rules.title, holds, changes, facts.placeholders)
+    description = _plan_text(
+        platform, "description", facts.description, rules.description, holds, changes, facts.placeholders
+    )
 
     releases = _plan_releases(platform, facts, rules, holds, changes)
 
@@ -213,12 +218,21 @@ def _plan_keywords(
 
 
 def _plan_text(
-    platform: str, what: str, value: str | None, rule: TextRule, holds: list[str], changes: list[str]
+    platform: str,
+    what: str,
+    value: str | None,
+    rule: TextRule,
+    holds: list[str],
+    changes: list[str],
+    placeholders: Sequence[str] = (),
 ) -> str | None:
     """The new value for this platform's copy, or None when the source's value stands."""
     text = (value or "").strip()
     if rule.required and not text:
-        holds.append(f"no {what}, {platform} requires one; set the {what} in your editor and export again")
+        holds.append(
+            f"no {what}, {platform} requires one; set the {what} in your editor and export again"
+            + _placeholder_note(what, placeholders)
+        )
         return None
     if rule.max_chars is None or len(text) <= rule.max_chars:
         return None
@@ -230,6 +244,15 @@ def _plan_text(
         f"{what} is {len(text)} characters, {platform} allows {rule.max_chars}; shorten it and export again"
     )
     return None
+
+
+def _placeholder_note(what: str, placeholders: Sequence[str]) -> str:
+    """Why a file that shows text has "no title": the text is what a camera writes by itself."""
+    for text in placeholders:
+        entry = boilerplate(text)
+        if entry is not None:
+            return f' ("{text}" is a placeholder written by {entry.origin}, not a {what})'
+    return ""
 
 
 def _plan_releases(
