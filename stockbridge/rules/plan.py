@@ -136,13 +136,21 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
 
     keywords = _plan_keywords(platform, facts.keywords, rules, holds, changes)
 
-    if not (facts.title or "").strip() and rules.title.from_description and (facts.description or "").strip():
-        # An empty title filled from the description, shortened to fit whatever over_max says.
-        limit = rules.title.max_chars or len(facts.description or "")
-        title: str | None = shorten(facts.description or "", limit)
+    filled = bool(
+        not (facts.title or "").strip() and rules.title.from_description and (facts.description or "").strip()
+    )
+    if filled:
         changes.append("title filled from the description")
-    else:
-        title = _plan_text(platform, "title", facts.title, rules.title, holds, changes, facts.placeholders)
+    title = _plan_text(
+        platform,
+        "title",
+        facts.description if filled else facts.title,
+        rules.title,
+        holds,
+        changes,
+        facts.placeholders,
+        filled=filled,
+    )
     description = _plan_text(
         platform, "description", facts.description, rules.description, holds, changes, facts.placeholders
     )
@@ -225,8 +233,15 @@ def _plan_text(
     holds: list[str],
     changes: list[str],
     placeholders: Sequence[str] = (),
+    *,
+    filled: bool = False,
 ) -> str | None:
-    """The new value for this platform's copy, or None when the source's value stands."""
+    """The new value for this platform's copy, or None when the source's value stands.
+
+    ``filled``: ``value`` is another field's text (the description, for an empty title): it is
+    always the new value, cut to ``max_chars`` whatever ``over_max`` says. Forbidden characters
+    go (or hold the file) before the length is measured.
+    """
     text = (value or "").strip()
     if rule.required and not text:
         holds.append(
@@ -234,16 +249,56 @@ def _plan_text(
             + _placeholder_note(what, placeholders)
         )
         return None
-    if rule.max_chars is None or len(text) <= rule.max_chars:
+    changed = filled
+    found = [char for char in dict.fromkeys(text) if char in rule.forbidden]
+    if found:
+        names = _character_names(found)
+        if rule.on_forbidden == "hold":
+            holds.append(
+                f"{what} contains {names}, which {platform} does not allow; remove them in your editor and "
+                f'export again (or set {what}.on_forbidden = "replace")'
+            )
+            return None
+        text = _collapse(text.translate({ord(char): rule.replace_with for char in found}))
+        if not text:
+            holds.append(
+                f"{what} is only {names}, which {platform} does not allow; set a {what} and export again"
+            )
+            return None
+        changes.append(f"{what}: {names} replaced")
+        changed = True
+    if rule.max_chars is not None and len(text) > rule.max_chars:
+        if filled or rule.over_max == "shorten":
+            short = shorten(text, rule.max_chars)
+            if not filled:
+                changes.append(f"{what} {len(text)} → {len(short)} characters (cut at a word boundary)")
+            return short
+        holds.append(
+            f"{what} is {len(text)} characters, {platform} allows {rule.max_chars}; shorten it and export again"
+        )
         return None
-    if rule.over_max == "shorten":
-        short = shorten(text, rule.max_chars)
-        changes.append(f"{what} {len(text)} → {len(short)} characters (cut at a word boundary)")
-        return short
-    holds.append(
-        f"{what} is {len(text)} characters, {platform} allows {rule.max_chars}; shorten it and export again"
-    )
-    return None
+    return _collapse(text) if changed else None
+
+
+#: How reasons name a forbidden character; any other is quoted: '"#" characters'.
+_CHARACTER_NAMES = {
+    ",": "commas",
+    ";": "semicolons",
+    ":": "colons",
+    '"': "double quotes",
+    "'": "apostrophes",
+    "|": "vertical bars",
+    "\t": "tabs",
+    "\n": "line breaks",
+    "\r": "line breaks",
+    " ": "spaces",
+}
+
+
+def _character_names(characters: Sequence[str]) -> str:
+    """ "commas", "commas and semicolons", '"#" characters' — in the order they appear."""
+    names = list(dict.fromkeys(_CHARACTER_NAMES.get(char, f'"{char}" characters') for char in characters))
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _placeholder_note(what: str, placeholders: Sequence[str]) -> str:
