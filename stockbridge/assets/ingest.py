@@ -60,6 +60,7 @@ def _facts(file_type: str | None, size: int, meta: ImageMetadata | None) -> Asse
         title=meta.title if meta else None,
         description=meta.description if meta else None,
         keywords=meta.keywords if meta else (),
+        placeholders=meta.placeholders if meta else (),
     )
 
 

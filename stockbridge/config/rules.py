@@ -35,11 +35,35 @@ class TextRule(_Model):
     over_max: Literal["shorten", "hold"] = Field(
         "hold", description='"shorten": cut at a word boundary for this platform; "hold": wait for you.'
     )
+    forbidden: str = Field(
+        "",
+        description='Characters the text may not contain, each one, e.g. "," (Adobe Stock\'s CSV takes no '
+        "commas in a title). Containing one: see on_forbidden.",
+    )
+    on_forbidden: Literal["replace", "hold"] = Field(
+        "hold",
+        description='"replace": each forbidden character becomes replace_with in this platform\'s copy, '
+        'spaces then collapsed ("Sunset, beach, and palms" → "Sunset beach and palms"); "hold": wait '
+        "for you, with a reason naming the characters.",
+    )
+    replace_with: str = Field(
+        " ", description='on_forbidden = "replace": what each forbidden character becomes ("" drops it).'
+    )
+
+    @model_validator(mode="after")
+    def _replacement_allowed(self) -> TextRule:
+        if any(char in self.forbidden for char in self.replace_with):
+            raise ValueError(f"replace_with ({self.replace_with!r}) contains a forbidden character")
+        if any(char in self.replace_with for char in "\r\n\0"):
+            raise ValueError("replace_with must not contain line breaks or NUL")
+        return self
 
 
 class TitleRule(TextRule):
     from_description: bool = Field(
-        False, description="An empty title is filled from the description (shortened to max_chars)."
+        False,
+        description="An empty title is filled from the description (shortened to max_chars). Camera "
+        'and software text such as "OLYMPUS DIGITAL CAMERA" counts as empty, never as a description.',
     )
 
 
@@ -113,10 +137,12 @@ class RulesConfig(_Model):
         default_factory=KeywordRule, description="How many keywords, and what to do with too many."
     )
     title: TitleRule = Field(
-        default_factory=TitleRule, description="Whether a title is required, and its length."
+        default_factory=TitleRule,
+        description="Whether a title is required, its length, and characters it may not contain.",
     )
     description: TextRule = Field(
-        default_factory=TextRule, description="Whether a description is required, and its length."
+        default_factory=TextRule,
+        description="Whether a description is required, its length, and characters it may not contain.",
     )
     filename: FilenameRule = Field(
         default_factory=FilenameRule, description="Characters and length of the remote file name."

@@ -39,6 +39,7 @@ from stockbridge.metadata.fields import metadata_tags
 from stockbridge.render.images import RenderError, UndecodableError, keep_image_memory, render
 from stockbridge.render.pixels import check_decodable
 from stockbridge.rules.assess import assess, routed_platforms
+from stockbridge.rules.measures import against
 from stockbridge.rules.naming import remote_name
 from stockbridge.rules.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
 from stockbridge.rules.releases import (
@@ -415,10 +416,8 @@ class Pipeline:
                 cap = verdict.render.max_file_bytes if verdict.render is not None else None
                 if cap is not None and tmp.stat().st_size > cap:
                     # The metadata written after the pixels grew the copy past the platform's cap.
-                    raise RenderError(
-                        f"the copy is {tmp.stat().st_size / 1e6:.2f} MB with its metadata, over the "
-                        f"{cap / 1e6:.2f} MB cap"
-                    )
+                    shown, limit = against(tmp.stat().st_size / 1e6, cap / 1e6)
+                    raise RenderError(f"the copy is {shown} MB with its metadata, over the {limit} MB cap")
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)

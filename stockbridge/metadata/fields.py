@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from stockbridge.metadata.boilerplate import boilerplate
+
 # Read priority, first non-empty wins (design.md "Metadata"). Tags are requested and matched by
 # their family-1 group (-G1), so XMP and IPTC values never shadow each other. EXIF:ImageDescription
 # lives in IFD0, which is what -G1 calls it.
@@ -71,6 +73,9 @@ class ImageMetadata:
     property_release_status: str | None = None
     property_release_ids: tuple[str, ...] = ()
     persons_in_image: tuple[str, ...] = ()
+    #: Title and description values passed over as camera or software boilerplate
+    #: ("OLYMPUS DIGITAL CAMERA"; metadata/boilerplate.py), as written, each once.
+    placeholders: tuple[str, ...] = ()
     #: Values of the extra tags the caller asked ``read`` for, keyed by the tag name as asked
     #: (a tag the file does not have is absent). Left out of the hash so the object stays hashable.
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
@@ -101,9 +106,10 @@ def _metadata_from(entry: Mapping[str, object], extra: Sequence[str] = ()) -> Im
     width, height = _dimensions(entry)
     file_type = _texts(entry.get("File:FileType"))
     warning = _texts(entry.get("ExifTool:Warning"))
+    placeholders: list[str] = []
     return ImageMetadata(
-        title=_first_text(entry, TITLE_TAGS),
-        description=_first_text(entry, DESCRIPTION_TAGS),
+        title=_first_text(entry, TITLE_TAGS, placeholders),
+        description=_first_text(entry, DESCRIPTION_TAGS, placeholders),
         keywords=_first_keywords(entry, KEYWORD_TAGS),
         width=width,
         height=height,
@@ -114,6 +120,7 @@ def _metadata_from(entry: Mapping[str, object], extra: Sequence[str] = ()) -> Im
         property_release_status=_first_text(entry, (PROPERTY_RELEASE_STATUS_TAG,)),
         property_release_ids=_clean_keywords(_texts(entry.get(PROPERTY_RELEASE_ID_TAG))),
         persons_in_image=_clean_keywords(_texts(entry.get(PERSON_IN_IMAGE_TAG))),
+        placeholders=_clean_keywords(placeholders),
         extra=_extra_values(entry, extra),
     )
 
@@ -157,11 +164,20 @@ def _in_family(group1: str, group0: str) -> bool:
     return group1.startswith(f"{group0}-")  # XMP-dc, XMP-photoshop, ...
 
 
-def _first_text(entry: Mapping[str, object], tags: Sequence[str]) -> str | None:
+def _first_text(
+    entry: Mapping[str, object], tags: Sequence[str], placeholders: list[str] | None = None
+) -> str | None:
+    """The first non-empty value of ``tags``. With ``placeholders``, camera and software boilerplate
+    counts as empty: it is passed over (a later tag may hold real text) and noted there."""
     for tag in tags:
         for text in _texts(entry.get(tag)):
-            if text.strip():
-                return text.strip()
+            text = text.strip()
+            if not text:
+                continue
+            if placeholders is not None and boilerplate(text) is not None:
+                placeholders.append(text)
+                continue
+            return text
     return None
 
 

@@ -54,6 +54,7 @@ from stockbridge.config.rules import RulesConfig
 from stockbridge.errors import StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.render.pixels import MAX_PIXELS, ImageProps, undecodable_reason
+from stockbridge.rules.measures import against, limit_text
 
 #: Part of every key: bump it when render's output for an unchanged spec changes, so cached copies
 #: made the old way are not reused.
@@ -189,7 +190,8 @@ def plan_render(
         cap = _binding_caps(props.display_size, size, rules)
         changes.append(f"downscale {width}×{height} → {size[0]}×{size[1]} ({cap})")
     if too_big:
-        changes.append(f"re-encode to fit {rules.max_file_mb:g} MB (source {size_bytes / 1_000_000:.1f} MB)")
+        shown, cap = against(size_bytes / 1_000_000, rules.max_file_mb or 0)
+        changes.append(f"re-encode to fit {cap} MB (source {shown} MB)")
     if props.orientation != 1:
         changes.append(f"rotate upright (EXIF orientation {props.orientation})")
     if props.frames > 1:
@@ -242,7 +244,7 @@ def fit_size(
 def _binding_caps(display: tuple[int, int], size: tuple[int, int], rules: RulesConfig) -> str:
     caps = []
     if rules.max_megapixels is not None and display[0] * display[1] > rules.max_megapixels * 1_000_000:
-        caps.append(f"{rules.max_megapixels:g} MP cap")
+        caps.append(f"{limit_text(rules.max_megapixels)} MP cap")
     if rules.max_long_edge is not None and max(display) > rules.max_long_edge:
         caps.append(f"{rules.max_long_edge} px long edge cap")
     return ", ".join(caps)
@@ -265,7 +267,8 @@ def _needs(
     if wants_srgb:
         needs.append(f"is {props.icc_description or props.mode}, not sRGB")
     if too_big:
-        needs.append(f"is {size_bytes / 1_000_000:.1f} MB, over {rules.max_file_mb:g} MB")
+        shown, cap = against(size_bytes / 1_000_000, rules.max_file_mb or 0)
+        needs.append(f"is {shown} MB, over {cap} MB")
     return " and ".join(needs)
 
 
@@ -478,14 +481,16 @@ def _write_within_cap(
         if cap is None or size <= cap:
             if cap is not None and (candidate.size != image.size or quality != spec.jpeg_quality):
                 fewer = f", {candidate.width}×{candidate.height}" if candidate.size != image.size else ""
-                notes.append(f"quality {spec.jpeg_quality} → {quality}{fewer} to fit {cap / 1_000_000:g} MB")
+                notes.append(
+                    f"quality {spec.jpeg_quality} → {quality}{fewer} to fit {limit_text(cap / 1_000_000)} MB"
+                )
             notes.extend(warnings)
             return RenderResult(candidate.width, candidate.height, size, quality, tuple(notes))
     assert cap is not None
     width, height, quality = last
+    shown, limit = against(last_size / 1_000_000, cap / 1_000_000)
     raise RenderError(
-        f"cannot fit {cap / 1_000_000:g} MB: {last_size / 1_000_000:.1f} MB even at quality {quality} "
-        f"and {width}×{height}",
+        f"cannot fit {limit} MB: {shown} MB even at quality {quality} and {width}×{height}",
         hint="raise max_file_mb or lower max_megapixels for this platform",
     )
 

@@ -16,6 +16,7 @@ from PIL import Image, ImageCms, ImageFile
 
 from stockbridge.assets import mediatypes
 from stockbridge.errors import InputError
+from stockbridge.rules.measures import against
 
 #: Larger than any agency accepts (Adobe Stock's cap is 100 MP: presets/adobe_stock.toml), far below what would
 #: exhaust memory. Pillow's own default warns at 89 MP and refuses at 179 MP.
@@ -40,7 +41,7 @@ def check_decodable(path: Path, file_type: str) -> str | None:
             with Image.open(path, formats=[pillow_format]) as image:
                 pixels = image.width * image.height
                 if pixels > MAX_PIXELS:
-                    return f"{pixels / 1e6:.0f} MP is more than stockbridge opens ({MAX_PIXELS / 1e6:.0f} MP)"
+                    return _too_many(pixels)
                 if pillow_format == "JPEG":
                     image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
                 image.load()
@@ -94,9 +95,7 @@ def image_props(path: Path, file_type: str) -> ImageProps:
         with Image.open(path, formats=[pillow_format]) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise InputError(
-                    f"{width * height / 1e6:.0f} MP is more than stockbridge opens ({MAX_PIXELS / 1e6:.0f} MP)"
-                )
+                raise InputError(_too_many(width * height))
             description = _icc_description(image.info.get("icc_profile"))
             orientation = image.getexif().get(_ORIENTATION_TAG, 1)
             return ImageProps(
@@ -115,6 +114,11 @@ def image_props(path: Path, file_type: str) -> ImageProps:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"cannot read the image header ({exc}); export it again") from exc
+
+
+def _too_many(pixels: int) -> str:
+    shown, limit = against(pixels / 1e6, MAX_PIXELS / 1e6, decimals=0)
+    return f"{shown} MP is more than stockbridge opens ({limit} MP)"
 
 
 def _bits(image: ImageFile.ImageFile) -> int:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Literal
 
 from stockbridge.assets import mediatypes
 from stockbridge.config.rules import EditorialRoute, RulesConfig, TextRule
+from stockbridge.metadata.boilerplate import boilerplate
+from stockbridge.rules.measures import against, limit_text
 
 if TYPE_CHECKING:
     from stockbridge.render.images import RenderSpec
@@ -46,6 +48,8 @@ class AssetFacts:
     title: str | None = None
     description: str | None = None
     keywords: tuple[str, ...] = ()
+    #: Title/description text passed over as camera or software boilerplate (metadata/boilerplate.py).
+    placeholders: tuple[str, ...] = ()
     props: ImageProps | None = None  # pixel facts from the file's header (mode, bits, ICC, orientation)
     editorial: bool = False
     release_needs: frozenset[str] = frozenset()  # "people", "property"
@@ -113,11 +117,13 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     if rules.min_megapixels is not None:
         megapixels = facts.megapixels
         if megapixels is None:
-            rejects.append(f"pixel size unknown, {platform} needs at least {rules.min_megapixels:.1f} MP")
+            needed = limit_text(rules.min_megapixels, 1)
+            rejects.append(f"pixel size unknown, {platform} needs at least {needed} MP")
         elif megapixels < rules.min_megapixels:
+            shown, needed = against(megapixels, rules.min_megapixels, limit_decimals=1)
             rejects.append(
-                f"{_floor1(megapixels)} MP ({facts.width}×{facts.height}), {platform} needs at least "
-                f"{rules.min_megapixels:.1f} MP; stockbridge never upscales"
+                f"{shown} MP ({facts.width}×{facts.height}), {platform} needs at least "
+                f"{needed} MP; stockbridge never upscales"
             )
 
     remote_dir = None
@@ -130,14 +136,24 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
 
     keywords = _plan_keywords(platform, facts.keywords, rules, holds, changes)
 
-    if not (facts.title or "").strip() and rules.title.from_description and (facts.description or "").strip():
-        # An empty title filled from the description, shortened to fit whatever over_max says.
-        limit = rules.title.max_chars or len(facts.description or "")
-        title: str | None = shorten(facts.description or "", limit)
+    filled = bool(
+        not (facts.title or "").strip() and rules.title.from_description and (facts.description or "").strip()
+    )
+    if filled:
         changes.append("title filled from the description")
-    else:
-        title = _plan_text(platform, "title", facts.title, rules.title, holds, changes)
-    description = _plan_text(platform, "description", facts.description, rules.description, holds, changes)
+    title = _plan_text(
+        platform,
+        "title",
+        facts.description if filled else facts.title,
+        rules.title,
+        holds,
+        changes,
+        facts.placeholders,
+        filled=filled,
+    )
+    description = _plan_text(
+        platform, "description", facts.description, rules.description, holds, changes, facts.placeholders
+    )
 
     releases = _plan_releases(platform, facts, rules, holds, changes)
 
@@ -182,9 +198,8 @@ def _format_and_size(platform: str, facts: AssetFacts, rules: RulesConfig) -> li
         accepted = mediatypes.labels(rules.formats)
         rejects.append(f"{type_name} file, {platform} takes only {accepted}")
     if rules.max_file_mb is not None and facts.size_bytes > rules.max_file_mb * 1_000_000:
-        rejects.append(
-            f"{facts.size_bytes / 1_000_000:.1f} MB, {platform} takes at most {rules.max_file_mb:g} MB"
-        )
+        shown, cap = against(facts.size_bytes / 1_000_000, rules.max_file_mb)
+        rejects.append(f"{shown} MB, {platform} takes at most {cap} MB")
     return rejects
 
 
@@ -211,23 +226,88 @@ def _plan_keywords(
 
 
 def _plan_text(
-    platform: str, what: str, value: str | None, rule: TextRule, holds: list[str], changes: list[str]
+    platform: str,
+    what: str,
+    value: str | None,
+    rule: TextRule,
+    holds: list[str],
+    changes: list[str],
+    placeholders: Sequence[str] = (),
+    *,
+    filled: bool = False,
 ) -> str | None:
-    """The new value for this platform's copy, or None when the source's value stands."""
+    """The new value for this platform's copy, or None when the source's value stands.
+
+    ``filled``: ``value`` is another field's text (the description, for an empty title): it is
+    always the new value, cut to ``max_chars`` whatever ``over_max`` says. Forbidden characters
+    go (or hold the file) before the length is measured.
+    """
     text = (value or "").strip()
     if rule.required and not text:
-        holds.append(f"no {what}, {platform} requires one; set the {what} in your editor and export again")
+        holds.append(
+            f"no {what}, {platform} requires one; set the {what} in your editor and export again"
+            + _placeholder_note(what, placeholders)
+        )
         return None
-    if rule.max_chars is None or len(text) <= rule.max_chars:
+    changed = filled
+    found = [char for char in dict.fromkeys(text) if char in rule.forbidden]
+    if found:
+        names = _character_names(found)
+        if rule.on_forbidden == "hold":
+            holds.append(
+                f"{what} contains {names}, which {platform} does not allow; remove them in your editor and "
+                f'export again (or set {what}.on_forbidden = "replace")'
+            )
+            return None
+        text = _collapse(text.translate({ord(char): rule.replace_with for char in found}))
+        if not text:
+            holds.append(
+                f"{what} is only {names}, which {platform} does not allow; set a {what} and export again"
+            )
+            return None
+        changes.append(f"{what}: {names} replaced")
+        changed = True
+    if rule.max_chars is not None and len(text) > rule.max_chars:
+        if filled or rule.over_max == "shorten":
+            short = shorten(text, rule.max_chars)
+            if not filled:
+                changes.append(f"{what} {len(text)} → {len(short)} characters (cut at a word boundary)")
+            return short
+        holds.append(
+            f"{what} is {len(text)} characters, {platform} allows {rule.max_chars}; shorten it and export again"
+        )
         return None
-    if rule.over_max == "shorten":
-        short = shorten(text, rule.max_chars)
-        changes.append(f"{what} {len(text)} → {len(short)} characters (cut at a word boundary)")
-        return short
-    holds.append(
-        f"{what} is {len(text)} characters, {platform} allows {rule.max_chars}; shorten it and export again"
-    )
-    return None
+    return _collapse(text) if changed else None
+
+
+#: How reasons name a forbidden character; any other is quoted: '"#" characters'.
+_CHARACTER_NAMES = {
+    ",": "commas",
+    ";": "semicolons",
+    ":": "colons",
+    '"': "double quotes",
+    "'": "apostrophes",
+    "|": "vertical bars",
+    "\t": "tabs",
+    "\n": "line breaks",
+    "\r": "line breaks",
+    " ": "spaces",
+}
+
+
+def _character_names(characters: Sequence[str]) -> str:
+    """ "commas", "commas and semicolons", '"#" characters' — in the order they appear."""
+    names = list(dict.fromkeys(_CHARACTER_NAMES.get(char, f'"{char}" characters') for char in characters))
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _placeholder_note(what: str, placeholders: Sequence[str]) -> str:
+    """Why a file that shows text has "no title": the text is what a camera writes by itself."""
+    for text in placeholders:
+        entry = boilerplate(text)
+        if entry is not None:
+            return f' ("{text}" is a placeholder written by {entry.origin}, not a {what})'
+    return ""
 
 
 def _plan_releases(
@@ -267,11 +347,6 @@ def shorten(text: str, max_chars: int) -> str:
 
 def _collapse(text: str) -> str:
     return " ".join(text.split())
-
-
-def _floor1(value: float) -> str:
-    # Round down so "3.99 MP" never shows as "4.0 MP, needs at least 4.0 MP".
-    return f"{int(value * 10) / 10:.1f}"
 
 
 def _plural(count: int, noun: str) -> str:

@@ -90,7 +90,7 @@ def test_each_platform_gets_its_verdict_with_a_reason(
     files = {Path(e["path"]).name: e["platforms"] for e in workspace.status()["files"]}
     assert files["fits.jpg"]["agency"]["state"] == "uploaded"
     assert files["small.jpg"]["agency"]["state"] == "rejected"
-    assert files["small.jpg"]["agency"]["reason"].startswith("0.4 MP (800×600), agency needs at least 1.0 MP")
+    assert files["small.jpg"]["agency"]["reason"].startswith("0.5 MP (800×600), agency needs at least 1.0 MP")
     assert files["small.jpg"]["archive"]["state"] == "uploaded"
     assert files["untitled.jpg"]["agency"]["state"] == "held"
     assert "no title" in files["untitled.jpg"]["agency"]["reason"]

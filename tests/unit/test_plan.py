@@ -38,8 +38,8 @@ def rules(**values) -> RulesConfig:
             REJECT,
             "3.1 MP (2040×1530), shop needs at least 4.0 MP; stockbridge never upscales",
         ),
-        # 3.99 MP must not print as "4.0 MP" next to "needs at least 4.0 MP".
-        (facts(width=1999, height=1999), rules(min_megapixels=4.0), REJECT, "3.9 MP (1999×1999)"),
+        # 3.996 MP must not print as "4.0 MP" next to "needs at least 4.0 MP" (tests/unit/test_measures.py).
+        (facts(width=1999, height=1999), rules(min_megapixels=4.0), REJECT, "3.996 MP (1999×1999)"),
         (facts(width=None, height=None), rules(min_megapixels=4.0), REJECT, "pixel size unknown"),
         (facts(file_type="png"), rules(formats=["jpeg"]), REJECT, "PNG file, shop takes only JPEG"),
         (facts(file_type="tiff"), rules(formats=["jpg", "tif"]), ACCEPT, None),
