@@ -95,7 +95,7 @@ def test_log_file_receives_the_log_of_a_command(workspace: Workspace, tmp_path: 
     result = workspace.cli("once", "--log-file", str(log_file), "--log-json")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in log_file.read_text().splitlines()]
-    assert any(r["record"]["message"].startswith("done: ") for r in records)
+    assert any(r["message"].startswith("done: ") for r in records)
 
 
 def run_stockbridge(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
