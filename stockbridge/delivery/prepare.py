@@ -219,7 +219,7 @@ class Pipeline:
             except (MetadataError, RenderError, InputError, OSError):
                 break  # that platform's own trouble, recorded with its job; check the plain way
             return None
-        return check_decodable(item.object_path, item.file_type)
+        return check_decodable(item.object_path, item.file_type, name=item.path.name)
 
     def _extra_tags(self) -> tuple[str, ...]:
         field = self.config.editorial.field
