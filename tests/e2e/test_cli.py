@@ -57,7 +57,7 @@ def test_status_filters_apply_to_the_json_and_the_table(workspace: Workspace):
         )
     ]
 
-    table = workspace.cli("status", "--state", "held", "--state", "uploaded")
+    table = workspace.cli("status", "--format", "table", "--state", "held", "--state", "uploaded")
     assert table.returncode == 0, table.stderr
     assert "a.jpg" in table.stdout and "needs a title" in table.stdout
     assert "b.jpg" not in table.stdout and "550 refused" not in table.stdout
@@ -85,7 +85,7 @@ def test_history_lists_batches_as_a_table_and_as_json(workspace: Workspace):
         "uploaded": 1,
         "failed": 1,
     }
-    table = workspace.cli("history")
+    table = workspace.cli("history", "--format", "table")
     assert table.returncode == 0 and "shop" in table.stdout and "uploaded" in table.stdout
 
 
