@@ -102,9 +102,10 @@ class ImageProps:
         return self.width, self.height
 
 
-def image_props(path: Path, file_type: str, *, name: str | None = None) -> ImageProps:
-    """Read ``path``'s :class:`ImageProps` from its header. Raises InputError with a one-line reason
-    (naming ``name``, the user's file, rather than ``path``, the private copy)."""
+def image_props(
+    path: Path, file_type: str, *, name: str | None = None
+) -> ImageProps:  # name: as check_decodable
+    """Read ``path``'s :class:`ImageProps` from its header. Raises InputError with a one-line reason."""
     pillow_format = _PILLOW_FORMATS.get(file_type)
     if pillow_format is None:
         raise InputError(f"{file_type} images are not supported")
