@@ -2,13 +2,26 @@
 
 Every sink scrubs known secrets from messages and exceptions, and ``diagnose`` is off everywhere:
 loguru's default prints local variables in tracebacks, which would include passwords.
+
+``--log-json`` writes one flat JSON object per line::
+
+    {"time": "2026-11-28T09:12:03.412+01:00", "level": "INFO",
+     "message": "uploaded IMG_1.jpg → agency as IMG_1.jpg (8.1 MB, 3.2 s)",
+     "file": "IMG_1.jpg", "platform": "agency", "state": "uploaded", "batch": 12}
+
+``file`` (the source file's name, as in the message), ``platform``, ``state`` (a job state as
+``status`` shows it, or "paused") and ``batch`` (its number in ``history``) are present where they
+apply: the call sites bind them (``logger.bind(file=..., platform=...)``). A traceback, when there
+is one, is in ``exception``, scrubbed like the message.
 """
 
 from __future__ import annotations
 
+import json as json_module
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +39,10 @@ LOG_FILE_RETENTION = 5
 _CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 
 
+#: Structured fields a call site may bind; the JSON lines carry them, the human lines do not.
+FIELDS = ("file", "platform", "state", "batch")
+
+
 def _scrub(record: Any) -> None:
     record["message"] = redact(record["message"]).translate(_CONTROL)
     if record["exception"] is not None:
@@ -34,6 +51,30 @@ def _scrub(record: Any) -> None:
             value.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in value.args)
             if hasattr(value, "message") and isinstance(value.message, str):
                 value.message = redact(value.message)
+
+
+def _flat_json(record: Any) -> str:
+    """One record as one line of flat JSON (``--log-json``); the message is scrubbed already."""
+    entry: dict[str, Any] = {
+        "time": record["time"].isoformat(timespec="milliseconds"),
+        "level": record["level"].name,
+        "message": record["message"],
+    }
+    for key in FIELDS:
+        value = record["extra"].get(key)
+        if value is not None:
+            entry[key] = redact(value) if isinstance(value, str) else value
+    if record["exception"] is not None:
+        kind, value, trace = record["exception"]
+        entry["exception"] = redact("".join(traceback.format_exception(kind, value, trace)))
+    return json_module.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _json_format(record: Any) -> str:
+    # A callable format: loguru appends no traceback of its own (it would break the line), and the
+    # JSON is passed through ``extra`` so that its braces are not read as a template.
+    record["extra"]["_json"] = _flat_json(record)
+    return "{extra[_json]}\n"
 
 
 class _CurrentStderr:
@@ -52,8 +93,10 @@ class _CurrentStderr:
 
 #: Libraries whose own log lines repeat what our error for the same failure says, in their words
 #: and with a traceback ("ERROR paramiko.transport: Socket exception: Connection reset by peer"):
-#: kept for -v, never shown as errors of ours.
-_DEBUG_ONLY = frozenset({"paramiko"})
+#: kept for -v, never shown as errors of ours. Pillow's records and Python warnings (``py.warnings``:
+#: Pillow's DecompressionBombWarning, a TIFF's odd tag) are about files whose answer the log gives
+#: anyway, in our words; printed raw they broke through the progress bars.
+_DEBUG_ONLY = frozenset({"paramiko", "PIL", "py.warnings"})
 
 
 class _InterceptHandler(logging.Handler):
@@ -64,7 +107,7 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        if record.name.split(".", 1)[0] in _DEBUG_ONLY:
+        if record.name in _DEBUG_ONLY or record.name.split(".", 1)[0] in _DEBUG_ONLY:
             level = "DEBUG"
         logger.opt(depth=6, exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
 
@@ -86,8 +129,7 @@ def setup_logging(verbosity: int = 0, *, json: bool = False, log_file: Path | No
     logger.add(
         _CurrentStderr(),
         level=level,
-        format=_HUMAN if not json else "{message}",
-        serialize=json,
+        format=_HUMAN if not json else _json_format,
         colorize=None if not json else False,
         backtrace=False,
         diagnose=False,
@@ -98,8 +140,7 @@ def setup_logging(verbosity: int = 0, *, json: bool = False, log_file: Path | No
         logger.add(
             log_file,
             level=level,
-            format="{time:YYYY-MM-DD HH:mm:ss} {level: <7} {message}" if not json else "{message}",
-            serialize=json,
+            format="{time:YYYY-MM-DD HH:mm:ss} {level: <7} {message}" if not json else _json_format,
             colorize=False,
             backtrace=False,
             diagnose=False,
@@ -111,3 +152,9 @@ def setup_logging(verbosity: int = 0, *, json: bool = False, log_file: Path | No
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)
     for name in ("paramiko", "watchdog", "pyftpdlib", "exiftool"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Python warnings become log records (``py.warnings``), shown at DEBUG like Pillow's own
+    # warnings (its debug chatter, a line per PNG chunk, stays out even with -v).
+    # (Off, then on: captureWarnings(True) does nothing when it was on before, even if something
+    # has put back its own ``warnings.showwarning`` since, as a test runner does.)
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)

@@ -78,3 +78,28 @@ def make_image(tmp_path: Path, exiftool: ExifTool) -> MakeImage:
         return _make_image(path, **options)
 
     return make
+
+
+def unreadable_tiff(width: int = 64, height: int = 48) -> bytes:
+    """A TIFF that ExifTool reads (size and all) but Pillow cannot open: 7 bits per grey sample,
+    a layout Pillow has no mode for ("cannot identify image file '<path>'", issue 13)."""
+    import struct
+
+    data = b"\x80" * ((width * height * 7 + 7) // 8)
+    entries = [  # (tag, type: 3 SHORT / 4 LONG, value)
+        (256, 3, width),  # ImageWidth
+        (257, 3, height),  # ImageLength
+        (258, 3, 7),  # BitsPerSample
+        (259, 3, 1),  # Compression: none
+        (262, 3, 1),  # PhotometricInterpretation: black is zero
+        (273, 4, 8 + 2 + 12 * 9 + 4),  # StripOffsets: right after this directory
+        (277, 3, 1),  # SamplesPerPixel
+        (278, 3, height),  # RowsPerStrip
+        (279, 4, len(data)),  # StripByteCounts
+    ]
+    out = b"II*\x00" + struct.pack("<IH", 8, len(entries))
+    for tag, kind, value in entries:
+        out += struct.pack(
+            "<HHIHH" if kind == 3 else "<HHII", tag, kind, 1, value, *([0] if kind == 3 else [])
+        )
+    return out + struct.pack("<I", 0) + data

@@ -128,7 +128,9 @@ def ingest(
             object_tmp.unlink()
     result = exiftool.read([final], extra_tags=extra_tags)[final]
     metadata = None if isinstance(result, MetadataError) else result
-    problem = _metadata_problem(result) or (check_decodable(final, file_type) if verify_pixels else None)
+    problem = _metadata_problem(result) or (
+        check_decodable(final, file_type, name=path.name) if verify_pixels else None
+    )
     return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)
 
 
@@ -153,7 +155,7 @@ def inspect(
     absolute = path.resolve()
     result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result
-    problem = _metadata_problem(result) or check_decodable(absolute, file_type)
+    problem = _metadata_problem(result) or check_decodable(absolute, file_type, name=path.name)
     return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem)
 
 

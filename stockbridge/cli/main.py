@@ -215,9 +215,31 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
                 click.echo(f"    ~ {change}")
 
 
+def format_option(function: F) -> F:
+    """``--format table|tsv|json`` (default: a table on a terminal, tab-separated lines elsewhere),
+    and ``--json``, the same as ``--format json``."""
+    function = click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON (the same as --format json)."
+    )(function)
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "tsv", "json"]),
+        help="table (default on a terminal), tsv (default in a pipe: one tab-separated line each), or json.",
+    )(function)
+
+
+def _output_format(output_format: str | None, as_json: bool) -> str:
+    from stockbridge.cli.report import pick_format
+
+    if output_format is not None and as_json and output_format != "json":
+        raise click.UsageError(f"--json and --format {output_format} contradict each other")
+    return pick_format(output_format, as_json=as_json, is_terminal=sys.stdout.isatty())
+
+
 @main.command()
 @common_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@format_option
 @click.option(
     "--platform", "platform_names", multiple=True, metavar="NAME", help="Only this platform (repeatable)."
 )
@@ -236,13 +258,18 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
 def status(
     config_path: Path | None,
     as_json: bool,
+    output_format: str | None,
     platform_names: tuple[str, ...],
     state_names: tuple[str, ...],
     since: str | None,
 ) -> None:
-    """Every file and its state on each platform, with reasons."""
-    from stockbridge.cli.report import parse_since, print_status_table, status_payload
+    """Every file and its state on each platform, with reasons.
 
+    On a terminal a table; in a pipe one tab-separated line per file and platform: file, platform,
+    state, reason (or the remote name of an upload)."""
+    from stockbridge.cli.report import parse_since, print_status_table, status_lines, status_payload
+
+    shown_as = _output_format(output_format, as_json)
     config = _load(config_path, resolve_secrets=False)
     since_time = parse_since(since) if since is not None else None
     for name in platform_names:
@@ -257,8 +284,11 @@ def status(
         states=set(state_names) or None,
         since=since_time,
     )
-    if as_json:
+    if shown_as == "json":
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    elif shown_as == "tsv":
+        for line in status_lines(payload):
+            click.echo(line)
     else:
         print_status_table(config, payload)
 
@@ -278,16 +308,20 @@ def _platform_in_ledger(config: Config, name: str) -> bool:
 
 @main.command()
 @common_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@format_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Newest N batches.")
-def history(config_path: Path | None, as_json: bool, limit: int) -> None:
+def history(config_path: Path | None, as_json: bool, output_format: str | None, limit: int) -> None:
     """The batches sent, newest first: platform, opened, closed, files, uploaded, failed."""
-    from stockbridge.cli.report import history_payload, print_history_table
+    from stockbridge.cli.report import history_lines, history_payload, print_history_table
 
+    shown_as = _output_format(output_format, as_json)
     config = _load(config_path, resolve_secrets=False)
     payload = history_payload(config, limit=limit)
-    if as_json:
+    if shown_as == "json":
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    elif shown_as == "tsv":
+        for line in history_lines(payload):
+            click.echo(line)
     else:
         print_history_table(payload)
 

@@ -1,4 +1,6 @@
-"""What ``status`` shows: every file × platform with its state and reason, from the ledger."""
+"""What ``status`` and ``history`` show, from the ledger: as a table on a terminal, as tab-separated
+lines in a pipe (``--format tsv``: one line per file × platform, for ``grep``, ``cut``, ``awk``), or
+as JSON (``--format json``)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,20 @@ STATE_STYLES = {
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+#: ``--format``: a table for people, tab-separated lines for scripts, JSON for programs.
+FORMATS = ("table", "tsv", "json")
+
+
+def pick_format(chosen: str | None, *, as_json: bool, is_terminal: bool) -> str:
+    """``--format`` if given (``--json`` is ``--format json``); else a table on a terminal and
+    tab-separated lines anywhere else (a pipe, a file, cron's mail): a box table 80 columns wide
+    breaks names mid-word there."""
+    if chosen is not None:
+        return chosen
+    if as_json:
+        return "json"
+    return "table" if is_terminal else "tsv"
 
 
 def parse_since(text: str, now: float | None = None) -> float:
@@ -168,7 +184,9 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
                 "platform": batch.platform,
                 "opened": _iso(batch.opened_at),
                 "closed": _iso(batch.closed_at) if batch.closed_at is not None else None,
-                "files": batch.files,
+                # A batch closed before 0.3 counted only the files it opened with, not those that
+                # joined it while open ("files 1, uploaded 6"): it had at least as many as answered.
+                "files": max(batch.files, batch.uploaded + batch.failed),
                 "uploaded": batch.uploaded,
                 "failed": batch.failed,
             }
@@ -182,10 +200,16 @@ def print_history_table(payload: dict[str, Any], console: Console | None = None)
     if not payload["batches"]:
         console.print("No batches sent yet.")
         return
-    table = Table()
-    for column in ("batch", "platform", "opened", "closed", "files", "uploaded", "failed"):
+    # Never "adobe_s…" or "adobe_sto/ck": names keep their width; on a narrow terminal the times
+    # wrap at their space (date above time), and neighbouring cells share their padding.
+    table = Table(collapse_padding=True)
+    for column in HISTORY_COLUMNS:
+        times = column in ("opened", "closed")
         table.add_column(
-            column, justify="right" if column in ("batch", "files", "uploaded", "failed") else "left"
+            column,
+            justify="right" if column in ("batch", "files", "uploaded", "failed") else "left",
+            no_wrap=not times,
+            min_width=len("2026-11-28") if times else None,
         )
     for batch in payload["batches"]:
         closed = batch["closed"]
@@ -199,6 +223,40 @@ def print_history_table(payload: dict[str, Any], console: Console | None = None)
             f"[red]{batch['failed']}[/]" if batch["failed"] else "0",
         )
     console.print(table)
+
+
+HISTORY_COLUMNS = ("batch", "platform", "opened", "closed", "files", "uploaded", "failed")
+
+
+def history_lines(payload: dict[str, Any]) -> list[str]:
+    """``history --format tsv``: a header line, then one tab-separated line per batch (``closed``
+    is empty while a batch is open)."""
+    lines = ["\t".join(HISTORY_COLUMNS)]
+    for batch in payload["batches"]:
+        values = [batch["id"], batch["platform"], batch["opened"], batch["closed"] or ""]
+        values += [batch["files"], batch["uploaded"], batch["failed"]]
+        lines.append("\t".join(_printable(str(value)) for value in values))
+    return lines
+
+
+def status_lines(payload: dict[str, Any]) -> list[str]:
+    """``status --format tsv``: one line per file × platform, ``file  platform  state  detail``, where
+    detail is the reason, else the remote name of an upload; then one per file not taken, with
+    ``-`` as platform and ``not_taken`` as state. ``file`` is the full path, so it is unique. No
+    header, so ``cut -f3 | sort | uniq -c`` counts states. A tab or line break inside a value is
+    shown escaped (``\\t``, ``\\n``): a value never splits a line or a field."""
+    lines = []
+    for entry in payload["files"]:
+        for name, job in sorted(entry["platforms"].items()):
+            detail = job["reason"] or (job["remote_name"] if job["state"] == "uploaded" else None) or ""
+            lines.append(
+                "\t".join(_printable(value) for value in (entry["path"], name, job["state"], detail))
+            )
+    for entry in payload.get("not_taken", []):
+        lines.append(
+            "\t".join(_printable(value) for value in (entry["path"], "-", "not_taken", entry["reason"]))
+        )
+    return lines
 
 
 def _iso(timestamp: float) -> str:

@@ -172,7 +172,7 @@ class Pipeline:
             logger.info("{}", exc.message)
             return None
         except (InputError, MetadataError) as exc:
-            logger.warning("{}: {}", path.name, refusal(path, exc))
+            logger.bind(file=path.name).warning("{}: {}", path.name, refusal(path, exc))
             self.ledger.note(str(path), REFUSED, refusal(path, exc))  # `status` lists it as not taken
             return None
         # One file at a time per content: the same photo exported twice and prepared side by side
@@ -221,7 +221,7 @@ class Pipeline:
             except (MetadataError, RenderError, InputError, OSError):
                 break  # that platform's own trouble, recorded with its job; check the plain way
             return None
-        return check_decodable(item.object_path, item.file_type)
+        return check_decodable(item.object_path, item.file_type, name=item.path.name)
 
     def _extra_tags(self) -> tuple[str, ...]:
         field = self.config.editorial.field
@@ -244,12 +244,17 @@ class Pipeline:
         if item.problem is not None or facts is None:
             reason = item.problem or "cannot read this image"
             self.ledger.create_job(sha256=item.sha256, platform=name, state=states.REJECTED, reason=reason)
-            logger.warning("rejected {} for {}: {}", item.path.name, name, reason)
+            # A rejection is an answer, not a warning: nothing the user can change (issue 13).
+            logger.bind(file=item.path.name, platform=name, state=states.REJECTED).info(
+                "rejected {} for {}: {}", item.path.name, name, reason
+            )
             return
         if routed is not None and name not in routed:
             reason = f"not for {name}: a route sends this file only to {', '.join(sorted(routed)) or 'no platform'}"
             self.ledger.create_job(sha256=item.sha256, platform=name, state=states.REJECTED, reason=reason)
-            logger.info("{}: {}", item.path.name, reason)
+            logger.bind(file=item.path.name, platform=name, state=states.REJECTED).info(
+                "{}: {}", item.path.name, reason
+            )
             return
         verdict = evaluate(name, facts, platform.rules)
         if verdict.verdict != ACCEPT:
@@ -258,7 +263,16 @@ class Pipeline:
             self.ledger.create_job(
                 sha256=item.sha256, platform=name, state=state, reason=reason, changes=verdict.changes
             )
-            logger.warning("{} {} for {}: {}", state, item.path.name, name, reason)
+            # Held needs the user (a title, a release): a WARNING, once per file and platform, each
+            # with that platform's reason. Rejected is an answer: INFO, so -q leaves it out.
+            logger.bind(file=item.path.name, platform=name, state=state).log(
+                "WARNING" if state == states.HELD else "INFO",
+                "{} {} for {}: {}",
+                state,
+                item.path.name,
+                name,
+                reason,
+            )
             return
         try:
             upload_path, output_type = self._prepare(item, facts, verdict)
@@ -267,7 +281,9 @@ class Pipeline:
             state = states.REJECTED if isinstance(exc, RenderError) else states.FAILED
             reason = f"could not prepare this platform's copy: {message}"
             self.ledger.create_job(sha256=item.sha256, platform=name, state=state, reason=reason)
-            logger.error("{} for {}: {}", item.path.name, name, reason)
+            logger.bind(file=item.path.name, platform=name, state=state).log(
+                "INFO" if state == states.REJECTED else "ERROR", "{} for {}: {}", item.path.name, name, reason
+            )
             return
         self._queue(item, facts, name, platform, verdict, upload_path, output_type)
 
@@ -321,7 +337,9 @@ class Pipeline:
                 )
             if created:
                 note = f" ({'; '.join(changes)})" if changes else ""
-                logger.info("queued {} for {} as {}{}", item.path.name, name, remote, note)
+                logger.bind(file=item.path.name, platform=name, state=states.PENDING).info(
+                    "queued {} for {} as {}{}", item.path.name, name, remote, note
+                )
                 if self.on_queued is not None:
                     self.on_queued(name)
 
@@ -342,7 +360,9 @@ class Pipeline:
                     path, self.state_dir, allow_hardlinks=self.config.watch.allow_hardlinks
                 )
             except (SourceChanged, InputError) as exc:
-                logger.warning("release {} for {}: {}", path.name, name, exc)
+                logger.bind(file=item.path.name, platform=name).warning(
+                    "release {} for {}: {}", path.name, name, exc
+                )
                 continue
             # A release shared by many photos goes once (folder); named after each photo, once per photo.
             identity = (
@@ -452,11 +472,13 @@ class Pipeline:
                 try:
                     upload_path, output_type = self._prepare(item, facts, verdict)
                 except (MetadataError, RenderError, InputError, OSError) as exc:
-                    logger.error(
+                    logger.bind(file=item.path.name, platform=job.platform, state=states.HELD).error(
                         "{} for {}: could not prepare the copy: {}", item.path.name, job.platform, exc
                     )
                     continue
-                logger.info("{} for {}: no longer held", item.path.name, job.platform)
+                logger.bind(file=item.path.name, platform=job.platform, state=states.PENDING).info(
+                    "{} for {}: no longer held", item.path.name, job.platform
+                )
                 self._queue(item, facts, job.platform, platform, verdict, upload_path, output_type, held=job)
 
     def release_objects(self, sha256s: Iterable[str]) -> None:

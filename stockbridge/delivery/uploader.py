@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import loguru
 from loguru import logger
 
 from stockbridge.config.models import PlatformConfig
@@ -157,7 +158,7 @@ class PlatformUploader:
         self.ledger.resume(self.name, kinds=[PauseKind.UNREACHABLE])
         interrupted = self.ledger.interrupted_uploads(self.name)
         for job in interrupted:
-            logger.info(
+            self._log(job, states.UPLOADING).info(
                 "{} → {}: interrupted upload of {}, will check and resume",
                 job.path,
                 self.name,
@@ -185,12 +186,12 @@ class PlatformUploader:
                 if decision.action is Action.PAUSE_PLATFORM:
                     self._pause(decision)
                     return
-                logger.info(
+                self._log().info(
                     "{}: cannot look at interrupted uploads now ({}); the next batch will", self.name, exc
                 )
                 return
             except ConfigError as exc:
-                logger.info(
+                self._log().info(
                     "{}: cannot look at interrupted uploads now ({}); the next batch will", self.name, exc
                 )
                 return
@@ -198,7 +199,7 @@ class PlatformUploader:
                 for job in group:
                     self._tidy_one(transport, job, settings.atomic_rename)
             except TransportError as exc:
-                logger.info(
+                self._log().info(
                     "{}: cannot look at interrupted uploads now ({}); the next batch will", self.name, exc
                 )
             finally:
@@ -212,13 +213,13 @@ class PlatformUploader:
         size = transport.size(job.remote_name)
         if size is not None and size == job.upload_size:
             self.ledger.mark_uploaded(job.id, verified=True, verified_by="size")
-            logger.info(
+            self._log(job, states.UPLOADED).info(
                 "{} → {}: already on the server at full size (finished before a restart)", job.path, self.name
             )
             self._report(job.id, None)
         elif size is not None and not atomic:
             transport.delete(job.remote_name)
-            logger.warning(
+            self._log(job, states.PENDING).warning(
                 "{} → {}: removed the partial {} ({} of {} bytes) an interrupted upload left; it goes again",
                 Path(job.path).name,
                 self.name,
@@ -247,7 +248,7 @@ class PlatformUploader:
         order = sorted(groups, key=lambda remote_dir: remote_dir is None)
         self.open_batches.append(batch)
         try:
-            logger.info("{}: batch of {} file(s)", self.name, len(jobs))
+            self._log(batch=batch.id).info("{}: batch of {} file(s)", self.name, len(jobs))
             for remote_dir in order:
                 outcome = self._send_group(
                     batch,
@@ -271,6 +272,14 @@ class PlatformUploader:
             # Counted from the answers the batch gave: a file that failed for good after its last
             # retry ends the group early but is still a failure.
             self.ledger.close_batch(batch.id, len(batch.uploaded), batch.failures, files=len(batch.sent))
+            self._log(batch=batch.id).info(  # history's numbers: files that joined it included
+                "{}: batch {} closed: {} file(s), {} uploaded, {} failed",
+                self.name,
+                batch.id,
+                len(batch.sent),
+                len(batch.uploaded),
+                batch.failures,
+            )
             if self.platform.rules.releases.delivery == "manual":
                 self._write_release_report(batch)
             self.pipeline.release_objects(job.sha256 for job in batch.sent)
@@ -301,7 +310,9 @@ class PlatformUploader:
         path.parent.mkdir(parents=True, exist_ok=True)
         header = f"Releases to attach on {self.name}'s website (batch {batch_id}), file: release(s)\n"
         path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
-        logger.warning("{}: {} file(s) need a release attached by hand; see {}", self.name, len(lines), path)
+        self._log(batch=batch_id).warning(
+            "{}: {} file(s) need a release attached by hand; see {}", self.name, len(lines), path
+        )
 
     def _send_group(
         self,
@@ -369,7 +380,7 @@ class PlatformUploader:
                 tries += 1
                 transport.close()
                 wait = self.retry.reconnect_delay(tries)
-                logger.warning(
+                self._log(job, batch=batch.id).warning(
                     "{} → {}: {}; reconnecting in {:.1f} s to send it again",
                     Path(job.path).name,
                     self.name,
@@ -424,16 +435,18 @@ class PlatformUploader:
             return
         name = csv_config.path.format(platform=self.name, batch=batch_id, date=time.strftime("%Y-%m-%d"))
         path = write_manifest(self.pipeline.state_dir / "csv" / Path(name).name, csv_config, rows)
-        logger.info("{}: wrote {} ({} rows)", self.name, path, len(rows))
+        self._log(batch=batch_id).info("{}: wrote {} ({} rows)", self.name, path, len(rows))
         if csv_config.upload:
             own = transport is None
             try:
                 if transport is None:
                     transport = self._connect(transport_settings(self.name, self.platform))
                 transport.put(path, path.name)
-                logger.info("{}: uploaded the manifest {}", self.name, path.name)
+                self._log(batch=batch_id).info("{}: uploaded the manifest {}", self.name, path.name)
             except (TransportError, ConfigError) as exc:
-                logger.error("{}: could not upload the manifest {}: {}", self.name, path.name, exc)
+                self._log(batch=batch_id).error(
+                    "{}: could not upload the manifest {}: {}", self.name, path.name, exc
+                )
             finally:
                 if own and transport is not None:
                     transport.close()
@@ -454,7 +467,7 @@ class PlatformUploader:
                 remote_size = None
             if remote_size is not None and remote_size == job.upload_size:
                 self.ledger.mark_uploaded(job.id, verified=True, verified_by="size")
-                logger.info(
+                self._log(job, states.UPLOADED, batch.id).info(
                     "{} → {}: already on the server at full size (finished before a restart)",
                     job.path,
                     self.name,
@@ -484,7 +497,7 @@ class PlatformUploader:
         self.ledger.mark_uploaded(job.id, verified=result.verified, verified_by=verified_by)
         seconds = time.monotonic() - started
         note = "" if result.verified else ", moved away by the server at once (not verifiable)"
-        logger.info(
+        self._log(job, states.UPLOADED, batch.id).info(
             "uploaded {} → {} as {} ({:.1f} MB, {:.1f} s{})",
             Path(job.path).name,
             self.name,
@@ -498,7 +511,9 @@ class PlatformUploader:
 
     def _abandoned(self, job: Job) -> Outcome:
         self.ledger.set_state(job.id, states.PENDING, "interrupted by shutdown", next_attempt_at=0)
-        logger.info("{} → {}: abandoned by shutdown, will resume", Path(job.path).name, self.name)
+        self._log(job, states.PENDING).info(
+            "{} → {}: abandoned by shutdown, will resume", Path(job.path).name, self.name
+        )
         return Outcome.STOP
 
     def _failed_upload(self, batch: Batch, job: Job, error: BaseException, tries: int) -> Outcome:
@@ -512,7 +527,7 @@ class PlatformUploader:
             raise _Retry(error)
         if decision.action is Action.FAIL_JOB:
             self.ledger.set_state(job.id, states.FAILED, decision.reason)
-            logger.error("{} → {}: {}", name, self.name, decision.reason)
+            self._log(job, states.FAILED, batch.id).error("{} → {}: {}", name, self.name, decision.reason)
             self._report(job.id, batch)
             # A refused file is this file's answer; the batch goes on. A file that kept failing
             # after its last retry leaves a suspect connection: the batch stops.
@@ -525,7 +540,7 @@ class PlatformUploader:
         self.ledger.set_state(
             job.id, states.PENDING, decision.reason, next_attempt_at=decision.next_attempt_at
         )
-        logger.warning("{} → {}: {}", name, self.name, decision.reason)
+        self._log(job, states.PENDING, batch.id).warning("{} → {}: {}", name, self.name, decision.reason)
         return Outcome.STOP
 
     # ------------------------------------------------------------------ pauses
@@ -552,20 +567,27 @@ class PlatformUploader:
         if self._pause_told != kind:  # once per pause, not at every retry of an unreachable server
             self._pause_told = kind
             self.pipeline.notifier.send(PAUSED, *paused_message(self.name, str(kind), until))
+        log = self._log(state="paused")
         if until is None:
-            logger.error(
+            log.error(
                 "{}: paused, {}. Fix it, then run `stockbridge retry --platform {}`",
                 self.name,
                 reason.rstrip(". "),
                 self.name,
             )
         elif kind is PauseKind.UNREACHABLE:
-            logger.warning("{}: {}; trying again in {:.0f} s", self.name, reason, until - time.time())
+            log.warning("{}: {}; trying again in {:.0f} s", self.name, reason, until - time.time())
         else:
-            logger.error(
+            log.error(
                 "{}: paused until {}, {}", self.name, time.strftime("%H:%M", time.localtime(until)), reason
             )
         return reason
+
+    def _log(
+        self, job: Job | None = None, state: str | None = None, batch: int | None = None
+    ) -> loguru.Logger:
+        """The logger with the fields ``--log-json`` carries bound: file, platform, state, batch."""
+        return logger.bind(file=job and Path(job.path).name, platform=self.name, state=state, batch=batch)
 
     def _report(self, job_id: int, batch: Batch | None) -> None:
         job = self.ledger.job(job_id)

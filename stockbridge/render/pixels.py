@@ -8,6 +8,7 @@ P-1).
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,9 @@ _ORIENTATION_TAG = 0x0112  # EXIF Orientation
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-def check_decodable(path: Path, file_type: str) -> str | None:
-    """None when the image decodes in full; else a reason a person can act on.
+def check_decodable(path: Path, file_type: str, *, name: str | None = None) -> str | None:
+    """None when the image decodes in full; else a reason a person can act on. ``name``: the
+    user's file, named in the reason instead of ``path`` (a private copy in the state folder).
 
     JPEGs are decoded at 1/8 scale (``draft``): every byte of the compressed data is still read, so
     a truncated file is caught, at about a quarter of the cost of a full decode (60 ms for 24 MP).
@@ -52,16 +54,29 @@ def check_decodable(path: Path, file_type: str) -> str | None:
         SyntaxError,
         ValueError,
     ) as exc:
-        return undecodable_reason(exc)
+        return undecodable_reason(exc, name)
     return None
 
 
-def undecodable_reason(exc: BaseException) -> str:
+def undecodable_reason(exc: BaseException, name: str | None = None) -> str:
     """What to tell a person about an image Pillow could not decode (also when a render found it)."""
+    words = pillow_words(exc, name)
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return f"refused as a possible decompression bomb ({exc})"
+        return f"refused as a possible decompression bomb ({words})"
     # Pillow says "image file is truncated (12 bytes not processed)" and the like.
-    return f"the image data is damaged or incomplete ({exc}); export it again"
+    return f"the image data is damaged or incomplete ({words}); export it again"
+
+
+#: A path Pillow or the OS quotes in a message ("cannot identify image file '/…/state/objects/79/
+#: 798b….tif'", "[Errno 2] No such file or directory: '…'"): always one of our private copies here.
+_QUOTED_PATH = re.compile(r"""(['"])/[^'"\n]*\1""")
+
+
+def pillow_words(exc: BaseException, name: str | None = None) -> str:
+    """``exc``'s message with any quoted path replaced by the user's file ``name`` (or left out):
+    Pillow only ever opens the private copy, whose path means nothing to the user (issue 13)."""
+    text = _QUOTED_PATH.sub(repr(name) if name else "", str(exc))
+    return re.sub(r"\s+([:)]|$)", r"\1", text).strip(" :")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +101,9 @@ class ImageProps:
         return self.width, self.height
 
 
-def image_props(path: Path, file_type: str) -> ImageProps:
+def image_props(
+    path: Path, file_type: str, *, name: str | None = None
+) -> ImageProps:  # name: as check_decodable
     """Read ``path``'s :class:`ImageProps` from its header. Raises InputError with a one-line reason."""
     pillow_format = _pillow_format(file_type)
     if pillow_format is None:
@@ -113,7 +130,9 @@ def image_props(path: Path, file_type: str) -> ImageProps:
     except InputError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"cannot read the image header ({exc}); export it again") from exc
+        raise InputError(
+            f"cannot read the image header ({pillow_words(exc, name)}); export it again"
+        ) from exc
 
 
 def _too_many(pixels: int) -> str:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import stat
+import warnings
+from datetime import datetime
 
 from loguru import logger
+from PIL import Image
 
 from stockbridge import log
 from stockbridge.config.secrets import Secret
@@ -48,10 +51,12 @@ def test_quiet_shows_warnings_only_and_verbose_shows_debug(capsys):
     assert "routine" not in err and "attention" in err and "details" in err
 
 
-def test_log_json_writes_one_json_object_per_line_without_secrets(capsys):
+def test_log_json_writes_one_flat_json_object_per_line_without_secrets(capsys):
     password = Secret("hunter2-very-secret")
     setup_logging(0, json=True)
-    logger.info("uploaded {} → {} as {}", "IMG_1.jpg", "agency", "IMG_1.jpg")
+    logger.bind(file="IMG_1.jpg", platform="agency", state="uploaded", batch=7).info(
+        "uploaded {} → {} as {}", "IMG_1.jpg", "agency", "IMG_1.jpg"
+    )
     logger.warning("login said {}", password.reveal())
     try:
         raise AuthError(f"530 for {password.reveal()}")
@@ -59,11 +64,45 @@ def test_log_json_writes_one_json_object_per_line_without_secrets(capsys):
         logger.opt(exception=exc).error("refused: {}", exc)
     logger.remove()
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 3, lines  # the traceback is inside its line, not after it
     records = [json.loads(line) for line in lines]
-    assert [r["record"]["level"]["name"] for r in records] == ["INFO", "WARNING", "ERROR"]
-    assert records[0]["record"]["message"] == "uploaded IMG_1.jpg → agency as IMG_1.jpg"
+    assert [r["level"] for r in records] == ["INFO", "WARNING", "ERROR"]
+    assert records[0] == {
+        "time": records[0]["time"],
+        "level": "INFO",
+        "message": "uploaded IMG_1.jpg → agency as IMG_1.jpg",
+        "file": "IMG_1.jpg",
+        "platform": "agency",
+        "state": "uploaded",
+        "batch": 7,
+    }
+    assert datetime.fromisoformat(records[0]["time"]).tzinfo is not None, "ISO 8601 with its offset"
+    assert set(records[1]) == {"time", "level", "message"}, "no fields where none apply"
+    assert "AuthError" in records[2]["exception"]
     assert all("hunter2-very-secret" not in line for line in lines)
+
+
+def test_python_warnings_and_pillows_log_records_reach_the_log_at_debug_only(capsys):
+    # Issue 13: Pillow's DecompressionBombWarning and its TIFF chatter broke through the progress bars.
+    with warnings.catch_warnings():  # restores showwarning, which captureWarnings replaces
+        warnings.simplefilter("always")
+        setup_logging(0)
+        warnings.warn(
+            "Image size (95000000 pixels) exceeds limit", Image.DecompressionBombWarning, stacklevel=1
+        )
+        logging.getLogger("PIL.TiffImagePlugin").warning("Metadata Warning, tag 282 had too many entries")
+        logger.remove()
+        err = capsys.readouterr().err
+        assert err == ""
+        setup_logging(1)
+        warnings.warn(
+            "Image size (95000000 pixels) exceeds limit", Image.DecompressionBombWarning, stacklevel=1
+        )
+        logging.getLogger("PIL.TiffImagePlugin").warning("Metadata Warning, tag 282 had too many entries")
+        logger.remove()
+    lines = capsys.readouterr().err.splitlines()
+    assert any("DEBUG" in line and "DecompressionBombWarning" in line for line in lines), lines
+    assert any("DEBUG" in line and "tag 282 had too many entries" in line for line in lines), lines
 
 
 def test_log_file_gets_the_same_scrubbed_lines_and_is_private(tmp_path, capsys):

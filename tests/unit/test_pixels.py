@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from stockbridge.render.pixels import MAX_PIXELS, check_decodable
+from stockbridge.errors import InputError
+from stockbridge.render.pixels import MAX_PIXELS, check_decodable, image_props
+from tests.images import unreadable_tiff
 
 
 def jpeg_bytes(width: int = 320, height: int = 240) -> bytes:
@@ -52,3 +55,20 @@ def test_a_file_of_another_format_is_not_opened_as_the_claimed_one(tmp_path: Pat
     path = tmp_path / "really.png"
     Image.new("RGB", (10, 10)).save(path, "PNG")
     assert check_decodable(path, "jpeg") is not None
+
+
+def test_a_reason_names_the_users_file_never_the_private_copy_in_the_state_folder(tmp_path: Path):
+    # Issue 13: "cannot identify image file '…/state/objects/79/798b….tif'" reached status and the log.
+    copy = tmp_path / "state" / "objects" / "79" / f"{'798b' * 16}.tif"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(unreadable_tiff())
+    reason = check_decodable(copy, "tiff", name="IMG_0412.tif")
+    assert (
+        reason
+        == "the image data is damaged or incomplete (cannot identify image file 'IMG_0412.tif'); export it again"
+    )
+    without_a_name = check_decodable(copy, "tiff")
+    assert without_a_name is not None and "798b" not in without_a_name and "state" not in without_a_name
+    with pytest.raises(InputError) as refused:
+        image_props(copy, "tiff", name="IMG_0412.tif")
+    assert "798b" not in refused.value.message and "'IMG_0412.tif'" in refused.value.message
