@@ -3,7 +3,9 @@
 ``Pipeline.accept_file`` ingests the file (private copy, hash, metadata), plans each platform's
 verdict (``rules``), makes the copy a platform needs (``render``) and records the jobs in the
 ``ledger``. Whatever goes wrong with one file is recorded with its reason and never stops the
-others. Sending is :mod:`stockbridge.delivery.uploader`'s job.
+others: even an exception nobody foresaw (a bug, a Pillow surprise) becomes a ``failed`` job for the
+platform it hit, with the error as its reason and the traceback in the log, so every file gets an
+answer on every platform (issue 13). Sending is :mod:`stockbridge.delivery.uploader`'s job.
 """
 
 from __future__ import annotations
@@ -192,13 +194,35 @@ class Pipeline:
                     logger.info("{}: same content as an earlier file, nothing new to send", path.name)
                 self.release_objects([item.sha256])  # the private copy just made is not needed
                 return item
-            facts = self.facts_for(item) if item.problem is None else None
-            routed = self._routed_platforms(item)
-            if facts is not None and (problem := self._undecodable(item, facts, missing, routed)):
-                item, facts = replace(item, problem=problem), None
+            try:
+                facts = self.facts_for(item) if item.problem is None else None
+                routed = self._routed_platforms(item)
+                if facts is not None and (problem := self._undecodable(item, facts, missing, routed)):
+                    item, facts = replace(item, problem=problem), None
+            except Exception as exc:  # a bug, not the file's fault: every platform still gets an answer
+                for name in missing:
+                    self._record_unexpected(item, name, exc)
+                return item
             for name in missing:  # same content seen before (re-export, restart): never twice
-                self._create_job(item, facts, name, self.platforms[name], routed)
+                try:
+                    self._create_job(item, facts, name, self.platforms[name], routed)
+                except Exception as exc:  # one platform's surprise never costs the others their answer
+                    self._record_unexpected(item, name, exc)
             return item
+
+    def _record_unexpected(self, item: Ingested, name: str, exc: Exception) -> None:
+        """A ``failed`` job for ``name`` when an unforeseen error kept it from getting one (once
+        it has one, the job's own state stands): the error is its reason, the traceback goes to
+        the log at DEBUG."""
+        reason = f"could not prepare this platform's copy: {_describe(exc)}"
+        logger.opt(exception=exc).debug("{} for {}: traceback", item.path.name, name)
+        if self.ledger.has_job(item.sha256, name):
+            logger.error(
+                "{} for {}: unexpected error after its job was recorded: {}", item.path.name, name, reason
+            )
+            return
+        self.ledger.create_job(sha256=item.sha256, platform=name, state=states.FAILED, reason=reason)
+        logger.error("{} for {}: {}", item.path.name, name, reason)
 
     def _undecodable(
         self, item: Ingested, facts: AssetFacts, names: list[str], routed: frozenset[str] | None
@@ -218,7 +242,7 @@ class Pipeline:
                 self._prepare(item, facts, verdict)
             except UndecodableError as exc:
                 return exc.reason
-            except (MetadataError, RenderError, InputError, OSError):
+            except Exception:
                 break  # that platform's own trouble, recorded with its job; check the plain way
             return None
         return check_decodable(item.object_path, item.file_type, name=item.path.name)
@@ -471,9 +495,14 @@ class Pipeline:
                     continue
                 try:
                     upload_path, output_type = self._prepare(item, facts, verdict)
-                except (MetadataError, RenderError, InputError, OSError) as exc:
+                except Exception as exc:  # even an unforeseen error leaves the other held jobs to go on
+                    # (the job stays held: the ledger has no held → failed move; the next release tries again)
+                    logger.opt(exception=exc).debug("{} for {}: traceback", item.path.name, job.platform)
                     logger.bind(file=item.path.name, platform=job.platform, state=states.HELD).error(
-                        "{} for {}: could not prepare the copy: {}", item.path.name, job.platform, exc
+                        "{} for {}: could not prepare the copy: {}",
+                        item.path.name,
+                        job.platform,
+                        _describe(exc),
                     )
                     continue
                 logger.bind(file=item.path.name, platform=job.platform, state=states.PENDING).info(
@@ -505,6 +534,12 @@ class Pipeline:
             asset = self.ledger.asset(sha256)
             if asset and asset.object_path and not self.ledger.path_in_use(asset.object_path):
                 Path(asset.object_path).unlink(missing_ok=True)
+
+
+def _describe(exc: BaseException) -> str:
+    """An unforeseen error in one line: its message, else its type's name."""
+    message = exc.message if isinstance(exc, StockbridgeError) else str(exc).strip()
+    return (message.splitlines() or [""])[0] or type(exc).__name__
 
 
 def _text(value: object) -> str | None:

@@ -14,11 +14,13 @@ whose specs are equal share one copy: :meth:`RenderSpec.key` names it.
 - pixels are turned upright from the EXIF orientation and the copy says Orientation 1 (decisions.md P-4);
 - colour goes through the embedded ICC profile with LittleCMS, never ``convert()`` (decisions.md P-5); Pillow
   reads Photoshop's inverted Adobe CMYK JPEGs (APP14) the right way round itself;
-- 16-bit grey (``I;16``) is scaled to 8 bits (value / 257, rounded), never clipped (decisions.md P-6); Pillow
-  reads 16-bit RGB as its high byte, which is the same scaling to within one level;
-- transparency is flattened on white;
+- 16-bit grey (``I;16``, ``I;16B``, ...) is scaled to 8 bits (value / 257, rounded), never clipped (decisions.md
+  P-6); Pillow reads 16-bit RGB as its high byte, which is the same scaling to within one level;
+- transparency is flattened on white; greyscale for an sRGB platform becomes three channels; Lab (a TIFF
+  Photoshop can write) is converted to sRGB from LittleCMS's D50 Lab when it has no profile of its own;
 - JPEG quality and chroma subsampling are explicit (4:4:4 at q ≥ 90, else 4:2:0) (decisions.md P-7), and the
-  copy carries an ICC profile: sRGB after a conversion, else the source's own;
+  copy carries an ICC profile: the standard ICC v2 "sRGB IEC61966-2.1" after a conversion (SRGB_PROFILE),
+  else the source's own;
 - memory stays under 1 GB for a 100 MP source: the source is freed after the first resize pass,
   sRGB conversion is in place, the JPEG goes straight to the file, and Huffman tables are optimised
   only up to ~83 MP at 4:4:4 (see OPTIMIZE_MAX_COEFFICIENT_BYTES; larger copies: same pixels, a
@@ -44,6 +46,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -58,7 +61,7 @@ from stockbridge.rules.measures import against, limit_text
 
 #: Part of every key: bump it when render's output for an unchanged spec changes, so cached copies
 #: made the old way are not reused.
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: the ICC v2 sRGB profile instead of LittleCMS's v4 one; grey → RGB for sRGB
 #: The file-size ladder: quality steps down by this much ...
 QUALITY_STEP = 5
 #: ... to this floor (below it JPEG artefacts show at 100 % view, which agencies' reviewers check) ...
@@ -79,12 +82,15 @@ OPTIMIZE_MAX_COEFFICIENT_BYTES = 500_000_000
 MALLOC_TOP_PAD_BYTES = 64 * 1024 * 1024
 _M_TOP_PAD = -2  # glibc malloc.h
 
-#: Modes render turns into 8-bit L, RGB or CMYK. Others ("F", "LAB", "HSV", ...) are refused.
+#: Modes render turns into 8-bit L, RGB, CMYK or LAB (then sRGB). Others ("F", "HSV", ...) are
+#: refused, with the reason _unsupported_mode gives.
 _SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _SUPPORTED_MODES = (
-    *("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"),
+    *("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB"),
     *_SIXTEEN_BIT_GREY,
 )
+#: One channel of grey: never sRGB, which is an RGB colour space; an sRGB platform gets RGB.
+_GREY_MODES = ("1", "L", "LA", "La", *_SIXTEEN_BIT_GREY)
 _PREMULTIPLIED = {"RGBa": "RGBA", "La": "LA"}
 _ORIENTATION_TAG = 0x0112
 
@@ -146,19 +152,22 @@ def plan_render(
 
     Copies are JPEG only. A JPEG source may always be re-encoded; a PNG or TIFF becomes a JPEG only
     when ``convert_to = "jpeg"`` (and the platform takes JPEG). Colour is converted when
-    ``color_space = "sRGB"`` and the source is not sRGB, and CMYK whenever ``convert_to`` is set.
-    EXIF orientation alone never causes a copy (agencies honour it).
+    ``color_space = "sRGB"`` and the source is not sRGB (greyscale never is: such a platform gets
+    three channels, as iStock's "RGB JPEG only" asks), and CMYK or Lab whenever ``convert_to`` is set.
+    EXIF orientation alone never causes a copy (agencies honour it). A mode no copy can be made of
+    (32-bit float or integer samples, ...) is refused with what to do, never attempted.
     """
     type_name = mediatypes.label(file_type)
     accepted = rules.formats is None or file_type in rules.formats
     may_convert = rules.convert_to == "jpeg" and (rules.formats is None or "jpeg" in rules.formats)
     deep, cmyk = props.bits > 8, props.mode == "CMYK"
+    lab = props.mode == "LAB"  # like CMYK, no RGB at all: a JPEG of it must be converted
     wants_srgb = rules.color_space == "sRGB" and not props.is_srgb
     max_bytes = None if rules.max_file_mb is None else round(rules.max_file_mb * 1_000_000)
     too_big = max_bytes is not None and size_bytes > max_bytes
     max_pixels = None if rules.max_megapixels is None else round(rules.max_megapixels * 1_000_000)
     size = fit_size(props.display_size, max_pixels, rules.max_long_edge)
-    convert = not accepted or (may_convert and (deep or cmyk))
+    convert = not accepted or (may_convert and (deep or cmyk or lab))
 
     if not (convert or wants_srgb or too_big or size is not None):
         return RenderPlan(None)
@@ -172,9 +181,9 @@ def plan_render(
         needs = _needs(props, size, rules, wants_srgb, too_big, size_bytes)
         hint = 'set convert_to = "jpeg"' if rules.convert_to is None else f"{platform} does not take JPEG"
         rejects.append(f"{type_name} file {needs}, and stockbridge makes only JPEG copies ({hint})")
-    if props.mode not in _SUPPORTED_MODES:
-        rejects.append(f"{type_name} file in Pillow mode {props.mode}, which stockbridge cannot convert")
-    to_srgb = wants_srgb or (cmyk and may_convert)
+    if (unsupported := _unsupported_mode(type_name, props)) is not None:
+        rejects.append(unsupported)
+    to_srgb = wants_srgb or ((cmyk or lab) and may_convert)
     if to_srgb and props.icc_description is None and cmyk:
         rejects.append(
             "CMYK without an embedded ICC profile: its colours are unknown; export it with a profile, or as RGB"
@@ -241,6 +250,30 @@ def fit_size(
     return (limit, short) if width >= height else (short, limit)
 
 
+def _unsupported_mode(type_name: str, props: ImageProps) -> str | None:
+    """Why no copy can be made of pixels in ``props.mode``, with what to do; None if one can."""
+    if props.mode == "F":
+        # Floating-point samples (HDR, scientific) have no fixed black and white: any 8-bit
+        # rendering of them is a tone-mapping choice, which is the photographer's, not ours.
+        return (
+            f"{type_name} file with 32-bit floating-point samples (Pillow mode F): they have no fixed "
+            "white, so stockbridge cannot make an 8-bit JPEG of them without guessing; export it as "
+            "8- or 16-bit from your editor"
+        )
+    if props.mode == "I" and props.bits > 16:
+        return (
+            f"{type_name} file with {props.bits}-bit integer grey samples (Pillow mode I): stockbridge "
+            "scales 16-bit grey to 8 bits, but a range this wide has no fixed white; export it as 8- or "
+            "16-bit greyscale"
+        )
+    if props.mode not in _SUPPORTED_MODES:
+        return (
+            f"{type_name} file in Pillow mode {props.mode}, which stockbridge cannot convert; export it "
+            "as 8- or 16-bit RGB or greyscale"
+        )
+    return None
+
+
 def _binding_caps(display: tuple[int, int], size: tuple[int, int], rules: RulesConfig) -> str:
     caps = []
     if rules.max_megapixels is not None and display[0] * display[1] > rules.max_megapixels * 1_000_000:
@@ -265,21 +298,29 @@ def _needs(
             f"must be downscaled ({width}×{height} is over the {_binding_caps((width, height), size, rules)})"
         )
     if wants_srgb:
-        needs.append(f"is {props.icc_description or props.mode}, not sRGB")
+        needs.append(f"is {props.icc_description or _colour_name(props.mode)}, not sRGB")
     if too_big:
         shown, cap = against(size_bytes / 1_000_000, rules.max_file_mb or 0)
         needs.append(f"is {shown} MB, over {cap} MB")
     return " and ".join(needs)
 
 
+def _colour_name(mode: str) -> str:
+    if mode in _GREY_MODES:
+        return "greyscale"
+    return {"LAB": "Lab"}.get(mode, mode)
+
+
 def _conversion_text(type_name: str, props: ImageProps, to_srgb: bool, quality: int) -> str:
     source = [type_name]
     if props.bits > 8:
         source.append(f"{props.bits}-bit")
+    if props.mode in _GREY_MODES:
+        source.append("greyscale")
     if props.icc_description is not None and not props.is_srgb:
         source.append(props.icc_description)
-    elif props.mode == "CMYK":
-        source.append("CMYK")
+    elif props.mode in ("CMYK", "LAB"):
+        source.append(_colour_name(props.mode))
     if props.mode in ("P", "PA"):
         source.append("palette")
     if props.has_alpha:
@@ -362,7 +403,7 @@ def _prepare(source: Path, spec: RenderSpec) -> tuple[Image.Image, bytes | None]
             pixels = pixels.resize((spec.size[0], pixels.height), Image.Resampling.LANCZOS)
         if pixels.height != spec.size[1]:
             pixels = pixels.resize(spec.size, Image.Resampling.LANCZOS)
-    if spec.to_srgb:
+    if spec.to_srgb or pixels.mode == "LAB":  # a JPEG cannot hold Lab
         return _to_srgb(pixels, icc_profile, source.name), SRGB_PROFILE
     if icc_profile is None and pixels.mode == "RGB":
         icc_profile = SRGB_PROFILE  # untagged RGB is taken as sRGB: say so in the copy
@@ -370,9 +411,14 @@ def _prepare(source: Path, spec: RenderSpec) -> tuple[Image.Image, bytes | None]
 
 
 def _to_eight_bits(image: Image.Image, name: str) -> Image.Image:
-    """8-bit L, RGB or CMYK: 16-bit grey scaled, palettes expanded, transparency flattened on white."""
+    """8-bit L, RGB, CMYK or LAB: 16-bit grey scaled, palettes expanded, transparency flattened on white."""
     mode = image.mode
     if mode in _SIXTEEN_BIT_GREY:
+        if mode not in ("I;16", "I"):
+            # point() takes only I;16 and I ("point operation not supported for this mode" for a
+            # big-endian TIFF, issue 13), and convert("I;16") clips like convert("L"): reread the
+            # same bytes in their byte order instead, 2 bytes a pixel as the source.
+            image = Image.frombytes("I;16", image.size, image.tobytes(), "raw", mode)
         # convert("L") would clip everything above 255 to white (Pillow #1108); scale instead.
         scaled = image.point(lambda value: value / 257 + 0.5)  # rounded; stays 16-bit for I;16
         return scaled if scaled.mode == "L" else scaled.convert("L")  # now all ≤ 255: nothing clips
@@ -387,23 +433,24 @@ def _to_eight_bits(image: Image.Image, name: str) -> Image.Image:
         flat = Image.new(base, image.size, (255, 255, 255) if base == "RGB" else 255)
         flat.paste(image.convert(base), mask=image.getchannel("A"))
         return flat
-    if image.mode not in ("L", "RGB", "CMYK"):
-        raise RenderError(f"cannot convert {name}: Pillow mode {image.mode} is not supported")
+    if image.mode not in ("L", "RGB", "CMYK", "LAB"):
+        raise RenderError(
+            f"cannot convert {name}: Pillow mode {image.mode} is not supported",
+            hint="export it as 8- or 16-bit RGB or greyscale",
+        )
     return image
 
 
-def _srgb_profile() -> bytes:
-    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-    return profile.tobytes()
-
-
-#: LittleCMS's built-in sRGB profile (description "sRGB built-in"), embedded in converted copies.
-SRGB_PROFILE = _srgb_profile()
+#: The sRGB profile converted copies carry and are converted into: ArgyllCMS's public-domain ICC v2
+#: "sRGB IEC61966-2.1" (render/profiles/README: where from, licence, why this one). LittleCMS's own
+#: "sRGB built-in" is ICC v4, which older readers and agencies' checkers do not take (issue 13); its
+#: colorants and curve are the same, so the pixels are too.
+SRGB_PROFILE = (resources.files("stockbridge.render") / "profiles" / "sRGB.icm").read_bytes()
 _SRGB = ImageCms.ImageCmsProfile(io.BytesIO(SRGB_PROFILE))
 
 
 def _to_srgb(image: Image.Image, icc_profile: bytes | None, name: str) -> Image.Image:
-    if icc_profile is None:
+    if icc_profile is None and image.mode != "LAB":
         if image.mode == "CMYK":
             raise RenderError(f"cannot convert {name} to sRGB: CMYK without an embedded ICC profile")
         # No profile means sRGB already; grey becomes RGB by copying the channel, which is exact.
@@ -411,7 +458,10 @@ def _to_srgb(image: Image.Image, icc_profile: bytes | None, name: str) -> Image.
     # RGB → RGB is converted in place (``image`` is render's own): no second full-size copy.
     in_place = image.mode == "RGB"
     try:
-        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        if icc_profile is not None:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        else:  # Lab without a profile: D50, the ICC's own Lab (what Photoshop writes)
+            profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
         converted = ImageCms.profileToProfile(
             image,
             profile,

@@ -88,7 +88,7 @@ class ImageProps:
     mode: str  # Pillow's mode: "RGB", "L", "CMYK", "I;16", "RGBA", "P", ...
     bits: int  # bits per sample: 8 or 16 (Pillow reads 16-bit RGB as 8-bit "RGB"; this says 16)
     icc_description: str | None  # the embedded ICC profile's description, None without a profile
-    is_srgb: bool  # RGB or grey without a profile counts as sRGB (what agencies assume); CMYK never
+    is_srgb: bool  # RGB without a profile counts as sRGB (what agencies assume); CMYK, Lab, grey never
     orientation: int  # EXIF orientation 1..8; 1 when absent or invalid
     has_alpha: bool
     frames: int
@@ -121,8 +121,9 @@ def image_props(
                 mode=image.mode,
                 bits=_bits(image),
                 icc_description=description,
-                # CMYK is never sRGB; RGB or grey without a profile is taken as sRGB, as agencies do.
-                is_srgb=image.mode != "CMYK" and (description is None or "srgb" in description.lower()),
+                # RGB without a profile is taken as sRGB, as agencies do. CMYK, Lab and grey never
+                # are: sRGB has three channels, and iStock's "RGB JPEG only" means it (issue 13).
+                is_srgb=image.mode in _RGB_MODES and (description is None or "srgb" in description.lower()),
                 orientation=orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1,
                 has_alpha=image.has_transparency_data,
                 frames=getattr(image, "n_frames", 1),
@@ -140,9 +141,17 @@ def _too_many(pixels: int) -> str:
     return f"{shown} MP is more than stockbridge opens ({limit} MP)"
 
 
+#: Modes whose pixels are RGB (a palette holds RGB; YCbCr is a layout of RGB).
+_RGB_MODES = ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "YCbCr")
+
+
 def _bits(image: ImageFile.ImageFile) -> int:
-    if image.mode.startswith("I;16") or image.mode == "I":
+    if image.mode.startswith("I;16"):
         return 16
+    if image.mode == "I":
+        # 32-bit integer samples in a TIFF, or signed 16-bit ones ("I;16S"); a 16-bit PNG is I;16.
+        stored = getattr(image, "tag_v2", {}).get(258)  # TIFF BitsPerSample
+        return int(stored[0] if isinstance(stored, tuple) else stored) if stored else 16
     if image.mode == "F":
         return 32
     bits_per_sample = getattr(image, "tag_v2", {}).get(258)  # TIFF BitsPerSample

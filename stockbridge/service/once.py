@@ -45,12 +45,14 @@ class OnceReport:
     seen: list[Path] = field(default_factory=list)
     still_changing: list[Path] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # state → jobs, over the files of this run
+    #: Files whose preparing raised past every guard (the error is in the log): no answer is a failure.
+    unanswered: list[Path] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         # "scheduled" (pending, waiting for the platform's window or daily cap) is not a failure:
         # `once` from cron outside a window has done all it may, and exits 0.
-        return bool(self.counts.get(states.FAILED) or self.counts.get(states.PENDING))
+        return bool(self.counts.get(states.FAILED) or self.counts.get(states.PENDING) or self.unanswered)
 
 
 def run_once(
@@ -104,7 +106,8 @@ def run_once(
         for thread in threads:
             thread.start()
         try:
-            touched |= _prepare_all(pipeline, stable, stop, progress)
+            prepared, report.unanswered = _prepare_all(pipeline, stable, stop, progress)
+            touched |= prepared
         finally:
             ingest_done.set()
             for thread in threads:
@@ -143,10 +146,11 @@ def run_once(
 
 def _prepare_all(
     pipeline: Pipeline, paths: list[Path], stop: threading.Event, progress: OnceProgress | None
-) -> set[str]:
+) -> tuple[set[str], list[Path]]:
     """``accept_file`` for every path on the prepare workers, a bounded number in flight.
-    Returns the content hashes of the files seen."""
+    Returns the content hashes of the files seen, and the files whose preparing raised."""
     touched: set[str] = set()
+    unanswered: list[Path] = []
     finished = threading.Condition()
     counts = {"submitted": 0, "finished": 0}
     in_flight = threading.BoundedSemaphore(pipeline.worker_count * 2)
@@ -159,6 +163,8 @@ def _prepare_all(
         except Exception as exc:
             logger.opt(exception=exc).error("unexpected error preparing {}: {}", path.name, exc)
             item = None
+            with finished:
+                unanswered.append(path)
         sha = item.sha256 if item is not None else pipeline.known(path)
         if progress is not None and not future.cancelled():
             progress.ingested()
@@ -189,4 +195,4 @@ def _prepare_all(
         pipeline.submit(path).add_done_callback(functools.partial(done, path))
     with finished:
         finished.wait_for(lambda: counts["finished"] >= counts["submitted"])
-    return touched
+    return touched, unanswered
