@@ -455,8 +455,9 @@ class PlatformUploader:
 
     def _send(self, batch: Batch, transport: Transport, job: Job, tries: int) -> Outcome:
         """Send one file and record its answer, or raise ``_Retry`` (the policy's RETRY_NOW)."""
-        assert job.remote_name and job.upload_path
-        local = Path(job.upload_path)
+        local = Path(job.upload_path or "")
+        if not job.remote_name or not job.upload_path:
+            local = Path("(none)")
         job = self.ledger.job(job.id)
         if job.attempts > 0:
             # An earlier attempt (or a crash) may have delivered it in full before we could record

@@ -22,11 +22,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from stockbridge.errors import StockbridgeError
 from stockbridge.ledger.migrations import MIGRATIONS, SCHEMA_VERSION, _statements
+from stockbridge.ledger.records import Asset, Batch, Job, Notice, Pause, job_from_row
 from stockbridge.ledger.states import (
     ALLOWED,
     FAILED,
@@ -38,70 +38,6 @@ from stockbridge.ledger.states import (
     ForbiddenTransition,
     JobState,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Asset:
-    sha256: str
-    path: str
-    size: int
-    file_type: str | None
-    object_path: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    id: int
-    sha256: str
-    platform: str
-    state: JobState
-    reason: str | None
-    attempts: int
-    remote_name: str | None
-    upload_path: str | None
-    upload_size: int | None
-    verified: bool | None
-    next_attempt_at: float
-    created_at: float
-    updated_at: float
-    uploaded_at: float | None
-    path: str  # the asset's source path, for messages
-    changes: tuple[str, ...] = ()
-    kind: str = "image"
-    remote_dir: str | None = None
-    meta: dict[str, object] | None = None
-    verified_by: str | None = None  # "size", or a hash name ("sha256", "md5", ...); None: not known
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    platform: str
-    kind: str
-    reason: str
-    paused_at: float
-    until: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A file in the watch folder that was seen and not taken, and why (shown by ``status``)."""
-
-    path: str
-    kind: str
-    reason: str
-    first_seen: float
-    last_seen: float
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    id: int
-    platform: str
-    opened_at: float
-    closed_at: float | None  # None: still open (or cut short by a crash)
-    files: int
-    uploaded: int
-    failed: int
 
 
 class LedgerError(StockbridgeError):
@@ -335,7 +271,7 @@ class Ledger:
             row = self._db.execute(
                 _JOB_SELECT + " WHERE jobs.sha256=? AND jobs.platform=?", (sha256, platform)
             ).fetchone()
-        return _job(row) if row else None
+        return job_from_row(row) if row else None
 
     def remote_name_taken(
         self, platform: str, remote_name: str, sha256: str, remote_dir: str | None = None
@@ -360,7 +296,7 @@ class Ledger:
             row = self._db.execute(_JOB_SELECT + " WHERE jobs.id=?", (job_id,)).fetchone()
         if row is None:
             raise LedgerError(f"no job {job_id}")
-        return _job(row)
+        return job_from_row(row)
 
     def jobs(
         self,
@@ -382,7 +318,7 @@ class Ledger:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             rows = self._db.execute(_JOB_SELECT + where + " ORDER BY jobs.id", params).fetchall()
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def due_jobs(self, platform: str, now: float, limit: int) -> list[Job]:
         """Pending jobs of ``platform`` whose backoff has expired, oldest first."""
@@ -392,7 +328,7 @@ class Ledger:
                 " ORDER BY jobs.id LIMIT ?",
                 (platform, PENDING, now, limit),
             ).fetchall()
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def path_in_use(self, upload_path: str) -> bool:
         """Does a job not yet done (not uploaded or rejected) still send this file?"""
@@ -551,13 +487,31 @@ class Ledger:
         if sha256s is not None:
             clauses.append(f"sha256 IN ({','.join('?' * len(sha256s))})")
             params.extend(sha256s)
+        where = " AND ".join(f"jobs.{clause}" for clause in clauses)
         with self._transaction() as db:
-            cursor = db.execute(
-                f"UPDATE jobs SET state=?, reason=NULL, attempts=0, next_attempt_at=0, updated_at=?"
-                f" WHERE {' AND '.join(clauses)}",
-                [PENDING.value, time.time(), *params],
+            rows = db.execute(
+                f"SELECT jobs.id, jobs.upload_path, jobs.remote_name, assets.path FROM jobs"
+                f" LEFT JOIN assets ON assets.sha256 = jobs.sha256 WHERE {where}",
+                params,
+            ).fetchall()
+            # A job that failed while its copy was being made has nothing to send: it is forgotten,
+            # so the file is prepared again for that platform when it is next seen; if the file is
+            # gone, its answer stays.
+            unprepared = [
+                row
+                for row in rows
+                if row["upload_path"] is None and row["remote_name"] is None and row["path"] is not None
+            ]
+            forget = [row["id"] for row in unprepared if Path(row["path"]).exists()]
+            keep = {row["id"] for row in unprepared}
+            again = [row["id"] for row in rows if row["id"] not in keep]
+            db.executemany("DELETE FROM jobs WHERE id=?", [(job_id,) for job_id in forget])
+            now = time.time()
+            db.executemany(
+                "UPDATE jobs SET state=?, reason=NULL, attempts=0, next_attempt_at=0, updated_at=? WHERE id=?",
+                [(PENDING.value, now, job_id) for job_id in again],
             )
-            return cursor.rowcount
+            return len(again) + len(forget)
 
 
 _JOB_SELECT = "SELECT jobs.*, assets.path AS path FROM jobs JOIN assets ON assets.sha256 = jobs.sha256"
@@ -571,28 +525,3 @@ def _move(db: sqlite3.Connection, job_id: int, new: JobState) -> None:
     old = JobState(row["state"])
     if (old, new) not in ALLOWED:
         raise ForbiddenTransition(job_id, old, new)
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        sha256=row["sha256"],
-        platform=row["platform"],
-        state=JobState(row["state"]),
-        reason=row["reason"],
-        attempts=row["attempts"],
-        remote_name=row["remote_name"],
-        upload_path=row["upload_path"],
-        upload_size=row["upload_size"],
-        verified=None if row["verified"] is None else bool(row["verified"]),
-        next_attempt_at=row["next_attempt_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        uploaded_at=row["uploaded_at"],
-        path=row["path"],
-        changes=tuple(row["changes"].split("\n")) if row["changes"] else (),
-        kind=row["kind"],
-        remote_dir=row["remote_dir"],
-        meta=json.loads(row["meta"]) if row["meta"] else None,
-        verified_by=row["verified_by"],
-    )

@@ -260,3 +260,22 @@ def test_states_read_and_print_as_the_plain_words_status_shows(ledger):
     (job,) = ledger.jobs()
     assert job.state == "held" and f"{job.state}" == "held" and str(job.state) == "held"
     assert states.STATES == ("pending", "uploading", "uploaded", "held", "rejected", "failed")
+
+
+def test_retry_forgets_a_job_that_failed_before_its_copy_was_made_so_the_file_is_prepared_again(
+    ledger, tmp_path
+):
+    # Such a job has nothing to send: requeued as pending it crashed the uploader (issue 13).
+    source = tmp_path / "IMG_1.tif"
+    source.write_bytes(b"x")
+    ledger.record_asset(sha256="c" * 64, path=str(source), size=1, file_type="tiff", object_path=None)
+    ledger.record_asset(
+        sha256="d" * 64, path=str(tmp_path / "gone.tif"), size=1, file_type="tiff", object_path=None
+    )
+    reason = "could not prepare this platform's copy: point operation not supported for this mode"
+    for sha in ("c" * 64, "d" * 64):
+        ledger.create_job(sha256=sha, platform="shop", state=states.FAILED, reason=reason)
+    assert ledger.requeue_failed() == 1
+    assert ledger.job_for("c" * 64, "shop") is None, "its file is still there: it will be prepared again"
+    left = ledger.job_for("d" * 64, "shop")
+    assert left is not None and left.state == states.FAILED, "its file is gone: the answer stays"
