@@ -22,6 +22,7 @@ from stockbridge.config.loading import (
     find_config_path,
     insecure_config_problem,
     load_config,
+    no_platform_problem,
     watch_folder_problem,
 )
 from stockbridge.config.models import Config
@@ -96,6 +97,8 @@ def _load(
         raise problem
     if resolve_secrets and not service and (problem := watch_folder_problem(config)) is not None:
         raise problem  # check, run, once; status and history work with the export drive unplugged
+    if resolve_secrets and (problem := no_platform_problem(config)) is not None:
+        raise problem  # check, run, once: with nowhere to send, "valid" and exit 0 would mislead
     for warning in config.warnings:
         logger.warning("{}", warning)
     return config
@@ -150,6 +153,7 @@ def check(config_path: Path | None, connect: bool) -> None:
     from stockbridge.transports import open_transport
 
     config = _load(config_path)
+    _check_exiftool(config)
     click.echo(f"{config.source}: valid; {len(config.enabled_platforms())} enabled platform(s)")
     if not connect:
         return
@@ -164,10 +168,28 @@ def check(config_path: Path | None, connect: bool) -> None:
             failures += 1
             click.echo(f"  {name}: FAILED: {exc}")
         else:
-            click.echo(
-                f"  {name}: ok, logged in and wrote to {platform.remote_dir} ({time.monotonic() - started:.1f} s)"
-            )
+            if platform.protocol == "folder":  # nothing to log in to: say what was proved
+                checked = f"folder {platform.path} exists and is writable"
+            else:
+                checked = f"logged in to {platform.host} and wrote to {platform.remote_dir}"
+            click.echo(f"  {name}: ok, {checked} ({time.monotonic() - started:.1f} s)")
     sys.exit(EXIT_FAILED if failures else EXIT_OK)
+
+
+def _check_exiftool(config: Config) -> None:
+    """Every file's metadata is read by ExifTool: without it nothing could be taken."""
+    from stockbridge.metadata.exiftool import ExifTool
+
+    try:
+        with ExifTool(cwd=None):
+            pass
+    except StockbridgeError as exc:
+        problem = f"ExifTool: {exc.message}"
+        raise ConfigError(
+            f"{config.source}: valid, but stockbridge cannot work on this machine",
+            problems=[problem],
+            hint=exc.hint,
+        ) from None
 
 
 @main.command()
@@ -175,21 +197,21 @@ def check(config_path: Path | None, connect: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Show what each platform would do with PATH (verdict, reasons, changes), without uploading."""
+    """Show what each platform would do with PATH (verdict, reasons, changes), without uploading.
+
+    A folder stands for every file in it that the watcher would take (junk names left out)."""
     from stockbridge.metadata.exiftool import ExifTool
     from stockbridge.rules.assess import explain_file
-    from stockbridge.rules.plan import REJECT, Verdict
 
     config = _load(config_path, resolve_secrets=False)
-    platforms = config.enabled_platforms()
+    missing = [str(path) for path in paths if not path.exists() and not path.is_symlink()]
+    if missing:
+        click.echo(f"error: no such file: {', '.join(missing)}", err=True)
+        sys.exit(EXIT_USAGE)
     files = []
     with ExifTool() as exiftool:
-        for path in paths:
-            if not path.is_file():
-                verdicts = {name: Verdict(name, REJECT, ("no such file",)) for name in platforms}
-            else:
-                verdicts = explain_file(path, config, exiftool)
-            files.append((path, verdicts))
+        for path in _explained_files(paths, config):
+            files.append((path, explain_file(path, config, exiftool)))
     if as_json:
         payload = {
             "files": [
@@ -213,6 +235,18 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
                 click.echo(f"    - {reason}")
             for change in verdict.changes:
                 click.echo(f"    ~ {change}")
+
+
+def _explained_files(paths: tuple[Path, ...], config: Config) -> list[Path]:
+    from stockbridge.intake.scan import scan
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            files.extend(scan(path, recursive=config.watch.recursive, extra_ignore=config.watch.ignore))
+        else:
+            files.append(path)  # a link or a pipe too: explain_file says why it is not taken
+    return files
 
 
 @main.command()

@@ -225,6 +225,26 @@ def watch_folder_problem(config: Config) -> ConfigError | None:
     )
 
 
+def no_platform_problem(config: Config) -> ConfigError | None:
+    """Why ``check``/``run``/``once`` would do nothing: no platform, or every one disabled.
+
+    Not part of :func:`validate_config`: ``status`` and ``history`` still show what was sent to
+    platforms since removed, and a starter config without presets loads.
+    """
+    if config.enabled_platforms():
+        return None
+    if config.platforms:
+        problem = f"platforms: every platform is disabled ({', '.join(config.platforms)}); nothing would be uploaded"
+        hint = "set enabled = true on the platform to upload to"
+    else:
+        problem = "platforms: no platform configured; nothing would be uploaded"
+        hint = (
+            "add a [platforms.NAME] table, e.g. from a preset (stockbridge init --preset NAME PATH writes one;"
+            " `stockbridge config example` shows every key)"
+        )
+    return ConfigError(_summary(config.source, [problem]), problems=[problem], hint=hint)
+
+
 #: What `stockbridge init` writes where only the user knows the value (see starter.py).
 PLACEHOLDER = "FILL-IN"
 
