@@ -362,6 +362,17 @@ def retry(config_path: Path | None, platform_name: str | None, paths: tuple[Path
 @click.option("-v", "--verbose", count=True, help="Show the service's log lines.")
 def demo(keep: Path | None, verbose: int) -> None:
     """A self-contained demo: sample images, a local FTPS server, one run, a table of results."""
+    from stockbridge.demo.localserver import missing_demo_packages
+
+    missing = missing_demo_packages()
+    if missing:  # before anything is created: one line that says what to install
+        click.echo(
+            f"error: the demo needs the [demo] extra ({', '.join(missing)} not installed):"
+            " pip install 'stockbridge[demo]', or with pipx: pipx inject stockbridge pyftpdlib pyOpenSSL"
+            " (or pipx install 'stockbridge[demo]')",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
     from stockbridge.demo.workspace import run_demo
 
     setup_logging(verbose if verbose else -2)  # the table says it all; -v shows the log

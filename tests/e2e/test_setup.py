@@ -4,6 +4,9 @@ exit 2, instead of passing and failing later (issue 13, items 13 and 14)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from stockbridge.demo.samples import make_image
@@ -82,3 +85,27 @@ def test_explain_of_a_folder_explains_every_file_in_it_but_junk(
     }
     assert sorted(explained) == ["a.jpg", "sub/b.jpg"]
     assert all(entry["platforms"]["archive"]["verdict"] == "accept" for entry in explained.values())
+
+
+def test_demo_without_the_demo_extra_says_which_extra_to_install_and_creates_nothing(tmp_path: Path):
+    # pyftpdlib made unimportable the way a plain `pipx install stockbridge` leaves it.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    keep = tmp_path / "kept"
+    program = "import sys; sys.modules['pyftpdlib'] = None; from stockbridge.cli import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", program, "demo", "--keep", str(keep)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TMPDIR": str(tmp)},
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "the demo needs the [demo] extra (pyftpdlib not installed)" in lines[0]
+    assert "pip install 'stockbridge[demo]'" in lines[0]
+    assert "pipx inject stockbridge pyftpdlib pyOpenSSL" in lines[0]
+    assert result.stdout == ""
+    assert not keep.exists() and list(tmp.iterdir()) == []
