@@ -406,7 +406,7 @@ def init(path: Path | None, presets: tuple[str, ...]) -> None:
     except ConfigError as exc:
         _print_config_error(exc)
         sys.exit(EXIT_USAGE)
-    click.echo(f"wrote {target}")
+    click.echo(f"wrote {target} (editors complete its keys from config.schema.json next to it)")
     click.echo(
         f"next: replace every {PLACEHOLDER} in it, then run: stockbridge check --connect --config {target}"
     )
@@ -420,7 +420,7 @@ def _preset_names() -> list[str]:
 
 @main.group("config")
 def config_commands() -> None:
-    """The configuration's JSON Schema and reference, generated from one source."""
+    """The configuration's JSON Schema, reference and a commented example."""
 
 
 @config_commands.command("schema")
@@ -429,6 +429,14 @@ def config_schema() -> None:
     from stockbridge.config.docs import schema_text
 
     click.echo(schema_text(), nl=False)
+
+
+@config_commands.command("example")
+def config_example() -> None:
+    """Print an example config.toml with every key and what it does (a starting point to copy)."""
+    from stockbridge.config.docs import example_text
+
+    click.echo(example_text(), nl=False)
 
 
 @config_commands.command("docs")

@@ -56,7 +56,8 @@ def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no configuration file here",
-            hint=f"copy config.example.toml there, or pass --config FILE / set ${ENV_CONFIG}",
+            hint=f"write one with: stockbridge init {path}  (`stockbridge config example` prints every key),"
+            f" or pass --config FILE / set ${ENV_CONFIG}",
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration ({exc.strerror})") from None
@@ -86,7 +87,7 @@ def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
     if not data:
         raise ConfigError(
             f"{path}: the file is empty (no settings, only blank lines or comments)",
-            hint=f"remove it and run: stockbridge init {path}  (or copy config.example.toml there)",
+            hint=f"remove it and run: stockbridge init {path}  (`stockbridge config example` prints every key)",
         )
     if (too_deep := _too_deep(data)) is not None:
         raise ConfigError(
