@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -410,6 +411,13 @@ def init(path: Path | None, presets: tuple[str, ...]) -> None:
     click.echo(
         f"next: replace every {PLACEHOLDER} in it, then run: stockbridge check --connect --config {target}"
     )
+    variables = re.findall(r'\{ env = "([^"]+)" \}', target.read_text(encoding="utf-8"))
+    if variables:
+        env_file = target.parent / "stockbridge.env"
+        click.echo(
+            f"passwords: set {', '.join('$' + name for name in variables)} in your shell for check, and"
+            f" put {variables[0]}=... lines in {env_file} (chmod 600) for the service"
+        )
 
 
 def _preset_names() -> list[str]:

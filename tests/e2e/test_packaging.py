@@ -17,12 +17,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(wheel, sdist), built from a copy of the committed tree so the worktree gets no build files."""
-    pytest.importorskip("build", reason="the dev extra installs build: pip install -e '.[dev]'")
-    root = tmp_path_factory.mktemp("packaging")
-    source = root / "source"
+def copy_of_the_tree(target: Path) -> Path:
+    """The files git tracks (or would: new, not ignored) copied to ``target``: no .venv, no build files."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -31,8 +27,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     ).stdout.split(b"\0")
     for name in filter(None, (item.decode() for item in files)):
         if (REPO / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, target / name)
+    return target
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(wheel, sdist), built from a copy of the committed tree so the worktree gets no build files."""
+    pytest.importorskip("build", reason="the dev extra installs build: pip install -e '.[dev]'")
+    root = tmp_path_factory.mktemp("packaging")
+    source = copy_of_the_tree(root / "source")
     out = root / "dist"
     # No isolation: no network; the dev extra brings build and setuptools>=77. Without --sdist or
     # --wheel, build makes the sdist and then the wheel *from the sdist*, as a distribution would.
