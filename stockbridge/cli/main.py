@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from stockbridge.config.loading import (
     find_config_path,
     insecure_config_problem,
     load_config,
+    no_platform_problem,
     watch_folder_problem,
 )
 from stockbridge.config.models import Config
@@ -96,6 +98,8 @@ def _load(
         raise problem
     if resolve_secrets and not service and (problem := watch_folder_problem(config)) is not None:
         raise problem  # check, run, once; status and history work with the export drive unplugged
+    if resolve_secrets and (problem := no_platform_problem(config)) is not None:
+        raise problem  # check, run, once: with nowhere to send, "valid" and exit 0 would mislead
     for warning in config.warnings:
         logger.warning("{}", warning)
     return config
@@ -150,6 +154,7 @@ def check(config_path: Path | None, connect: bool) -> None:
     from stockbridge.transports import open_transport
 
     config = _load(config_path)
+    _check_exiftool(config)
     click.echo(f"{config.source}: valid; {len(config.enabled_platforms())} enabled platform(s)")
     if not connect:
         return
@@ -164,10 +169,28 @@ def check(config_path: Path | None, connect: bool) -> None:
             failures += 1
             click.echo(f"  {name}: FAILED: {exc}")
         else:
-            click.echo(
-                f"  {name}: ok, logged in and wrote to {platform.remote_dir} ({time.monotonic() - started:.1f} s)"
-            )
+            if platform.protocol == "folder":  # nothing to log in to: say what was proved
+                checked = f"folder {platform.path} exists and is writable"
+            else:
+                checked = f"logged in to {platform.host} and wrote to {platform.remote_dir}"
+            click.echo(f"  {name}: ok, {checked} ({time.monotonic() - started:.1f} s)")
     sys.exit(EXIT_FAILED if failures else EXIT_OK)
+
+
+def _check_exiftool(config: Config) -> None:
+    """Every file's metadata is read by ExifTool: without it nothing could be taken."""
+    from stockbridge.metadata.exiftool import ExifTool
+
+    try:
+        with ExifTool(cwd=None):
+            pass
+    except StockbridgeError as exc:
+        problem = f"ExifTool: {exc.message}"
+        raise ConfigError(
+            f"{config.source}: valid, but stockbridge cannot work on this machine",
+            problems=[problem],
+            hint=exc.hint,
+        ) from None
 
 
 @main.command()
@@ -175,21 +198,21 @@ def check(config_path: Path | None, connect: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Show what each platform would do with PATH (verdict, reasons, changes), without uploading."""
+    """Show what each platform would do with PATH (verdict, reasons, changes), without uploading.
+
+    A folder stands for every file in it that the watcher would take (junk names left out)."""
     from stockbridge.metadata.exiftool import ExifTool
     from stockbridge.rules.assess import explain_file
-    from stockbridge.rules.plan import REJECT, Verdict
 
     config = _load(config_path, resolve_secrets=False)
-    platforms = config.enabled_platforms()
+    missing = [str(path) for path in paths if not path.exists() and not path.is_symlink()]
+    if missing:
+        click.echo(f"error: no such file: {', '.join(missing)}", err=True)
+        sys.exit(EXIT_USAGE)
     files = []
     with ExifTool() as exiftool:
-        for path in paths:
-            if not path.is_file():
-                verdicts = {name: Verdict(name, REJECT, ("no such file",)) for name in platforms}
-            else:
-                verdicts = explain_file(path, config, exiftool)
-            files.append((path, verdicts))
+        for path in _explained_files(paths, config):
+            files.append((path, explain_file(path, config, exiftool)))
     if as_json:
         payload = {
             "files": [
@@ -235,6 +258,18 @@ def _output_format(output_format: str | None, as_json: bool) -> str:
     if output_format is not None and as_json and output_format != "json":
         raise click.UsageError(f"--json and --format {output_format} contradict each other")
     return pick_format(output_format, as_json=as_json, is_terminal=sys.stdout.isatty())
+
+
+def _explained_files(paths: tuple[Path, ...], config: Config) -> list[Path]:
+    from stockbridge.intake.scan import scan
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            files.extend(scan(path, recursive=config.watch.recursive, extra_ignore=config.watch.ignore))
+        else:
+            files.append(path)  # a link or a pipe too: explain_file says why it is not taken
+    return files
 
 
 @main.command()
@@ -362,6 +397,17 @@ def retry(config_path: Path | None, platform_name: str | None, paths: tuple[Path
 @click.option("-v", "--verbose", count=True, help="Show the service's log lines.")
 def demo(keep: Path | None, verbose: int) -> None:
     """A self-contained demo: sample images, a local FTPS server, one run, a table of results."""
+    from stockbridge.demo.localserver import missing_demo_packages
+
+    missing = missing_demo_packages()
+    if missing:  # before anything is created: one line that says what to install
+        click.echo(
+            f"error: the demo needs the [demo] extra ({', '.join(missing)} not installed):"
+            " pip install 'stockbridge[demo]', or with pipx: pipx inject stockbridge pyftpdlib pyOpenSSL"
+            " (or pipx install 'stockbridge[demo]')",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
     from stockbridge.demo.workspace import run_demo
 
     setup_logging(verbose if verbose else -2)  # the table says it all; -v shows the log
@@ -395,10 +441,17 @@ def init(path: Path | None, presets: tuple[str, ...]) -> None:
     except ConfigError as exc:
         _print_config_error(exc)
         sys.exit(EXIT_USAGE)
-    click.echo(f"wrote {target}")
+    click.echo(f"wrote {target} (editors complete its keys from config.schema.json next to it)")
     click.echo(
         f"next: replace every {PLACEHOLDER} in it, then run: stockbridge check --connect --config {target}"
     )
+    variables = re.findall(r'\{ env = "([^"]+)" \}', target.read_text(encoding="utf-8"))
+    if variables:
+        env_file = target.parent / "stockbridge.env"
+        click.echo(
+            f"passwords: set {', '.join('$' + name for name in variables)} in your shell for check, and"
+            f" put {variables[0]}=... lines in {env_file} (chmod 600) for the service"
+        )
 
 
 def _preset_names() -> list[str]:
@@ -409,7 +462,7 @@ def _preset_names() -> list[str]:
 
 @main.group("config")
 def config_commands() -> None:
-    """The configuration's JSON Schema and reference, generated from one source."""
+    """The configuration's JSON Schema, reference and a commented example."""
 
 
 @config_commands.command("schema")
@@ -418,6 +471,14 @@ def config_schema() -> None:
     from stockbridge.config.docs import schema_text
 
     click.echo(schema_text(), nl=False)
+
+
+@config_commands.command("example")
+def config_example() -> None:
+    """Print an example config.toml with every key and what it does (a starting point to copy)."""
+    from stockbridge.config.docs import example_text
+
+    click.echo(example_text(), nl=False)
 
 
 @config_commands.command("docs")

@@ -25,9 +25,35 @@ from stockbridge.config.models import Config, PlatformConfig
 from stockbridge.config.presets import preset_names
 
 SCHEMA_PATH = Path("docs/config.schema.json")
+EXAMPLE_PATH = Path("config.example.toml")
 DOCS_PATH = Path("docs/configuration.md")
 SCHEMA_COMMAND = "stockbridge config schema > docs/config.schema.json"
 DOCS_COMMAND = "stockbridge config docs > docs/configuration.md"
+
+
+#: The ``#:schema`` line of a config file whose schema sits next to it (``stockbridge init`` puts
+#: one there); config.example.toml in the repository names ./docs/config.schema.json instead.
+SCHEMA_FILE_NAME = "config.schema.json"
+SCHEMA_LINE = f"#:schema ./{SCHEMA_FILE_NAME}"
+
+
+def packaged_reference(name: str) -> str:
+    """A file of ``stockbridge/reference/``: the copies of config.example.toml,
+    docs/config.schema.json and docs/configuration.md that the wheel carries (pipx users have no
+    repository to copy them from)."""
+    from importlib import resources
+
+    return resources.files("stockbridge").joinpath("reference").joinpath(name).read_text("utf-8")
+
+
+def example_text() -> str:
+    """config.example.toml for a config folder: its ``#:schema`` line names a schema next to it."""
+    first, _, rest = packaged_reference(EXAMPLE_PATH.name).partition("\n")
+    assert first.startswith("#:schema "), "config.example.toml starts with its #:schema line"
+    return (
+        f"{SCHEMA_LINE}\n"
+        f"# (for editors: stockbridge config schema > {SCHEMA_FILE_NAME}, next to this file)\n{rest}"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,7 +56,8 @@ def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no configuration file here",
-            hint=f"copy config.example.toml there, or pass --config FILE / set ${ENV_CONFIG}",
+            hint=f"write one with: stockbridge init {path}  (`stockbridge config example` prints every key),"
+            f" or pass --config FILE / set ${ENV_CONFIG}",
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration ({exc.strerror})") from None
@@ -86,7 +87,7 @@ def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
     if not data:
         raise ConfigError(
             f"{path}: the file is empty (no settings, only blank lines or comments)",
-            hint=f"remove it and run: stockbridge init {path}  (or copy config.example.toml there)",
+            hint=f"remove it and run: stockbridge init {path}  (`stockbridge config example` prints every key)",
         )
     if (too_deep := _too_deep(data)) is not None:
         raise ConfigError(
@@ -223,6 +224,26 @@ def watch_folder_problem(config: Config) -> ConfigError | None:
         problems=[problem],
         hint="create it (or mount the drive it is on), or point watch.folder at your export folder",
     )
+
+
+def no_platform_problem(config: Config) -> ConfigError | None:
+    """Why ``check``/``run``/``once`` would do nothing: no platform, or every one disabled.
+
+    Not part of :func:`validate_config`: ``status`` and ``history`` still show what was sent to
+    platforms since removed, and a starter config without presets loads.
+    """
+    if config.enabled_platforms():
+        return None
+    if config.platforms:
+        problem = f"platforms: every platform is disabled ({', '.join(config.platforms)}); nothing would be uploaded"
+        hint = "set enabled = true on the platform to upload to"
+    else:
+        problem = "platforms: no platform configured; nothing would be uploaded"
+        hint = (
+            "add a [platforms.NAME] table, e.g. from a preset (stockbridge init --preset NAME PATH writes one;"
+            " `stockbridge config example` shows every key)"
+        )
+    return ConfigError(_summary(config.source, [problem]), problems=[problem], hint=hint)
 
 
 #: What `stockbridge init` writes where only the user knows the value (see starter.py).

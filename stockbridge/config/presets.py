@@ -12,8 +12,11 @@ Each preset is a TOML file in ``stockbridge/presets/`` holding one platform tabl
     [about.hints]                 # optional: where to find each needed key
     username = "..."
 
-A ``needs`` entry ``"a|b"`` is met by either key. A user's table with ``preset = "NAME"`` is the
-preset's table with the user's keys laid over it (:func:`expand_presets`). This module knows no
+A ``needs`` entry ``"a|b"`` is met by either key. ``needs`` are for the preset's own protocol: a
+table that sets another one (``protocol = "folder"``, to stage files for an agency's web upload)
+needs what that protocol needs instead (:data:`PROTOCOL_NEEDS`), and the preset's hints, which are
+about its own server, are left out. A user's table with ``preset = "NAME"`` is the preset's table
+with the user's keys laid over it (:func:`expand_presets`). This module knows no
 agency by name: everything agency-specific lives in the TOML files.
 """
 
@@ -36,6 +39,15 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 _PACKAGE = "stockbridge"
 _FOLDER = "presets"
 _SUFFIX = ".toml"
+
+#: What each protocol needs from a table whose protocol is not its preset's (the same rules as
+#: ``PlatformConfig``'s validator); a key the preset gives (its host) counts as given.
+PROTOCOL_NEEDS: dict[str, tuple[str, ...]] = {
+    "folder": ("path",),
+    "ftp": ("host", "username", "password"),
+    "ftps": ("host", "username", "password"),
+    "sftp": ("host", "username", "password|key_file", "host_key|known_hosts"),
+}
 
 
 def preset_names() -> list[str]:
@@ -111,17 +123,29 @@ def _unknown(name: str, known: list[str]) -> str:
 
 def _missing_needs(where: str, preset: str, table: dict[str, Any]) -> list[str]:
     about = _read(preset).get("about", {})
-    hints: dict[str, str] = about.get("hints", {})
+    preset_protocol = _read(preset).get("protocol")
+    protocol = table.get("protocol", preset_protocol)
+    if protocol == preset_protocol:
+        needs: list[str] = list(about.get("needs", []))
+        hints: dict[str, str] = about.get("hints", {})
+        given = table
+        whose = f"the {preset} preset needs this"
+    elif protocol in PROTOCOL_NEEDS:
+        needs, hints = list(PROTOCOL_NEEDS[protocol]), {}
+        given = _merge(load_preset(preset), table)
+        whose = f'protocol "{protocol}" needs this'
+    else:
+        return []  # a protocol that does not exist: validation names it
     problems = []
-    for need in about.get("needs", []):
+    for need in needs:
         keys = need.split("|")
-        if any(table.get(key) not in (None, "") for key in keys):
+        if any(given.get(key) not in (None, "") for key in keys):
             continue
         first, others = keys[0], keys[1:]
         alternative = f", or {' or '.join(others)}" if others else ""
         hint = hints.get(need) or hints.get(first)
         because = f" ({hint})" if hint else ""
-        problems.append(f"{where}.{first}: the {preset} preset needs this{alternative}{because}")
+        problems.append(f"{where}.{first}: {whose}{alternative}{because}")
     return problems
 
 

@@ -11,16 +11,20 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from stockbridge.config.docs import SCHEMA_FILE_NAME, SCHEMA_LINE, schema_text
 from stockbridge.config.loading import PLACEHOLDER
 from stockbridge.config.presets import preset_about, preset_names
 from stockbridge.errors import ConfigError
 
-_HEADER = """\
+_HEADER = f"""\
+{SCHEMA_LINE}
 # stockbridge configuration, written by `stockbridge init`.
 #
 # Replace every FILL-IN below, then run `stockbridge check --connect`.
-# Every key is described in docs/configuration.md (or run `stockbridge config docs`);
-# config.example.toml shows them all with comments. Relative paths are relative to this file.
+# Every key is described by `stockbridge config docs`; `stockbridge config example` shows them all
+# with comments. Relative paths are relative to this file. Editors with Taplo (VS Code's Even
+# Better TOML, Helix, Neovim) complete and check keys from {SCHEMA_FILE_NAME} next to this file
+# (after an upgrade: stockbridge config schema > {SCHEMA_FILE_NAME}).
 
 [watch]
 # The folder your photo editor exports into. A file is taken once it has not changed for
@@ -63,7 +67,9 @@ def starter_config(presets: Sequence[str]) -> str:
 
 
 def write_starter_config(path: Path, presets: Sequence[str]) -> None:
-    """Write the starter config to ``path``; never over an existing file (ConfigError)."""
+    """Write the starter config to ``path``; never over an existing file (ConfigError).
+
+    Its ``#:schema`` line names the JSON Schema next to it, written too unless a file is there."""
     text = starter_config(presets)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
@@ -76,6 +82,12 @@ def write_starter_config(path: Path, presets: Sequence[str]) -> None:
         ) from None
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
+    schema = path.with_name(SCHEMA_FILE_NAME)
+    try:
+        with schema.open("x", encoding="utf-8") as handle:
+            handle.write(schema_text())
+    except FileExistsError:
+        pass  # the user's (or an earlier init's): never overwritten
 
 
 def _platform_table(name: str) -> str:

@@ -101,6 +101,23 @@ def make_self_signed_cert(directory: Path, hostname: str = "127.0.0.1") -> tuple
     return cert_path, key_path
 
 
+#: What the demo imports from the ``demo`` extra: module → the package that provides it.
+DEMO_MODULES = {"pyftpdlib": "pyftpdlib", "OpenSSL": "pyOpenSSL"}  # pyftpdlib's TLS needs pyOpenSSL
+
+
+def missing_demo_packages() -> list[str]:
+    """The packages of the ``demo`` extra that cannot be imported here."""
+    import importlib
+
+    missing = []
+    for module, package in DEMO_MODULES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    return missing
+
+
 def _import_pyftpdlib() -> Any:
     try:
         import pyftpdlib

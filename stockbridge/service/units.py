@@ -2,9 +2,12 @@
 
 The templates are the files in the repository's ``service/`` folder, shipped in the package as
 ``stockbridge/service/templates/``. ``install`` fills in the real executable, the absolute config
-path and the state directory, and stamps the file with the SHA-256 of what it wrote, so a later
+path, the environment file next to it and every path the service writes (the state directory,
+each ``folder`` platform's path), and stamps the file with the SHA-256 of what it wrote, so a later
 ``install`` can tell an untouched unit (safe to replace) from one you edited (kept unless
-``force``). Nothing here starts or enables the service: ``install`` returns the commands to run.
+``force``). It warns about what would keep the service from starting that it cannot fix itself:
+an environment variable the config reads that the unit will not have, a config the service user
+cannot read. Nothing here starts or enables the service: ``install`` returns the commands to run.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Literal
 import platformdirs
 
 from stockbridge.config.loading import find_config_path, load_config
-from stockbridge.config.models import APP_NAME
+from stockbridge.config.models import APP_NAME, Config, PasswordSource
 from stockbridge.errors import StockbridgeError
 
 Kind = Literal["systemd-user", "systemd-system", "launchd"]
@@ -35,6 +38,11 @@ UNIT_NAME = "stockbridge.service"
 LAUNCHD_LABEL = "com.stockbridge.agent"
 SYSTEM_CONFIG = Path("/etc/stockbridge/config.toml")
 SYSTEM_STATE_DIR = Path("/var/lib/stockbridge")
+SYSTEM_USER = "stockbridge"
+#: Next to the config: the NAME=value lines the unit's EnvironmentFile= gives the service.
+ENV_FILE_NAME = "stockbridge.env"
+#: Where home directories live: a system service's user cannot enter them (mode 0700/0750).
+HOME_ROOTS = (Path("/home"), Path("/root"))
 _TEMPLATES = {
     "systemd-user": "stockbridge.service",
     "systemd-system": "stockbridge-system.service",
@@ -121,8 +129,15 @@ def service_command() -> list[str]:
     return [os.path.abspath(sys.executable), "-m", "stockbridge"]
 
 
-def render(kind: Kind, command: list[str], config: Path, state_dir: Path, home: Path) -> str:
-    """The file ``install`` writes, stamped."""
+def render(
+    kind: Kind,
+    command: list[str],
+    config: Path,
+    state_dir: Path,
+    home: Path,
+    folders: tuple[Path, ...] = (),
+) -> str:
+    """The file ``install`` writes, stamped. ``folders``: the ``folder`` platforms' paths."""
     if kind == "launchd":
         data = plistlib.loads(template(kind).encode("utf-8"))
         data["ProgramArguments"] = [*command, "run", "--config", str(config)]
@@ -132,9 +147,12 @@ def render(kind: Kind, command: list[str], config: Path, state_dir: Path, home: 
         return _stamp(body, lambda digest: f"<!-- {_STAMP}: {digest} -->")
     exec_start = " ".join(_systemd_quote(arg) for arg in [*command, "run", "--config", str(config)])
     body = _replace_line(template(kind), "ExecStart=", f"ExecStart={exec_start}")
-    body = _replace_line(
-        body, "ReadWritePaths=", f"ReadWritePaths={_systemd_quote(str(state_dir), dollar=False)}"
-    )
+    env_file = _systemd_quote(str(config.parent / ENV_FILE_NAME), dollar=False)
+    body = _replace_line(body, "EnvironmentFile=", f"EnvironmentFile=-{env_file}")
+    # "-": a folder platform's path (a NAS share) that is missing at start is skipped, not fatal.
+    writable = [_systemd_quote(str(state_dir), dollar=False)]
+    writable += [f"-{_systemd_quote(str(folder), dollar=False)}" for folder in dict.fromkeys(folders)]
+    body = _replace_line(body, "ReadWritePaths=", f"ReadWritePaths={' '.join(writable)}")
     return _stamp(body, lambda digest: f"# {_STAMP}: {digest} (written by `stockbridge service install`)")
 
 
@@ -146,10 +164,24 @@ def install(
         os.path.abspath(config or (SYSTEM_CONFIG if kind == "systemd-system" else find_config_path()))
     )
     warnings: list[str] = []
-    state_dir = _state_dir(kind, config, warnings)
+    loaded = _read_config(config, warnings)
+    default_state = (
+        SYSTEM_STATE_DIR if kind == "systemd-system" else Path(platformdirs.user_state_dir(APP_NAME))
+    )
+    state_dir = loaded.state.dir if loaded is not None else default_state
+    folders = tuple(
+        platform.path
+        for platform in (loaded.enabled_platforms().values() if loaded is not None else ())
+        if platform.protocol == "folder" and platform.path is not None
+    )
     command = service_command()
+    if kind == "systemd-system":
+        _refuse_home_executable(command)
+        warnings.extend(_unreadable_config_warnings(config))
+    if loaded is not None and kind != "launchd":
+        warnings.extend(_environment_warnings(kind, loaded, config.parent / ENV_FILE_NAME))
     home = Path(os.environ.get("HOME") or Path.home())
-    content = render(kind, command, config, state_dir, home)
+    content = render(kind, command, config, state_dir, home, folders)
     existing = _read(path)
     if existing is not None and existing != content and _modified(existing) and not force:
         raise ServiceError(
@@ -165,7 +197,7 @@ def install(
         if kind != "systemd-system":
             # The sandbox makes only this directory writable, and it must exist to be mounted.
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Installed(kind, path, content, command, config, changed, _next_steps(kind, path), warnings)
+    return Installed(kind, path, content, command, config, changed, _next_steps(kind, path, config), warnings)
 
 
 def uninstall(kind: Kind, *, force: bool = False, dry_run: bool = False) -> tuple[Path | None, list[str]]:
@@ -207,24 +239,137 @@ def status(kind: Kind) -> Status:
 # ---------------------------------------------------------------------- helpers
 
 
-def _state_dir(kind: Kind, config: Path, warnings: list[str]) -> Path:
-    default = SYSTEM_STATE_DIR if kind == "systemd-system" else Path(platformdirs.user_state_dir(APP_NAME))
+def _read_config(config: Path, warnings: list[str]) -> Config | None:
     if not config.is_file():
         warnings.append(
             f"{config} does not exist yet; the service will exit with code 2 until it does"
-            " (systemd does not restart it for that)"
+            " (systemd does not restart it for that); run `service install` again once it does"
         )
-        return default
+        return None
     try:
-        return load_config(config, resolve_secrets=False).state.dir
+        return load_config(config, resolve_secrets=False)
     except StockbridgeError as exc:
         warnings.append(f"{config} is not valid yet ({exc.message}); run `stockbridge check` before starting")
     except OSError:
         pass  # e.g. /etc/stockbridge/config.toml is readable only by root and the service user
-    return default
+    return None
 
 
-def _next_steps(kind: Kind, path: Path) -> list[str]:
+def _environment_variables(config: Config) -> dict[str, str]:
+    """Every environment variable the config reads: NAME → the key that reads it."""
+    sources: list[tuple[str, object]] = [
+        (f"platforms.{name}.password", platform.password)
+        for name, platform in config.enabled_platforms().items()
+    ]
+    notify = config.notify
+    if notify is not None:
+        sources.append(("notify.ntfy.token", notify.ntfy.token if notify.ntfy else None))
+        sources.append(("notify.email.password", notify.email.password if notify.email else None))
+    return {
+        source.env: where
+        for where, source in sources
+        if isinstance(source, PasswordSource) and source.env is not None
+    }
+
+
+def _environment_warnings(kind: Kind, config: Config, env_file: Path) -> list[str]:
+    """The service does not inherit the shell's variables: only the unit's EnvironmentFile= has them."""
+    wanted = _environment_variables(config)
+    if not wanted:
+        return []
+    given = _read_env_file(env_file)
+    if given is None and env_file.exists():
+        return [f"cannot read {env_file} to see whether it sets {', '.join(wanted)}"]
+    missing = [name for name in wanted if name not in (given or {})]
+    owner = "root's, " if kind == "systemd-system" else ""
+    found = [
+        f"the config reads ${name} ({wanted[name]}), which the service will not have (it does not see"
+        f" your shell's variables): put the line {name}=... in {env_file} ({owner}chmod 600)"
+        for name in missing
+    ]
+    if given is not None and env_file.stat().st_mode & 0o077:
+        found.append(f"{env_file} holds passwords and other users can read it: chmod 600 {env_file}")
+    return found
+
+
+def _read_env_file(path: Path) -> dict[str, str] | None:
+    """NAME=value lines as systemd reads them (comments and blank lines skipped); None: unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    found = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        name = name.strip().removeprefix("export ").strip()
+        found[name] = value.strip().strip("'\"")
+    return found
+
+
+def _refuse_home_executable(command: list[str]) -> None:
+    """The system service runs as user stockbridge, which cannot enter anyone's home directory."""
+    import stockbridge
+
+    # The script, the venv, the interpreter it links to (pyenv keeps it in ~/.pyenv), this package.
+    used = [Path(command[0]), Path(os.path.realpath(command[0])), Path(sys.prefix)]
+    used += [Path(os.path.realpath(sys.executable)), Path(sys.base_prefix)]
+    used.append(Path(stockbridge.__file__).resolve().parent)
+    roots = {*HOME_ROOTS, *(_user_homes())}
+    for path in used:
+        inside = next((root for root in roots if path.is_relative_to(root)), None)
+        if inside is not None:
+            raise ServiceError(
+                f"{command[0]} runs from inside a home directory ({path} is under {inside}), which the"
+                f" system service's user {SYSTEM_USER} cannot enter",
+                hint="install stockbridge for the whole machine and run install with that one:"
+                " `sudo pipx install --global stockbridge` (pipx 1.5 or newer; /usr/local/bin/stockbridge),"
+                " or a venv outside /home: `sudo python3 -m venv /opt/stockbridge &&"
+                " sudo /opt/stockbridge/bin/pip install stockbridge`, then"
+                " `sudo /opt/stockbridge/bin/stockbridge service install --system`;"
+                " or use a user service: stockbridge service install --user",
+            )
+
+
+def _user_homes() -> list[Path]:
+    homes = [os.environ.get("HOME"), os.environ.get("SUDO_HOME")]
+    try:
+        import pwd
+
+        homes.append(pwd.getpwuid(os.getuid()).pw_dir)
+        if sudo_user := os.environ.get("SUDO_USER"):
+            homes.append(pwd.getpwnam(sudo_user).pw_dir)
+    except (ImportError, KeyError):
+        pass
+    # "/" is the home of root in some containers, and nobody's private folder.
+    return [Path(home) for home in homes if home and Path(home) != Path("/")]
+
+
+def _unreadable_config_warnings(config: Path) -> list[str]:
+    """systemd makes /etc/stockbridge root's; the config in it must be readable by the service user."""
+    try:
+        import pwd
+
+        user = pwd.getpwnam(SYSTEM_USER)
+        info = config.stat()
+    except (ImportError, KeyError, OSError):
+        return []  # no such user yet (the next steps add it) or no file yet (warned already)
+    readable = (
+        (info.st_uid == user.pw_uid and info.st_mode & 0o400)
+        or (info.st_gid == user.pw_gid and info.st_mode & 0o040)
+        or info.st_mode & 0o004
+    )
+    if readable:
+        return []
+    return [
+        f"{config} is not readable by the service's user {SYSTEM_USER}; run:"
+        f" chown {SYSTEM_USER}: {config} && chmod 600 {config}"
+    ]
+
+
+def _next_steps(kind: Kind, path: Path, config: Path) -> list[str]:
     if kind == "launchd":
         return [f"launchctl bootstrap gui/{os.getuid()} {shlex.quote(str(path))}"]
     if kind == "systemd-user":
@@ -236,11 +381,12 @@ def _next_steps(kind: Kind, path: Path) -> list[str]:
     try:
         import pwd
 
-        pwd.getpwnam("stockbridge")
+        pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         steps.insert(
             0, "useradd --system --home-dir /var/lib/stockbridge --shell /usr/sbin/nologin stockbridge"
         )
+        steps.insert(1, f"chown {SYSTEM_USER}: {config} && chmod 600 {config}")
     return steps
 
 

@@ -106,6 +106,19 @@ class Workspace:
             stdin=subprocess.DEVNULL,
         )
 
+    def cli_with_env(
+        self, *args: str, env: dict[str, str], timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """``cli`` with some environment variables replaced (e.g. a PATH without exiftool)."""
+        return subprocess.run(
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env(), **env},
+            stdin=subprocess.DEVNULL,
+        )
+
     def status(self) -> dict:
         result = self.cli("status", "--json")
         assert result.returncode == 0, result.stderr

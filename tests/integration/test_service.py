@@ -45,8 +45,13 @@ def systemd_analyze() -> str:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[dict[str, str | None]]:
-    """An environment whose $HOME is a tmp dir, with no systemctl on PATH (nothing is started)."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str | None]]:
+    """An environment whose $HOME is a tmp dir, with no systemctl on PATH (nothing is started).
+
+    Only that $HOME counts as a home directory, so a checkout under /home (CI) may install the
+    system unit; a test that sets $HOME to the checkout sees the refusal."""
+    monkeypatch.setattr(services, "HOME_ROOTS", (), raising=False)
+    monkeypatch.setattr(services, "_user_homes", lambda: [Path(os.environ["HOME"])], raising=False)
     (tmp_path / "home").mkdir()
     (tmp_path / "bin").mkdir()
     yield {
@@ -246,6 +251,136 @@ def test_the_package_ships_the_same_templates_as_the_service_folder():
 
 
 # ---------------------------------------------------------------------- install / uninstall
+
+
+def write_config_with(path: Path, tables: str) -> Path:
+    write_config(path)
+    path.write_text(path.read_text() + tables)
+    return path
+
+
+STAGING_AND_FTP = """
+[platforms.staging]
+preset = "istock"
+path = "{staging}"
+
+[platforms.agency]
+preset = "shutterstock"
+username = "12345"
+password = {{ env = "SHUTTERSTOCK_PASSWORD" }}
+"""
+
+
+def test_the_unit_gets_the_environment_file_and_every_folder_it_writes(home, tmp_path):
+    config_dir = tmp_path / "home" / ".config" / "stockbridge"
+    config = write_config_with(
+        config_dir / "config.toml", STAGING_AND_FTP.format(staging=tmp_path / "staging")
+    )
+    code, out, err = cli(home, "service", "install", "--user", "--dry-run", "--config", str(config))
+    assert code == 0, err
+    assert f"EnvironmentFile=-{config_dir / 'stockbridge.env'}" in out.splitlines()
+    assert f"ReadWritePaths={config_dir / 'state'} -{tmp_path / 'staging'}" in out.splitlines()
+
+
+def test_install_warns_about_a_password_variable_the_service_will_not_have_until_the_env_file_sets_it(
+    home, tmp_path
+):
+    config_dir = tmp_path / "home" / ".config" / "stockbridge"
+    config = write_config_with(
+        config_dir / "config.toml", STAGING_AND_FTP.format(staging=tmp_path / "staging")
+    )
+    code, _, err = cli(home, "service", "install", "--user", "--config", str(config))
+    assert code == 0, err
+    env_file = config_dir / "stockbridge.env"
+    assert (
+        "warning: the config reads $SHUTTERSTOCK_PASSWORD (platforms.agency.password), which the service"
+        " will not have" in err
+    )
+    assert f"put the line SHUTTERSTOCK_PASSWORD=... in {env_file} (chmod 600)" in err
+    env_file.write_text("# for stockbridge.service\nSHUTTERSTOCK_PASSWORD=s3cret\n")
+    env_file.chmod(0o600)
+    code, _, err = cli(home, "service", "install", "--user", "--config", str(config))
+    assert code == 0 and "warning" not in err, err
+    env_file.chmod(0o644)
+    _, _, err = cli(home, "service", "install", "--user", "--config", str(config))
+    assert f"other users can read it: chmod 600 {env_file}" in err
+
+
+def test_a_system_install_refuses_an_executable_inside_a_home_directory(home, tmp_path):
+    # This checkout (and its .venv) inside $HOME: what a pipx or venv install in a home looks like.
+    config = write_config(tmp_path / "etc" / "config.toml")
+    code, out, err = cli(
+        {**home, "HOME": str(REPO)}, "service", "install", "--system", "--dry-run", "--config", str(config)
+    )
+    assert code == 1 and out == ""
+    assert "runs from inside a home directory" in err and "user stockbridge cannot enter" in err
+    assert "sudo pipx install --global stockbridge" in err and "/opt/stockbridge" in err
+
+
+def test_the_system_units_config_folder_is_open_to_its_user_and_install_says_how_to_hand_over_the_file(
+    home, tmp_path, monkeypatch
+):
+    import pwd
+
+    text = (REPO / "service" / "stockbridge-system.service").read_text()
+    mode = int(re.search(r"^ConfigurationDirectoryMode=(\d+)$", text, re.MULTILINE).group(1), 8)
+    assert mode & 0o001, "User=stockbridge must be able to enter /etc/stockbridge (systemd makes it root's)"
+    config = write_config(tmp_path / "etc" / "config.toml")  # root's (the test's), mode 600
+    service_user = pwd.struct_passwd(
+        ("stockbridge", "x", 64123, 64123, "", "/var/lib/stockbridge", "/bin/false")
+    )
+    monkeypatch.setattr(pwd, "getpwnam", lambda name: service_user)
+    code, _, err = cli(home, "service", "install", "--system", "--dry-run", "--config", str(config))
+    assert code == 0
+    assert (
+        f"is not readable by the service's user stockbridge; run: chown stockbridge: {config} && chmod 600"
+        in err
+    )
+
+
+def allowed_system_calls(unit_text: str) -> set[str]:
+    """The system calls a unit's SystemCallFilter= lines allow, merged the way systemd merges them
+    (an allow list first; later "~" lines remove, later plain lines add), groups expanded by
+    systemd-analyze."""
+    analyze = systemd_analyze()
+
+    def expand(names: list[str]) -> set[str]:
+        found: set[str] = set()
+        for name in names:
+            if not name.startswith("@"):
+                found.add(name)
+                continue
+            listing = subprocess.run(
+                [analyze, "syscall-filter", name], capture_output=True, text=True, check=True
+            )
+            for line in listing.stdout.splitlines()[1:]:
+                word = line.strip()
+                if word and not word.startswith("#"):
+                    found |= expand([word]) if word.startswith("@") else {word}
+        return found
+
+    allowed: set[str] | None = None
+    for value in re.findall(r"^SystemCallFilter=(.*)$", unit_text, re.MULTILINE):
+        deny = value.startswith("~")
+        names = expand(value.removeprefix("~").split())
+        if allowed is None:
+            assert not deny, "the units start from an allow list"
+            allowed = names
+        elif deny:
+            allowed -= names
+        else:
+            allowed |= names
+    assert allowed is not None
+    return allowed
+
+
+@pytest.mark.parametrize("name", ["stockbridge.service", "stockbridge-system.service"])
+def test_the_units_let_image_work_run_at_a_lower_priority(name):
+    # prepare.py lowers each preparing thread's priority with setpriority(2); under a filter that
+    # denies it the call fails with EPERM, silently, and resizes compete with uploads.
+    allowed = allowed_system_calls((REPO / "service" / name).read_text())
+    assert "setpriority" in allowed
+    assert "sched_setscheduler" not in allowed and "setrlimit" not in allowed  # the rest stays denied
 
 
 def test_install_writes_a_user_unit_naming_this_executable_and_the_config(home, tmp_path):

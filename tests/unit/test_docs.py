@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from stockbridge.config.docs import (
     DOCS_COMMAND,
     DOCS_PATH,
+    EXAMPLE_PATH,
     SCHEMA_COMMAND,
     SCHEMA_PATH,
     config_schema,
@@ -18,6 +20,7 @@ from stockbridge.config.docs import (
     docs_text,
     key_description,
     nested_model,
+    packaged_reference,
     schema_text,
 )
 from stockbridge.config.models import Config
@@ -125,3 +128,25 @@ def test_config_schema_and_docs_commands_print_the_generated_text():
     assert schema.exit_code == 0 and json.loads(schema.output) == json.loads(schema_text())
     docs = runner.invoke(main, ["config", "docs"])
     assert docs.exit_code == 0 and docs.output == docs_text()
+
+
+@pytest.mark.parametrize("repository_file", [EXAMPLE_PATH, SCHEMA_PATH, DOCS_PATH])
+def test_the_package_ships_the_same_example_schema_and_reference_as_the_repository(repository_file):
+    # A pipx user has no repository: the wheel carries these copies (stockbridge/reference/).
+    assert packaged_reference(repository_file.name) == (ROOT / repository_file).read_text(encoding="utf-8"), (
+        f"copy {repository_file} to stockbridge/reference/"
+    )
+
+
+def test_config_example_prints_the_example_with_a_schema_line_for_a_config_folder():
+    from click.testing import CliRunner
+
+    from stockbridge.cli.main import main
+
+    result = CliRunner().invoke(main, ["config", "example"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == "#:schema ./config.schema.json"
+    repository = (ROOT / EXAMPLE_PATH).read_text(encoding="utf-8").splitlines()
+    assert lines[2:] == repository[1:]
+    assert list(validator().iter_errors(tomllib.loads(result.output))) == []

@@ -249,3 +249,37 @@ def test_no_python_code_names_an_agency():
         for line, text in agency_names_in_code(path.read_text(encoding="utf-8")):
             offenders.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {text!r}")
     assert offenders == [], "agency names belong in stockbridge/presets/*.toml:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("name", ["adobe_stock", "freepik"])
+def test_a_preset_used_as_a_staging_folder_needs_only_the_folder(name, tmp_path):
+    # Most contributors may not use the agency's SFTP/FTP ("qualified" accounts, 500+ files):
+    # they stage files for the web upload. No login, host key or port is asked for then.
+    (tmp_path / "exports").mkdir()
+    data = {
+        "watch": {"folder": str(tmp_path / "exports")},
+        "platforms": {"stock": {"preset": name, "protocol": "folder", "path": str(tmp_path / "staging")}},
+    }
+    config = validate_config(data, resolve_secrets=False)
+    assert config.platforms["stock"].protocol == "folder"
+    assert (
+        config.platforms["stock"].rules
+        == validate_config(
+            {"watch": data["watch"], "platforms": {"stock": user_table(name)}}, resolve_secrets=False
+        )
+        .platforms["stock"]
+        .rules
+    )
+
+
+def test_a_staging_folder_without_its_path_says_the_folder_protocol_needs_it():
+    _, problems = expand_presets(config_with(stock={"preset": "adobe_stock", "protocol": "folder"}))
+    assert problems == ['platforms.stock.path: protocol "folder" needs this']
+
+
+def test_a_preset_switched_to_another_server_protocol_needs_that_protocols_keys():
+    # The preset's host is kept; ftps needs a login and a password, not a host key.
+    _, problems = expand_presets(
+        config_with(stock={"preset": "adobe_stock", "protocol": "ftps", "username": "me"})
+    )
+    assert problems == ['platforms.stock.password: protocol "ftps" needs this']

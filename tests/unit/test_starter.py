@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 import sys
@@ -104,3 +105,18 @@ def test_check_names_every_placeholder_left_unfilled(tmp_path):
     assert any(
         p.startswith("platforms.adobe_stock.host_key: still the FILL-IN placeholder") for p in problems
     )
+
+
+def test_the_starter_config_names_its_schema_for_editors_and_the_schema_is_written_next_to_it(tmp_path):
+    path = tmp_path / "config.toml"
+    write_starter_config(path, ["shutterstock"])
+    assert path.read_text().splitlines()[0] == "#:schema ./config.schema.json"
+    schema = json.loads((tmp_path / "config.schema.json").read_text())
+    assert schema == config_schema()
+    jsonschema.validate(tomllib.loads(fill(path.read_text())), schema)
+
+
+def test_a_schema_file_already_next_to_the_config_is_left_as_it_is(tmp_path):
+    (tmp_path / "config.schema.json").write_text("{}")
+    write_starter_config(tmp_path / "config.toml", [])
+    assert (tmp_path / "config.schema.json").read_text() == "{}"
