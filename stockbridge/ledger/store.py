@@ -11,7 +11,8 @@ duplicate upload, so durability wins over speed), ``busy_timeout``, ``quick_chec
 
 Job states and the moves they may make are in :mod:`~stockbridge.ledger.states` (a move the table
 lacks raises :class:`~stockbridge.ledger.states.ForbiddenTransition`); the schema and its numbered
-migrations, applied when a ledger is opened, in :mod:`~stockbridge.ledger.migrations`.
+migrations, applied when a ledger is opened, in :mod:`~stockbridge.ledger.migrations`; the records
+it hands out (:class:`Job`, :class:`Asset`, ...) in :mod:`~stockbridge.ledger.records`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from stockbridge.errors import StockbridgeError
 from stockbridge.ledger.migrations import MIGRATIONS, SCHEMA_VERSION, _statements
+from stockbridge.ledger.records import Asset, Batch, Job, Notice, Pause
 from stockbridge.ledger.states import (
     ALLOWED,
     FAILED,
@@ -38,70 +39,6 @@ from stockbridge.ledger.states import (
     ForbiddenTransition,
     JobState,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Asset:
-    sha256: str
-    path: str
-    size: int
-    file_type: str | None
-    object_path: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    id: int
-    sha256: str
-    platform: str
-    state: JobState
-    reason: str | None
-    attempts: int
-    remote_name: str | None
-    upload_path: str | None
-    upload_size: int | None
-    verified: bool | None
-    next_attempt_at: float
-    created_at: float
-    updated_at: float
-    uploaded_at: float | None
-    path: str  # the asset's source path, for messages
-    changes: tuple[str, ...] = ()
-    kind: str = "image"
-    remote_dir: str | None = None
-    meta: dict[str, object] | None = None
-    verified_by: str | None = None  # "size", or a hash name ("sha256", "md5", ...); None: not known
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    platform: str
-    kind: str
-    reason: str
-    paused_at: float
-    until: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A file in the watch folder that was seen and not taken, and why (shown by ``status``)."""
-
-    path: str
-    kind: str
-    reason: str
-    first_seen: float
-    last_seen: float
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    id: int
-    platform: str
-    opened_at: float
-    closed_at: float | None  # None: still open (or cut short by a crash)
-    files: int
-    uploaded: int
-    failed: int
 
 
 class LedgerError(StockbridgeError):
@@ -196,15 +133,19 @@ class Ledger:
         file_type: str | None,
         object_path: str | None,
         fingerprint: tuple[int, int, int, int] | None = None,
+        photo_id: str | None = None,
     ) -> None:
+        """``photo_id``: which photo this is across exports (delivery/reexport.py); kept from the
+        first time the content was seen."""
         now = time.time()
         with self._transaction() as db:
             db.execute(
-                """INSERT INTO assets (sha256, path, size, file_type, object_path, first_seen, last_seen)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO assets (sha256, path, size, file_type, object_path, first_seen, last_seen, photo_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(sha256) DO UPDATE SET last_seen=excluded.last_seen,
-                       object_path=COALESCE(excluded.object_path, assets.object_path)""",
-                (sha256, path, size, file_type, object_path, now, now),
+                       object_path=COALESCE(excluded.object_path, assets.object_path),
+                       photo_id=COALESCE(assets.photo_id, excluded.photo_id)""",
+                (sha256, path, size, file_type, object_path, now, now, photo_id),
             )
             if fingerprint is not None:
                 dev, ino, fsize, mtime_ns = fingerprint
@@ -347,6 +288,22 @@ class Ledger:
                 (platform, remote_name, sha256, remote_dir or ""),
             ).fetchone()
         return row is not None
+
+    def photo_jobs(self, platform: str, photo_id: str | None, path: str) -> list[Job]:
+        """Image jobs on ``platform`` of every version of one photo, oldest first: the assets with
+        ``photo_id``, and those taken before photo ids were recorded (schema 2) at ``path``. Such an
+        asset itself (``photo_id`` None) is the photo at its path."""
+        versions = "SELECT sha256 FROM assets WHERE path=?"  # both through an index (migration 3)
+        if photo_id is not None:
+            versions = f"SELECT sha256 FROM assets WHERE photo_id=? UNION ALL {versions} AND photo_id IS NULL"
+        params = (path,) if photo_id is None else (photo_id, path)
+        with self._lock:
+            rows = self._db.execute(
+                _JOB_SELECT + f" WHERE jobs.platform=? AND jobs.kind='image' AND jobs.sha256 IN ({versions})"
+                " ORDER BY jobs.id",
+                (platform, *params),
+            ).fetchall()
+        return [_job(row) for row in rows]
 
     def has_job(self, sha256: str, platform: str) -> bool:
         with self._lock:
@@ -560,7 +517,10 @@ class Ledger:
             return cursor.rowcount
 
 
-_JOB_SELECT = "SELECT jobs.*, assets.path AS path FROM jobs JOIN assets ON assets.sha256 = jobs.sha256"
+_JOB_SELECT = (
+    "SELECT jobs.*, assets.path AS path, assets.photo_id AS photo_id"
+    " FROM jobs JOIN assets ON assets.sha256 = jobs.sha256"
+)
 
 
 def _move(db: sqlite3.Connection, job_id: int, new: JobState) -> None:
@@ -595,4 +555,5 @@ def _job(row: sqlite3.Row) -> Job:
         remote_dir=row["remote_dir"],
         meta=json.loads(row["meta"]) if row["meta"] else None,
         verified_by=row["verified_by"],
+        photo_id=row["photo_id"],
     )

@@ -127,6 +127,9 @@ def test_a_ledger_from_before_notices_gets_the_table_when_opened(tmp_path):
     with sqlite3.connect(path) as db:  # as the builds before notices left it: no table, no version
         db.execute("DROP TABLE notices")
         db.execute("ALTER TABLE jobs DROP COLUMN verified_by")
+        db.execute("DROP INDEX assets_by_photo")
+        db.execute("DROP INDEX assets_by_path")
+        db.execute("ALTER TABLE assets DROP COLUMN photo_id")
         db.execute("PRAGMA user_version=0")
         db.execute("INSERT INTO assets VALUES ('d', '/exports/d.jpg', 1, 'jpeg', NULL, 1, 1)")
     reopened = Ledger(path)

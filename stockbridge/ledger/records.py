@@ -1,0 +1,72 @@
+"""What the ledger hands out: plain, frozen records of its rows (:mod:`.store` reads and writes them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stockbridge.ledger.states import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    sha256: str
+    path: str
+    size: int
+    file_type: str | None
+    object_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    sha256: str
+    platform: str
+    state: JobState
+    reason: str | None
+    attempts: int
+    remote_name: str | None
+    upload_path: str | None
+    upload_size: int | None
+    verified: bool | None
+    next_attempt_at: float
+    created_at: float
+    updated_at: float
+    uploaded_at: float | None
+    path: str  # the asset's source path, for messages
+    changes: tuple[str, ...] = ()
+    kind: str = "image"
+    remote_dir: str | None = None
+    meta: dict[str, object] | None = None
+    verified_by: str | None = None  # "size", or a hash name ("sha256", "md5", ...); None: not known
+    photo_id: str | None = None  # the asset's photo across exports (delivery/reexport.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    platform: str
+    kind: str
+    reason: str
+    paused_at: float
+    until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A file in the watch folder that was seen and not taken, and why (shown by ``status``)."""
+
+    path: str
+    kind: str
+    reason: str
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    id: int
+    platform: str
+    opened_at: float
+    closed_at: float | None  # None: still open (or cut short by a crash)
+    files: int
+    uploaded: int
+    failed: int
