@@ -278,6 +278,12 @@ class PlatformConfig(_Model):
         None, description="Pace uploads: daily caps and time windows; what waits shows as scheduled."
     )
     csv: CsvConfig | None = Field(None, description="Write (and optionally upload) a CSV manifest per batch.")
+    on_reexport: Literal["hold", "send"] = Field(
+        "hold",
+        description="A new export of a photo already uploaded here (same XMP document ID, else the same"
+        ' path in the watch folder): "hold" it with the earlier upload named (agencies penalise duplicate'
+        ' submissions; `stockbridge resend FILE --platform NAME` sends it anyway), or "send" it as a new file.',
+    )
 
     @field_validator("host_key")
     @classmethod

@@ -25,6 +25,7 @@ from loguru import logger
 
 from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal, stage_release
 from stockbridge.config.models import Config, PlatformConfig
+from stockbridge.delivery import reexport
 from stockbridge.errors import (
     InputError,
     MetadataError,
@@ -67,6 +68,10 @@ class Pipeline:
         #: IMG_1.jpg prepared at once must not get the same name).
         self._queue_lock = threading.RLock()
         self._content_locks = [threading.Lock() for _ in range(64)]
+        #: Deciding whether a new version of a photo goes (and recording it) and the uploader's
+        #: first attempt of a job are one step each under this lock: of two versions of a photo,
+        #: at most one begins (delivery/reexport.py).
+        self._photo_lock = threading.RLock()
         #: [notify]: messages go from a background thread; closed by whoever opened the pipeline.
         self.notifier = Notifier(config.notify)
         #: Called with the platform's name when a job is queued for it (progress bars).
@@ -183,6 +188,7 @@ class Pipeline:
                 file_type=item.file_type,
                 object_path=str(item.object_path) if item.object_path else None,
                 fingerprint=item.fingerprint,
+                photo_id=self.photo_of(item),
             )
             missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
             if not missing:
@@ -231,6 +237,10 @@ class Pipeline:
     def _routed_platforms(self, item: Ingested) -> frozenset[str] | None:
         return routed_platforms(item, self.config)
 
+    def photo_of(self, item: Ingested) -> str:
+        """Which photo ``item`` is across exports (delivery/reexport.py)."""
+        return reexport.photo_id(item.metadata, item.path, self.config.watch.folder)
+
     def _create_job(
         self,
         item: Ingested,
@@ -239,6 +249,8 @@ class Pipeline:
         platform: PlatformConfig,
         routed: frozenset[str] | None,
     ) -> None:
+        with self._photo_lock:  # the newest export of a photo supersedes versions not sent (reexport.py)
+            reexport.supersede_unsent(self.ledger, self.photo_of(item), item.path, item.sha256, name)
         if item.problem is not None or facts is None:
             reason = item.problem or "cannot read this image"
             self.ledger.create_job(sha256=item.sha256, platform=name, state=states.REJECTED, reason=reason)
@@ -257,6 +269,8 @@ class Pipeline:
                 sha256=item.sha256, platform=name, state=state, reason=reason, changes=verdict.changes
             )
             logger.warning("{} {} for {}: {}", state, item.path.name, name, reason)
+            return
+        if self._held_as_reexport(item, name, platform):  # before any copy is made for it
             return
         try:
             upload_path, output_type = self._prepare(item, facts, verdict)
@@ -279,10 +293,14 @@ class Pipeline:
         upload_path: Path,
         output_type: str,
         held: Job | None = None,
+        resend: bool = False,
     ) -> None:
         """Record an accepted verdict as a pending job (and its releases' jobs). Choosing a free
-        remote name and recording the job is one step under the lock."""
-        with self._queue_lock:
+        remote name and recording the job is one step under the lock. A re-export of a photo sent
+        to this platform is held instead, unless ``resend`` (reexport.py)."""
+        with self._queue_lock, self._photo_lock:
+            if not resend and self._held_as_reexport(item, name, platform, held, tell=True):
+                return
             remote_dir = _join_remote(platform.remote_dir, verdict.remote_dir)
             remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
             release_jobs = self._queue_releases(item, name, platform, verdict, remote)
@@ -322,6 +340,46 @@ class Pipeline:
                 logger.info("queued {} for {} as {}{}", item.path.name, name, remote, note)
                 if self.on_queued is not None:
                     self.on_queued(name)
+
+    def _held_as_reexport(
+        self, item: Ingested, name: str, platform: PlatformConfig, held: Job | None = None, tell: bool = False
+    ) -> bool:
+        """Hold this new version of a photo on ``name`` when an earlier one was sent there and
+        ``on_reexport`` is "hold" (reexport.py); ``held``: its job, held until now. ``tell``: log
+        that a re-export goes (once, where it is queued)."""
+        with self._photo_lock:
+            earlier = reexport.earlier_sent(self.ledger, self.photo_of(item), item.path, item.sha256, name)
+            if earlier is None:
+                return False
+            if platform.on_reexport == "send":
+                if tell:
+                    logger.info(
+                        '{}: a re-export of a photo sent to {} as {}; on_reexport = "send": it goes as a new file',
+                        item.path.name,
+                        name,
+                        earlier.remote_name,
+                    )
+                return False
+            reason = reexport.held_reason(earlier, item.path, name)
+            if held is None:
+                self.ledger.create_job(sha256=item.sha256, platform=name, state=states.HELD, reason=reason)
+            elif held.reason != reason:
+                self.ledger.set_state(held.id, states.HELD, reason)
+            else:
+                return True  # held for this already
+            logger.warning("held {} for {}: {}", item.path.name, name, reason)
+            return True
+
+    def begin_upload(self, job_id: int, batch_id: int) -> Job | None:
+        """The upload intent (``Ledger.begin_upload``), or None: a newer export of the same photo
+        came before this job's first attempt, and it is rejected as superseded (reexport.py)."""
+        with self._photo_lock:
+            job = self.ledger.job(job_id)
+            newer = reexport.newer_version(self.ledger, job)
+            if newer is None:
+                return self.ledger.begin_upload(job_id, batch_id)
+            reexport.supersede(self.ledger, job, newer.path)
+        return None
 
     def _queue_releases(
         self, item: Ingested, name: str, platform: PlatformConfig, verdict: Verdict, image_remote: str
@@ -426,38 +484,51 @@ class Pipeline:
     def reconsider_held(self) -> None:
         """Look again at held jobs: a release that arrived lets them move on by themselves."""
         with self._queue_lock:  # two releases arriving at once must not activate a job twice
-            self._reconsider_held()
+            held = [job for job in self.ledger.jobs(states=[states.HELD]) if job.kind == "image"]
+            for sha256 in sorted({job.sha256 for job in held}):
+                item = self.reingest(sha256)
+                if item is None:
+                    continue
+                facts = self.facts_for(item)
+                for job in held:
+                    if job.sha256 == sha256 and job.platform in self.platforms:
+                        self.activate_held(item, facts, job)
 
-    def _reconsider_held(self) -> None:
-        held = [job for job in self.ledger.jobs(states=[states.HELD]) if job.kind == "image"]
-        for sha256 in sorted({job.sha256 for job in held}):
-            asset = self.ledger.asset(sha256)
-            if asset is None or not asset.object_path or not Path(asset.object_path).is_file():
-                continue
-            object_path = Path(asset.object_path)
-            result = self.exiftool.read([object_path], extra_tags=self._extra_tags())[object_path]
-            if isinstance(result, MetadataError):
-                continue
-            item = Ingested(
-                sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0)
-            )
-            facts = self.facts_for(item)
-            for job in held:
-                if job.sha256 != sha256 or job.platform not in self.platforms:
-                    continue
-                platform = self.platforms[job.platform]
-                verdict = evaluate(job.platform, facts, platform.rules)
-                if verdict.verdict != ACCEPT:
-                    continue
-                try:
-                    upload_path, output_type = self._prepare(item, facts, verdict)
-                except (MetadataError, RenderError, InputError, OSError) as exc:
-                    logger.error(
-                        "{} for {}: could not prepare the copy: {}", item.path.name, job.platform, exc
-                    )
-                    continue
-                logger.info("{} for {}: no longer held", item.path.name, job.platform)
-                self._queue(item, facts, job.platform, platform, verdict, upload_path, output_type, held=job)
+    def reingest(self, sha256: str) -> Ingested | None:
+        """An asset taken before, from its private copy (metadata read again); None if that is gone."""
+        asset = self.ledger.asset(sha256)
+        if asset is None or not asset.object_path or not Path(asset.object_path).is_file():
+            return None
+        object_path = Path(asset.object_path)
+        result = self.exiftool.read([object_path], extra_tags=self._extra_tags())[object_path]
+        if isinstance(result, MetadataError):
+            return None
+        return Ingested(
+            sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0)
+        )
+
+    def activate_held(self, item: Ingested, facts: AssetFacts, job: Job, resend: bool = False) -> str | None:
+        """Queue a held job whose verdict is now accept. ``resend``: even a re-export of a photo
+        sent there (``stockbridge resend``). Returns why it stays held, or None: queued."""
+        platform = self.platforms[job.platform]
+        verdict = evaluate(job.platform, facts, platform.rules)
+        if verdict.verdict != ACCEPT:
+            return "; ".join(verdict.reasons)
+        if not resend and self._held_as_reexport(item, job.platform, platform, job):
+            return self.ledger.job(job.id).reason
+        try:
+            upload_path, output_type = self._prepare(item, facts, verdict)
+        except (MetadataError, RenderError, InputError, OSError) as exc:
+            reason = f"could not prepare the copy: {exc}"
+            logger.error("{} for {}: {}", item.path.name, job.platform, reason)
+            return reason
+        logger.info(
+            "{} for {}: {}", item.path.name, job.platform, "resent on request" if resend else "no longer held"
+        )
+        self._queue(
+            item, facts, job.platform, platform, verdict, upload_path, output_type, held=job, resend=resend
+        )
+        return None
 
     def release_objects(self, sha256s: Iterable[str]) -> None:
         """Delete private copies no job needs any more (all uploaded or rejected)."""

@@ -467,7 +467,11 @@ class PlatformUploader:
             )
             self._report(job.id, batch)
             return Outcome.FAILED
-        job = self.ledger.begin_upload(job.id, batch.id)  # intent is durable before the first byte
+        began = self.pipeline.begin_upload(job.id, batch.id)  # intent is durable before the first byte
+        if began is None:  # a newer export of the same photo superseded it (delivery/reexport.py)
+            self._report(job.id, batch)
+            return Outcome.SUPERSEDED
+        job = began
         started = time.monotonic()
 
         def progress(_sent: int) -> None:
