@@ -207,6 +207,7 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
                             break
                         data += chunk[1:] if chunk.startswith(b"..") else chunk
                     mails.append(Mail(sender, recipients, data, auth))
+                    recipients = []  # a new envelope for the next mail on this connection (RFC 5321, 4.1.1.4)
                     self.reply("250 queued")
                 elif verb == "QUIT":
                     self.reply("221 bye")

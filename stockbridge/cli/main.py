@@ -391,6 +391,46 @@ def retry(config_path: Path | None, platform_name: str | None, paths: tuple[Path
 
 
 @main.command()
+@common_options
+@click.option(
+    "--platform",
+    "platform_names",
+    multiple=True,
+    required=True,
+    metavar="NAME",
+    help="Send it to this platform (repeatable).",
+)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def resend(config_path: Path | None, platform_names: tuple[str, ...], paths: tuple[Path, ...]) -> None:
+    """Send a re-export held because an earlier version of the photo was uploaded (on purpose: agencies
+    penalise duplicates). The next run/once sends it, verified as any upload."""
+    from stockbridge.delivery.prepare import open_pipeline
+    from stockbridge.delivery.reexport import resend as resend_file
+
+    config = _load(config_path, resolve_secrets=False)
+    for name in platform_names:
+        if name not in config.enabled_platforms():
+            raise ConfigError(
+                f"--platform {name}: no such enabled platform",
+                hint=f"enabled: {', '.join(config.enabled_platforms()) or 'none'}",
+            )
+    problems = 0
+    with open_pipeline(config) as pipeline:
+        for path in paths:
+            for name in platform_names:
+                try:
+                    job = resend_file(pipeline, path.expanduser().resolve(), name)
+                except StockbridgeError as exc:
+                    problems += 1
+                    click.echo(f"error: {exc}", err=True)
+                    continue
+                click.echo(
+                    f"{path.name} → {name}: queued as {job.remote_name}; the service or `stockbridge once` sends it"
+                )
+    sys.exit(EXIT_FAILED if problems else EXIT_OK)
+
+
+@main.command()
 @click.option(
     "--keep", type=click.Path(file_okay=False, path_type=Path), help="Keep the workspace in this folder."
 )

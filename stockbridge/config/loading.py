@@ -161,7 +161,9 @@ def validate_config(
         raise ConfigError(_summary(source, preset_problems), problems=preset_problems)
     config = _resolve_paths(config, base)
     problems: list[str] = _overlap_problems(config)
-    warnings = [f"{source}: {warning}" if source else warning for warning in renamed]
+    warnings = [
+        f"{source}: {warning}" if source else warning for warning in [*renamed, *_notify_warnings(config)]
+    ]
     if source is not None:
         warnings.extend(_permission_warnings(config, source))
     if resolve_secrets:
@@ -179,10 +181,49 @@ def validate_config(
                 resolve_secret(secret_source)
             except ConfigError as exc:
                 problems.append(f"{where}: {exc.message}")
+        for index, url_source in enumerate(notify.urls if notify else []):
+            try:
+                url = resolve_secret(url_source)
+            except ConfigError as exc:
+                problems.append(f"notify.urls[{index}]: {exc.message}")
+            else:
+                if url is not None and (problem := _apprise_problem(url.reveal())) is not None:
+                    problems.append(f"notify.urls[{index}]: {problem}")
     if problems:
         problems = [printable(problem) for problem in problems]
         raise ConfigError(_summary(source, problems), problems=problems)
     return config.model_copy(update={"source": source, "warnings": tuple(warnings)})
+
+
+def _apprise_problem(url: str) -> str | None:
+    """Why Apprise cannot send to ``url``, or None. Never names more of the URL than its scheme."""
+    import apprise  # only where the service is about to work (check, run, once)
+
+    if apprise.Apprise.instantiate(url, suppress_exceptions=True) is not None:
+        return None
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    return (
+        f'Apprise cannot send to this "{scheme}://" URL: an unknown scheme or a part missing'
+        " (see https://github.com/caronc/apprise/wiki for its shape)"
+    )
+
+
+def _notify_warnings(config: Config) -> list[str]:
+    """The [notify] channels of 0.1.0 still work (sent through Apprise); say what to write instead."""
+    notify = config.notify
+    if notify is None:
+        return []
+    instead = {
+        "webhook": '"json://HOST/PATH" ("jsons://" for https; headers as "?+Name=value")',
+        "ntfy": '"ntfys://HOST/TOPIC" (a token as "?token=...")',
+        "email": '"mailtos://USER:PASSWORD@SMTP_HOST?from=ADDRESS&to=ADDRESS"',
+    }
+    return [
+        f"notify.{key}: still works, but [notify] now sends through Apprise: write it as notify.urls ="
+        f" [{url}], the URL (with its secret) from an env/file/credential source if you like"
+        for key, url in instead.items()
+        if getattr(notify, key) is not None
+    ]
 
 
 def _overlap_problems(config: Config) -> list[str]:
@@ -304,6 +345,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
                 and notify.ntfy.model_copy(update={"token": fix_source(notify.ntfy.token)}),
                 "email": notify.email
                 and notify.email.model_copy(update={"password": fix_source(notify.email.password)}),
+                "urls": [fix_source(url) for url in notify.urls],
             }
         )
     return config.model_copy(
@@ -340,6 +382,8 @@ def _permission_warnings(config: Config, source: Path) -> list[str]:
         literal.append("notify.ntfy")
     if notify is not None and notify.email is not None and isinstance(notify.email.password, str):
         literal.append("notify.email")
+    if notify is not None and any(isinstance(url, str) for url in notify.urls):
+        literal.append("notify.urls")  # Apprise URLs hold a token or a password, nearly all of them
     if not literal:
         return []
     try:

@@ -9,6 +9,7 @@ into one message per problem with its key path. A platform's rule tables
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -278,6 +279,12 @@ class PlatformConfig(_Model):
         None, description="Pace uploads: daily caps and time windows; what waits shows as scheduled."
     )
     csv: CsvConfig | None = Field(None, description="Write (and optionally upload) a CSV manifest per batch.")
+    on_reexport: Literal["hold", "send"] = Field(
+        "hold",
+        description="A new export of a photo already uploaded here (same XMP document ID, else the same"
+        ' path in the watch folder): "hold" it with the earlier upload named (agencies penalise duplicate'
+        ' submissions; `stockbridge resend FILE --platform NAME` sends it anyway), or "send" it as a new file.',
+    )
 
     @field_validator("host_key")
     @classmethod
@@ -436,6 +443,21 @@ class EmailConfig(_Model):
         return self.port or {"starttls": 587, "ssl": 465, "plain": 25}[self.security]
 
 
+#: An Apprise URL: a scheme, then "://" (https://github.com/caronc/apprise/wiki lists them).
+_APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S")
+
+
+def _check_notify_urls(value: list[str | PasswordSource]) -> list[str | PasswordSource]:
+    for url in value:
+        # Never echo the value: most Apprise URLs hold a token or a password.
+        if isinstance(url, str) and not _APPRISE_URL.match(url):
+            raise ValueError(
+                'expected Apprise URLs such as "tgram://BOT_TOKEN/CHAT_ID" or "mailtos://user:pass@example.com",'
+                " a scheme then ://, without spaces (https://github.com/caronc/apprise/wiki)"
+            )
+    return value
+
+
 class NotifyConfig(_Model):
     on: list[NotifyEvent] = Field(
         default_factory=lambda: list(NOTIFY_EVENTS),
@@ -445,9 +467,26 @@ class NotifyConfig(_Model):
     timeout_seconds: float = Field(
         10.0, gt=0, le=600, description="Per message and channel; never holds up uploads."
     )
-    webhook: WebhookConfig | None = Field(None, description="A generic webhook (JSON POST).")
-    ntfy: NtfyConfig | None = Field(None, description="An ntfy-style topic (text POST, Title/Tags headers).")
-    email: EmailConfig | None = Field(None, description="E-mail through an SMTP server.")
+    urls: list[str | PasswordSource] = Field(
+        default_factory=list,
+        description="Where messages go: one Apprise URL per target (Telegram, Discord, Slack, Pushover,"
+        ' ntfy, e-mail, a JSON webhook and 100 more), e.g. "tgram://BOT_TOKEN/CHAT_ID",'
+        ' "mailtos://user:pass@example.com", "ntfys://ntfy.sh/my-topic", "jsons://hooks.example.com/path";'
+        " see https://github.com/caronc/apprise/wiki. Most hold a token or password, so each may also"
+        ' come from { env = "NAME" }, { file = "PATH" }, { credential = "NAME" } or { keyring = "SERVICE/USER" }.',
+    )
+    webhook: WebhookConfig | None = Field(
+        None,
+        description='Deprecated, still works: a JSON POST of {event, title, text}; write a "json://" URL in urls.',
+    )
+    ntfy: NtfyConfig | None = Field(
+        None, description='Deprecated, still works: an ntfy topic; write an "ntfy://" URL in urls.'
+    )
+    email: EmailConfig | None = Field(
+        None, description='Deprecated, still works: e-mail through SMTP; write a "mailto://" URL in urls.'
+    )
+
+    _urls_shape = field_validator("urls")(_check_notify_urls)
 
 
 class Config(_Model):

@@ -14,6 +14,7 @@ class Outcome(enum.Enum):
 
     UPLOADED = "uploaded"
     FAILED = "failed"  # this file's answer; the batch goes on
+    SUPERSEDED = "superseded"  # not sent: a newer export of the same photo is (delivery/reexport.py)
     STOP = "stop"  # the batch stops: the platform paused, the server is gone, a shutdown, a retry later
 
 

@@ -6,6 +6,8 @@ depend on ``transports``: delivery (the uploader) and ``check --connect`` call i
 
 from __future__ import annotations
 
+import posixpath
+
 from stockbridge.config.models import PlatformConfig
 from stockbridge.config.secrets import resolve_password
 from stockbridge.transports.base import TransportSettings
@@ -30,3 +32,12 @@ def transport_settings(name: str, platform: PlatformConfig) -> TransportSettings
         timeout=platform.timeout_seconds,
         sftp_request_size=platform.sftp_request_size,
     )
+
+
+def join_remote(base: str, sub: str | None) -> str:
+    """A remote folder under the platform's ``base`` (or ``sub`` itself when it is absolute)."""
+    if not sub:
+        return base
+    if sub.startswith("/"):
+        return sub
+    return posixpath.join(base or "/", sub)

@@ -26,8 +26,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stockbridge.config.models import CsvConfig
+
+if TYPE_CHECKING:
+    from stockbridge.delivery.batch import Batch
+    from stockbridge.ledger.store import Ledger
 
 #: Cells starting with one of these are read as formulas by spreadsheets (OWASP "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
@@ -115,3 +120,24 @@ def _cell(header: str, row: ManifestRow, csv_config: CsvConfig, values_by_header
     if header in csv_config.values:
         return csv_config.values[header]
     return values_by_header.get(header.casefold(), "")
+
+
+def write_release_report(
+    ledger: Ledger, state_dir: Path, platform: str, batch: Batch
+) -> tuple[Path | None, int]:
+    """For web-form agencies: which release to attach to which uploaded file of ``batch``.
+    Returns the report's path (None: no file needed one) and how many files it lists."""
+    lines = []
+    for job in batch.uploaded:
+        fresh = ledger.job(job.id)
+        listed = (fresh.meta or {}).get("releases")
+        releases = [str(name) for name in listed] if isinstance(listed, list) else []
+        if fresh.kind == "image" and releases:
+            lines.append(f"{fresh.remote_name}: {', '.join(releases)}")
+    if not lines:
+        return None, 0
+    path = state_dir / "reports" / f"{platform}-batch{batch.id}-releases.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = f"Releases to attach on {platform}'s website (batch {batch.id}), file: release(s)\n"
+    path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+    return path, len(lines)

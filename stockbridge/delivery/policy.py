@@ -122,6 +122,12 @@ def message_of(error: BaseException) -> str:
     return error.message if isinstance(error, StockbridgeError) else str(error)
 
 
+def describe_unexpected(exc: BaseException) -> str:
+    """An unforeseen error in one line: its message, else its type's name."""
+    message = exc.message if isinstance(exc, StockbridgeError) else str(exc).strip()
+    return (message.splitlines() or [""])[0] or type(exc).__name__
+
+
 def decide_connect(error: TransportError, *, failures: int, retry: RetryPolicy) -> Decision:
     """What a failed connect / login / remote-folder setup leads to. ``failures``: consecutive
     failed connects of this platform, this one included."""

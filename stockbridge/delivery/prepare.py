@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import posixpath
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -26,8 +25,12 @@ from pathlib import Path
 from loguru import logger
 
 from stockbridge.assets import mediatypes
-from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal, stage_release
+from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal
 from stockbridge.config.models import Config, PlatformConfig
+from stockbridge.delivery import reexport
+from stockbridge.delivery.connection import join_remote
+from stockbridge.delivery.held import activate_held, queue_releases, reconsider_held, reingest
+from stockbridge.delivery.policy import describe_unexpected
 from stockbridge.errors import (
     InputError,
     MetadataError,
@@ -46,7 +49,6 @@ from stockbridge.rules.naming import remote_name
 from stockbridge.rules.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
 from stockbridge.rules.releases import (
     is_release_file,
-    release_remote_names,
 )
 from stockbridge.service.alerts import (
     Notifier,
@@ -71,6 +73,10 @@ class Pipeline:
         #: IMG_1.jpg prepared at once must not get the same name).
         self._queue_lock = threading.RLock()
         self._content_locks = [threading.Lock() for _ in range(64)]
+        #: Deciding whether a new version of a photo goes (and recording it) and the uploader's
+        #: first attempt of a job are one step each under this lock: of two versions of a photo,
+        #: at most one begins (delivery/reexport.py).
+        self._photo_lock = threading.RLock()
         #: [notify]: messages go from a background thread; closed by whoever opened the pipeline.
         self.notifier = Notifier(config.notify)
         #: Called with the platform's name when a job is queued for it (progress bars).
@@ -187,6 +193,7 @@ class Pipeline:
                 file_type=item.file_type,
                 object_path=str(item.object_path) if item.object_path else None,
                 fingerprint=item.fingerprint,
+                photo_id=self.photo_of(item),
             )
             missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
             if not missing:
@@ -214,7 +221,7 @@ class Pipeline:
         """A ``failed`` job for ``name`` when an unforeseen error kept it from getting one (once
         it has one, the job's own state stands): the error is its reason, the traceback goes to
         the log at DEBUG."""
-        reason = f"could not prepare this platform's copy: {_describe(exc)}"
+        reason = f"could not prepare this platform's copy: {describe_unexpected(exc)}"
         logger.opt(exception=exc).debug("{} for {}: traceback", item.path.name, name)
         if self.ledger.has_job(item.sha256, name):
             logger.error(
@@ -257,6 +264,10 @@ class Pipeline:
     def _routed_platforms(self, item: Ingested) -> frozenset[str] | None:
         return routed_platforms(item, self.config)
 
+    def photo_of(self, item: Ingested) -> str:
+        """Which photo ``item`` is across exports (delivery/reexport.py)."""
+        return reexport.photo_id(item.metadata, item.path, self.config.watch.folder)
+
     def _create_job(
         self,
         item: Ingested,
@@ -265,6 +276,8 @@ class Pipeline:
         platform: PlatformConfig,
         routed: frozenset[str] | None,
     ) -> None:
+        with self._photo_lock:  # the newest export of a photo supersedes versions not sent (reexport.py)
+            reexport.supersede_unsent(self.ledger, self.photo_of(item), item.path, item.sha256, name)
         if item.problem is not None or facts is None:
             reason = item.problem or "cannot read this image"
             self.ledger.create_job(sha256=item.sha256, platform=name, state=states.REJECTED, reason=reason)
@@ -298,6 +311,8 @@ class Pipeline:
                 reason,
             )
             return
+        if self._held_as_reexport(item, name, platform):  # before any copy is made for it
+            return
         try:
             upload_path, output_type = self._prepare(item, facts, verdict)
         except (MetadataError, RenderError, InputError, OSError) as exc:
@@ -321,13 +336,17 @@ class Pipeline:
         upload_path: Path,
         output_type: str,
         held: Job | None = None,
+        resend: bool = False,
     ) -> None:
         """Record an accepted verdict as a pending job (and its releases' jobs). Choosing a free
-        remote name and recording the job is one step under the lock."""
-        with self._queue_lock:
-            remote_dir = _join_remote(platform.remote_dir, verdict.remote_dir)
+        remote name and recording the job is one step under the lock. A re-export of a photo sent
+        to this platform is held instead, unless ``resend`` (reexport.py)."""
+        with self._queue_lock, self._photo_lock:
+            if not resend and self._held_as_reexport(item, name, platform, held, tell=True):
+                return
+            remote_dir = join_remote(platform.remote_dir, verdict.remote_dir)
             remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
-            release_jobs = self._queue_releases(item, name, platform, verdict, remote)
+            release_jobs = queue_releases(self, item, name, platform, verdict, remote)
             changes = list(verdict.changes)
             meta: dict[str, object] = {
                 "title": verdict.title if verdict.title is not None else facts.title,
@@ -367,46 +386,45 @@ class Pipeline:
                 if self.on_queued is not None:
                     self.on_queued(name)
 
-    def _queue_releases(
-        self, item: Ingested, name: str, platform: PlatformConfig, verdict: Verdict, image_remote: str
-    ) -> list[str]:
-        """Jobs for the releases this platform gets with the image. Returns their names for reports."""
-        rule = platform.rules.releases
-        if not verdict.releases:
-            return []
-        if rule.delivery == "manual":
-            return [str(path) for path in verdict.releases]
-        names = []
-        remote_dir = _join_remote(platform.remote_dir, rule.remote_dir if rule.delivery == "folder" else None)
-        for path, remote in release_remote_names(image_remote, verdict.releases, rule):
-            try:
-                sha, size, staged = stage_release(
-                    path, self.state_dir, allow_hardlinks=self.config.watch.allow_hardlinks
-                )
-            except (SourceChanged, InputError) as exc:
-                logger.bind(file=item.path.name, platform=name).warning(
-                    "release {} for {}: {}", path.name, name, exc
-                )
-                continue
-            # A release shared by many photos goes once (folder); named after each photo, once per photo.
-            identity = (
-                sha if rule.delivery == "folder" else hashlib.sha256(f"{sha}:{remote}".encode()).hexdigest()
-            )
-            self.ledger.record_asset(
-                sha256=identity, path=str(path), size=size, file_type=None, object_path=str(staged)
-            )
-            self.ledger.create_job(
-                sha256=identity,
-                platform=name,
-                kind="release",
-                state=states.PENDING,
-                remote_name=remote,
-                remote_dir=remote_dir if rule.delivery == "folder" else None,
-                upload_path=str(staged),
-                upload_size=size,
-            )
-            names.append(remote)
-        return names
+    def _held_as_reexport(
+        self, item: Ingested, name: str, platform: PlatformConfig, held: Job | None = None, tell: bool = False
+    ) -> bool:
+        """Hold this new version of a photo on ``name`` when an earlier one was sent there and
+        ``on_reexport`` is "hold" (reexport.py); ``held``: its job, held until now. ``tell``: log
+        that a re-export goes (once, where it is queued)."""
+        with self._photo_lock:
+            earlier = reexport.earlier_sent(self.ledger, self.photo_of(item), item.path, item.sha256, name)
+            if earlier is None:
+                return False
+            if platform.on_reexport == "send":
+                if tell:
+                    logger.info(
+                        '{}: a re-export of a photo sent to {} as {}; on_reexport = "send": it goes as a new file',
+                        item.path.name,
+                        name,
+                        earlier.remote_name,
+                    )
+                return False
+            reason = reexport.held_reason(earlier, item.path, name)
+            if held is None:
+                self.ledger.create_job(sha256=item.sha256, platform=name, state=states.HELD, reason=reason)
+            elif held.reason != reason:
+                self.ledger.set_state(held.id, states.HELD, reason)
+            else:
+                return True  # held for this already
+            logger.warning("held {} for {}: {}", item.path.name, name, reason)
+            return True
+
+    def begin_upload(self, job_id: int, batch_id: int) -> Job | None:
+        """The upload intent (``Ledger.begin_upload``), or None: a newer export of the same photo
+        came before this job's first attempt, and it is rejected as superseded (reexport.py)."""
+        with self._photo_lock:
+            job = self.ledger.job(job_id)
+            newer = reexport.newer_version(self.ledger, job)
+            if newer is None:
+                return self.ledger.begin_upload(job_id, batch_id)
+            reexport.supersede(self.ledger, job, newer.path)
+        return None
 
     def _free_remote_name(
         self, platform_name: str, platform: PlatformConfig, item: Ingested, output_type: str, remote_dir: str
@@ -468,47 +486,13 @@ class Pipeline:
         return target, output_type
 
     def reconsider_held(self) -> None:
-        """Look again at held jobs: a release that arrived lets them move on by themselves."""
-        with self._queue_lock:  # two releases arriving at once must not activate a job twice
-            self._reconsider_held()
+        reconsider_held(self)
 
-    def _reconsider_held(self) -> None:
-        held = [job for job in self.ledger.jobs(states=[states.HELD]) if job.kind == "image"]
-        for sha256 in sorted({job.sha256 for job in held}):
-            asset = self.ledger.asset(sha256)
-            if asset is None or not asset.object_path or not Path(asset.object_path).is_file():
-                continue
-            object_path = Path(asset.object_path)
-            result = self.exiftool.read([object_path], extra_tags=self._extra_tags())[object_path]
-            if isinstance(result, MetadataError):
-                continue
-            item = Ingested(
-                sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0)
-            )
-            facts = self.facts_for(item)
-            for job in held:
-                if job.sha256 != sha256 or job.platform not in self.platforms:
-                    continue
-                platform = self.platforms[job.platform]
-                verdict = evaluate(job.platform, facts, platform.rules)
-                if verdict.verdict != ACCEPT:
-                    continue
-                try:
-                    upload_path, output_type = self._prepare(item, facts, verdict)
-                except Exception as exc:  # even an unforeseen error leaves the other held jobs to go on
-                    # (the job stays held: the ledger has no held → failed move; the next release tries again)
-                    logger.opt(exception=exc).debug("{} for {}: traceback", item.path.name, job.platform)
-                    logger.bind(file=item.path.name, platform=job.platform, state=states.HELD).error(
-                        "{} for {}: could not prepare the copy: {}",
-                        item.path.name,
-                        job.platform,
-                        _describe(exc),
-                    )
-                    continue
-                logger.bind(file=item.path.name, platform=job.platform, state=states.PENDING).info(
-                    "{} for {}: no longer held", item.path.name, job.platform
-                )
-                self._queue(item, facts, job.platform, platform, verdict, upload_path, output_type, held=job)
+    def reingest(self, sha256: str) -> Ingested | None:
+        return reingest(self, sha256)
+
+    def activate_held(self, item: Ingested, facts: AssetFacts, job: Job, resend: bool = False) -> str | None:
+        return activate_held(self, item, facts, job, resend)
 
     def release_objects(self, sha256s: Iterable[str]) -> None:
         """Delete private copies no job needs any more (all uploaded or rejected)."""
@@ -536,26 +520,12 @@ class Pipeline:
                 Path(asset.object_path).unlink(missing_ok=True)
 
 
-def _describe(exc: BaseException) -> str:
-    """An unforeseen error in one line: its message, else its type's name."""
-    message = exc.message if isinstance(exc, StockbridgeError) else str(exc).strip()
-    return (message.splitlines() or [""])[0] or type(exc).__name__
-
-
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
 def _texts(value: object) -> tuple[str, ...]:
     return tuple(str(item) for item in value) if isinstance(value, list) else ()
-
-
-def _join_remote(base: str, sub: str | None) -> str:
-    if not sub:
-        return base
-    if sub.startswith("/"):
-        return sub
-    return posixpath.join(base or "/", sub)
 
 
 def _dir_key(platform: PlatformConfig, remote_dir: str) -> str | None:

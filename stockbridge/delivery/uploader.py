@@ -21,7 +21,7 @@ from loguru import logger
 from stockbridge.config.models import PlatformConfig
 from stockbridge.delivery.batch import Batch, GroupOutcome, Outcome
 from stockbridge.delivery.connection import transport_settings
-from stockbridge.delivery.manifests import ManifestRow, write_manifest
+from stockbridge.delivery.manifests import ManifestRow, write_manifest, write_release_report
 from stockbridge.delivery.pace import Clock
 from stockbridge.delivery.policy import (
     Action,
@@ -281,7 +281,11 @@ class PlatformUploader:
                 batch.failures,
             )
             if self.platform.rules.releases.delivery == "manual":
-                self._write_release_report(batch)
+                path, count = write_release_report(self.ledger, self.pipeline.state_dir, self.name, batch)
+                if path is not None:
+                    self._log(batch=batch.id).warning(
+                        "{}: {} file(s) need a release attached by hand; see {}", self.name, count, path
+                    )
             self.pipeline.release_objects(job.sha256 for job in batch.sent)
             self._notify_batch(batch)
         return batch
@@ -294,25 +298,6 @@ class PlatformUploader:
         if failures:
             details = [(Path(job.path).name, job.reason or "failed") for job in failures]
             notifier.send(FAILED, *failed_message(self.name, details))
-
-    def _write_release_report(self, batch: Batch) -> None:
-        """For web-form agencies: which release to attach to which uploaded file."""
-        batch_id = batch.id
-        lines = []
-        for job in batch.uploaded:
-            fresh = self.ledger.job(job.id)
-            releases = _texts((fresh.meta or {}).get("releases"))
-            if fresh.kind == "image" and releases:
-                lines.append(f"{fresh.remote_name}: {', '.join(releases)}")
-        if not lines:
-            return
-        path = self.pipeline.state_dir / "reports" / f"{self.name}-batch{batch_id}-releases.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        header = f"Releases to attach on {self.name}'s website (batch {batch_id}), file: release(s)\n"
-        path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
-        self._log(batch=batch_id).warning(
-            "{}: {} file(s) need a release attached by hand; see {}", self.name, len(lines), path
-        )
 
     def _send_group(
         self,
@@ -481,7 +466,11 @@ class PlatformUploader:
             )
             self._report(job.id, batch)
             return Outcome.FAILED
-        job = self.ledger.begin_upload(job.id, batch.id)  # intent is durable before the first byte
+        began = self.pipeline.begin_upload(job.id, batch.id)  # intent is durable before the first byte
+        if began is None:  # a newer export of the same photo superseded it (delivery/reexport.py)
+            self._report(job.id, batch)
+            return Outcome.SUPERSEDED
+        job = began
         started = time.monotonic()
 
         def progress(_sent: int) -> None:

@@ -102,6 +102,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "jobs.verified_by: how an upload was verified (size, or a hash name such as sha256)",
         "ALTER TABLE jobs ADD COLUMN verified_by TEXT;",
     ),
+    Migration(
+        3,
+        "assets.photo_id: which photo a file is across exports (its XMP document ID, else its path in"
+        " the watch folder), so a re-export of an uploaded photo is not sent again (delivery/reexport.py);"
+        " indexed, and so is assets.path (assets from before are the photo at their path)",
+        "ALTER TABLE assets ADD COLUMN photo_id TEXT;\n"
+        "CREATE INDEX IF NOT EXISTS assets_by_photo ON assets(photo_id);\n"
+        "CREATE INDEX IF NOT EXISTS assets_by_path ON assets(path);",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -40,6 +40,7 @@ class Job:
     remote_dir: str | None = None
     meta: dict[str, object] | None = None
     verified_by: str | None = None  # "size", or a hash name ("sha256", "md5", ...); None: not known
+    photo_id: str | None = None  # the asset's photo across exports (delivery/reexport.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +96,5 @@ def job_from_row(row: sqlite3.Row) -> Job:
         remote_dir=row["remote_dir"],
         meta=json.loads(row["meta"]) if row["meta"] else None,
         verified_by=row["verified_by"],
+        photo_id=row["photo_id"],
     )

@@ -17,7 +17,7 @@ class JobState(str, Enum):
     UPLOADING = "uploading"  # the intent: being sent now, or cut off by a crash (checked at start)
     UPLOADED = "uploaded"  # final: on the server (verified, or moved away at once by the agency)
     HELD = "held"  # waits for the user: a release, a title, keywords
-    REJECTED = "rejected"  # final: no change fixes it (too few pixels, wrong format, not routed here)
+    REJECTED = "rejected"  # final: no change fixes it (too few pixels, not routed here, superseded)
     FAILED = "failed"  # the server refused it or it kept failing; `stockbridge retry` sends it again
 
     def __str__(self) -> str:  # "pending" in messages and tables, not "JobState.PENDING"
@@ -49,7 +49,11 @@ TRANSITIONS: tuple[tuple[JobState, JobState, str], ...] = (
     (UPLOADING, UPLOADED, "the transfer is confirmed (mark_uploaded)"),
     (UPLOADING, PENDING, "retry later, platform paused or unreachable, shutdown, or recovery after a crash"),
     (UPLOADING, FAILED, "the server refused the file, or attempts ran out (set_state)"),
-    (HELD, PENDING, "what held it went away, e.g. its release arrived (activate)"),
+    (HELD, PENDING, "what held it went away, e.g. its release arrived, or `stockbridge resend` (activate)"),
+    (HELD, HELD, "held now for another reason: its release arrived, but it re-exports an uploaded photo"),
+    (PENDING, REJECTED, "a newer export of the same photo supersedes it, found before its upload began"),
+    (HELD, REJECTED, "a newer export of the same photo supersedes it (delivery/reexport.py)"),
+    (FAILED, REJECTED, "a newer export of the same photo supersedes it (delivery/reexport.py)"),
     (FAILED, PENDING, "`stockbridge retry` (requeue_failed)"),
 )
 ALLOWED: frozenset[tuple[JobState, JobState]] = frozenset((old, new) for old, new, _why in TRANSITIONS)

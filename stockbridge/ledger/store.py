@@ -11,7 +11,8 @@ duplicate upload, so durability wins over speed), ``busy_timeout``, ``quick_chec
 
 Job states and the moves they may make are in :mod:`~stockbridge.ledger.states` (a move the table
 lacks raises :class:`~stockbridge.ledger.states.ForbiddenTransition`); the schema and its numbered
-migrations, applied when a ledger is opened, in :mod:`~stockbridge.ledger.migrations`.
+migrations, applied when a ledger is opened, in :mod:`~stockbridge.ledger.migrations`; the records
+it hands out (:class:`Job`, :class:`Asset`, ...) in :mod:`~stockbridge.ledger.records`.
 """
 
 from __future__ import annotations
@@ -132,15 +133,19 @@ class Ledger:
         file_type: str | None,
         object_path: str | None,
         fingerprint: tuple[int, int, int, int] | None = None,
+        photo_id: str | None = None,
     ) -> None:
+        """``photo_id``: which photo this is across exports (delivery/reexport.py); kept from the
+        first time the content was seen."""
         now = time.time()
         with self._transaction() as db:
             db.execute(
-                """INSERT INTO assets (sha256, path, size, file_type, object_path, first_seen, last_seen)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO assets (sha256, path, size, file_type, object_path, first_seen, last_seen, photo_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(sha256) DO UPDATE SET last_seen=excluded.last_seen,
-                       object_path=COALESCE(excluded.object_path, assets.object_path)""",
-                (sha256, path, size, file_type, object_path, now, now),
+                       object_path=COALESCE(excluded.object_path, assets.object_path),
+                       photo_id=COALESCE(assets.photo_id, excluded.photo_id)""",
+                (sha256, path, size, file_type, object_path, now, now, photo_id),
             )
             if fingerprint is not None:
                 dev, ino, fsize, mtime_ns = fingerprint
@@ -283,6 +288,22 @@ class Ledger:
                 (platform, remote_name, sha256, remote_dir or ""),
             ).fetchone()
         return row is not None
+
+    def photo_jobs(self, platform: str, photo_id: str | None, path: str) -> list[Job]:
+        """Image jobs on ``platform`` of every version of one photo, oldest first: the assets with
+        ``photo_id``, and those taken before photo ids were recorded (schema 2) at ``path``. Such an
+        asset itself (``photo_id`` None) is the photo at its path."""
+        versions = "SELECT sha256 FROM assets WHERE path=?"  # both through an index (migration 3)
+        if photo_id is not None:
+            versions = f"SELECT sha256 FROM assets WHERE photo_id=? UNION ALL {versions} AND photo_id IS NULL"
+        params = (path,) if photo_id is None else (photo_id, path)
+        with self._lock:
+            rows = self._db.execute(
+                _JOB_SELECT + f" WHERE jobs.platform=? AND jobs.kind='image' AND jobs.sha256 IN ({versions})"
+                " ORDER BY jobs.id",
+                (platform, *params),
+            ).fetchall()
+        return [job_from_row(row) for row in rows]
 
     def has_job(self, sha256: str, platform: str) -> bool:
         with self._lock:
@@ -514,7 +535,10 @@ class Ledger:
             return len(again) + len(forget)
 
 
-_JOB_SELECT = "SELECT jobs.*, assets.path AS path FROM jobs JOIN assets ON assets.sha256 = jobs.sha256"
+_JOB_SELECT = (
+    "SELECT jobs.*, assets.path AS path, assets.photo_id AS photo_id"
+    " FROM jobs JOIN assets ON assets.sha256 = jobs.sha256"
+)
 
 
 def _move(db: sqlite3.Connection, job_id: int, new: JobState) -> None:

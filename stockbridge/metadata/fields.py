@@ -39,6 +39,13 @@ _RELEASE_TAGS = (
     PROPERTY_RELEASE_ID_TAG,
     PERSON_IN_IMAGE_TAG,
 )
+# Which photo a file is, across exports (design.md invariant 3): Lightroom and Photoshop write an
+# XMP Media Management DocumentID, and OriginalDocumentID for the original a file was derived from
+# (XMP Specification Part 2, 3.2 "xmpMM namespace"); both stay the same when the photo is exported
+# again with new keywords, while the bytes and so the content hash change.
+DOCUMENT_ID_TAG = "XMP-xmpMM:DocumentID"
+ORIGINAL_DOCUMENT_ID_TAG = "XMP-xmpMM:OriginalDocumentID"
+_DOCUMENT_TAGS = (DOCUMENT_ID_TAG, ORIGINAL_DOCUMENT_ID_TAG)
 #: Extra tags a caller may read: GROUP:TAG, each part starting with a letter. The letter matters:
 #: "-g1:2" or "-G1:3" would be taken by exiftool as its -g/-G option, not as a tag (decisions.md E-2).
 _EXTRA_TAG = re.compile(r"[A-Za-z][A-Za-z0-9-]*:[A-Za-z][A-Za-z0-9-]*")
@@ -51,7 +58,15 @@ _READ_ARGS = (
     *_READ_OPTIONS,
     *(
         f"-{tag}"
-        for tag in (*TITLE_TAGS, *DESCRIPTION_TAGS, *KEYWORD_TAGS, *_RELEASE_TAGS, *_SIZE_TAGS, *_STATUS_TAGS)
+        for tag in (
+            *TITLE_TAGS,
+            *DESCRIPTION_TAGS,
+            *KEYWORD_TAGS,
+            *_RELEASE_TAGS,
+            *_DOCUMENT_TAGS,
+            *_SIZE_TAGS,
+            *_STATUS_TAGS,
+        )
     ),
 )
 
@@ -76,6 +91,9 @@ class ImageMetadata:
     #: Title and description values passed over as camera or software boilerplate
     #: ("OLYMPUS DIGITAL CAMERA"; metadata/boilerplate.py), as written, each once.
     placeholders: tuple[str, ...] = ()
+    #: XMP xmpMM:DocumentID / OriginalDocumentID ("xmp.did:...", "uuid:..."), as written.
+    document_id: str | None = None
+    original_document_id: str | None = None
     #: Values of the extra tags the caller asked ``read`` for, keyed by the tag name as asked
     #: (a tag the file does not have is absent). Left out of the hash so the object stays hashable.
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
@@ -121,6 +139,8 @@ def _metadata_from(entry: Mapping[str, object], extra: Sequence[str] = ()) -> Im
         property_release_ids=_clean_keywords(_texts(entry.get(PROPERTY_RELEASE_ID_TAG))),
         persons_in_image=_clean_keywords(_texts(entry.get(PERSON_IN_IMAGE_TAG))),
         placeholders=_clean_keywords(placeholders),
+        document_id=_first_text(entry, (DOCUMENT_ID_TAG,)),
+        original_document_id=_first_text(entry, (ORIGINAL_DOCUMENT_ID_TAG,)),
         extra=_extra_values(entry, extra),
     )
 

@@ -1,44 +1,47 @@
 """Notifications: a message when a batch finishes, a platform pauses, or files fail for good.
 
+Delivery is Apprise's (https://github.com/caronc/apprise, as borgmatic uses it): one URL per target
+in ``[notify] urls`` (Telegram, Discord, Slack, Pushover, ntfy, e-mail, a JSON webhook, ...). The
+``webhook``, ``ntfy`` and ``email`` tables of 0.1.0 still work: each becomes the Apprise URL that
+sends the same thing (:func:`legacy_targets`; the webhook keeps its ``{event, title, text}`` body).
+
 ``Notifier.send(event, title, text)`` only puts the message on a queue; one background thread
-delivers it to every configured channel (a JSON webhook, an ntfy-style topic, SMTP e-mail), each
-with a short timeout. A channel that fails is logged at WARNING and skipped: notifying is never
-fatal and uploads never wait for it. ``close()`` gives queued messages a bounded time to go.
+delivers it to every target in turn, each with the ``timeout_seconds`` for connecting and for
+reading. A target that fails is logged at WARNING, named by its key and scheme only (its URL may
+hold a token), and skipped: notifying is never fatal and uploads never wait for it. ``close()``
+gives queued messages a bounded time to go.
 
 Messages carry no secret: they are built from platform names, file names and counts only (never
 hosts, logins, URLs or a server's reply), and pass through :func:`stockbridge.config.secrets.redact`.
+Every URL, and its user, password and long path parts, are known secrets: no log line shows them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
-import smtplib
-import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from email.header import Header
-from email.message import EmailMessage
 from functools import partial
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from loguru import logger
 
-from stockbridge.config.models import EmailConfig, NotifyConfig, NtfyConfig, WebhookConfig
-from stockbridge.config.secrets import redact, resolve_secret
+from stockbridge.config.models import EmailConfig, NotifyConfig, NtfyConfig, PasswordSource, WebhookConfig
+from stockbridge.config.secrets import Secret, redact, resolve_secret
 from stockbridge.errors import ConfigError
 
 BATCH = "batch"
 PAUSED = "paused"
 FAILED = "failed"
-#: Messages waiting beyond this are dropped (with a warning): a dead channel must not grow memory.
+#: Messages waiting beyond this are dropped (with a warning): a dead target must not grow memory.
 QUEUE_SIZE = 100
-#: ntfy tags (emoji short codes) per event.
+#: ntfy tags (emoji short codes) per event, for the 0.1.0 ``ntfy`` table.
 _TAGS = {BATCH: "package", PAUSED: "pause_button", FAILED: "x"}
-_USER_AGENT = "stockbridge"
+#: URL parts at least this long are taken for tokens and scrubbed from logs (hosts are shorter, mostly).
+_TOKEN_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,18 @@ class Message:
     event: str
     title: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a message goes: a name for the log (never the URL), and the Apprise URL for a message."""
+
+    name: str
+    url: Callable[[Message], str]
+
+
+class NotifyError(Exception):
+    """A target did not take the message (Apprise's own log line says why)."""
 
 
 class Notifier:
@@ -57,26 +72,33 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         if config is not None:
-            # Known secrets are scrubbed from every message: load the channels' own now, so even a
-            # message queued before the first delivery cannot carry them.
-            sources = (
+            # Known secrets are scrubbed from every message and log line: load the targets' own
+            # now, so even a message queued before the first delivery cannot carry them.
+            sources = [
                 config.ntfy.token if config.ntfy else None,
                 config.email.password if config.email else None,
-            )
+            ]
             for source in sources:
                 with contextlib.suppress(ConfigError):
                     resolve_secret(source)
+            for url_source in config.urls:
+                with contextlib.suppress(ConfigError):
+                    _url_secret(url_source)
 
     @property
-    def channels(self) -> list[str]:
+    def targets(self) -> list[Target]:
         config = self.config
         if config is None:
             return []
-        return [name for name in ("webhook", "ntfy", "email") if getattr(config, name) is not None]
+        own = [
+            Target(f"urls[{index}] ({_scheme(source)})", _resolved(source))
+            for index, source in enumerate(config.urls)
+        ]
+        return own + legacy_targets(config)
 
     def send(self, event: str, title: str, text: str) -> None:
-        """Queue a message for every channel, if ``event`` is one the user asked for. Never blocks."""
-        if self.config is None or event not in self.config.on or not self.channels:
+        """Queue a message for every target, if ``event`` is one the user asked for. Never blocks."""
+        if self.config is None or event not in self.config.on or not self.targets:
             return
         message = Message(event, redact(title), redact(text))
         with self._lock:
@@ -89,13 +111,14 @@ class Notifier:
             logger.warning("notify: {} messages are waiting; dropped: {}", QUEUE_SIZE, message.title)
 
     def close(self, wait: float | None = None) -> None:
-        """Let queued messages go, for at most ``wait`` seconds (default: one timeout per channel)."""
+        """Let queued messages go, for at most ``wait`` seconds (default: one timeout per target)."""
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is None or self.config is None:
             return
         if wait is None:
-            wait = self.config.timeout_seconds * max(1, len(self.channels)) + 1.0
+            # Connecting and reading each get the timeout.
+            wait = 2 * self.config.timeout_seconds * max(1, len(self.targets)) + 1.0
         deadline = time.monotonic() + wait
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=wait)
@@ -113,84 +136,121 @@ class Notifier:
     def _deliver(self, message: Message) -> None:
         config = self.config
         assert config is not None
-        timeout = config.timeout_seconds
         message = Message(message.event, redact(message.title), redact(message.text))
-        senders: list[tuple[str, Callable[[], None]]] = []
-        if config.webhook is not None:
-            senders.append(("webhook", partial(post_webhook, config.webhook, message, timeout)))
-        if config.ntfy is not None:
-            senders.append(("ntfy", partial(post_ntfy, config.ntfy, message, timeout)))
-        if config.email is not None:
-            senders.append(("email", partial(send_email, config.email, message, timeout)))
-        for name, deliver in senders:
+        for target in self.targets:
             try:
-                deliver()
-            except Exception as exc:  # any failure of a channel is one warning, never more
-                logger.warning("notify: {} failed ({}): {}", name, type(exc).__name__, redact(str(exc)))
+                notify(target.url(message), message, config.timeout_seconds)
+            except Exception as exc:  # any failure of a target is one warning, never more
+                logger.warning(
+                    "notify: {} failed ({}): {}", target.name, type(exc).__name__, redact(str(exc))
+                )
             else:
-                logger.debug("notify: {} sent {!r}", name, message.title)
+                logger.debug("notify: {} sent {!r}", target.name, message.title)
 
 
-# ---------------------------------------------------------------------- channels
+def notify(url: str, message: Message, timeout: float) -> None:
+    """Send ``message`` to one Apprise URL, ``timeout`` seconds to connect and to read."""
+    import apprise  # the first message pays for the import, not every command
+
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if plugin is None:
+        raise NotifyError("Apprise cannot send to this URL (unknown scheme, or a part missing)")
+    plugin.socket_connect_timeout = timeout
+    plugin.socket_read_timeout = timeout
+    kind = {BATCH: apprise.NotifyType.INFO, PAUSED: apprise.NotifyType.WARNING}.get(
+        message.event, apprise.NotifyType.FAILURE
+    )
+    if not plugin.notify(body=message.text, title=message.title, notify_type=kind):
+        raise NotifyError("not delivered")
 
 
-def post_webhook(config: WebhookConfig, message: Message, timeout: float) -> None:
-    body = json.dumps(
-        {"event": message.event, "title": message.title, "text": message.text}, ensure_ascii=False
-    ).encode("utf-8")
-    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": _USER_AGENT}
-    headers.update(config.headers)
-    _post(config.url, body, headers, timeout)
+def _url_secret(source: str | PasswordSource) -> Secret:
+    """The URL, every part of it that may be a credential now a known secret (scrubbed from logs)."""
+    secret = resolve_secret(source)
+    assert secret is not None
+    url = secret.reveal()
+    parts = urlsplit(url)
+    with contextlib.suppress(ValueError):
+        for part in (parts.username, parts.password):
+            if part:
+                Secret(part)
+    for segment in (parts.netloc + parts.path).replace("@", "/").split("/"):
+        for part in {segment, *segment.split(":")}:
+            if len(part) >= _TOKEN_CHARS:
+                Secret(part)  # tgram://BOT_ID:TOKEN/..., discord://WEBHOOK_ID/WEBHOOK_TOKEN, ...
+    return secret
 
 
-def post_ntfy(config: NtfyConfig, message: Message, timeout: float) -> None:
-    headers = {
-        "Title": _header(message.title),
-        "Tags": _TAGS.get(message.event, "information_source"),
-        "Priority": "default" if message.event == BATCH else "high",
-        "Content-Type": "text/plain; charset=utf-8",
-        "User-Agent": _USER_AGENT,
-    }
+def _resolved(source: str | PasswordSource) -> Callable[[Message], str]:
+    """The URL, read from its source at each message (a file or keyring may change)."""
+    return lambda _message: _url_secret(source).reveal()
+
+
+def _scheme(source: str | PasswordSource) -> str:
+    if isinstance(source, str):
+        return source.split("://", 1)[0]
+    return next(
+        f"{kind} source" for kind in ("env", "file", "credential", "keyring") if getattr(source, kind)
+    )
+
+
+# ---------------------------------------------------------------------- the 0.1.0 tables
+
+
+def legacy_targets(config: NotifyConfig) -> list[Target]:
+    """The 0.1.0 ``webhook``, ``ntfy`` and ``email`` tables as Apprise targets."""
+    targets = []
+    if config.webhook is not None:
+        targets.append(Target("webhook", partial(webhook_url, config.webhook)))
+    if config.ntfy is not None:
+        targets.append(Target("ntfy", partial(ntfy_url, config.ntfy)))
+    if config.email is not None:
+        targets.append(Target("email", partial(email_url, config.email)))
+    return targets
+
+
+def webhook_url(config: WebhookConfig, message: Message) -> str:
+    """A JSON POST of ``{event, title, text}``, as 0.1.0 sent it: Apprise's JSON payload with
+    ``message`` renamed ``text``, its ``version``, ``attachments`` and ``type`` left out."""
+    parts = urlsplit(config.url)
+    query = [
+        (f"-{key}", value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]  # "-": passed on as they were
+    query += [(f"+{name}", value) for name, value in config.headers.items()]
+    query += [
+        (":version", ""),
+        (":attachments", ""),
+        (":type", ""),
+        (":message", "text"),
+        (":event", message.event),
+    ]
+    scheme = "jsons" if parts.scheme == "https" else "json"
+    return f"{scheme}://{parts.netloc}{parts.path or '/'}?{urlencode(query)}"
+
+
+def ntfy_url(config: NtfyConfig, message: Message) -> str:
+    parts = urlsplit(config.url)
+    query = [
+        ("priority", "default" if message.event == BATCH else "high"),
+        ("tags", _TAGS.get(message.event, "")),
+    ]
     token = resolve_secret(config.token)
     if token is not None:
-        headers["Authorization"] = f"Bearer {token.reveal()}"
-    _post(config.url, message.text.encode("utf-8"), headers, timeout)
+        query.append(("token", token.reveal()))
+    scheme = "ntfys" if parts.scheme == "https" else "ntfy"
+    return f"{scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
 
 
-def send_email(config: EmailConfig, message: Message, timeout: float) -> None:
-    mail = EmailMessage()
-    mail["Subject"] = message.title
-    mail["From"] = config.sender
-    mail["To"] = ", ".join(config.to)
-    mail.set_content(message.text)
-    context = ssl.create_default_context()
-    smtp: smtplib.SMTP
-    if config.security == "ssl":
-        smtp = smtplib.SMTP_SSL(config.host, config.effective_port, timeout=timeout, context=context)
-    else:
-        smtp = smtplib.SMTP(config.host, config.effective_port, timeout=timeout)
-    with smtp:
-        if config.security == "starttls":
-            smtp.starttls(context=context)
-        if config.username:
-            password = resolve_secret(config.password)
-            smtp.login(config.username, password.reveal() if password is not None else "")
-        smtp.send_message(mail)
-
-
-def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # the config allows http(s) only
-        response.read(1024)
-
-
-def _header(text: str) -> str:
-    """HTTP headers are Latin-1: anything else goes RFC 2047-encoded (ntfy decodes it)."""
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return Header(text, "utf-8").encode()
-    return text
+def email_url(config: EmailConfig, _message: Message) -> str:
+    login = ""
+    if config.username:
+        password = resolve_secret(config.password)
+        secret = f":{quote(password.reveal(), safe='')}" if password is not None else ""
+        login = f"{quote(config.username, safe='')}{secret}@"
+    mode = {"starttls": "starttls", "ssl": "ssl", "plain": "insecure"}[config.security]
+    query = [("smtp", config.host), ("from", config.sender), ("to", ",".join(config.to)), ("mode", mode)]
+    scheme = "mailto" if config.security == "plain" else "mailtos"
+    return f"{scheme}://{login}{config.host}:{config.effective_port}?{urlencode(query)}"
 
 
 # ---------------------------------------------------------------------- messages

@@ -1,4 +1,5 @@
-"""Notifications reach a local webhook, ntfy topic and SMTP server; a dead one costs a warning, nothing more."""
+"""Notifications go through Apprise to a local JSON webhook, ntfy topic and SMTP server, both from
+`[notify] urls` and from the 0.1.0 tables (webhook, ntfy, email); a dead one costs a warning, nothing more."""
 
 from __future__ import annotations
 
@@ -45,17 +46,58 @@ def test_a_webhook_gets_a_json_post_with_event_title_and_text():
     }
 
 
-def test_an_ntfy_topic_gets_the_text_with_title_tags_and_the_token():
-    with http_receiver("/my-topic") as receiver:
-        sender = notifier(ntfy={"url": receiver.url, "token": NTFY_TOKEN})
+def test_apprise_urls_reach_a_json_webhook_an_ntfy_topic_and_an_smtp_server(monkeypatch, warnings):
+    with http_receiver("/hook") as hook, http_receiver("/") as topic, smtp_receiver() as smtp:
+        # The e-mail URL holds a password: from the environment, as a platform's password may be.
+        monkeypatch.setenv(
+            "TEST_NOTIFY_URL",
+            f"mailto://robot:{SMTP_PASSWORD}@{smtp.host}:{smtp.port}?smtp={smtp.host}&mode=insecure"
+            "&from=stockbridge@example.org&to=me@example.org",
+        )
+        sender = notifier(
+            urls=[
+                hook.url.replace("http://", "json://"),
+                f"ntfy://{NTFY_TOKEN}@{topic.url.removeprefix('http://').rstrip('/')}/my-topic",
+                {"env": "TEST_NOTIFY_URL"},
+            ]
+        )
+        sender.send("failed", "stockbridge: 1 file(s) failed for archive", "IMG_1.jpg: refused")
+        sender.close()
+        (posted,) = hook.wait_for(1)
+        (published,) = topic.wait_for(1)
+        (mail,) = smtp.wait_for(1)
+    assert json.loads(posted.body) == {
+        "version": "1.0",
+        "title": "stockbridge: 1 file(s) failed for archive",
+        "message": "IMG_1.jpg: refused",
+        "attachments": [],
+        "type": "failure",
+    }
+    assert json.loads(published.body) == {
+        "topic": "my-topic",
+        "title": "stockbridge: 1 file(s) failed for archive",
+        "message": "IMG_1.jpg: refused",
+    }
+    assert published.headers["Authorization"] == f"Bearer {NTFY_TOKEN}"
+    assert mail.auth == [f"\0robot\0{SMTP_PASSWORD}"]
+    assert (mail.sender, mail.recipients) == ("stockbridge@example.org", ["me@example.org"])
+    assert mail.message["Subject"] == "stockbridge: 1 file(s) failed for archive"
+    assert warnings == []
+
+
+def test_the_0_1_0_ntfy_table_reaches_its_topic_with_title_tags_priority_and_the_token():
+    with http_receiver("/") as receiver:
+        sender = notifier(ntfy={"url": receiver.url + "my-topic", "token": NTFY_TOKEN})
         sender.send("paused", "stockbridge: adobe paused", "adobe paused: the login was refused.")
         sender.close()
         (request,) = receiver.wait_for(1)
-    assert request.path == "/my-topic"
-    assert request.body.decode() == "adobe paused: the login was refused."
-    assert request.headers["Title"] == "stockbridge: adobe paused"
-    assert request.headers["Tags"] == "pause_button"
-    assert request.headers["Priority"] == "high"
+    assert json.loads(request.body) == {
+        "topic": "my-topic",
+        "title": "stockbridge: adobe paused",
+        "message": "adobe paused: the login was refused.",
+    }
+    assert request.headers["X-Tags"] == "pause_button"
+    assert request.headers["X-Priority"] == "high"
     assert request.headers["Authorization"] == f"Bearer {NTFY_TOKEN}"
 
 
@@ -68,7 +110,7 @@ def test_events_not_asked_for_are_not_sent():
     assert [json.loads(request.body)["event"] for request in receiver.requests] == ["failed"]
 
 
-def test_an_email_arrives_with_subject_and_body_and_no_password(monkeypatch):
+def test_the_0_1_0_email_table_sends_each_recipient_the_subject_and_body_and_no_password(monkeypatch):
     monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
     with smtp_receiver() as receiver:
         sender = notifier(
@@ -87,36 +129,42 @@ def test_an_email_arrives_with_subject_and_body_and_no_password(monkeypatch):
             "failed", "stockbridge: 1 file(s) failed for archive", f"IMG_1.jpg: failed {SMTP_PASSWORD}"
         )
         sender.close()
-        (mail,) = receiver.wait_for(1)
-    assert mail.auth == [f"\0robot\0{SMTP_PASSWORD}"]  # it logged in ...
-    assert SMTP_PASSWORD.encode() not in mail.data  # ... and the message never shows the password
-    assert mail.sender == "stockbridge@example.org"
-    assert mail.recipients == ["me@example.org", "you@example.org"]
-    message = mail.message
-    assert message["Subject"] == "stockbridge: 1 file(s) failed for archive"
-    assert message["To"] == "me@example.org, you@example.org"
-    assert message.get_content().strip() == "IMG_1.jpg: failed ***"
+        mails = receiver.wait_for(2)
+    # Apprise sends one mail per recipient (no one sees who else gets them).
+    assert [(mail.sender, mail.recipients) for mail in mails] == [
+        ("stockbridge@example.org", ["me@example.org"]),
+        ("stockbridge@example.org", ["you@example.org"]),
+    ]
+    for mail in mails:
+        assert mail.auth == [f"\0robot\0{SMTP_PASSWORD}"]  # it logged in ...
+        assert SMTP_PASSWORD.encode() not in mail.data  # ... and the message never shows the password
+        message = mail.message
+        assert message["Subject"] == "stockbridge: 1 file(s) failed for archive"
+        text = message.get_body(preferencelist=("plain",))
+        assert text is not None and text.get_content().strip() == "IMG_1.jpg: failed ***"
 
 
 def test_a_receiver_that_is_down_or_hangs_costs_a_warning_and_the_next_channel_still_gets_it(warnings):
     # Channels go in order (webhook, ntfy, e-mail): the webhook hangs until its timeout, the e-mail
     # server is down, and the ntfy topic between them still gets the message.
-    with hanging_receiver() as hanging, http_receiver("/topic") as working:
+    with hanging_receiver() as hanging, http_receiver("/") as working:
         sender = notifier(
             webhook={"url": hanging},
-            ntfy={"url": working.url},
+            ntfy={"url": working.url + "topic"},
             email={
                 "host": "127.0.0.1",
                 "port": closed_port(),
                 "security": "plain",
-                "from": "a@b.c",
-                "to": ["d@e.f"],
+                "from": "stockbridge@example.org",
+                "to": ["me@example.org"],
             },
         )
         sender.send("batch", "stockbridge: archive batch done", "archive: 1 uploaded.")
         stuck = sender._thread
         sender.close(wait=30)  # far beyond the 1 s timeout of each channel
-        assert [request.body for request in working.wait_for(1)] == [b"archive: 1 uploaded."]
+        assert [json.loads(request.body)["message"] for request in working.wait_for(1)] == [
+            "archive: 1 uploaded."
+        ]
     assert stuck is not None and not stuck.is_alive(), "gave up on the hanging one after its timeout"
     assert any(line.startswith("notify: webhook failed") for line in warnings)
     assert any(line.startswith("notify: email failed") for line in warnings)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from stockbridge.delivery import reexport
 from stockbridge.ledger import states, store
 from stockbridge.ledger.states import ALLOWED, ForbiddenTransition, JobState
 from stockbridge.ledger.store import Ledger
@@ -127,6 +128,9 @@ def test_a_ledger_from_before_notices_gets_the_table_when_opened(tmp_path):
     with sqlite3.connect(path) as db:  # as the builds before notices left it: no table, no version
         db.execute("DROP TABLE notices")
         db.execute("ALTER TABLE jobs DROP COLUMN verified_by")
+        db.execute("DROP INDEX assets_by_photo")
+        db.execute("DROP INDEX assets_by_path")
+        db.execute("ALTER TABLE assets DROP COLUMN photo_id")
         db.execute("PRAGMA user_version=0")
         db.execute("INSERT INTO assets VALUES ('d', '/exports/d.jpg', 1, 'jpeg', NULL, 1, 1)")
     reopened = Ledger(path)
@@ -197,6 +201,14 @@ def retry(book: Ledger, _job_id: int) -> None:
     assert book.requeue_failed("shop") == 1
 
 
+def superseded(book: Ledger, job_id: int) -> None:
+    reexport.supersede(book, book.job(job_id), "/exports/a-v2.jpg")
+
+
+def held_as_reexport(book: Ledger, job_id: int) -> None:
+    book.set_state(job_id, states.HELD, "a re-export of a photo already uploaded to shop: ...")
+
+
 #: (from, how, to): every move the pipeline and the CLI make, each made the way they make it.
 MOVES: list[tuple[JobState, Callable[[Ledger, int], None], JobState]] = [
     (states.PENDING, wait, states.PENDING),
@@ -209,6 +221,10 @@ MOVES: list[tuple[JobState, Callable[[Ledger, int], None], JobState]] = [
     (states.UPLOADING, refused, states.FAILED),
     (states.HELD, release_arrived, states.PENDING),
     (states.FAILED, retry, states.PENDING),
+    (states.HELD, held_as_reexport, states.HELD),
+    (states.PENDING, superseded, states.REJECTED),
+    (states.HELD, superseded, states.REJECTED),
+    (states.FAILED, superseded, states.REJECTED),
 ]
 
 

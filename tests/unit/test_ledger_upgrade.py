@@ -234,3 +234,50 @@ def test_an_upgrade_that_fails_half_way_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.undo()
     Ledger(path).close()  # the real upgrade still goes through
     assert user_version(path) == SCHEMA_VERSION
+
+
+def write_version_2_ledger(path: Path) -> None:
+    """A ledger as the release with schema 2 left it (no photo ids): one photo uploaded."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:2]:
+        db.executescript(migration.sql)
+    db.execute("PRAGMA user_version=2")
+    add_asset(db, sha("IMG_1 v1"), "/exports/IMG_1.jpg")
+    add_job(db, sha("IMG_1 v1"), "shop", "uploaded", remote_name="IMG_1.jpg", attempts=1, verified=1,
+            verified_by="sha256", uploaded_at=1.0e9)  # fmt: skip
+    db.close()
+
+
+def test_a_version_2_ledger_upgrades_and_its_uploads_count_as_the_photo_at_their_path(tmp_path):
+    path = tmp_path / "state" / "ledger.sqlite3"
+    write_version_2_ledger(path)
+    ledger = Ledger(path)
+    try:
+        assert user_version(path) == SCHEMA_VERSION == 3
+        (old,) = ledger.jobs()
+        assert (old.state, old.remote_name, old.verified_by, old.photo_id) == (
+            "uploaded",
+            "IMG_1.jpg",
+            "sha256",
+            None,
+        )
+        # A re-export at the same path, now with a photo id, finds the upload made before the upgrade.
+        ledger.record_asset(sha256=sha("IMG_1 v2"), path="/exports/IMG_1.jpg", size=5, file_type="jpeg",
+                            object_path=None, photo_id="xmp:xmp.did:1")  # fmt: skip
+        ledger.create_job(sha256=sha("IMG_1 v2"), platform="shop", state=states.HELD, reason="a re-export")
+        versions = ledger.photo_jobs("shop", "xmp:xmp.did:1", "/exports/IMG_1.jpg")
+        assert [(job.remote_name, job.state) for job in versions] == [
+            ("IMG_1.jpg", "uploaded"),
+            (None, "held"),
+        ]
+        # ... and the old one, asked from its side (no photo id: the photo at its path), finds the new one.
+        assert len(ledger.photo_jobs("shop", None, "/exports/IMG_1.jpg")) == 2
+        assert ledger.photo_jobs("shop", "xmp:xmp.did:2", "/exports/IMG_2.jpg") == []
+        # The first photo id recorded for a content stays.
+        ledger.record_asset(sha256=sha("IMG_1 v2"), path="/exports/moved.jpg", size=5, file_type="jpeg",
+                            object_path=None, photo_id="path:moved.jpg")  # fmt: skip
+        assert ledger.job_for(sha("IMG_1 v2"), "shop").photo_id == "xmp:xmp.did:1"  # type: ignore[union-attr]
+    finally:
+        ledger.close()
+    assert "assets_by_photo" in {row[1] for row in schema_of(path)}
