@@ -78,3 +78,20 @@ def make_image(tmp_path: Path, exiftool: ExifTool) -> MakeImage:
         return _make_image(path, **options)
 
     return make
+
+
+def whole_but_undecodable_tiff(path: Path, *, width: int = 800, height: int = 600, seed: int = 5) -> Path:
+    """A deflate-compressed TIFF whose structure is whole (every directory, strip and value inside
+    the file) but whose compressed strips are zeroed in the middle: only a full decode (or a render)
+    finds it. Pillow's header read (``image_props``) still works, so planning sees its size."""
+    import io
+
+    from stockbridge.demo.samples import draw_image
+
+    out = io.BytesIO()
+    draw_image(width, height, seed=seed).save(out, "TIFF", compression="tiff_adobe_deflate")
+    data = bytearray(out.getvalue())
+    size = len(data)  # Pillow (libtiff) writes the directory at the end: the middle is strip data
+    data[size * 2 // 5 : size * 3 // 5] = bytes(size * 3 // 5 - size * 2 // 5)
+    path.write_bytes(bytes(data))
+    return path
