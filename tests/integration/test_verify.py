@@ -120,3 +120,23 @@ def test_explain_refuses_a_cut_off_file_with_the_same_reason(
     damaged = whole_but_undecodable_tiff(tmp_path / "exports" / "damaged.tif")
     verdict = explain_file(damaged, config, exiftool)["whole"]
     assert verdict.verdict == ("reject" if verify == "decode" else "accept"), verdict
+
+
+def test_ingest_reads_back_from_its_private_copy_what_the_kept_blocks_do_not_hold(
+    tmp_path: Path, exiftool: Any
+) -> None:
+    # A 2 MB JPEG with 2.8 MB of a camera's trailer after its EOI: neither the first nor the last
+    # block of the hash pass holds that EOI, so the check walks the scans on the copy.
+    from stockbridge.assets.ingest import ingest
+
+    photo = make_image(tmp_path / "photo.jpg", width=3000, height=2000, exiftool=exiftool, quality=95, seed=1)
+    data = photo.read_bytes()
+    (tmp_path / "trailer.jpg").write_bytes(data + b"junk" * 700_000)
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2] + b"junk" * 700_000)
+    whole = ingest(tmp_path / "trailer.jpg", tmp_path / "state", exiftool, verify_pixels=False)
+    assert whole.problem is None
+    cut = ingest(tmp_path / "cut.jpg", tmp_path / "state", exiftool, verify_pixels=False)
+    assert (
+        cut.problem
+        == "cut off: the file ends inside its image data (no end-of-image marker); export it again"
+    )
