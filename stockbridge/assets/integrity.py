@@ -198,8 +198,9 @@ class JpegMarkers:
             if pair[0] != 0xFF:
                 return damaged(f"no JPEG marker at byte {position}, where the header goes on")
             marker = pair[1]
-            if marker == 0xFF:  # fill byte before a marker
-                position += 1
+            if marker == 0xFF:  # fill bytes before a marker (T.81 §B.1.1.2): skip the whole run
+                run = read_at(position + 1, 4096)
+                position += len(run) - len(run.lstrip(b"\xff"))
                 continue
             if marker in _STANDALONE:
                 position += 2
@@ -406,8 +407,12 @@ _STRIP_OFFSETS, _STRIP_BYTE_COUNTS, _TILE_OFFSETS, _TILE_BYTE_COUNTS = 273, 279,
 #: Tags whose values are offsets of further IFDs: SubIFDs (TIFF TN 1), the EXIF, GPS and
 #: interoperability IFDs (EXIF 2.3 §4.6.3).
 _IFD_POINTERS = frozenset({330, 34665, 34853, 40965})
-#: More directories than any photo has; a file claiming more is treated as damaged.
+#: More directories, entries and strips than any photo has (a few IFDs of a few dozen entries; a
+#: gigapixel BigTIFF has ~15,000 tiles of 256×256): a file claiming more is treated as damaged, so
+#: a hostile one (directories that overlap, each claiming 65,535 entries) costs no more than this.
 _MAX_IFDS = 10_000
+_MAX_ENTRIES = 1_000_000
+_MAX_ARRAY = 4_000_000
 
 
 class TiffIfds:
@@ -434,6 +439,7 @@ class TiffIfds:
             return damaged("the TIFF has no image directory")
         seen: set[int] = set()
         pending = [first]
+        entries = [0]  # read so far, over every directory
         while pending:
             offset = pending.pop()
             while offset:
@@ -442,7 +448,7 @@ class TiffIfds:
                 seen.add(offset)
                 if len(seen) > _MAX_IFDS:
                     return damaged(f"more than {_MAX_IFDS} TIFF directories")
-                problem, offset = _check_ifd(layout, offset, size, read_at, pending)
+                problem, offset = _check_ifd(layout, offset, size, read_at, pending, entries)
                 if problem is not None:
                     return problem
         return None
@@ -460,13 +466,16 @@ class _Layout:
 
 
 def _check_ifd(
-    layout: _Layout, offset: int, size: int, read_at: ReadAt, pending: list[int]
+    layout: _Layout, offset: int, size: int, read_at: ReadAt, pending: list[int], entries: list[int]
 ) -> tuple[str | None, int]:
     """Check the IFD at ``offset``; returns (a problem or None, the next IFD's offset or 0)."""
     raw_count = read_at(offset, layout.count_size)
     if len(raw_count) < layout.count_size:
         return cut_off(f"before its TIFF directory at byte {offset}"), 0
     (count,) = struct.unpack(layout.order + layout.count, raw_count)
+    entries[0] += count
+    if entries[0] > _MAX_ENTRIES:
+        return damaged(f"its TIFF directories hold more than {_MAX_ENTRIES} entries"), 0
     end = offset + layout.count_size + count * layout.entry + layout.offset_size
     if end > size:
         return cut_off(f"inside a TIFF directory (at byte {offset})"), 0
@@ -487,6 +496,8 @@ def _check_ifd(
                 ), 0
             if tag not in _ARRAY_TAGS and tag not in _IFD_POINTERS:
                 continue
+            if number > _MAX_ARRAY:
+                return damaged(f"its TIFF tag {tag} lists {number} values"), 0
             data = read_at(at, length)
         if (tag in _ARRAY_TAGS or tag in _IFD_POINTERS) and kind in _TIFF_UNSIGNED:
             arrays[tag] = struct.unpack(f"{layout.order}{number}{_TIFF_UNSIGNED[kind]}", data)

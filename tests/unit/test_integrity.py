@@ -163,6 +163,11 @@ GOOD: list[Good] = [
         "jpeg",
     ),
     Good("jpeg with exif thumbnail and icc", jpeg_with_exif_thumbnail_and_icc, "jpeg"),
+    Good(
+        "jpeg with 0xff fill before a marker",
+        lambda: pillow("JPEG").replace(b"\xff\xdb", b"\xff" * 5000 + b"\xdb", 1),
+        "jpeg",
+    ),
     Good("jpeg + zero padding", lambda: pillow("JPEG") + b"\0" * 4096, "jpeg"),
     Good("jpeg + 0xff fill", lambda: pillow("JPEG") + b"\xff" * 100, "jpeg"),
     Good(
@@ -259,6 +264,17 @@ def tiff_loop() -> bytes:
     return bytes(data)
 
 
+def tiff_overlapping_directories() -> bytes:
+    """Hostile: 20,000 SubIFDs two bytes apart, each claiming 65,535 entries over the same bytes
+    (1.3 billion entries to read without a cap); each one's next-IFD offset reads 0."""
+    subifds, claimed = 20_000, 65_535
+    region = 26 + 4 * subifds  # after the header, IFD0 (one entry) and the SubIFDs array
+    ifd0 = struct.pack("<H", 1) + struct.pack("<HHII", 330, 4, subifds, 26) + struct.pack("<I", 0)
+    offsets = struct.pack(f"<{subifds}I", *(region + 2 * index for index in range(subifds)))
+    body = b"\xff" * (2 + claimed * 12) + b"\x00" * (2 * subifds + 4)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd0 + offsets + body
+
+
 def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -322,6 +338,7 @@ BAD: list[Bad] = [
     Bad("png too short for its size", lambda: png_claiming(20000, 10000), "cannot hold 20000×10000 pixels"),
     Bad("png bomb", lambda: png_claiming(30000, 30000), "decompression bomb"),
     Bad("tiff directory loop", tiff_loop, "in a loop"),
+    Bad("tiff directories that overlap, hostile", tiff_overlapping_directories, "more than 1000000 entries"),
     Bad("tiff directory cut (at the end)", lambda: tiff_by_hand()[:-3], "inside a TIFF directory"),
     Bad("tiff tiles cut", lambda: cut(tiff_by_hand(tiles=True), 500), "TIFF directory at byte"),
     Bad(
