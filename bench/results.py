@@ -48,6 +48,12 @@ def _median(values: Sequence[float]) -> str:
     return f"{statistics.median(values):.3g}" if values else "-"
 
 
+def _ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "-"
+    return f"{ratio:.2f}" if ratio >= 0.01 else f"{ratio:.4f}"  # the integrity rows are ~0.001
+
+
 def print_table(rows: list[Row], out: io.TextIOBase | None = None) -> str:
     lines = [
         "| group | case | reference | unit | ref (median) | stockbridge (median) | N ref/ours | ratio sb/ref | target | verdict | notes |",
@@ -61,7 +67,7 @@ def print_table(rows: list[Row], out: io.TextIOBase | None = None) -> str:
         lines.append(
             f"| {row.group} | {row.case} | {row.reference_label} | {row.unit} | {_median(row.reference)} | "
             f"{_median(row.ours)} | {len(row.reference)}/{len(row.ours)} | "
-            f"{'-' if ratio is None else f'{ratio:.2f}'} | {target} | {row.verdict()} | {'; '.join(row.notes)} |"
+            f"{_ratio(ratio)} | {target} | {row.verdict()} | {'; '.join(row.notes)} |"
         )
     text = "\n".join(lines)
     print(text, file=out or sys.stdout, flush=True)

@@ -37,6 +37,7 @@ from loguru import logger
 
 from bench.data import SCALES, DataSet, Scale, generate
 from bench.end_to_end import end_to_end, run_child
+from bench.integrity import integrity_rows, make_png_set
 from bench.metadata import time_metadata
 from bench.render import time_ingest, time_render
 from bench.restart import restart_rows
@@ -258,6 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(row)
         time_metadata(row, data.big24, runs, exiftool, scratch)
         print(f"  metadata: ref {_median(row.reference)} sb {_median(row.ours)} ms/file", flush=True)
+
+        # -- integrity (issue 14): the structural check against the full decode it replaces
+        if not budget.exhausted():
+            pngs = make_png_set(workspace / "data" / "png24", 2, exiftool)
+            rows += integrity_rows(data.big24[: scale.render_images], pngs, data.tiff16[:2], runs)
 
         # -- render
         for label, files in (

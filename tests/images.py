@@ -103,3 +103,20 @@ def unreadable_tiff(width: int = 64, height: int = 48) -> bytes:
             "<HHIHH" if kind == 3 else "<HHII", tag, kind, 1, value, *([0] if kind == 3 else [])
         )
     return out + struct.pack("<I", 0) + data
+
+
+def whole_but_undecodable_tiff(path: Path, *, width: int = 800, height: int = 600, seed: int = 5) -> Path:
+    """A deflate-compressed TIFF whose structure is whole (every directory, strip and value inside
+    the file) but whose compressed strips are zeroed in the middle: only a full decode (or a render)
+    finds it. Pillow's header read (``image_props``) still works, so planning sees its size."""
+    import io
+
+    from stockbridge.demo.samples import draw_image
+
+    out = io.BytesIO()
+    draw_image(width, height, seed=seed).save(out, "TIFF", compression="tiff_adobe_deflate")
+    data = bytearray(out.getvalue())
+    size = len(data)  # Pillow (libtiff) writes the directory at the end: the middle is strip data
+    data[size * 2 // 5 : size * 3 // 5] = bytes(size * 3 // 5 - size * 2 // 5)
+    path.write_bytes(bytes(data))
+    return path

@@ -18,11 +18,13 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.filetype import sniff
+from stockbridge.assets.integrity import StreamCheck, check_file
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import ImageMetadata
@@ -111,9 +113,14 @@ def ingest(
     verify_pixels: bool = True,
 ) -> Ingested:
     """Copy, hash, sniff and read ``path``. Raises SourceChanged or InputError (not a regular file,
-    unreadable, more than one hard link unless ``allow_hardlinks``). ``verify_pixels=False``: the
-    caller checks that the image decodes in full itself (decisions.md W-3), e.g. by rendering it."""
-    sha256, size, object_tmp, fingerprint = _copy_and_hash(path, objects_dir(state_dir), allow_hardlinks)
+    unreadable, more than one hard link unless ``allow_hardlinks``). The structure is checked in
+    the same pass as the hash (``integrity``: a cut-off file is refused without decoding it);
+    ``verify_pixels`` also decodes the image in full, else the caller decides whether to
+    (decisions.md W-3: ``[watch] verify``, or a render)."""
+    structure = StreamCheck()
+    sha256, size, object_tmp, fingerprint = _copy_and_hash(
+        path, objects_dir(state_dir), allow_hardlinks, structure
+    )
     try:
         file_type = sniff(object_tmp)
         media = mediatypes.get(file_type)
@@ -128,17 +135,25 @@ def ingest(
             object_tmp.unlink()
     result = exiftool.read([final], extra_tags=extra_tags)[final]
     metadata = None if isinstance(result, MetadataError) else result
-    problem = _metadata_problem(result) or (
-        check_decodable(final, file_type, name=path.name) if verify_pixels else None
+    problem = (
+        structure.problem
+        or _metadata_problem(result)
+        or (check_decodable(final, file_type, name=path.name) if verify_pixels else None)
     )
     return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)
 
 
 def inspect(
-    path: Path, exiftool: ExifTool, extra_tags: tuple[str, ...] = (), *, allow_hardlinks: bool = False
+    path: Path,
+    exiftool: ExifTool,
+    extra_tags: tuple[str, ...] = (),
+    *,
+    allow_hardlinks: bool = False,
+    decode: bool = True,
 ) -> Ingested:
     """``ingest`` without the copy, for ``explain``: reads the source in place, read-only. Refuses
-    what ``ingest`` refuses (a link, a pipe, a hard-linked file), with the same words."""
+    what ``ingest`` refuses (a link, a pipe, a hard-linked file), with the same words. The
+    structure is always checked; ``decode`` also decodes the image in full."""
     st = os.stat(path, follow_symlinks=False)
     if stat.S_ISLNK(st.st_mode):
         raise InputError(f"{path.name}: a symbolic link, never followed; copy the photo in")
@@ -155,7 +170,11 @@ def inspect(
     absolute = path.resolve()
     result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result
-    problem = _metadata_problem(result) or check_decodable(absolute, file_type, name=path.name)
+    problem = (
+        check_file(absolute)
+        or _metadata_problem(result)
+        or (check_decodable(absolute, file_type, name=path.name) if decode else None)
+    )
     return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem)
 
 
@@ -167,9 +186,23 @@ def _hard_links(path: Path, links: int) -> InputError:
     )
 
 
+def _reader(fd: int) -> Callable[[int, int], bytes]:
+    """``read_at(offset, length)`` on ``fd`` (``os.pread`` where there is one: not on Windows)."""
+    if hasattr(os, "pread"):
+        return lambda offset, length: os.pread(fd, length, offset)
+
+    def read_at(offset: int, length: int) -> bytes:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.read(fd, length)
+
+    return read_at
+
+
 def _copy_and_hash(
-    path: Path, into: Path, allow_hardlinks: bool
+    path: Path, into: Path, allow_hardlinks: bool, structure: StreamCheck | None = None
 ) -> tuple[str, int, Path, tuple[int, int, int, int]]:
+    """Copy ``path`` into ``into`` while hashing it; ``structure`` (if given) is fed the same
+    blocks and finished on the copy, so the file is read once for all three."""
     into.mkdir(parents=True, exist_ok=True)
     # O_NONBLOCK: a name swapped for a FIFO after the watcher's lstat must not block this thread
     # waiting for a writer; the fstat below then refuses it.
@@ -199,9 +232,15 @@ def _copy_and_hash(
                 while chunk := os.read(fd, _CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
+                    if structure is not None:
+                        structure.feed(chunk)
                     size += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
+                if structure is not None:
+                    # mkstemp's descriptor is open for reading too: structure the blocks it kept
+                    # do not hold (a TIFF directory mid-file) is read back from the copy.
+                    structure.finish(_reader(out.fileno()))
         except BaseException:
             os.unlink(tmp_name)
             raise

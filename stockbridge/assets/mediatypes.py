@@ -3,7 +3,8 @@
 Each :class:`MediaType` says what a type is called (in the config, to the user, on the server),
 which file names announce it to the watcher, what its content sniffs as
 (:func:`stockbridge.assets.filetype.sniff`), whether its pixels can be measured and rendered (and
-by which Pillow plug-in), and what a derived copy of it may be converted to.
+by which Pillow plug-in), what a derived copy of it may be converted to, and which structural check
+(:mod:`stockbridge.assets.integrity`) finds a cut-off file of it without decoding.
 
 Readers: config validation (``formats``), the watcher (which names to look at), ingest (what to
 take), naming (the remote file's extension), planning (names in reasons), rendering and pixel
@@ -37,6 +38,10 @@ class MediaType:
     pillow_format: str | None = None
     #: Types a derived copy of it may be converted to (``convert_to``).
     converts_to: tuple[str, ...] = ()
+    #: How a cut-off or damaged file of this type is found without decoding it: the name of a
+    #: check in :data:`stockbridge.assets.integrity.CHECKS`. None: no structural check (the full
+    #: decode, ``[watch] verify = "decode"``, or a render still checks it).
+    structure: str | None = None
 
     @property
     def extension(self) -> str:
@@ -58,8 +63,11 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
         aliases=("jpg",),
         pillow_format="JPEG",
         converts_to=("jpeg",),
+        structure="jpeg-markers",
     ),
-    MediaType("png", "PNG", "raster", (".png",), pillow_format="PNG", converts_to=("jpeg",)),
+    MediaType(
+        "png", "PNG", "raster", (".png",), pillow_format="PNG", converts_to=("jpeg",), structure="png-chunks"
+    ),
     MediaType(
         "tiff",
         "TIFF",
@@ -68,6 +76,7 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
         aliases=("tif",),
         pillow_format="TIFF",
         converts_to=("jpeg",),
+        structure="tiff-ifds",
     ),
 )
 

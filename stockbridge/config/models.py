@@ -127,6 +127,15 @@ class WatchConfig(_Model):
         " export folder can be another name for any of your files on that disk (an SSH key), which would"
         ' then be uploaded; such files are listed under "Not taken" in `stockbridge status`.',
     )
+    verify: Literal["structure", "decode"] = Field(
+        "structure",
+        description="How a file that needs no new copy is checked to be whole before it goes out."
+        ' "structure": its JPEG markers, PNG chunks and checksums or TIFF directories must be complete,'
+        " which catches an export that was cut off at about a millisecond per file;"
+        ' "decode": the image is also decoded in full (about 0.1 s per 24 MP file), which also catches'
+        " damage inside the compressed data. A file that gets a resized or converted copy is always"
+        " decoded in full by making that copy.",
+    )
 
     @field_validator("rescan_seconds")
     @classmethod

@@ -174,7 +174,7 @@ class Pipeline:
                 self.exiftool,
                 extra_tags=self._extra_tags(),
                 allow_hardlinks=self.config.watch.allow_hardlinks,
-                verify_pixels=False,  # below: by a render when there is one, else by a decode
+                verify_pixels=False,  # below: by a render when there is one, else as [watch] verify says
             )
         except SourceChanged as exc:
             logger.info("{}", exc.message)
@@ -252,6 +252,8 @@ class Pipeline:
             except Exception:
                 break  # that platform's own trouble, recorded with its job; check the plain way
             return None
+        if self.config.watch.verify != "decode":
+            return None  # ingest checked the structure in its hash pass: a cut-off file is refused there
         return check_decodable(item.object_path, item.file_type, name=item.path.name)
 
     def _extra_tags(self) -> tuple[str, ...]:

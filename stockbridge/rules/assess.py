@@ -64,7 +64,13 @@ def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Ve
     platforms = config.enabled_platforms()
     extra = (config.editorial.field,) if config.editorial.field else ()
     try:
-        item = inspect(path, exiftool, extra_tags=extra, allow_hardlinks=config.watch.allow_hardlinks)
+        item = inspect(
+            path,
+            exiftool,
+            extra_tags=extra,
+            allow_hardlinks=config.watch.allow_hardlinks,
+            decode=config.watch.verify == "decode",
+        )
     except (InputError, OSError) as exc:
         return {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
     if item.problem is not None:

@@ -180,8 +180,15 @@ CASES: list[Case] = [
     Case("good_two.JPG", good(2), "uploaded"),
     Case("good3.jpeg", good(3), "uploaded"),
     # -- damaged or not images at all
-    Case("truncated.jpg", write(lambda: _jpeg(4)[: len(_jpeg(4)) // 2]), "rejected", "damaged or incomplete"),
-    Case("header_only.jpg", write(lambda: _jpeg(5)[:300]), "rejected", "damaged or incomplete"),
+    Case(
+        "truncated.jpg", write(lambda: _jpeg(4)[: len(_jpeg(4)) // 2]), "rejected", "cut off: the file ends"
+    ),
+    Case(
+        "header_only.jpg",
+        write(lambda: _jpeg(5)[:300]),
+        "rejected",
+        "cut off: the file ends inside its header",
+    ),
     Case("zero-byte.jpg", write(b""), "rejected", "not an image stockbridge can take"),
     Case("text.jpg", write(b"just some text\n"), "rejected", "not an image stockbridge can take"),
     Case("page.png", write(b"<!doctype html><html><body>hi</body></html>\n"), "rejected", "not an image"),

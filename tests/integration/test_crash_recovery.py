@@ -16,6 +16,7 @@ from stockbridge.demo.samples import make_image
 from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
 from stockbridge.rules.plan import AssetFacts, Verdict
+from tests.images import whole_but_undecodable_tiff
 
 
 def folder_platforms_config(tmp_path: Path, **rules: str) -> Any:
@@ -160,16 +161,17 @@ def test_two_files_of_the_same_name_prepared_at_once_never_get_the_same_remote_n
         ledger.close()
 
 
-def test_a_truncated_file_is_refused_for_every_platform_when_the_render_finds_it(
+def test_a_file_that_does_not_decode_is_refused_for_every_platform_when_the_render_finds_it(
     tmp_path: Path, exiftool: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One platform renders: its render is the full-decode check (decisions.md W-3) for all of them,
-    # so a cut-off file is rejected everywhere with the same reason, and nothing is queued.
+    # so a file whose pixels do not decode is rejected everywhere with the same reason, and nothing
+    # is queued. (Its structure is whole: a cut-off file is refused before, by ingest.)
     exports = tmp_path / "exports"
-    config = folder_platforms_config(tmp_path, whole="", small="max_long_edge = 400")
-    good = make_image(tmp_path / "good.jpg", width=1600, height=1200, title="Cut", exiftool=exiftool, seed=9)
-    cut = exports / "cut.jpg"
-    cut.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
+    config = folder_platforms_config(
+        tmp_path, whole="", small='max_long_edge = 400\nformats = ["jpeg"]\nconvert_to = "jpeg"'
+    )
+    cut = whole_but_undecodable_tiff(exports / "cut.tif")
     decoded = []
     from stockbridge.delivery import prepare as pipeline_module
 
