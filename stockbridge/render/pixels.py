@@ -114,7 +114,7 @@ def image_props(
             if width * height > MAX_PIXELS:
                 raise InputError(_too_many(width * height))
             description = _icc_description(image.info.get("icc_profile"))
-            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+            orientation = _orientation(image)
             return ImageProps(
                 width=width,
                 height=height,
@@ -134,6 +134,15 @@ def image_props(
         raise InputError(
             f"cannot read the image header ({pillow_words(exc, name)}); export it again"
         ) from exc
+
+
+def _orientation(image: Image.Image) -> object:
+    """The EXIF orientation from the header alone. A PNG's eXIf chunk may follow the pixels, and
+    Pillow's ``getexif()`` then decodes the whole image to reach it: a damaged PNG failed there
+    and lost its size, so no render was planned for it. Such a late chunk is taken as upright."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return image.getexif().get(_ORIENTATION_TAG, 1)
 
 
 def _too_many(pixels: int) -> str:

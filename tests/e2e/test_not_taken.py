@@ -58,7 +58,7 @@ def test_a_symlink_dropped_in_while_running_is_reported_at_once_and_listed_until
         listed = wait_for_status(workspace, lambda seen: "holiday.jpg" in seen, 5, "the symlink in status")
         assert listed["holiday.jpg"]["kind"] == "link"
         assert listed["holiday.jpg"]["reason"] == "a symbolic link, never followed; copy the photo in"
-        text = workspace.cli("status").stdout
+        text = workspace.cli("status", "--format", "table").stdout
         assert "Not taken" in text and "holiday.jpg" in text and "a symbolic link" in text
 
         link.unlink()
@@ -125,7 +125,7 @@ def test_once_refuses_a_hard_link_lists_it_and_takes_a_normal_copy_put_in_its_pl
     assert (listed["linked.jpg"]["kind"], listed["linked.jpg"]["reason"]) == ("refused", HARD_LINK_REASON)
     assert listed["linked.jpg"]["path"] == str(linked.resolve())
     assert "linked.jpg" not in {Path(entry["path"]).name for entry in workspace.status()["files"]}
-    text = workspace.cli("status").stdout
+    text = workspace.cli("status", "--format", "table").stdout
     assert "Not taken" in text and "has 2 hard links" in text
 
     linked.unlink()

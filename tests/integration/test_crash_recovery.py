@@ -176,7 +176,9 @@ def test_a_file_that_does_not_decode_is_refused_for_every_platform_when_the_rend
     from stockbridge.delivery import prepare as pipeline_module
 
     real_check = pipeline_module.check_decodable
-    monkeypatch.setattr(pipeline_module, "check_decodable", lambda *a: decoded.append(a) or real_check(*a))
+    monkeypatch.setattr(
+        pipeline_module, "check_decodable", lambda *a, **k: decoded.append(a) or real_check(*a, **k)
+    )
     ledger = Ledger(config.ledger_path)
     try:
         item = Pipeline(config, ledger, exiftool).accept_file(cut)

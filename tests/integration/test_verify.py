@@ -37,7 +37,7 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Every full-decode check prepare makes (not the renders')."""
     calls: list[tuple[Any, ...]] = []
     real = pipeline_module.check_decodable
-    monkeypatch.setattr(pipeline_module, "check_decodable", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(pipeline_module, "check_decodable", lambda *a, **k: calls.append(a) or real(*a, **k))
     return calls
 
 

@@ -72,3 +72,21 @@ def test_a_reason_names_the_users_file_never_the_private_copy_in_the_state_folde
     with pytest.raises(InputError) as refused:
         image_props(copy, "tiff", name="IMG_0412.tif")
     assert "798b" not in refused.value.message and "'IMG_0412.tif'" in refused.value.message
+
+
+def test_a_pngs_size_is_read_from_its_header_without_decoding_its_pixels(tmp_path, monkeypatch):
+    # Found by the structural-check work (issue 14): getexif() on a PNG decoded every pixel, so
+    # a PNG whose data is damaged lost its size, and a platform's max_long_edge planned no resize.
+    from PIL import Image, PngImagePlugin
+
+    from stockbridge.render.pixels import image_props
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (3000, 2000), (10, 20, 30)).save(path)
+
+    def no_decoding(self, *args, **kwargs):
+        raise OSError("the pixels were decoded")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decoding)
+    props = image_props(path, "png")
+    assert (props.width, props.height, props.orientation) == (3000, 2000, 1)
