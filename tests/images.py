@@ -21,6 +21,7 @@ import pytest
 
 from stockbridge.demo.samples import make_image as _make_image
 from stockbridge.metadata.exiftool import ExifTool
+from stockbridge.render.pixels import ImageProps
 
 DEFAULT_WIDTH = 1200
 DEFAULT_HEIGHT = 900
@@ -120,3 +121,20 @@ def whole_but_undecodable_tiff(path: Path, *, width: int = 800, height: int = 60
     data[size * 2 // 5 : size * 3 // 5] = bytes(size * 3 // 5 - size * 2 // 5)
     path.write_bytes(bytes(data))
     return path
+
+
+def props(width: int = 6000, height: int = 4000, **overrides: Any) -> ImageProps:
+    """The pixel facts planning reads, for an 8-bit sRGB image unless ``overrides`` say otherwise."""
+    values: dict[str, Any] = {
+        "width": width,
+        "height": height,
+        "mode": "RGB",
+        "bits": 8,
+        "icc_description": None,
+        "is_srgb": True,
+        "orientation": 1,
+        "has_alpha": False,
+        "frames": 1,
+    }
+    values.update(overrides)
+    return ImageProps(**values)

@@ -44,6 +44,7 @@ import pytest
 
 from stockbridge.demo.localserver import free_port, stop_process_group, wait_for_banner
 from tests.servers import LocalServer
+from tests.waiting import wait_for
 
 SERVERS_DIR = Path(__file__).resolve().parent.parent / ".servers"
 PROFTPD = SERVERS_DIR / "usr" / "sbin" / "proftpd"
@@ -743,14 +744,11 @@ def _pureftpd_verb(line: str) -> str | None:
 
 def wait_for_text(path: Path, text: str, timeout: float = 10.0) -> str:
     """The file's text once ``text`` shows up in it (bounded; servers log asynchronously)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        content = path.read_text(errors="replace") if path.exists() else ""
-        if text in content:
-            return content
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} never appeared in {path}:\n{content[-3000:]}")
-        time.sleep(0.02)
+
+    def content() -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    return wait_for(lambda: text in content() and content(), timeout, f"{text!r} in {path}")
 
 
 # -- fixtures ------------------------------------------------------------------------------------

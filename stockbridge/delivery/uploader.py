@@ -440,9 +440,12 @@ class PlatformUploader:
 
     def _send(self, batch: Batch, transport: Transport, job: Job, tries: int) -> Outcome:
         """Send one file and record its answer, or raise ``_Retry`` (the policy's RETRY_NOW)."""
-        local = Path(job.upload_path or "")
         if not job.remote_name or not job.upload_path:
-            local = Path("(none)")
+            # Nothing was prepared for it (its copy failed): `retry` prepares it again.
+            self.ledger.set_state(job.id, states.FAILED, "no prepared copy to send; run `stockbridge retry`")
+            self._report(job.id, batch)
+            return Outcome.FAILED
+        local = Path(job.upload_path)
         job = self.ledger.job(job.id)
         if job.attempts > 0:
             # An earlier attempt (or a crash) may have delivered it in full before we could record

@@ -16,21 +16,8 @@ from stockbridge.demo.samples import make_image
 from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
 from stockbridge.rules.plan import AssetFacts, Verdict
+from tests.configs import folder_platforms_config
 from tests.images import whole_but_undecodable_tiff
-
-
-def folder_platforms_config(tmp_path: Path, **rules: str) -> Any:
-    """A config with one ``folder`` platform per keyword (its value: that platform's rules lines),
-    the watch folder ``exports`` and the state dir ``state`` under ``tmp_path``."""
-    (tmp_path / "exports").mkdir(exist_ok=True)
-    text = f'[watch]\nfolder = "{tmp_path / "exports"}"\n\n[state]\ndir = "{tmp_path / "state"}"\n'
-    for name, lines in rules.items():
-        (tmp_path / name).mkdir()
-        text += f'\n[platforms.{name}]\nprotocol = "folder"\npath = "{tmp_path / name}"\n'
-        if lines:
-            text += f"[platforms.{name}.rules]\n{lines}\n"
-    (tmp_path / "config.toml").write_text(text)
-    return load_config(tmp_path / "config.toml")
 
 
 def test_the_private_copy_outlives_an_upload_while_another_platforms_job_is_still_being_made(

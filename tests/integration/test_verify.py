@@ -9,27 +9,18 @@ from typing import Any
 
 import pytest
 
-from stockbridge.config.loading import load_config
 from stockbridge.delivery import prepare as pipeline_module
 from stockbridge.delivery.prepare import Pipeline
 from stockbridge.demo.samples import make_image
 from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
 from stockbridge.rules.assess import explain_file
+from tests.configs import folder_platforms_config
 from tests.images import whole_but_undecodable_tiff
 
 
 def config_for(tmp_path: Path, verify: str | None, **platforms: str) -> Any:
-    (tmp_path / "exports").mkdir(exist_ok=True)
-    watch = f'verify = "{verify}"\n' if verify else ""
-    text = f'[watch]\nfolder = "{tmp_path / "exports"}"\n{watch}\n[state]\ndir = "{tmp_path / "state"}"\n'
-    for name, lines in platforms.items():
-        (tmp_path / name).mkdir()
-        text += f'\n[platforms.{name}]\nprotocol = "folder"\npath = "{tmp_path / name}"\n'
-        if lines:
-            text += f"[platforms.{name}.rules]\n{lines}\n"
-    (tmp_path / "config.toml").write_text(text)
-    return load_config(tmp_path / "config.toml")
+    return folder_platforms_config(tmp_path, f'verify = "{verify}"\n' if verify else "", **platforms)
 
 
 @pytest.fixture

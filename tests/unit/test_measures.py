@@ -13,25 +13,10 @@ import pytest
 
 from stockbridge.config.rules import RulesConfig
 from stockbridge.render.images import plan_render
-from stockbridge.render.pixels import MAX_PIXELS, ImageProps, _too_many
+from stockbridge.render.pixels import MAX_PIXELS, _too_many
 from stockbridge.rules.measures import against, limit_text
 from stockbridge.rules.plan import REJECT, AssetFacts, evaluate
-
-
-def props(width: int, height: int, **overrides: Any) -> ImageProps:
-    values: dict[str, Any] = {
-        "width": width,
-        "height": height,
-        "mode": "RGB",
-        "bits": 8,
-        "icc_description": None,
-        "is_srgb": True,
-        "orientation": 1,
-        "has_alpha": False,
-        "frames": 1,
-    }
-    values.update(overrides)
-    return ImageProps(**values)
+from tests.images import props
 
 
 def facts(width: int | None, height: int | None, size_bytes: int = 2_000_000) -> AssetFacts:

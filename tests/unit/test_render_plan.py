@@ -10,25 +10,9 @@ import pytest
 
 from stockbridge.config.rules import RulesConfig
 from stockbridge.render.images import RenderSpec, fit_size, plan_render
-from stockbridge.render.pixels import ImageProps
+from tests.images import props
 
 MB = 1_000_000
-
-
-def props(width: int = 6000, height: int = 4000, **overrides: Any) -> ImageProps:
-    values: dict[str, Any] = {
-        "width": width,
-        "height": height,
-        "mode": "RGB",
-        "bits": 8,
-        "icc_description": None,
-        "is_srgb": True,
-        "orientation": 1,
-        "has_alpha": False,
-        "frames": 1,
-    }
-    values.update(overrides)
-    return ImageProps(**values)
 
 
 ADOBE_RGB: dict[str, Any] = {"icc_description": "Adobe RGB (1998)", "is_srgb": False}

@@ -249,3 +249,14 @@ def test_a_shutdown_mid_file_leaves_it_pending_for_the_next_start(setup, tmp_pat
     assert uploader.ledger.job(ids[0]).reason == "interrupted by shutdown"
     assert uploader.ledger.job(ids[0]).next_attempt_at == 0, "it goes first at the next start"
     assert script.put_calls == ["a.jpg"]
+
+
+def test_a_job_with_nothing_prepared_fails_with_a_reason_and_the_batch_goes_on(setup, tmp_path):
+    # A job whose copy could not be made has no file to send; the uploader used to assert on it.
+    uploader, script = setup
+    ids = queue(uploader, tmp_path, "a.jpg", "b.jpg")
+    uploader.ledger._db.execute("UPDATE jobs SET upload_path = NULL WHERE id = ?", (ids[0],))
+    send(uploader)
+    assert states_of(uploader, ids) == ["failed", "uploaded"]
+    assert uploader.ledger.job(ids[0]).reason == "no prepared copy to send; run `stockbridge retry`"
+    assert script.put_calls == ["b.jpg"]
