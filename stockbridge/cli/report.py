@@ -140,6 +140,7 @@ def status_payload(
                 "remote_name": job.remote_name,
                 "changes": list(job.changes),
                 "verified_by": job.verified_by,
+                "manual": manual_steps(job.meta),
             }
             if slot is not None:
                 entry["platforms"][job.platform].update(
@@ -175,6 +176,14 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
     ledger = Ledger(config.ledger_path)
     try:
         batches = ledger.batches(limit=limit)
+        manual = {
+            batch.id: [
+                {"path": job.path, "remote_name": job.remote_name, "steps": steps}
+                for job in ledger.batch_jobs(batch.id)
+                if (steps := manual_steps(job.meta))
+            ]
+            for batch in batches
+        }
     finally:
         ledger.close()
     return {
@@ -189,10 +198,18 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
                 "files": max(batch.files, batch.uploaded + batch.failed),
                 "uploaded": batch.uploaded,
                 "failed": batch.failed,
+                # Steps left for the agency's website, per file (an AI checkbox, categories).
+                "manual": manual[batch.id],
             }
             for batch in batches
         ]
     }
+
+
+def manual_steps(meta: dict[str, object] | None) -> list[str]:
+    """The steps a job left for the agency's website (recorded when it was queued)."""
+    steps = (meta or {}).get("manual")
+    return [str(step) for step in steps] if isinstance(steps, list) else []
 
 
 def print_history_table(payload: dict[str, Any], console: Console | None = None) -> None:
@@ -223,6 +240,19 @@ def print_history_table(payload: dict[str, Any], console: Console | None = None)
             f"[red]{batch['failed']}[/]" if batch["failed"] else "0",
         )
     console.print(table)
+    _print_manual(payload["batches"], console)
+
+
+def _print_manual(batches: list[dict[str, Any]], console: Console) -> None:
+    """Under the history table: what is left to do on the agencies' websites, file by file."""
+    for batch in batches:
+        for entry in batch.get("manual", []):
+            name = entry["remote_name"] or entry["path"].rsplit("/", 1)[-1]
+            console.print(
+                f"[bold]to do on {_escape(batch['platform'])}[/] (batch {batch['id']}) {_escape(name)}:"
+            )
+            for step in entry["steps"]:
+                console.print(f"  - {_escape(step)}")
 
 
 HISTORY_COLUMNS = ("batch", "platform", "opened", "closed", "files", "uploaded", "failed")
@@ -249,6 +279,8 @@ def status_lines(payload: dict[str, Any]) -> list[str]:
     for entry in payload["files"]:
         for name, job in sorted(entry["platforms"].items()):
             detail = job["reason"] or (job["remote_name"] if job["state"] == "uploaded" else None) or ""
+            if job.get("manual"):
+                detail = "; ".join([detail, *(f"to do: {step}" for step in job["manual"])]).lstrip("; ")
             lines.append(
                 "\t".join(_printable(value) for value in (entry["path"], name, job["state"], detail))
             )
@@ -319,6 +351,8 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
                 text += f"\nas {_escape(job['remote_name'])}"
             for change in job.get("changes", []):
                 text += f"\n{_escape(change)}"
+            for step in job.get("manual", []):
+                text += f"\n[bold]to do:[/] {_escape(step)}"
             cells.append(text)
         table.add_row(*cells)
     console.print(table)
