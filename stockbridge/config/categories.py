@@ -125,7 +125,7 @@ class AiRule(_Model):
     policy: str | None = Field(
         None,
         description='generated = "reject": where the agency says so, named in the reason'
-        ' (e.g. "submit.shutterstock.com/help/en/articles/10594622").',
+        " (a help page address; the presets name theirs).",
     )
     steps: list[str] = Field(
         default_factory=list,

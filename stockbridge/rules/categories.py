@@ -111,8 +111,13 @@ def plan_categories(
     if not mapped and rule.required:
         if found:
             names = ", ".join(f'"{name}"' for name in unmapped)
+            what = (
+                f"category {names} (from {source}) is not"
+                if len(unmapped) == 1
+                else f"categories {names} (from {source}) are not"
+            )
             holds.append(
-                f"category {names} (from {source}) is not one of {platform}'s: {valid_values(rule)};"
+                f"{what} one of {platform}'s: {valid_values(rule)};"
                 f" map it in [platforms.{platform}.rules.categories.map]"
             )
         else:
@@ -122,7 +127,9 @@ def plan_categories(
             )
     elif unmapped and rule.values:
         names = ", ".join(f'"{name}"' for name in unmapped)
-        changes.append(f"category {names} is not one of {platform}'s; left out")
+        changes.append(
+            f"{'category' if len(unmapped) == 1 else 'categories'} {names}: not {platform}'s; left out"
+        )
     return CategoryPlan(tuple(mapped), tuple(holds), tuple(changes), manual)
 
 
@@ -170,7 +177,7 @@ def _named(value: str, rule: CategoryRule) -> str:
 
 
 def _how_many(rule: CategoryRule) -> str:
-    return "one" if rule.max == 1 else f"one to {rule.max}"
+    return {1: "one", 2: "one or two"}.get(rule.max, f"one to {rule.max}")
 
 
 def _key(text: str) -> str:
