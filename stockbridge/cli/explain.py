@@ -37,20 +37,26 @@ def explain_payload(files: Sequence[Explained]) -> dict[str, Any]:
             {
                 "path": str(path),
                 "facts": facts_payload(facts),
-                "platforms": {
-                    name: {
-                        "verdict": v.verdict,
-                        "reasons": list(v.reasons),
-                        "changes": list(v.changes),
-                        "categories": list(v.categories),
-                        "manual": list(v.manual),
-                    }
-                    for name, v in verdicts.items()
-                },
+                "platforms": {name: _verdict_payload(v) for name, v in verdicts.items()},
             }
             for path, facts, verdicts in files
         ]
     }
+
+
+def _verdict_payload(verdict: Verdict) -> dict[str, Any]:
+    """Verdict, reasons and changes; ``categories`` (the platform's values for the file) and
+    ``manual`` (steps left for the agency's website) only when there are some."""
+    shown: dict[str, Any] = {
+        "verdict": verdict.verdict,
+        "reasons": list(verdict.reasons),
+        "changes": list(verdict.changes),
+    }
+    if verdict.categories:
+        shown["categories"] = list(verdict.categories)
+    if verdict.manual:
+        shown["manual"] = list(verdict.manual)
+    return shown
 
 
 def print_explained(config: Config, files: Sequence[Explained]) -> None:

@@ -81,6 +81,8 @@ def status_payload(
     ``kind`` is "image", or "release" for a release file delivered with the images that need it.
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
+    ``manual``, present only when there are some, lists the steps left for the agency's website
+    for that file (an AI checkbox, categories set on the web), as its preset's rules say.
     A ``paused`` object (platform → reason) is present when a platform waits for the user.
     A pending job that waits for its platform's ``schedule`` shows as state "scheduled", with the
     reason and ``scheduled_at`` (local time, ISO 8601) when it will go; the ledger keeps it pending.
@@ -140,8 +142,9 @@ def status_payload(
                 "remote_name": job.remote_name,
                 "changes": list(job.changes),
                 "verified_by": job.verified_by,
-                "manual": manual_steps(job.meta),
             }
+            if steps := manual_steps(job.meta):
+                entry["platforms"][job.platform]["manual"] = steps
             if slot is not None:
                 entry["platforms"][job.platform].update(
                     state=SCHEDULED, reason=slot.reason, scheduled_at=slot.at.isoformat(timespec="minutes")
@@ -168,9 +171,10 @@ def status_payload(
 
 
 def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]:
-    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed"}]}``, newest
-    first; times are local ISO 8601 date-times, ``closed`` null while a batch is open (or was cut
-    short by a crash)."""
+    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed", "manual"}]}``,
+    newest first; times are local ISO 8601 date-times, ``closed`` null while a batch is open (or was
+    cut short by a crash). ``manual``: ``[{"path", "remote_name", "steps"}]``, the files of the batch
+    that left steps for the agency's website."""
     if not config.ledger_path.exists():
         return {"batches": []}
     ledger = Ledger(config.ledger_path)
