@@ -12,6 +12,7 @@ Two sides, like ``[editorial]`` and ``rules.editorial``:
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Literal
 
@@ -177,7 +178,9 @@ class CategoryRule(_Model):
         for source, targets in self.map.items():
             for target in [targets] if isinstance(targets, str) else targets:
                 if target not in known:
-                    raise ValueError(f"map.{source}: {target!r} is not one of values")
+                    close = difflib.get_close_matches(target, self.values, n=1)
+                    hint = f'; did you mean "{close[0]}"?' if close else ""
+                    raise ValueError(f"map.{source}: {target!r} is not one of values{hint}")
         unknown = [value for value in self.labels if value not in known]
         if unknown:
             raise ValueError(f"labels: {unknown[0]!r} is not one of values")

@@ -223,6 +223,16 @@ def test_csv_cells_are_per_file_with_csv_values_as_the_default() -> None:
         mature=True,
         cells={"AI": "Yes"},
     )
-    lines = render_manifest(config, [base, own]).splitlines()
+    hostile = ManifestRow(
+        filename="c.jpg",
+        title=None,
+        description=None,
+        keywords=(),
+        editorial=False,
+        releases=(),
+        categories=("=HYPERLINK(\"http://x\")",),  # a category taken as written (no agency list)
+    )
+    lines = render_manifest(config, [base, own, hostile]).splitlines()
     assert lines[1] == "a.jpg,Nature,Yes,No,"
     assert lines[2] == 'b.jpg,"Animals/Wildlife,Nature",Yes,Yes,Yes'
+    assert lines[3].startswith('c.jpg,"HYPERLINK(') and "=" not in lines[3]
