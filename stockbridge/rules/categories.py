@@ -123,7 +123,8 @@ def plan_categories(
         else:
             holds.append(
                 f"no category, {platform} needs {_how_many(rule)} of {valid_values(rule)};"
-                ' set XMP photoshop:Category, a keyword "category|NAME" or a [categories] folders entry'
+                ' give the file a category (XMP photoshop:Category, a keyword "category|NAME" or a'
+                " sub-folder: see [categories])"
             )
     elif unmapped and rule.values:
         names = ", ".join(f'"{name}"' for name in unmapped)

@@ -149,13 +149,11 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
             remote_dir = rules.editorial.remote_dir
             changes.append(f"editorial: uploaded into {remote_dir}/")
 
-    ai = plan_ai(
-        platform,
-        facts.ai,
-        facts.keywords,
-        {"title": facts.title, "description": facts.description},
-        rules.ai,
-    )
+    # The title as the agency will read it (an empty one filled from the description).
+    shown_title = facts.title if (facts.title or "").strip() else None
+    if shown_title is None and rules.title.from_description:
+        shown_title = facts.description
+    ai = plan_ai(platform, facts.ai, facts.keywords, {"title": shown_title}, rules.ai)
     rejects.extend(ai.rejects)
     changes.extend(ai.changes)
     categories = plan_categories(platform, facts.categories, facts.category_source, rules.categories)
