@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from stockbridge.cli.main import main
 from stockbridge.demo.samples import make_image
+from stockbridge.metadata.exiftool import ExifTool
 from tests.images import require_exiftool
 
 AI_URI = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -44,21 +45,29 @@ def cli(*args: str) -> str:
     return result.output
 
 
-def tag(path: Path, *assignments: str) -> None:
-    command = [require_exiftool(), "-q", "-overwrite_original", *assignments, str(path)]
-    subprocess.run(command, check=True, capture_output=True, timeout=30)
+def tag(*files: tuple[Path, tuple[str, ...]]) -> None:
+    """Tag each file with its assignments in one separate exiftool process, as another program
+    would have (``-execute`` between files)."""
+    lines = []
+    for path, assignments in files:
+        lines += ["-q", "-overwrite_original", *assignments, str(path), "-execute"]
+    command = [require_exiftool(), "-@", "-"]
+    subprocess.run(
+        command, input="\n".join(lines) + "\n", text=True, check=True, capture_output=True, timeout=30
+    )
 
 
 def photo(
+    exiftool: ExifTool,
     path: Path,
     seed: int,
     *assignments: str,
     title: str = "Beach at dusk",
     keywords: tuple[str, ...] = KEYWORDS,
-) -> None:
-    make_image(path, width=2600, height=1700, title=title, keywords=keywords, seed=seed)
-    if assignments:
-        tag(path, *assignments)
+) -> tuple[Path, tuple[str, ...]]:
+    # Small (the platforms' minimum sizes are lowered in CONFIG): the pixels are not what is tested.
+    make_image(path, width=640, height=480, title=title, keywords=keywords, seed=seed, exiftool=exiftool)
+    return path, assignments
 
 
 CONFIG = """\
@@ -73,36 +82,42 @@ folders = {{ nature = "Nature" }}
 preset = "shutterstock"
 protocol = "folder"
 path = "{root}/sstk"
+rules.min_megapixels = 0.1
 [platforms.adobe]
 preset = "adobe_stock"
 protocol = "folder"
 path = "{root}/adobe"
+rules.min_megapixels = 0.1
 [platforms.dreams]
 preset = "dreamstime"
 protocol = "folder"
 path = "{root}/dreams"
+rules.min_megapixels = 0.1
 """
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, exiftool: ExifTool) -> Iterator[World]:
     root = tmp_path_factory.mktemp("aicat")
     exports = root / "exports"
     for name in ("sstk", "adobe", "dreams"):
         (root / name).mkdir()
-    photo(
-        exports / "generated.jpg",
-        1,
-        f"-XMP-iptcExt:DigitalSourceType={AI_URI}",
-        "-XMP-photoshop:Category=Nature",
-        title="Sunset made with generative AI",
-        keywords=(*KEYWORDS, "generative AI"),
+    tag(
+        photo(
+            exiftool,
+            exports / "generated.jpg",
+            1,
+            f"-XMP-iptcExt:DigitalSourceType={AI_URI}",
+            "-XMP-photoshop:Category=Nature",
+            title="Sunset made with generative AI",
+            keywords=(*KEYWORDS, "generative AI"),
+        ),
+        photo(exiftool, exports / "fox.jpg", 2, "-XMP-lr:HierarchicalSubject=category|Animals"),
+        photo(exiftool, exports / "illustration" / "drawn.jpg", 3, "-XMP-photoshop:Category=Backgrounds"),
+        photo(exiftool, exports / "nature" / "lake.jpg", 4),  # its category comes from the folder
+        photo(exiftool, exports / "plain.jpg", 5),
+        photo(exiftool, exports / "sunsets.jpg", 6, "-XMP-photoshop:SupplementalCategories=Sunsets"),
     )
-    photo(exports / "fox.jpg", 2, "-XMP-lr:HierarchicalSubject=category|Animals")
-    photo(exports / "illustration" / "drawn.jpg", 3, "-XMP-photoshop:Category=Backgrounds")
-    photo(exports / "nature" / "lake.jpg", 4)  # its category comes from the folder
-    photo(exports / "plain.jpg", 5)
-    photo(exports / "sunsets.jpg", 6, "-XMP-photoshop:SupplementalCategories=Sunsets")
     config = root / "config.toml"
     config.write_text(CONFIG.format(root=root))
     cli("once", "--config", str(config))
@@ -208,13 +223,19 @@ def test_explain_shows_the_ai_source_the_category_and_each_mapping(world: World)
     assert "category: Nature (from XMP-photoshop:Category)" in text
 
 
-def test_the_service_plans_held_files_again_when_its_config_is_reloaded(tmp_path: Path) -> None:
+def test_the_service_plans_held_files_again_when_its_config_is_reloaded(
+    tmp_path: Path, exiftool: ExifTool
+) -> None:
     # `systemctl reload stockbridge` (SIGHUP) with a new mapping: the held file is queued at once.
     from stockbridge.config.loading import load_config
     from stockbridge.delivery.prepare import open_pipeline
     from stockbridge.service.daemon import Service
 
-    photo(tmp_path / "exports" / "sunsets.jpg", 7, "-XMP-photoshop:SupplementalCategories=Sunsets")
+    tag(
+        photo(
+            exiftool, tmp_path / "exports" / "sunsets.jpg", 7, "-XMP-photoshop:SupplementalCategories=Sunsets"
+        )
+    )
     (tmp_path / "sstk").mkdir()
     config = tmp_path / "config.toml"
     config.write_text(CONFIG.format(root=tmp_path).split("[platforms.adobe]")[0])

@@ -230,7 +230,7 @@ def test_csv_cells_are_per_file_with_csv_values_as_the_default() -> None:
         keywords=(),
         editorial=False,
         releases=(),
-        categories=("=HYPERLINK(\"http://x\")",),  # a category taken as written (no agency list)
+        categories=('=HYPERLINK("http://x")',),  # a category taken as written (no agency list)
     )
     lines = render_manifest(config, [base, own, hostile]).splitlines()
     assert lines[1] == "a.jpg,Nature,Yes,No,"
