@@ -335,6 +335,10 @@ class PlatformConfig(_Model):
             raise ValueError("sftp needs password or key_file")
         if self.protocol in ("ftp", "ftps") and self.password is None:
             raise ValueError(f"{self.protocol} needs password")
+        columns = {column.casefold() for column in self.csv.columns} if self.csv else set()
+        stray = [header for header in self.rules.ai.csv if header.casefold() not in columns]
+        if stray:
+            raise ValueError(f"rules.ai.csv: {stray[0]!r} is not one of csv.columns; add it there")
         return self
 
     @property

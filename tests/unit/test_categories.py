@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stockbridge.config.categories import AiConfig, AiRule, CategoriesConfig, CategoryRule, FlagConfig
-from stockbridge.config.models import CsvConfig
+from stockbridge.config.models import CsvConfig, PlatformConfig
 from stockbridge.config.presets import load_preset, preset_about, preset_names
 from stockbridge.config.rules import RulesConfig
 from stockbridge.delivery.manifests import ManifestRow, render_manifest
@@ -104,6 +104,17 @@ def test_a_mapping_to_a_value_the_agency_does_not_have_is_a_config_error() -> No
         CategoryRule(values=["Nature"], map={"Nature": "Natur"})
     with pytest.raises(ValueError, match="tag name"):
         CategoriesConfig(fields=["-g1:2"])
+    # An AI file's CSV cell under a header the CSV does not have would be lost without a word.
+    with pytest.raises(ValueError, match=r"rules\.ai\.csv: 'AI' is not one of csv\.columns"):
+        PlatformConfig.model_validate(
+            {
+                "protocol": "folder",
+                "path": "/tmp/x",
+                "rules": {"ai": {"csv": {"AI": "Yes"}}},
+                "csv": {"columns": ["Filename"]},
+            },
+            strict=False,
+        )
 
 
 def test_categories_come_from_the_first_field_then_a_hierarchical_keyword_then_the_folder(
