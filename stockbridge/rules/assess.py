@@ -13,6 +13,8 @@ from stockbridge.config.models import Config
 from stockbridge.errors import InputError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.render.pixels import image_props
+from stockbridge.rules.ai import ai_signal
+from stockbridge.rules.categories import extra_tags, file_categories, has_flag
 from stockbridge.rules.plan import AssetFacts, Verdict, evaluate
 from stockbridge.rules.releases import (
     find_releases,
@@ -40,6 +42,7 @@ def assess(item: Ingested, config: Config) -> AssetFacts:
         for kind in needs
         if not found.get(kind)
     }
+    categories, category_source = file_categories(item.path, root, metadata.extra, config.categories)
     return replace(
         item.facts(),
         props=props,
@@ -47,6 +50,11 @@ def assess(item: Ingested, config: Config) -> AssetFacts:
         release_needs=needs,
         releases=found,
         release_hints=hints,
+        ai=ai_signal(metadata.keywords, metadata.extra, config.ai),
+        categories=categories,
+        category_source=category_source,
+        illustration=has_flag(item.path, root, metadata.keywords, metadata.extra, config.illustration),
+        mature=has_flag(item.path, root, metadata.keywords, metadata.extra, config.mature),
     )
 
 
@@ -61,20 +69,26 @@ def routed_platforms(item: Ingested, config: Config) -> frozenset[str] | None:
 
 def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Verdict]:
     """What each enabled platform would get from ``path``, exactly as ``run`` decides it."""
+    return explain_details(path, config, exiftool)[1]
+
+
+def explain_details(
+    path: Path, config: Config, exiftool: ExifTool
+) -> tuple[AssetFacts | None, dict[str, Verdict]]:
+    """``explain_file``, with the facts the verdicts came from (None: the file was not readable)."""
     platforms = config.enabled_platforms()
-    extra = (config.editorial.field,) if config.editorial.field else ()
     try:
         item = inspect(
             path,
             exiftool,
-            extra_tags=extra,
+            extra_tags=extra_tags(config),
             allow_hardlinks=config.watch.allow_hardlinks,
             decode=config.watch.verify == "decode",
         )
     except (InputError, OSError) as exc:
-        return {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
+        return None, {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
     if item.problem is not None:
-        return {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
+        return None, {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
     facts = assess(item, config)
     routed = routed_platforms(item, config)
     verdicts = {}
@@ -84,4 +98,4 @@ def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Ve
             verdicts[name] = Verdict(name, "reject", (reason,))
         else:
             verdicts[name] = evaluate(name, facts, platform.rules)
-    return verdicts
+    return facts, verdicts
