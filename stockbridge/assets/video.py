@@ -92,6 +92,26 @@ class ClipFacts:
         }
 
 
+def describe(meta: object) -> str | None:
+    """``ClipFacts.summary()`` from a job's recorded facts (``as_meta``), for ``status``."""
+    if not isinstance(meta, dict):
+        return None
+    try:
+        clip = ClipFacts(
+            container=str(meta["container"]),
+            codec=str(meta["codec"]),
+            width=int(meta["width"]),
+            height=int(meta["height"]),
+            fps=Fraction(str(meta["fps"])),
+            seconds=float(meta["seconds"]),
+            size_bytes=0,
+            audio=bool(meta["audio"]),
+        )
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    return clip.summary()
+
+
 class ProbeUnavailable(Exception):
     """ffprobe is not installed (or cannot run): the clip is not taken yet, and says why."""
 

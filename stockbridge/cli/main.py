@@ -202,7 +202,7 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
 
     A folder stands for every file in it that the watcher would take (junk names left out)."""
     from stockbridge.metadata.exiftool import ExifTool
-    from stockbridge.rules.assess import explain_file
+    from stockbridge.rules.assess import explain_with_facts
 
     config = _load(config_path, resolve_secrets=False)
     missing = [str(path) for path in paths if not path.exists() and not path.is_symlink()]
@@ -212,24 +212,27 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
     files = []
     with ExifTool() as exiftool:
         for path in _explained_files(paths, config):
-            files.append((path, explain_file(path, config, exiftool)))
+            files.append((path, *explain_with_facts(path, config, exiftool)))
     if as_json:
         payload = {
             "files": [
                 {
                     "path": str(path),
+                    **({"clip": clip.as_meta()} if clip is not None else {}),
                     "platforms": {
                         name: {"verdict": v.verdict, "reasons": list(v.reasons), "changes": list(v.changes)}
                         for name, v in verdicts.items()
                     },
                 }
-                for path, verdicts in files
+                for path, clip, verdicts in files
             ]
         }
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
-    for path, verdicts in files:
+    for path, clip, verdicts in files:
         click.echo(str(path))
+        if clip is not None:
+            click.echo(f"  clip: {clip.summary()}")
         for name, verdict in verdicts.items():
             click.echo(f"  {name}: {verdict.verdict}")
             for reason in verdict.reasons:

@@ -47,7 +47,7 @@ class VideoRules(_Model):
     widescreen: bool = Field(
         False,
         description="Also take a clip as wide as one of `resolutions` with fewer lines, a wider aspect"
-        " ratio (1920x804 at 2.39:1), as Adobe Stock does.",
+        " ratio (1920x804 at 2.39:1), as some agencies do.",
     )
     min_resolution: str | None = Field(
         None,
@@ -67,7 +67,7 @@ class VideoRules(_Model):
         None,
         ge=1,
         description="At most this many clips in one batch (one connection); the rest go in the next"
-        " batch. Shutterstock asks for 25 or fewer.",
+        " batch (some agencies ask for 25 or fewer).",
     )
     remote_dir: str | None = Field(
         None, description="Remote folder for clips, when not the platform's remote_dir."

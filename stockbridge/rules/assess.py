@@ -9,6 +9,7 @@ from pathlib import Path
 from loguru import logger
 
 from stockbridge.assets.ingest import Ingested, inspect
+from stockbridge.assets.video import ClipFacts
 from stockbridge.config.models import Config
 from stockbridge.errors import InputError
 from stockbridge.metadata.exiftool import ExifTool
@@ -62,6 +63,13 @@ def routed_platforms(item: Ingested, config: Config) -> frozenset[str] | None:
 
 def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Verdict]:
     """What each enabled platform would get from ``path``, exactly as ``run`` decides it."""
+    return explain_with_facts(path, config, exiftool)[1]
+
+
+def explain_with_facts(
+    path: Path, config: Config, exiftool: ExifTool
+) -> tuple[ClipFacts | None, dict[str, Verdict]]:
+    """``explain_file``, with a clip's ffprobe facts (None for anything else): ``explain`` shows them."""
     platforms = config.enabled_platforms()
     extra = (config.editorial.field,) if config.editorial.field else ()
     try:
@@ -73,9 +81,9 @@ def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Ve
             decode=config.watch.verify == "decode",
         )
     except (InputError, OSError) as exc:
-        return {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
+        return None, {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
     if item.problem is not None:
-        return {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
+        return None, {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
     facts = assess(item, config)
     routed = routed_platforms(item, config)
     verdicts = {}
@@ -85,4 +93,4 @@ def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Ve
             verdicts[name] = Verdict(name, "reject", (reason,))
         else:
             verdicts[name] = evaluate(name, facts, platform.rules, platform.video)
-    return verdicts
+    return item.clip, verdicts
