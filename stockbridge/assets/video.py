@@ -146,7 +146,8 @@ def probe(
         str(path),
     ]
     try:
-        # A process group of its own: on a timeout the whole group goes, not just a wrapper.
+        # A process group of its own: on a timeout the whole group goes, not just a wrapper
+        # (decisions.md V-2).
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -168,7 +168,7 @@ def evaluate(
     )
 
     releases = _plan_releases(platform, facts, rules, holds, changes)
-    # A clip goes native, byte for byte: metadata changes go only into the CSV manifest.
+    # A clip goes native, byte for byte: metadata changes go only into the CSV (decisions.md V-1).
     if facts.clip is not None and video is not None and video.remote_dir and remote_dir is None:
         remote_dir = video.remote_dir
         changes.append(f"clip: uploaded into {remote_dir}/")
