@@ -25,7 +25,7 @@ from pathlib import Path
 from stockbridge.assets import mediatypes
 from stockbridge.assets.filetype import sniff
 from stockbridge.assets.integrity import StreamCheck, check_file
-from stockbridge.assets.video import ClipFacts, ProbeUnavailable, probe
+from stockbridge.assets.video import ClipFacts, ProbeUnavailable, check_boxes, probe
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import ImageMetadata
@@ -180,7 +180,7 @@ def inspect(
     result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result
     if media.kind == "video":
-        clip, problem = _probe(absolute, path, file_type, check_file(absolute), result)
+        clip, problem = _probe(absolute, path, file_type, check_boxes(absolute), result)
         return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem, clip)
     problem = (
         check_file(absolute)

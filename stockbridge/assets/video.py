@@ -295,3 +295,15 @@ class IsoBoxes:
         if "moov" not in names:
             return "damaged: no 'moov' box (the clip's index); the export did not finish: export it again"
         return None
+
+
+def check_boxes(path: Path) -> str | None:
+    """:class:`IsoBoxes` on a file in place (``explain``): a few header reads, not a pass over a
+    clip of several GB."""
+    with open(path, "rb") as handle:
+
+        def read_at(offset: int, length: int) -> bytes:
+            handle.seek(offset)
+            return handle.read(length)
+
+        return IsoBoxes().finish(os.fstat(handle.fileno()).st_size, read_at)
