@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 from pathlib import Path
 
 from tests.clips import Clips, clips, write_xmp
-from tests.e2e.conftest import Workspace, platform_table
+from tests.e2e.conftest import Workspace, platform_table, service
+from tests.waiting import wait_for
 
 __all__ = ["clips"]  # the fixture, imported for pytest
 
@@ -103,3 +106,28 @@ def test_clips_go_native_to_ftps_and_sftp_in_capped_batches_with_their_metadata_
 
     table = workspace.cli("status", "--format", "table")
     assert "stock_ftps, 3 clip(s) uploaded, to do on its website:" in table.stdout
+
+
+def test_the_service_takes_clips_as_they_arrive_one_clip_a_batch(
+    workspace: Workspace, clips: Clips, folder_target, tmp_path
+) -> None:
+    workspace.write_config(
+        platform_table(
+            "archive",
+            folder_target,
+            **{"batch.max_wait_seconds": 0, "video.containers": ["mp4"], "video.max_clips_per_batch": 1},
+        )
+    )
+    with service(workspace, tmp_path / "service.log") as process:
+        for index in range(3):
+            staged = clips.copy(
+                clips.make(f"svc{index}.mp4", seconds=1.0 + index / 10), tmp_path / "staged.mp4"
+            )
+            os.rename(staged, workspace.exports / f"Clip_{index}.mp4")  # arrives whole, as an export
+        for index in range(3):
+            target = folder_target.root / f"Clip_{index}.mp4"
+            wait_for(target.exists, 30, f"Clip_{index}.mp4 to be uploaded by the service")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    history = json.loads(workspace.cli("history", "--json").stdout)["batches"]
+    assert sorted((batch["files"], batch["clips"]) for batch in history) == [(1, 1)] * 3
