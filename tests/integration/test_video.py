@@ -9,11 +9,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from stockbridge.assets import video
 from stockbridge.assets.filetype import sniff
 from stockbridge.assets.ingest import ingest, inspect
 from stockbridge.assets.video import IsoBoxes, facts_from, probe
 from stockbridge.config.models import PlatformConfig
 from stockbridge.config.presets import load_preset
+from stockbridge.errors import InputError
 from stockbridge.rules.plan import evaluate
 from tests.clips import Clips, clips, write_xmp
 
@@ -127,3 +131,14 @@ def _boxes(data: bytes) -> list[bytes]:
         boxes.append(data[offset : offset + size])
         offset += size
     return boxes
+
+
+def test_without_ffprobe_a_clip_is_not_taken_yet_and_says_how_to_fix_it(
+    clips: Clips, exiftool: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(video, "ffprobe_path", lambda: None)
+    with pytest.raises(InputError) as refused:
+        ingest(clips.make("small.mp4", seconds=2.0), tmp_path / "state", exiftool)
+    assert refused.value.message == (
+        "small.mp4: cannot look at a clip: ffprobe is not installed; install ffmpeg (Debian: apt install ffmpeg)"
+    )
