@@ -302,7 +302,12 @@ class Pipeline:
             state = states.HELD if verdict.verdict == HOLD else states.REJECTED
             reason = "; ".join(verdict.reasons)
             self.ledger.create_job(
-                sha256=item.sha256, platform=name, state=state, reason=reason, changes=verdict.changes
+                sha256=item.sha256,
+                platform=name,
+                state=state,
+                reason=reason,
+                changes=verdict.changes,
+                meta={"clip": facts.clip.as_meta()} if facts.clip is not None else None,  # status shows it
             )
             # Held needs the user (a title, a release): a WARNING, once per file and platform, each
             # with that platform's reason. Rejected is an answer: INFO, so -q leaves it out.

@@ -74,6 +74,7 @@ def test_clips_go_native_to_ftps_and_sftp_in_capped_batches_with_their_metadata_
     status = workspace.status()
     by_name = {Path(entry["path"]).name: entry for entry in status["files"]}
     assert by_name["Harbour_1.mp4"]["clip"] == "320×180 at 29.97 fps, 1.2 s, H264, MP4, no sound"
+    assert by_name["Too_short.mp4"]["clip"] == "320×180 at 25 fps, 0.4 s, H264, MP4, no sound"
     assert by_name["Too_short.mp4"]["platforms"]["stock_ftps"]["state"] == "rejected"
     assert "0.4 s; stock_ftps needs 1–60 s" in by_name["Too_short.mp4"]["platforms"]["stock_ftps"]["reason"]
     assert by_name["Cut.mp4"]["platforms"]["stock_sftp"]["reason"].startswith(
