@@ -44,6 +44,8 @@ from bench.restart import restart_rows
 from bench.results import MB, Budget, Row, _median, clear, print_table
 from bench.servers import pyftpdlib_server, sshd_server, vsftpd_server
 from bench.transfers import stockbridge_upload, subset, time_transfers
+from bench.video import main as video_main
+from bench.video import video_rows
 from stockbridge.demo.localserver import make_self_signed_cert
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.render.images import RenderSpec, fit_size, render
@@ -134,7 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="files in the restart case (uploaded once, then `once` with nothing to do; 0: skip;"
         " default per scale: quick 500, default 2000, full 10000)",
     )
+    parser.add_argument(
+        "--only",
+        choices=["video"],
+        default=None,
+        help="only these rows: video (ffprobe per clip, a 4 GB clip's peak RSS; bench/video.py)",
+    )
     args = parser.parse_args(argv)
+    if args.only == "video":
+        return video_main(
+            ["--runs", str(args.runs or 20)] + (["--keep", str(args.keep)] if args.keep else [])
+        )
     scale: Scale = SCALES[args.scale]
     runs = args.runs or scale.runs
     budget = Budget(args.budget or {"quick": 240, "default": 540, "full": 2400}[scale.name])
@@ -264,6 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not budget.exhausted():
             pngs = make_png_set(workspace / "data" / "png24", 2, exiftool)
             rows += integrity_rows(data.big24[: scale.render_images], pngs, data.tiff16[:2], runs)
+
+        # -- video (issue 15): ffprobe per clip; a large clip streams through in constant memory
+        if not budget.exhausted():
+            clip_gb = {"quick": 0.5, "default": 1.0, "full": 4.0}[scale.name]
+            rows += video_rows(workspace / "video", runs * 4, clip_gb)
 
         # -- render
         for label, files in (

@@ -27,7 +27,8 @@ class MediaType:
     name: str
     #: How a person calls it, in reasons: "JPEG".
     label: str
-    #: "raster" today; vectors and video come as their own kinds.
+    #: "raster" (Pillow measures and renders it) or "video" (ffprobe measures it, nothing renders
+    #: it: a clip is always sent native; ``assets/video.py``, ``rules/video.py``).
     kind: str
     #: File name endings the watcher looks at, the first one used for remote names and copies.
     extensions: tuple[str, ...]
@@ -78,12 +79,22 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
         converts_to=("jpeg",),
         structure="tiff-ifds",
     ),
+    # Video: ISO base media files (ISO/IEC 14496-12, 14496-14) and QuickTime (Apple QTFF), told
+    # apart by their "ftyp" brand (filetype._sniff_ftyp); agencies take both (media.md "Video").
+    MediaType("mp4", "MP4", "video", (".mp4", ".m4v"), structure="isobmff-boxes"),
+    MediaType("mov", "MOV", "video", (".mov", ".qt"), aliases=("quicktime",), structure="isobmff-boxes"),
 )
 
 
-def names() -> tuple[str, ...]:
-    """The names of every type stockbridge takes, in table order."""
-    return tuple(media.name for media in MEDIA_TYPES)
+def names(kind: str | None = None) -> tuple[str, ...]:
+    """The names of every type stockbridge takes (of ``kind``, if given), in table order."""
+    return tuple(media.name for media in MEDIA_TYPES if kind is None or media.kind == kind)
+
+
+def is_video(name: str | None) -> bool:
+    """True for a clip's type: it is probed by ffprobe and always sent native."""
+    media = get(name)
+    return media is not None and media.kind == "video"
 
 
 # The table is a handful of entries: looking through it is as fast as a dict, and a test (or a

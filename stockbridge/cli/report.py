@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from stockbridge.assets.video import describe as describe_clip
 from stockbridge.config.models import Config
 from stockbridge.delivery.pace import SCHEDULED, Slot, scheduled_jobs
 from stockbridge.errors import ConfigError
@@ -79,6 +80,9 @@ def status_payload(
     for a file the server moved away at once, and for uploads recorded before 0.2.
 
     ``kind`` is "image", or "release" for a release file delivered with the images that need it.
+    A video clip also has ``clip``: its ffprobe facts in one line ("1920×1080 at 29.97 fps, 12.0 s,
+    H264, MOV, no sound"). ``manual_steps`` (platform → {"step", "clips"}) is present when clips
+    uploaded to a platform wait for something done on its website (``video.manual_step``).
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
     ``manual``, present only when there are some, lists the steps left for the agency's website
@@ -124,6 +128,7 @@ def status_payload(
         waiting: dict[int, Slot] = {}
         for name, platform in config.enabled_platforms().items():
             waiting.update(scheduled_jobs(ledger, name, platform.schedule, now))
+        uploaded_clips: dict[str, int] = {}
         for job in ledger.jobs():
             entry = files.get(job.sha256)
             if entry is None:
@@ -136,6 +141,11 @@ def status_payload(
             if since is not None and job.updated_at < since:
                 continue
             entry["kind"] = job.kind
+            clip = describe_clip((job.meta or {}).get("clip"))
+            if clip is not None:
+                entry["clip"] = clip
+                if job.state == "uploaded":
+                    uploaded_clips[job.platform] = uploaded_clips.get(job.platform, 0) + 1
             entry["platforms"][job.platform] = {
                 "state": job.state,
                 "reason": job.reason,
@@ -162,6 +172,13 @@ def status_payload(
         for name, pause in pauses.items()
         if pause is not None and (platforms is None or name in platforms)
     }
+    clip_steps = {
+        name: {"step": platform.video.manual_step, "clips": uploaded_clips[name]}
+        for name, platform in config.platforms.items()
+        if platform.video is not None and platform.video.manual_step and uploaded_clips.get(name)
+    }
+    if clip_steps:
+        payload["manual_steps"] = clip_steps  # clips uploaded there wait for this on the agency's site
     paused = {name: pause.reason for name, pause in shown.items()}
     if paused:
         payload["paused"] = paused
@@ -188,6 +205,7 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
             ]
             for batch in batches
         }
+        clips = ledger.clips_in_batches()
     finally:
         ledger.close()
     return {
@@ -204,6 +222,7 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
                 "failed": batch.failed,
                 # Steps left for the agency's website, per file (an AI checkbox, categories).
                 "manual": manual[batch.id],
+                "clips": clips.get(batch.id, 0),  # of its files, video clips
             }
             for batch in batches
         ]
@@ -239,7 +258,7 @@ def print_history_table(payload: dict[str, Any], console: Console | None = None)
             _escape(batch["platform"]),
             batch["opened"].replace("T", " "),
             closed.replace("T", " ") if closed else "[yellow]open[/]",
-            str(batch["files"]),
+            str(batch["files"]) + (f" ({batch['clips']} clips)" if batch.get("clips") else ""),
             f"[green]{batch['uploaded']}[/]" if batch["uploaded"] else "0",
             f"[red]{batch['failed']}[/]" if batch["failed"] else "0",
         )
@@ -315,6 +334,10 @@ def print_status_table(config: Config, payload: dict[str, Any], console: Console
         console.print("No files recorded yet.")
     if payload.get("not_taken"):
         _print_not_taken(config, payload["not_taken"], console)
+    for name, todo in payload.get("manual_steps", {}).items():
+        console.print(
+            f"[bold yellow]{name}, {todo['clips']} clip(s) uploaded, to do on its website:[/] {_escape(todo['step'])}"
+        )
 
 
 def _print_not_taken(config: Config, not_taken: list[dict[str, Any]], console: Console) -> None:
@@ -342,6 +365,8 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
         table.add_column(name, overflow="fold")
     for entry in files:
         cells = [entry["path"].rsplit("/", 1)[-1] + (" (release)" if entry.get("kind") == "release" else "")]
+        if entry.get("clip"):
+            cells[0] += f"\nclip: {_escape(entry['clip'])}"
         for name in platforms:
             job = entry["platforms"].get(name)
             if job is None:

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, stage_release
+from stockbridge.assets.video import ProbeUnavailable, probe
 from stockbridge.config.models import PlatformConfig
 from stockbridge.delivery.connection import join_remote
 from stockbridge.delivery.policy import describe_unexpected
@@ -46,7 +48,19 @@ def reingest(pipeline: Pipeline, sha256: str) -> Ingested | None:
     result = pipeline.exiftool.read([object_path], extra_tags=pipeline._extra_tags())[object_path]
     if isinstance(result, MetadataError):
         return None
-    return Ingested(sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0))
+    clip = None
+    if mediatypes.is_video(asset.file_type):
+        try:
+            answer = probe(object_path, asset.file_type or "")
+        except ProbeUnavailable as exc:
+            logger.warning("{}: {}", Path(asset.path).name, exc)
+            return None
+        if isinstance(answer, str):
+            return None
+        clip = answer
+    return Ingested(
+        sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0), clip=clip
+    )
 
 
 def activate_held(
@@ -55,7 +69,7 @@ def activate_held(
     """Queue a held job whose verdict is now accept. ``resend``: even a re-export of a photo
     sent there (``stockbridge resend``). Returns why it stays held, or None: queued."""
     platform = pipeline.platforms[job.platform]
-    verdict = evaluate(job.platform, facts, platform.rules)
+    verdict = evaluate(job.platform, facts, platform.rules, platform.video)
     if verdict.verdict != ACCEPT:
         reason = "; ".join(verdict.reasons)
         if reason != job.reason:

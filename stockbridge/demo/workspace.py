@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from stockbridge.cli.report import STATE_STYLES, status_payload
 from stockbridge.config.loading import load_config
+from stockbridge.demo.clip import ffmpeg_missing, make_clip
 from stockbridge.demo.localserver import local_ftp_server
 from stockbridge.demo.samples import make_image
 from stockbridge.metadata.exiftool import ExifTool
@@ -126,6 +128,10 @@ SAMPLES = (
 )
 
 
+#: The sample clip (when ffmpeg is there): native to both platforms, its metadata in no copy.
+CLIP = "test_pattern.mp4"
+
+
 def _config_text(workspace: Path, port: int, ca_file: Path) -> str:
     return f"""# Written by `stockbridge demo`.
 [watch]
@@ -156,6 +162,16 @@ title = {{ required = true, max_chars = 100 }}
 
 [platforms.agency.batch]
 max_files = 10
+
+[platforms.agency.video]
+containers = ["mp4", "mov"]
+min_seconds = 2
+max_seconds = 60
+frame_rates = [24, 25, 29.97, 30]
+max_clips_per_batch = 25
+
+[platforms.archive.video]
+containers = ["mp4", "mov"]
 """
 
 
@@ -193,6 +209,7 @@ def _run(workspace: Path, console: Console, started: float) -> int:
                 exiftool=exiftool,
                 seed=index + 1,
             )
+        clip = _sample_clip(exports, exiftool, console)
     (exports / "notes.jpg").write_text("not a picture, just text with a .jpg name\n")
     console.print(f"  made {len(SAMPLES)} sample images with metadata, and notes.jpg (text, not an image)")
 
@@ -214,7 +231,7 @@ def _run(workspace: Path, console: Console, started: float) -> int:
         resent = server.commands.count("STOR") - stores
 
     _print_table(console, payload)
-    problems = _check(payload, workspace)
+    problems = _check(payload, workspace, clip)
     if resent:
         problems.append(f"the second run sent {resent} file(s) again")
     else:
@@ -251,12 +268,34 @@ def _print_table(console: Console, payload: dict) -> None:
     console.print(table)
 
 
-def _check(payload: dict, workspace: Path) -> list[str]:
+def _sample_clip(exports: Path, exiftool: ExifTool, console: Console) -> bool:
+    """One short clip for both platforms, or one line saying why there is none."""
+    missing = ffmpeg_missing()
+    if missing is None:
+        try:
+            make_clip(
+                exports / CLIP,
+                title="Test pattern in motion",
+                keywords=SAMPLE_KEYWORDS[:8],
+                exiftool=exiftool,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            missing = f"ffmpeg failed ({exc})"
+    if missing is not None:
+        console.print(f"  {missing}: no sample clip (install ffmpeg to see a clip handled too)")
+        return False
+    console.print(f"  made {CLIP}, a 3 s clip (ffmpeg testsrc2) with title and keywords in its XMP")
+    return True
+
+
+def _check(payload: dict, workspace: Path, clip: bool = False) -> list[str]:
     """The demo proves itself: states as the rules say, files on the servers at full size."""
     problems = []
     by_name = {Path(entry["path"]).name: entry for entry in payload["files"]}
     expected = {sample.name: sample.expect for sample in SAMPLES}
     expected["notes.jpg"] = {"archive": "rejected", "agency": "rejected"}
+    if clip:
+        expected[CLIP] = {"archive": "uploaded", "agency": "uploaded"}
     for name, platforms in expected.items():
         entry = by_name.get(name)
         if entry is None:

@@ -30,11 +30,12 @@ def assess(item: Ingested, config: Config) -> AssetFacts:
     assert item.object_path is not None and item.metadata is not None and item.file_type is not None
     root = config.watch.folder
     metadata = item.metadata
+    props = None
     try:
-        props = image_props(item.object_path, item.file_type)
+        if item.clip is None:  # a clip's facts are ffprobe's, already in item.clip
+            props = image_props(item.object_path, item.file_type)
     except InputError as exc:
         logger.debug("{}: no pixel facts ({})", item.path.name, exc)
-        props = None
     needs = release_needs(metadata, config.releases)
     found = find_releases(item.path, root, metadata, config.releases) if needs else {}
     hints = {
@@ -97,5 +98,5 @@ def explain_details(
             reason = f"not for {name}: a route sends this file only to {', '.join(sorted(routed)) or 'no platform'}"
             verdicts[name] = Verdict(name, "reject", (reason,))
         else:
-            verdicts[name] = evaluate(name, facts, platform.rules)
+            verdicts[name] = evaluate(name, facts, platform.rules, platform.video)
     return facts, verdicts

@@ -93,9 +93,11 @@ def test_content_decides_the_type(head: bytes, expected: str | None) -> None:
     assert sniff_bytes(head) == expected
 
 
-def test_only_jpeg_png_and_tiff_are_taken_as_assets() -> None:
-    # RAW, vector, video and web formats are recognised (for a clear reason) but not taken.
-    assert sorted(mediatypes.names()) == ["jpeg", "png", "tiff"]
+def test_rasters_and_clips_are_taken_as_assets() -> None:
+    # RAW, vector and web formats are recognised (for a clear reason) but not taken; MP4 and MOV
+    # are taken as clips (issue 15).
+    assert sorted(mediatypes.names("raster")) == ["jpeg", "png", "tiff"]
+    assert mediatypes.names("video") == ("mp4", "mov")
 
 
 @pytest.mark.parametrize(
