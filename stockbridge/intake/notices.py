@@ -53,7 +53,7 @@ class NoticeBoard:
             str(path),
             UNSTABLE,
             f"still changing after {self.watch.max_settle_seconds:g} s; taken once it stays unchanged for"
-            f" {self.watch.settle_seconds:g} s after its next change (only a slow copy? raise"
+            f" {self.watch.settle_seconds:g} s (only a slow copy? raise"
             " [watch] max_settle_seconds)",
         )
 
