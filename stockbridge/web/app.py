@@ -201,8 +201,15 @@ class _Api:
             raise ApiError(exc.status, exc.message) from None
         except StockbridgeError as exc:
             raise ApiError(409, exc.message) from None
-        self.context.hub.publish("action", {"action": action, "platforms": list(done.platforms)})
+        for name in done.platforms or tuple(self.context.config.enabled_platforms()):
+            self.context.hub.publish("platform", {"name": name, "activity": self._activity(name)})
         return JSONResponse({"ok": True, "message": done.message})
+
+    def _activity(self, name: str) -> str:
+        live = self.context.activity() if self.context.activity is not None else {}
+        if live.get(name, {}).get("uploading"):
+            return "uploading"
+        return "paused" if self.ledger.pause_of(name) is not None else "idle"
 
 
 def _text(body: dict[str, Any], key: str, required: bool = True) -> str | None:
