@@ -126,7 +126,7 @@ def test_a_token_file_others_can_read_is_narrowed(site: Site, keeper: TokenKeepe
 )
 def test_remote_listening_needs_allow_remote_and_tls(site: Site, tmp_path, web: str, words: str) -> None:
     config = tmp_path / "config.toml"
-    config.write_text(site.workspace.config.read_text() + f"\n[web]\n{web}\n")
+    config.write_text(site.workspace.config.read_text().replace(f'listen = "{LISTEN}"', web))
     config.chmod(0o600)
     result = CliRunner().invoke(main, ["web", "url", "--config", str(config)])
     assert result.exit_code == 2 and "web" in result.output and words in result.output, result.output

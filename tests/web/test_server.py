@@ -1,0 +1,75 @@
+"""The page's server in a service: a port in use costs one log line, never the service; the token
+is never logged; thumbnails of files the ledger no longer knows are swept."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from loguru import logger
+
+from stockbridge.config.web import WebConfig
+from stockbridge.demo.localserver import free_port
+from stockbridge.web.app import WebContext, build_app
+from stockbridge.web.server import WebServer
+from stockbridge.web.thumbs import Thumbnails
+from stockbridge.web.token import TokenKeeper
+from tests.waiting import wait_for
+from tests.web.conftest import Site
+
+
+@pytest.fixture
+def log() -> Iterator[list[str]]:
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="DEBUG")
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)
+
+
+def test_a_port_in_use_is_one_clear_line_and_no_page(site: Site, log: list[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        app = build_app(WebContext(site.config), TokenKeeper(site.config.state.dir), listen=listen)
+        assert WebServer(app, WebConfig(listen=listen)).start() is False
+    errors = [line for line in log if "ERROR" in line]
+    assert len(errors) == 1 and listen in errors[0] and "in use" in errors[0] and "runs without" in errors[0]
+
+
+def test_the_server_answers_and_stops_and_never_logs_the_token(site: Site, log: list[str]) -> None:
+    keeper = TokenKeeper(site.config.state.dir)
+    token = keeper.current()
+    listen = f"127.0.0.1:{free_port()}"
+    server = WebServer(build_app(WebContext(site.config), keeper, listen=listen), WebConfig(listen=listen))
+    assert server.start()
+    try:
+        wait_for(lambda: server.started, what="uvicorn to start")
+        first = httpx2.get(f"http://{listen}/?token={token}", follow_redirects=False)
+        assert first.status_code == 303
+        assert httpx2.get(f"http://{listen}/api/status", cookies={"sb_token": token or ""}).status_code == 200
+    finally:
+        server.stop()
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"http://{listen}/api/status")
+    assert token and not any(token in line for line in log), "the token never reaches the log"
+
+
+def test_thumbnails_of_files_the_ledger_does_not_know_are_swept(site: Site, tmp_path: Path) -> None:
+    thumbs = site.config.state.dir / "thumbs"
+    kept = sorted(thumbs.glob("*.jpg"))
+    assert kept, "made at ingest"
+    stray = thumbs / ("e" * 64 + ".jpg")
+    stray.write_bytes(kept[0].read_bytes())
+    import os
+
+    os.utime(stray, (1_000_000_000, 1_000_000_000))  # made long ago, for a file since forgotten
+    context = WebContext(site.config)
+    assert Thumbnails(site.config.state.dir, context.reader).sweep(path.stem for path in kept) == 1
+    assert not stray.exists() and all(path.exists() for path in kept)
+    context.reader.close()
