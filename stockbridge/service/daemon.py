@@ -326,6 +326,8 @@ class Service:
             needs_restart.append("[watch]")
         if new.state != self.config.state:
             needs_restart.append("[state]")
+        if new.web != self.config.web:
+            needs_restart.append("[web]")
         # Everything else takes effect now: the next file is planned with the new rules, the next
         # batch connects with the new settings (a password from a file or the keyring is read
         # again at every connection anyway).
@@ -333,7 +335,12 @@ class Service:
         for name in old_names & new_names:
             platforms[name] = new.platforms[name]
         kept = new.model_copy(
-            update={"watch": self.config.watch, "state": self.config.state, "platforms": platforms}
+            update={
+                "watch": self.config.watch,
+                "state": self.config.state,
+                "web": self.config.web,
+                "platforms": platforms,
+            }
         )
         self.config = kept
         pipeline.config = kept
