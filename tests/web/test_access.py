@@ -31,6 +31,8 @@ def test_no_token_or_a_wrong_one_gets_401_everywhere(anonymous: TestClient) -> N
         assert wrong.status_code == 401 and "stockbridge web url" in wrong.json()["error"], path
     page = anonymous.get("/")
     assert page.status_code == 401 and "stockbridge web url" in page.text
+    assert anonymous.get("/static/icons/../app.js").status_code == 401
+    assert anonymous.get("/static/app.css").status_code in (200, 404), "the refused page's style is public"
     assert (
         anonymous.post(
             "/api/actions/pause", json={"platform": "agency"}, headers={"Origin": ORIGIN}
