@@ -73,3 +73,46 @@ def test_thumbnails_of_files_the_ledger_does_not_know_are_swept(site: Site, tmp_
     assert Thumbnails(site.config.state.dir, context.reader).sweep(path.stem for path in kept) == 1
     assert not stray.exists() and all(path.exists() for path in kept)
     context.reader.close()
+
+
+def test_stockbridge_run_serves_the_page_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The real command: the page answers while ``run`` runs, SIGTERM ends both (exit 0), and the
+    log never holds the token, though the first request carries it in its address."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import Workspace, platform_table
+    from tests.servers import LocalServer
+
+    for name in ("exports", "state", "archive"):
+        (tmp_path / name).mkdir()
+    workspace = Workspace(tmp_path, tmp_path / "exports", tmp_path / "state", tmp_path / "config.toml")
+    listen = f"127.0.0.1:{free_port()}"
+    archive = LocalServer(name="folder", protocol="folder", root=tmp_path / "archive", remote_dir="/")
+    workspace.write_config(platform_table("archive", archive), f'[web]\nlisten = "{listen}"\n')
+    log = tmp_path / "run.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            workspace.command("run"), stdout=sink, stderr=subprocess.STDOUT, env=workspace.env()
+        )
+    try:
+        wait_for(lambda: b"web page at" in log.read_bytes() or process.poll() is not None, what="the page")
+        command = [sys.executable, "-m", "stockbridge", "web", "url", "--config", str(workspace.config)]
+        url = subprocess.run(command, capture_output=True, text=True, env=workspace.env())
+        token = url.stdout.strip().rpartition("?token=")[2]
+        assert url.stdout.strip() == f"http://{listen}/?token={token}" and len(token) >= 43
+        assert httpx2.get(url.stdout.strip(), follow_redirects=False).status_code == 303
+        assert httpx2.get(
+            f"http://{listen}/api/status", headers={"Authorization": f"Bearer {token}"}
+        ).json() == {
+            "files": [],
+            "not_taken": [],
+        }
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+    assert code == 0, log.read_text()
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"http://{listen}/api/status")
+    assert token not in log.read_text() and "stopped" in log.read_text()
