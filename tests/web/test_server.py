@@ -4,6 +4,7 @@ is never logged; thumbnails of files the ledger no longer knows are swept."""
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,3 +117,25 @@ def test_stockbridge_run_serves_the_page_and_stops_on_sigterm(tmp_path: Path) ->
     with pytest.raises(httpx2.ConnectError):
         httpx2.get(f"http://{listen}/api/status")
     assert token not in log.read_text() and "stopped" in log.read_text()
+
+
+def test_over_tls_the_page_is_https_and_its_cookie_secure(site: Site, tls_cert: tuple[Path, Path]) -> None:
+    cert, key = tls_cert
+    keeper = TokenKeeper(site.config.state.dir)
+    listen = f"127.0.0.1:{free_port()}"
+    web = WebConfig(listen=listen, tls_cert=cert, tls_key=key)
+    server = WebServer(build_app(WebContext(site.config), keeper, listen=listen, tls=True), web)
+    assert server.start()
+    try:
+        wait_for(lambda: server.started, what="uvicorn to start")
+        with httpx2.Client(verify=ssl.create_default_context(cafile=str(cert))) as client:
+            first = client.get(f"https://{listen}/?token={keeper.current()}", follow_redirects=False)
+            assert first.status_code == 303 and "Secure" in first.headers["set-cookie"]
+            posted = client.post(
+                f"https://{listen}/api/actions/recheck",
+                json={},
+                headers={"Authorization": f"Bearer {keeper.current()}", "Origin": f"http://{listen}"},
+            )
+            assert posted.status_code == 403, "the page's own origin is https"
+    finally:
+        server.stop()

@@ -21,6 +21,7 @@ def test_pause_and_resume_on_the_command_line_show_on_the_page(site: Site, clien
         "kind": "manual",
         "reason": "paused by you",
         "until": None,
+        "advice": "You paused it: resume it when it should go on.",
     }
     assert client.get("/api/status").json()["paused"] == {"agency": "paused by you"}
     resumed = CliRunner().invoke(main, ["resume", "--platform", "agency", *config])
