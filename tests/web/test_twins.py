@@ -48,3 +48,35 @@ def test_an_upgraded_ledger_starts_each_jobs_history_at_its_state(tmp_path) -> N
     db.execute("UPDATE jobs SET state='pending', reason=NULL, updated_at=6.0 WHERE id=1")
     db.execute("UPDATE jobs SET updated_at=7.0 WHERE id=1")  # no move: no history line
     assert [row[0] for row in db.execute("SELECT state FROM job_events ORDER BY id")] == ["failed", "pending"]
+
+
+def test_resend_from_the_page_sends_a_held_reexport_once(tmp_path, exiftool) -> None:
+    from stockbridge.service.once import run_once
+    from stockbridge.web.app import WebContext, build_app
+    from stockbridge.web.token import TokenKeeper
+    from tests.configs import folder_platforms_config
+    from tests.web.conftest import LISTEN, ORIGIN, photos
+
+    config = folder_platforms_config(tmp_path, "settle_seconds = 0.2", shop="")
+    photos(config.watch.folder, exiftool, ("beach.jpg",))
+    run_once(config)
+    photos(config.watch.folder, exiftool, ("beach.jpg",), seed=42)  # exported again: new bytes
+    run_once(config)
+    keeper = TokenKeeper(config.state.dir)
+    context = WebContext(config)
+    with TestClient(build_app(context, keeper, listen=LISTEN), base_url=ORIGIN) as client:
+        client.headers.update({"Authorization": f"Bearer {keeper.current()}", "Origin": ORIGIN})
+        held = client.get("/api/files?state=held").json()["items"]
+        assert len(held) == 1 and "re-export" in held[0]["platforms"]["shop"]["reason"]
+        answer = client.post("/api/actions/resend", json={"id": held[0]["id"], "platform": "shop"})
+        assert answer.status_code == 200, answer.text
+        assert client.get(f"/api/files/{held[0]['id']}").json()["platforms"]["shop"]["state"] == "pending"
+        run_once(config)
+        assert client.get("/api/files?state=uploaded").json()["total"] == 2
+        again = client.post("/api/actions/resend", json={"id": held[0]["id"]})
+        assert again.status_code == 409, "sent once: nothing held to resend"
+    context.reader.close()
+    assert (
+        sorted(path.name for path in (tmp_path / "shop").iterdir()) == ["beach-1.jpg", "beach.jpg"]
+        or len(list((tmp_path / "shop").iterdir())) == 2
+    )
