@@ -195,6 +195,11 @@ class Service:
         if self.on_event is not None:
             safely(self.on_event, name, data)
 
+    @staticmethod
+    def _refused(pipeline: Pipeline, path: Path) -> bool:
+        """Did ingest just note ``path`` as not taken (not a release, not unchanged)?"""
+        return bool(pipeline.ledger.query("SELECT 1 FROM notices WHERE path=?", (str(path),)))
+
     def _noted(self, path: Path) -> None:
         """A file was not taken (a NoticeBoard notice): the page's not-taken list changed."""
         self._tell("notice", {"name": path.name})
@@ -291,8 +296,8 @@ class Service:
         if future.exception() is None and (item := future.result()) is not None:
             self._tell("asset", {"id": item.sha256, "name": item.path.name})
             self._wake_all()
-        elif future.exception() is None:  # not taken (refused, a release, unchanged): maybe a notice
-            self._tell("notice", {"name": path.name})
+        elif future.exception() is None and self.on_event is not None and self._refused(pipeline, path):
+            self._tell("notice", {"name": path.name})  # refused at ingest: the not-taken list changed
 
     def _wake_all(self) -> None:
         for events in self._wake.values():
