@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from stockbridge.config.base import _check_remote_dir, _Model
+from stockbridge.config.web import WebConfig
 from stockbridge.config.rules import RulesConfig
 
 APP_NAME = "stockbridge"
@@ -517,6 +518,7 @@ class Config(_Model):
     notify: NotifyConfig | None = Field(
         None, description="Messages when a batch ends, a platform pauses, files fail."
     )
+    web: WebConfig = Field(default_factory=WebConfig, description="The local web page (docs/api.md).")
     allow_insecure_config: bool = Field(
         False,
         description="Run even though this file holds a password that other users can read"
