@@ -134,7 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="files in the restart case (uploaded once, then `once` with nothing to do; 0: skip;"
         " default per scale: quick 500, default 2000, full 10000)",
     )
+    parser.add_argument(
+        "--only", choices=["web"], default=None, help="only these rows (web: the page, bench/web.py)"
+    )
     args = parser.parse_args(argv)
+    if args.only == "web":
+        from bench.web import main as web_main
+
+        return web_main()
     scale: Scale = SCALES[args.scale]
     runs = args.runs or scale.runs
     budget = Budget(args.budget or {"quick": 240, "default": 540, "full": 2400}[scale.name])
@@ -453,6 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if restart_files > 0 and not budget.exhausted():
             e2e_rows += restart_rows(workspace / f"restart-{restart_files}", restart_files)
         rows += e2e_rows
+        if not budget.exhausted():
+            from bench.web import web_rows
+
+            rows += web_rows(workspace / "web")
 
         for server in (ftp, ftps, vsftpd, sshd):
             clear(server.root)

@@ -189,7 +189,8 @@ function sortedPlatforms(platforms) {
 function fillCard(card, item) {
   card.dataset.id = item.id;
   const img = card.querySelector("img");
-  if (img.dataset.for !== item.id) {
+  // A thumbnail is made in the background and may answer 404 at first: try again on a later refresh.
+  if (img.dataset.for !== item.id || (item.thumb && img.classList.contains("icon"))) {
     img.dataset.for = item.id;
     pictureFor(item, img);
   }
@@ -435,20 +436,37 @@ function platformCard(platform) {
     meter.setAttribute("aria-label", `Today's uploads: ${todayText}`);
     facts.lastElementChild.append(meter);
   }
+  const counts = platform.counts || {};
+  const waiting = ["held", "failed", "rejected"].filter((state) => counts[state]);
+  if (waiting.length) {
+    const line = text("span", null, "count-chips");
+    for (const state of waiting) {
+      const mark = text("span", `${STATES[state].mark} ${counts[state]} ${STATES[state].words}`, `chip state-${state}`);
+      line.append(mark);
+    }
+    fact(facts, "Needs a look", line);
+  }
   if (platform.next_batch) fact(facts, "Next batch", timeElement(platform.next_batch));
   if (platform.last_batch) fact(facts, "Last batch", lastBatch(platform.last_batch));
   card.append(facts);
 
   const actions = text("div", null, "platform-actions");
-  const paused = platform.activity === "paused" || platform.paused;
-  const toggle = text("button", paused ? "Resume" : "Pause", "button small-button");
+  const isPaused = platform.activity === "paused" || platform.paused;
+  // A pause you asked for is lifted by Resume; any other (a server down, a refused login) by trying again.
+  const [action, words] = !isPaused
+    ? ["pause", "Pause"]
+    : platform.paused && platform.paused.kind !== "manual"
+      ? ["retry", "Try again now"]
+      : ["resume", "Resume"];
+  const toggle = text("button", words, "button small-button");
   toggle.type = "button";
-  toggle.addEventListener("click", () =>
-    act(paused ? "resume" : "pause", { platform: platform.name }, toggle),
-  );
+  toggle.dataset.action = action;
+  toggle.addEventListener("click", () => act(action, { platform: platform.name }, toggle));
   const retry = text("button", "Retry failed", "button subtle small-button");
   retry.type = "button";
+  retry.dataset.action = "retry-failed";
   retry.addEventListener("click", () => act("retry", { platform: platform.name }, retry));
+  retry.hidden = action === "retry" || (platform.counts !== undefined && !counts.failed);
   const show = text("button", "Show its files", "button subtle small-button");
   show.type = "button";
   show.addEventListener("click", () => {
@@ -644,6 +662,8 @@ function fillDetail(item) {
       return row;
     }),
   );
+  // Sending again on purpose is for a re-export held so that it is not sent twice by accident.
+  $("detail-resend").hidden = !Object.values(item.platforms || {}).some((job) => job.state === "held");
   if (!Object.keys(item.platforms || {}).length) {
     $("detail-platforms").append(text("li", "No agency takes this file.", "muted"));
   }
