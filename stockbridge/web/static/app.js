@@ -163,15 +163,27 @@ function chip(platform, state, reason) {
   return element;
 }
 
-function pictureFor(item, img) {
+// A thumbnail is made in the background after a file is taken, so it may answer 404 at first: show
+// the icon, and ask again a few times, a little later each time (a later event also asks again).
+const THUMB_RETRIES = [2000, 5000, 15000];
+
+function pictureFor(item, img, attempt = 0) {
   const fallback = KIND_ICONS[item.kind] || NO_PICTURE;
   img.classList.toggle("icon", !item.thumb);
   img.src = item.thumb || fallback;
+  if (!item.thumb) return;
   img.addEventListener(
     "error",
     () => {
       img.classList.add("icon");
       img.src = fallback;
+      if (attempt < THUMB_RETRIES.length) {
+        setTimeout(() => {
+          if (img.isConnected && img.dataset.for === item.id && img.classList.contains("icon")) {
+            pictureFor(item, img, attempt + 1);
+          }
+        }, THUMB_RETRIES[attempt]);
+      }
     },
     { once: true },
   );
@@ -629,6 +641,7 @@ function fillDetail(item) {
   const picture = $("detail-picture");
   const img = document.createElement("img");
   img.alt = `Preview of ${item.name}`;
+  img.dataset.for = item.id;
   pictureFor(item, img);
   picture.replaceChildren(img);
   const meta = $("detail-meta");
