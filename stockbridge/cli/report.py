@@ -16,6 +16,7 @@ from rich.table import Table
 
 from stockbridge.config.models import Config
 from stockbridge.delivery.pace import SCHEDULED, Slot, scheduled_jobs
+from stockbridge.delivery.policy import plain_reason
 from stockbridge.errors import ConfigError
 from stockbridge.intake.notices import current as current_notices
 from stockbridge.ledger.store import Ledger
@@ -70,6 +71,7 @@ def status_payload(
     platforms: Collection[str] | None = None,
     states: Collection[str] | None = None,
     since: float | None = None,
+    detail: bool = False,
 ) -> dict[str, Any]:
     """``{"files": [{"path", "sha256", "kind", "platforms": {NAME: {"state", "reason", "remote_name", "changes",
     "verified_by"}}}]}``.
@@ -94,7 +96,12 @@ def status_payload(
     max_settle_seconds, a file ingest refused. One leaves the list once it is taken, deleted or fixed.
     ``--platform``/``--state`` leave the list empty (it is no platform's); ``--since`` keeps those seen
     since then.
+
+    Reasons are in stockbridge's own words (a server's reply may name its host or the login: the log
+    has it); ``detail`` (``status --detail``) gives them whole, the server's words included. The web
+    page's ``GET /api/status`` is this document without ``detail``.
     """
+    words = (lambda reason: reason) if detail else plain_reason
     if not config.ledger_path.exists():
         return {"files": [], "not_taken": []}
     ledger = Ledger(config.ledger_path)
@@ -136,7 +143,7 @@ def status_payload(
             entry["kind"] = job.kind
             entry["platforms"][job.platform] = {
                 "state": job.state,
-                "reason": job.reason,
+                "reason": words(job.reason),
                 "remote_name": job.remote_name,
                 "changes": list(job.changes),
                 "verified_by": job.verified_by,
@@ -158,7 +165,7 @@ def status_payload(
         for name, pause in pauses.items()
         if pause is not None and (platforms is None or name in platforms)
     }
-    paused = {name: pause.reason for name, pause in shown.items()}
+    paused = {name: words(pause.reason) for name, pause in shown.items()}
     if paused:
         payload["paused"] = paused
         # Only a pause without an end needs the user (`retry`); a timed one lifts by itself.

@@ -22,8 +22,8 @@ from pydantic import (
 )
 
 from stockbridge.config.base import _check_remote_dir, _Model
-from stockbridge.config.web import WebConfig
 from stockbridge.config.rules import RulesConfig
+from stockbridge.config.web import WebConfig
 
 APP_NAME = "stockbridge"
 

@@ -120,7 +120,8 @@ class Workspace:
         )
 
     def status(self) -> dict:
-        result = self.cli("status", "--json")
+        """``status --json --detail``: reasons with the servers' own words (tests check them)."""
+        result = self.cli("status", "--json", "--detail")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
