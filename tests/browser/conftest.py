@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 
 from stockbridge.demo.localserver import FTPServerThread, free_port, local_ftp_server
 from stockbridge.demo.samples import make_image
+from stockbridge.metadata.exiftool import ExifTool
 from tests.e2e.conftest import Workspace, platform_table, service
 from tests.servers import LocalServer, pyftpdlib_platform
 from tests.waiting import wait_for
@@ -76,12 +79,21 @@ class Site:
     backup_port: int
     backup_holder: socket.socket  # keeps the down server's port ours until the server takes it
     log: Path
+    exiftool: ExifTool
     backup: FTPServerThread | None = None
 
     def add_photo(self, name: str, seed: int) -> Path:
         """A small tagged JPEG written beside the folder, then moved in whole (as an export does)."""
         staging = self.workspace.root / "staging" / name
-        make_image(staging, width=900, height=600, title=f"Photo {seed}", keywords=KEYWORDS, seed=seed)
+        make_image(
+            staging,
+            width=900,
+            height=600,
+            title=f"Harbour photo {seed}",
+            keywords=KEYWORDS,
+            seed=seed,
+            exiftool=self.exiftool,
+        )
         target = self.workspace.exports / name
         staging.replace(target)
         return target
@@ -102,12 +114,10 @@ KEYWORDS = ("harbour", "boat", "sea", "summer", "travel", "water", "coast", "blu
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, exiftool: ExifTool) -> Iterator[Site]:
     """`stockbridge run` with its page, two photos already sent to ``agency`` and waiting for
     ``backup`` (down)."""
     pytest.importorskip("pyftpdlib", reason="pip install 'stockbridge[demo]'")
-    if shutil.which("exiftool") is None:
-        pytest.skip("ExifTool is not installed (apt install libimage-exiftool-perl); CI installs it")
     root = tmp_path_factory.mktemp("page")
     workspace = Workspace(
         root=root / "ws",
@@ -137,8 +147,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     ) as ftpd:
         agency = pyftpdlib_platform(ftpd, root / "agency-root")
         workspace.write_config(
-            platform_table("agency", agency),
-            platform_table("backup", backup, timeout_seconds=3),
+            platform_table("agency", agency, **{"batch.max_wait_seconds": 0}),
+            platform_table("backup", backup, timeout_seconds=3, **{"batch.max_wait_seconds": 0}),
             f'[web]\nlisten = "127.0.0.1:{web_port}"\n',
         )
         site = Site(
@@ -150,12 +160,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             backup_port=backup.port or 0,
             backup_holder=holder,
             log=root / "run.log",
+            exiftool=exiftool,
         )
         site.add_photo("harbour-1.jpg", 1)
         site.add_photo("harbour-2.jpg", 2)
         try:
             with service(workspace, site.log, ready=b"web page at"):
-                printed = workspace.cli("web", "url")
+                printed = subprocess.run(
+                    [sys.executable, "-m", "stockbridge", "web", "url", "--config", str(workspace.config)],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    env=workspace.env(),
+                    stdin=subprocess.DEVNULL,
+                )
                 assert printed.returncode == 0, printed.stderr
                 site.url = printed.stdout.strip().splitlines()[-1]
                 wait_for(
