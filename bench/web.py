@@ -45,9 +45,10 @@ from stockbridge.ledger.store import Ledger
 FIRST_PAINT_TARGET_MS = 1000.0  # issue 16: first paint under 1 s from the local service
 LEDGER_FILES = 10_000
 NAVIGATIONS = 5
-UPLOAD_FILES = 200
+UPLOAD_FILES = 100
+UPLOAD_PIXELS = 2400  # square JPEGs of 5.8 MP: a thumbnail decodes them at 1/8 (draft)
 START_TIMEOUT = 60.0
-UPLOAD_TIMEOUT = 300.0
+UPLOAD_TIMEOUT = 180.0
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 #: Per-platform outcomes of the generated ledger: mostly uploaded, some held and rejected.
@@ -86,8 +87,11 @@ def _failed(case: str, exc: BaseException) -> Row:
 def write_config(root: Path, *, web: str, platforms: tuple[str, ...] = ("adobe", "shutter")) -> Path:
     exports, state = root / "exports", root / "state"
     exports.mkdir(parents=True, exist_ok=True)
+    for name in platforms:
+        (root / f"sent-{name}").mkdir(exist_ok=True)
     tables = "".join(
         f'[platforms.{name}]\nprotocol = "folder"\npath = "{root / ("sent-" + name)}"\n\n'
+        f"[platforms.{name}.batch]\nmax_wait_seconds = 0\n\n"
         for name in platforms
     )
     config = root / "stockbridge.toml"
@@ -257,7 +261,7 @@ def _painted(driver: Any) -> float:
 
 
 def thumbnail_row(root: Path) -> Row:
-    files = make_tiny_jpegs(root / "files", UPLOAD_FILES, size=640)
+    files = make_tiny_jpegs(root / "files", UPLOAD_FILES, size=UPLOAD_PIXELS)
     seconds: dict[str, list[float]] = {"on": [], "off": []}
     thumbs = 0
     for attempt in range(2):
@@ -265,35 +269,46 @@ def thumbnail_row(root: Path) -> Row:
             run_root = root / f"{mode}-{attempt}"
             listen = f"127.0.0.1:{free_port()}" if mode == "on" else ""
             config = write_config(run_root, web=listen, platforms=("archive",))
+            staging = run_root / "staging"
+            staging.mkdir()
             for path in files:
-                shutil.copy2(path, run_root / "exports" / path.name)
-            seconds[mode].append(_upload_time(config, run_root))
+                shutil.copy2(path, staging / path.name)
+            ready = b"web page at" if mode == "on" else b"watching"
+            seconds[mode].append(_upload_time(config, run_root, staging, ready))
             if mode == "on":
                 thumbs = max(thumbs, len(list((run_root / "state" / "thumbs").glob("*.jpg"))))
             shutil.rmtree(run_root)
     row = Row(
         "web",
-        f"run: {UPLOAD_FILES} files → folder, page + thumbnails on vs off",
+        f"run: {UPLOAD_FILES} × 5.8 MP JPEG → folder, page + thumbnails on vs off",
         "s",
         False,
         target=1.2,
         reference_label="page off",
     )
     row.reference, row.ours = seconds["off"], seconds["on"]
-    row.notes.append(f"thumbnails made during the 'on' runs: {thumbs} of {UPLOAD_FILES}")
+    extra = (statistics.median(seconds["on"]) - statistics.median(seconds["off"])) / UPLOAD_FILES
+    row.notes.append(
+        f"from the files' arrival (service started) to the last upload; thumbnails made: {thumbs} of"
+        f" {UPLOAD_FILES}; {1000 * extra:+.0f} ms per file with the page on"
+    )
     print(f"  web: uploads with page {seconds['on']} s, without {seconds['off']} s", flush=True)
     return row
 
 
-def _upload_time(config: Path, root: Path) -> float:
+def _upload_time(config: Path, root: Path, staging: Path, ready: bytes) -> float:
+    """Start the service, then move the files in at once (a rename, like an export's last step) and
+    time until every job is uploaded: the service's start-up is not in it."""
     ledger = root / "state" / "ledger.sqlite3"
-    started = time.perf_counter()
-    with running(config, root / "run.log", b"watching"):
+    with running(config, root / "run.log", ready):
+        started = time.perf_counter()
+        for path in sorted(staging.iterdir()):
+            path.replace(root / "exports" / path.name)
         deadline = time.monotonic() + UPLOAD_TIMEOUT
         while _uploaded(ledger) < UPLOAD_FILES:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {_uploaded(ledger)} of {UPLOAD_FILES} uploaded")
-            time.sleep(0.05)
+            time.sleep(0.02)
         return time.perf_counter() - started
 
 

@@ -16,6 +16,7 @@ const STATES = {
 const NEEDS_LOOK = new Set(["held", "failed", "rejected"]);
 const KIND_ICONS = { vector: "/static/icons/vector.svg", video: "/static/icons/video.svg" };
 const NO_PICTURE = "/static/icons/photo.svg";
+const KIND_WORDS = { raster: "Photo", vector: "Vector", video: "Video", release: "Release" };
 const FILTER_KEYS = ["q", "platform", "state", "since"];
 
 const view = {
@@ -119,7 +120,7 @@ function when(iso) {
   if (Number.isNaN(date.getTime())) return iso;
   const seconds = (date.getTime() - Date.now()) / 1000;
   const size = Math.abs(seconds);
-  if (size < 45) return seconds < 0 ? "just now" : "in a moment";
+  if (size < 45) return seconds < 0 ? "just now" : relative.format(Math.max(1, Math.round(seconds)), "second");
   if (size < 3600) return relative.format(Math.round(seconds / 60), "minute");
   if (size < 6 * 3600) return relative.format(Math.round(seconds / 3600), "hour");
   const today = new Date().toDateString() === date.toDateString();
@@ -428,9 +429,13 @@ function platformCard(platform) {
 
   if (platform.paused) {
     const paused = text("p", null, "paused-reason");
-    paused.append(text("strong", "Paused: "), document.createTextNode(platform.paused.reason || ""));
+    const reason = (platform.paused.reason || "").replace(/[.\s]+$/, "");
+    paused.append(text("strong", "Paused: "), document.createTextNode(`${reason}.`));
     if (platform.paused.until) {
-      paused.append(document.createTextNode(" Resumes by itself "), timeElement(platform.paused.until), ".");
+      const words = platform.paused.kind === "unreachable" ? " Tries again by itself " : " Goes on by itself ";
+      paused.append(document.createTextNode(words), timeElement(platform.paused.until), ".");
+    } else if (platform.paused.kind !== "manual") {
+      paused.append(document.createTextNode(" Fix it, then press Try again now."));
     }
     card.append(paused);
   }
@@ -500,9 +505,10 @@ function fact(list, name, value) {
 
 function lastBatch(batch) {
   const span = text("span");
-  const parts = [`${batch.uploaded ?? 0} sent`];
+  const parts = [batch.closed ? `${batch.uploaded ?? 0} sent` : `${batch.uploaded ?? 0} of ${batch.files} sent so far`];
   if (batch.failed) parts.push(`${batch.failed} failed`);
-  span.append(document.createTextNode(`${parts.join(", ")}, `), timeElement(batch.closed || batch.opened));
+  const started = batch.closed ? "" : "started ";
+  span.append(document.createTextNode(`${parts.join(", ")}, ${started}`), timeElement(batch.closed || batch.opened));
   return span;
 }
 
@@ -645,7 +651,11 @@ function fillDetail(item) {
   pictureFor(item, img);
   picture.replaceChildren(img);
   const meta = $("detail-meta");
-  meta.replaceChildren(document.createTextNode(`${item.kind || "file"} · seen `), timeElement(item.seen));
+  const facts = [KIND_WORDS[item.kind] || "File"];
+  if (item.type) facts.push(item.type.toUpperCase());
+  if (item.size) facts.push(megabytes(item.size));
+  meta.replaceChildren(document.createTextNode(`${facts.join(" · ")} · seen `), timeElement(item.seen));
+  if (item.path && item.path !== item.name) meta.append(text("span", item.path, "path detail-path"));
 
   $("detail-platforms").replaceChildren(
     ...sortedPlatforms(item.platforms).map(([name, job]) => {
