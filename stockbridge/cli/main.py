@@ -441,7 +441,8 @@ def resend(config_path: Path | None, platform_names: tuple[str, ...], paths: tup
     "--keep", type=click.Path(file_okay=False, path_type=Path), help="Keep the workspace in this folder."
 )
 @click.option("-v", "--verbose", count=True, help="Show the service's log lines.")
-def demo(keep: Path | None, verbose: int) -> None:
+@click.option("--web", is_flag=True, help="Then keep the service and its web page running until Ctrl-C.")
+def demo(keep: Path | None, verbose: int, web: bool) -> None:
     """A self-contained demo: sample images, a local FTPS server, one run, a table of results."""
     from stockbridge.demo.localserver import missing_demo_packages
 
@@ -458,7 +459,7 @@ def demo(keep: Path | None, verbose: int) -> None:
 
     setup_logging(verbose if verbose else -2)  # the table says it all; -v shows the log
     try:
-        code = run_demo(keep)
+        code = run_demo(keep, web=web)
     except StockbridgeError as exc:
         click.echo(f"error: {exc}", err=True)
         code = EXIT_FAILED

@@ -98,6 +98,8 @@ CREATE TABLE IF NOT EXISTS job_events (
     at        REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS job_events_by_sha256 ON job_events(sha256, id);
+INSERT INTO job_events (job_id, sha256, platform, state, reason, at)
+    SELECT id, sha256, platform, state, reason, updated_at FROM jobs ORDER BY id;
 CREATE TRIGGER IF NOT EXISTS job_events_created AFTER INSERT ON jobs
 BEGIN
     INSERT INTO job_events (job_id, sha256, platform, state, reason, at)

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loguru import logger
-
 from stockbridge.config.models import Config
 from stockbridge.delivery.policy import PauseKind
 from stockbridge.errors import StockbridgeError
@@ -98,7 +96,6 @@ def resume(config: Config, ledger: Ledger, platform: str, *, wake: Wake = _nowak
     wake(platform)
     if not resumed:
         return Done(f"{platform} was not paused")
-    logger.bind(platform=platform).info("{}: resumed", platform)
     return Done(f"{platform} resumed", (platform,))
 
 
@@ -108,7 +105,6 @@ def pause(config: Config, ledger: Ledger, platform: str, *, wake: Wake = _nowake
     check_platform(config, platform)
     ledger.pause(platform, MANUAL_REASON, None, str(PauseKind.MANUAL))
     wake(platform)
-    logger.bind(platform=platform, state="paused").info("{}: paused by the user", platform)
     return Done(f"{platform} paused: nothing more goes there until you resume it", (platform,))
 
 

@@ -146,8 +146,8 @@ class Service:
                 rescan_seconds=config.watch.rescan_seconds or None,
                 max_settle_seconds=config.watch.max_settle_seconds,
                 # Links, pipes, unstable files: one WARNING, and a "Not taken" row in `status`.
-                on_unstable=NoticeBoard(pipeline.ledger, config.watch).unstable,
-                on_skipped=NoticeBoard(pipeline.ledger, config.watch).skipped,
+                on_unstable=self._noting(NoticeBoard(pipeline.ledger, config.watch).unstable),
+                on_skipped=self._noting(NoticeBoard(pipeline.ledger, config.watch).skipped),
             )
             self._show_backlog(config)
             for thread in threads:
@@ -194,6 +194,15 @@ class Service:
     def _tell(self, name: str, data: dict[str, Any]) -> None:
         if self.on_event is not None:
             safely(self.on_event, name, data)
+
+    def _noting(self, board: Callable[..., None]) -> Callable[..., None]:
+        """``board`` (a NoticeBoard method), then a "notice" event: the not-taken list changed."""
+
+        def note(path: Path, *args: Any) -> None:
+            board(path, *args)
+            self._tell("notice", {"name": path.name})
+
+        return note
 
     def _wait_for_folder(self) -> bool:
         """An export drive not mounted yet (or a NAS share still coming up) is not a reason to die:
@@ -287,6 +296,8 @@ class Service:
         if future.exception() is None and (item := future.result()) is not None:
             self._tell("asset", {"id": item.sha256, "name": item.path.name})
             self._wake_all()
+        elif future.exception() is None:  # not taken (refused, a release, unchanged): maybe a notice
+            self._tell("notice", {"name": path.name})
 
     def _wake_all(self) -> None:
         for events in self._wake.values():
@@ -326,6 +337,8 @@ class Service:
             needs_restart.append("[watch]")
         if new.state != self.config.state:
             needs_restart.append("[state]")
+        if new.web != self.config.web:
+            needs_restart.append("[web]")
         # Everything else takes effect now: the next file is planned with the new rules, the next
         # batch connects with the new settings (a password from a file or the keyring is read
         # again at every connection anyway).
@@ -333,7 +346,12 @@ class Service:
         for name in old_names & new_names:
             platforms[name] = new.platforms[name]
         kept = new.model_copy(
-            update={"watch": self.config.watch, "state": self.config.state, "platforms": platforms}
+            update={
+                "watch": self.config.watch,
+                "state": self.config.state,
+                "web": self.config.web,
+                "platforms": platforms,
+            }
         )
         self.config = kept
         pipeline.config = kept

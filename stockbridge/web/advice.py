@@ -31,3 +31,19 @@ def advice_for(state: str, reason: str | None, kind: str | None = None) -> str |
             return "Something keeps writing it; it is taken once it stays the same."
         return "Export it again as a plain file into the watch folder."
     return None
+
+
+#: What to do about a paused platform, by the kind of pause (delivery/policy.py PauseKind).
+PAUSE_ADVICE = {
+    "manual": "You paused it: resume it when it should go on.",
+    "auth": "The login was refused: check the user name and password (`stockbridge check --connect`), then resume.",
+    "trust": "The server's identity changed or cannot be verified: check its certificate or host key, then resume.",
+    "config": "A configuration problem (`stockbridge check` names it): fix it, then resume.",
+    "setup": "The server refused the upload folder or a setting: `stockbridge status --detail` has its words; fix it, then resume.",
+    "quota": "The server is full or the quota is used up: it tries again by itself.",
+    "unreachable": "The server cannot be reached now: it tries again by itself, with growing waits.",
+}
+
+
+def pause_advice(kind: str) -> str | None:
+    return PAUSE_ADVICE.get(kind)

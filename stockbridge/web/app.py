@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loguru import logger
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -201,6 +202,7 @@ class _Api:
             raise ApiError(exc.status, exc.message) from None
         except StockbridgeError as exc:
             raise ApiError(409, exc.message) from None
+        logger.info("web page: {}: {}", action, done.message)
         for name in done.platforms or tuple(self.context.config.enabled_platforms()):
             self.context.hub.publish("platform", {"name": name, "activity": self._activity(name)})
         return JSONResponse({"ok": True, "message": done.message})

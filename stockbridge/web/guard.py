@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -45,6 +46,20 @@ LOCKED_PAGE = """<!doctype html>
 <p>The link carries a secret token; after the first visit the browser keeps it in a cookie for this page only.</p>
 </body></html>
 """
+
+
+#: What the refused page itself needs (its style and icons): served without the token, no data in them.
+PUBLIC = frozenset({"/static/app.css", "/static/401.html"})
+PUBLIC_FOLDERS = ("/static/icons/",)
+REFUSED_PAGE = Path(__file__).parent / "static" / "401.html"
+
+
+def locked_page() -> str:
+    """The page's own 401 page (static/401.html), else a plain one."""
+    try:
+        return REFUSED_PAGE.read_text(encoding="utf-8")
+    except OSError:
+        return LOCKED_PAGE
 
 
 def allowed_hosts(listen: str) -> frozenset[str]:
@@ -94,9 +109,13 @@ class Guard:
             if offered is not None:
                 await self._sign_in(offered[0], with_headers)
                 return
+        public = path in PUBLIC or (path.startswith(PUBLIC_FOLDERS) and ".." not in path)
+        if method in ("GET", "HEAD") and public:
+            await self.app(scope, receive, with_headers)  # the refused page's own look: no data
+            return
         if not self.keeper.matches(_token_of(headers)):
             if path == "/" or path == "/index.html":
-                await _html(with_headers, 401, LOCKED_PAGE)
+                await _html(with_headers, 401, locked_page())
             else:
                 await _json(
                     with_headers, 401, "the access token is missing or wrong: run `stockbridge web url`"
@@ -109,7 +128,7 @@ class Guard:
 
     async def _sign_in(self, offered: str, send: Send) -> None:
         if not self.keeper.matches(offered):
-            await _html(send, 401, LOCKED_PAGE)
+            await _html(send, 401, locked_page())
             return
         cookie = SimpleCookie()
         cookie[COOKIE] = offered

@@ -51,6 +51,10 @@ class LivePage:
     def start(self) -> bool:
         web = self.service.config.web
         keeper = TokenKeeper(self.service.config.state.dir)
+        known = (row[0] for row in self.pipeline.ledger.query("SELECT sha256 FROM assets"))
+        removed = self.context.thumbs.sweep(known)
+        if removed:
+            logger.info("removed {} thumbnail(s) of files the ledger no longer has", removed)
         app = build_app(self.context, keeper, listen=web.listen, tls=web.tls)
         self.server = WebServer(app, web)
         if not self.server.start():
@@ -58,11 +62,6 @@ class LivePage:
         for uploader in self.uploaders.values():
             uploader.on_progress = self.progress
         self.service.on_event = self.event
-        removed = self.context.thumbs.sweep(
-            row[0] for row in self.pipeline.ledger.query("SELECT sha256 FROM assets")
-        )
-        if removed:
-            logger.info("removed {} thumbnail(s) of files the ledger no longer has", removed)
         self._watcher = threading.Thread(target=self._watch, name="web-activity", daemon=True)
         self._watcher.start()
         return True

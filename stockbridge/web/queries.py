@@ -19,7 +19,7 @@ from stockbridge.config.models import Config
 from stockbridge.delivery.pace import SCHEDULED, Slot, day_start, scheduled_jobs
 from stockbridge.delivery.policy import plain_reason
 from stockbridge.ledger.store import Ledger
-from stockbridge.web.advice import advice_for
+from stockbridge.web.advice import advice_for, pause_advice
 
 STATES = ("uploaded", "held", "rejected", "failed", "pending", SCHEDULED, "uploading")
 MAX_LIMIT = 200
@@ -273,7 +273,12 @@ def platform_cards(
                 "progress": state.get("progress"),
                 "paused": None
                 if pause is None
-                else {"kind": pause.kind, "reason": plain_reason(pause.reason), "until": utc(pause.until)},
+                else {
+                    "kind": pause.kind,
+                    "reason": plain_reason(pause.reason),
+                    "until": utc(pause.until),
+                    "advice": pause_advice(pause.kind),
+                },
                 "next_batch": local_to_utc(min(slot.at for slot in slots.values())) if slots else None,
                 "today": {
                     "uploaded": today,

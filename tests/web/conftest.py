@@ -52,7 +52,10 @@ def photos(folder: Path, exiftool: Any, names: tuple[str, ...] = NAMES, seed: in
     ]
 
 
-def write_site_config(root: Path, server: FaultyFTPServer, archive: Path, web: str = "") -> Workspace:
+def write_site_config(
+    root: Path, server: FaultyFTPServer, archive: Path, web: str = f'[web]\nlisten = "{LISTEN}"\n'
+) -> Workspace:
+    """``once`` never serves the page: [web] only says where it would be (and makes thumbnails)."""
     for name in ("exports", "state"):
         (root / name).mkdir(exist_ok=True)
     workspace = Workspace(
@@ -65,7 +68,7 @@ def write_site_config(root: Path, server: FaultyFTPServer, archive: Path, web: s
     return workspace
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory, exiftool: Any) -> Iterator[Site]:
     pytest.importorskip("pyftpdlib")
     root = tmp_path_factory.mktemp("web-site")

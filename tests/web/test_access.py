@@ -31,6 +31,8 @@ def test_no_token_or_a_wrong_one_gets_401_everywhere(anonymous: TestClient) -> N
         assert wrong.status_code == 401 and "stockbridge web url" in wrong.json()["error"], path
     page = anonymous.get("/")
     assert page.status_code == 401 and "stockbridge web url" in page.text
+    assert anonymous.get("/static/icons/../app.js").status_code == 401
+    assert anonymous.get("/static/app.css").status_code in (200, 404), "the refused page's style is public"
     assert (
         anonymous.post(
             "/api/actions/pause", json={"platform": "agency"}, headers={"Origin": ORIGIN}
@@ -126,7 +128,7 @@ def test_a_token_file_others_can_read_is_narrowed(site: Site, keeper: TokenKeepe
 )
 def test_remote_listening_needs_allow_remote_and_tls(site: Site, tmp_path, web: str, words: str) -> None:
     config = tmp_path / "config.toml"
-    config.write_text(site.workspace.config.read_text() + f"\n[web]\n{web}\n")
+    config.write_text(site.workspace.config.read_text().replace(f'listen = "{LISTEN}"', web))
     config.chmod(0o600)
     result = CliRunner().invoke(main, ["web", "url", "--config", str(config)])
     assert result.exit_code == 2 and "web" in result.output and words in result.output, result.output

@@ -111,3 +111,21 @@ def test_thumbnails_are_small_jpegs_made_once_and_404_for_unknown(site: Site, cl
     assert stored.is_file()
     assert client.get("/api/thumbs/" + "f" * 64).status_code == 404
     assert client.get("/api/thumbs/not-a-hash").status_code == 404
+
+
+def test_actions_say_what_is_wrong_and_change_nothing(client: TestClient) -> None:
+    assert client.post("/api/actions/pause", json={"platform": "nowhere"}).status_code == 404
+    assert "platform" in client.post("/api/actions/pause", json={}).json()["error"]
+    assert client.post("/api/actions/retry", json={"job": "1"}).status_code == 400
+    assert client.post("/api/actions/retry", json={"job": 99999}).status_code == 404
+    assert client.post("/api/actions/explode", json={}).status_code == 404
+    assert client.post("/api/actions/pause", content=b"not json").status_code == 400
+    assert client.get("/api/actions/pause").status_code == 405
+    uploaded = client.get("/api/files?platform=agency&state=uploaded").json()["items"][0]
+    refused = client.post("/api/actions/retry", json={"job": uploaded["platforms"]["agency"]["job"]})
+    assert refused.status_code == 409 and "not failed" in refused.json()["error"], "never twice"
+    resend = client.post("/api/actions/resend", json={"id": uploaded["id"]})
+    assert resend.status_code == 409 and "held nowhere" in resend.json()["error"]
+    recheck = client.post("/api/actions/recheck", json={})
+    assert recheck.json() == {"ok": True, "message": "looked at 0 held file(s) again: 0 go now, 0 still held"}
+    assert client.get("/api/files?state=uploaded").json()["total"] == 3

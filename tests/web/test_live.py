@@ -140,6 +140,13 @@ def test_pause_resume_and_retry_act_on_the_running_uploaders(running: Running, e
     wait_for(lambda: running.events.seen("job", id=asset["id"], platform="archive", state="uploaded"))
     assert MARKER not in json.dumps(running.get(f"/api/files/{asset['id']}"))
 
+    # A link is never followed: not taken, and the stream says the list changed.
+    (running.workspace.exports / "link.jpg").symlink_to(running.workspace.exports / "A.jpg")
+    wait_for(lambda: running.events.seen("notice", name="link.jpg"), what="a notice event")
+    assert [(entry["path"], entry["kind"]) for entry in running.get("/api/not-taken")] == [
+        ("link.jpg", "link")
+    ]
+
     # Paused: the next file goes to the archive, not to the agency.
     assert running.post("pause", {"platform": "agency"}).json()["ok"]
     photos(running.workspace.exports, exiftool, ("B.jpg",), seed=900)
