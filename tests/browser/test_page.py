@@ -119,6 +119,22 @@ def test_on_a_phone_the_page_never_scrolls_sideways(site: Site, browser: Any) ->
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def test_a_search_is_kept_in_the_address_so_a_reload_keeps_it(site: Site, browser: Any) -> None:
+    browser.get(site.base)
+    wait_for_page(browser, "document.body.dataset.ready === 'true'", "the grid")
+    search = browser.find_element("id", "filter-q")
+    search.send_keys("harbour-2")
+    wait_for_page(browser, "location.hash === '#q=harbour-2'", "the search in the address")
+    names = "[...document.querySelectorAll('#grid .card-name')].map(e => e.textContent)"
+    wait_for_page(
+        browser, f"JSON.stringify({names}) === '[\"harbour-2.jpg\"]'", "only the photo searched for"
+    )
+    browser.refresh()
+    wait_for_page(browser, "document.body.dataset.ready === 'true'", "the grid after a reload")
+    assert browser.execute_script(f"return {names}") == ["harbour-2.jpg"]
+    assert browser.find_element("id", "filter-q").get_attribute("value") == "harbour-2"
+
+
 def test_a_wrong_link_gets_a_page_that_says_how_to_get_a_fresh_one(site: Site, browser: Any) -> None:
     browser.delete_all_cookies()
     browser.get(site.base + "?token=not-the-token")
