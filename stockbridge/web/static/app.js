@@ -434,7 +434,10 @@ function platformCard(platform) {
     if (platform.paused.until) {
       const words = platform.paused.kind === "unreachable" ? " Tries again by itself " : " Goes on by itself ";
       paused.append(document.createTextNode(words), timeElement(platform.paused.until), ".");
-    } else if (platform.paused.kind !== "manual") {
+    }
+    if (platform.paused.advice) {
+      paused.append(text("span", platform.paused.advice, "advice paused-advice"));
+    } else if (!platform.paused.until && platform.paused.kind !== "manual") {
       paused.append(document.createTextNode(" Fix it, then press Try again now."));
     }
     card.append(paused);
@@ -454,6 +457,11 @@ function platformCard(platform) {
     facts.lastElementChild.append(meter);
   }
   const counts = platform.counts || {};
+  const queued = [
+    counts.pending ? `${counts.pending} waiting` : "",
+    counts.scheduled ? `${counts.scheduled} scheduled` : "",
+  ].filter(Boolean);
+  if (queued.length) fact(facts, "To send", queued.join(", "));
   const waiting = ["held", "failed", "rejected"].filter((state) => counts[state]);
   if (waiting.length) {
     const line = text("span", null, "count-chips");
