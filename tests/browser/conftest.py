@@ -203,5 +203,19 @@ def wait_for_page(driver: Any, script: str, what: str, timeout: float = 20) -> A
     return wait_for(lambda: driver.execute_script(f"return {script}"), timeout, what)
 
 
-def run_log(site: Site) -> str:
-    return site.log.read_text(errors="replace") if site.log.exists() else ""
+def click(driver: Any, element_script: str, what: str, timeout: float = 20) -> None:
+    """Click the element a JavaScript expression finds, with a real mouse click, as soon as it is
+    there; a card redrawn by a live update between finding and clicking is found again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def attempt() -> bool:
+        element = driver.execute_script(f"return {element_script}")
+        if element is None:
+            return False
+        try:
+            element.click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait_for(attempt, timeout, what)

@@ -494,6 +494,7 @@ function platformCard(platform) {
   retry.hidden = action === "retry" || (platform.counts !== undefined && !counts.failed);
   const show = text("button", "Show its files", "button subtle small-button");
   show.type = "button";
+  show.dataset.action = "show";
   show.addEventListener("click", () => {
     applyFilter({ ...view.filter, platform: platform.name });
     $("files-heading").focus();
@@ -559,6 +560,33 @@ function showSummary() {
   $("summary").textContent = parts.join(" · ");
 }
 
+// Cards are rebuilt only when what they show changed (progress is updated in place), and a button
+// that had the keyboard's focus has it again in the new card: events never pull focus away.
+function showPlatforms(platforms) {
+  const list = $("platforms");
+  const old = new Map([...list.children].map((card) => [card.dataset.platform, card]));
+  const focused = document.activeElement;
+  const cards = platforms.map((platform) => {
+    const key = JSON.stringify({ ...platform, progress: null });
+    const known = old.get(platform.name);
+    if (known && known.dataset.key === key) {
+      if (platform.progress) showProgress(known, platform.progress);
+      else known.querySelector(".progress").hidden = true;
+      return known;
+    }
+    const card = platformCard(platform);
+    card.dataset.key = key;
+    if (known && focused && known.contains(focused) && focused.dataset.action) {
+      requestAnimationFrame(() => card.querySelector(`[data-action="${focused.dataset.action}"]`)?.focus());
+    }
+    return card;
+  });
+  if (cards.length !== list.children.length || cards.some((card, index) => list.children[index] !== card)) {
+    list.replaceChildren(...cards);
+  }
+  list.setAttribute("aria-busy", "false");
+}
+
 async function loadPlatforms() {
   try {
     const platforms = await api("/api/platforms");
@@ -567,8 +595,7 @@ async function loadPlatforms() {
     for (const element of document.querySelectorAll(".grid .chip")) {
       element.querySelector(".chip-name").textContent = shortLabel(element.dataset.platform);
     }
-    $("platforms").replaceChildren(...platforms.map(platformCard));
-    $("platforms").setAttribute("aria-busy", "false");
+    showPlatforms(platforms);
     const select = $("filter-platform");
     const chosen = view.filter.platform || "";
     select.replaceChildren(new Option("All agencies", ""));
