@@ -146,8 +146,8 @@ class Service:
                 rescan_seconds=config.watch.rescan_seconds or None,
                 max_settle_seconds=config.watch.max_settle_seconds,
                 # Links, pipes, unstable files: one WARNING, and a "Not taken" row in `status`.
-                on_unstable=self._noting(NoticeBoard(pipeline.ledger, config.watch).unstable),
-                on_skipped=self._noting(NoticeBoard(pipeline.ledger, config.watch).skipped),
+                on_unstable=NoticeBoard(pipeline.ledger, config.watch, self._noted).unstable,
+                on_skipped=NoticeBoard(pipeline.ledger, config.watch, self._noted).skipped,
             )
             self._show_backlog(config)
             for thread in threads:
@@ -195,14 +195,14 @@ class Service:
         if self.on_event is not None:
             safely(self.on_event, name, data)
 
-    def _noting(self, board: Callable[..., None]) -> Callable[..., None]:
-        """``board`` (a NoticeBoard method), then a "notice" event: the not-taken list changed."""
+    @staticmethod
+    def _refused(pipeline: Pipeline, path: Path) -> bool:
+        """Did ingest just note ``path`` as not taken (not a release, not unchanged)?"""
+        return bool(pipeline.ledger.query("SELECT 1 FROM notices WHERE path=?", (str(path),)))
 
-        def note(path: Path, *args: Any) -> None:
-            board(path, *args)
-            self._tell("notice", {"name": path.name})
-
-        return note
+    def _noted(self, path: Path) -> None:
+        """A file was not taken (a NoticeBoard notice): the page's not-taken list changed."""
+        self._tell("notice", {"name": path.name})
 
     def _wait_for_folder(self) -> bool:
         """An export drive not mounted yet (or a NAS share still coming up) is not a reason to die:
@@ -296,8 +296,8 @@ class Service:
         if future.exception() is None and (item := future.result()) is not None:
             self._tell("asset", {"id": item.sha256, "name": item.path.name})
             self._wake_all()
-        elif future.exception() is None:  # not taken (refused, a release, unchanged): maybe a notice
-            self._tell("notice", {"name": path.name})
+        elif future.exception() is None and self.on_event is not None and self._refused(pipeline, path):
+            self._tell("notice", {"name": path.name})  # refused at ingest: the not-taken list changed
 
     def _wake_all(self) -> None:
         for events in self._wake.values():

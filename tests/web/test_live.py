@@ -5,6 +5,7 @@ FTP server that refuses the first file, a folder platform; a real HTTP client ov
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -146,6 +147,9 @@ def test_pause_resume_and_retry_act_on_the_running_uploaders(running: Running, e
     assert [(entry["path"], entry["kind"]) for entry in running.get("/api/not-taken")] == [
         ("link.jpg", "link")
     ]
+    # A hard link is refused when it is taken (another name for a file elsewhere): a notice too.
+    os.link(running.workspace.exports / "A.jpg", running.workspace.exports / "hard.jpg")
+    wait_for(lambda: running.events.seen("notice", name="hard.jpg"), what="a notice for a refused file")
 
     # Paused: the next file goes to the archive, not to the agency.
     assert running.post("pause", {"platform": "agency"}).json()["ok"]
