@@ -89,6 +89,23 @@ def test_retry_sends_the_photos_that_waited_for_a_server_that_was_down(site: Sit
     ]
 
 
+def test_a_photos_details_show_its_state_and_history_on_each_agency(site: Site, browser: Any) -> None:
+    click(browser, f"{card('harbour-1.jpg')}?.querySelector('.card-open')", "harbour-1's picture")
+    wait_for_page(browser, "document.getElementById('detail').open", "the details dialog")
+    wait_for_page(
+        browser,
+        "document.querySelectorAll('#detail-platforms .detail-platform').length === 2",
+        "both agencies",
+    )
+    text = browser.find_element("id", "detail").text
+    assert "harbour-1.jpg" in text and "Agency" in text and "Backup" in text, text
+    history = browser.find_element("id", "detail-history").text
+    # Newest first: sent to the backup agency at last, after waiting for its server.
+    assert history.index("Backup: uploaded") < history.index("Backup: waiting"), history
+    browser.find_element("id", "detail-close").click()
+    wait_for_page(browser, "!document.getElementById('detail').open", "the dialog closed")
+
+
 def _pause_end(site: Site) -> float | None:
     """When the backup agency's pause lifts by itself (unix time), from the page's own API."""
     status = site.workspace.status()
