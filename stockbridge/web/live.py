@@ -53,6 +53,7 @@ class LivePage:
         keeper = TokenKeeper(self.service.config.state.dir)
         known = (row[0] for row in self.pipeline.ledger.query("SELECT sha256 FROM assets"))
         removed = self.context.thumbs.sweep(known)
+        self.pipeline.thumbnails.on_made = lambda sha256: self.event("thumb", {"id": sha256})
         if removed:
             logger.info("removed {} thumbnail(s) of files the ledger no longer has", removed)
         app = build_app(self.context, keeper, listen=web.listen, tls=web.tls)
@@ -69,6 +70,7 @@ class LivePage:
     def stop(self) -> None:
         self._stop.set()
         self.service.on_event = None
+        self.pipeline.thumbnails.on_made = None
         for uploader in self.uploaders.values():
             uploader.on_progress = None
         self.hub.close()

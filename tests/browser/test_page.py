@@ -14,6 +14,10 @@ from typing import Any
 from tests.browser.conftest import Site, click, wait_for_page
 from tests.waiting import wait_for
 
+# The tests build on each other in file order: the Makefile's `--dist loadfile` keeps a file's tests
+# on one pytest-xdist worker, in order. (`--dist loadgroup` with an xdist_group mark would be
+# narrower, but pytest-xdist 3.8 under pytest 9 spreads a group over the workers.)
+
 
 def card(name: str) -> str:
     """A JavaScript expression: the grid's card of the file called ``name`` (or undefined)."""

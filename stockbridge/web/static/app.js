@@ -844,6 +844,8 @@ function connect() {
       else schedulePlatforms();
     }),
   );
+  // A thumbnail made in the background: the card shows it now instead of its icon.
+  source.addEventListener("thumb", data((event) => scheduleFile(event.id)));
   source.addEventListener("platform", data(schedulePlatforms));
   source.addEventListener("notice", data(scheduleNotTaken));
 }
