@@ -19,12 +19,13 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.filetype import sniff
 from stockbridge.assets.integrity import StreamCheck, check_file
+from stockbridge.assets.vector import VectorProbe, probe
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import ImageMetadata
@@ -48,9 +49,13 @@ class Ingested:
     metadata: ImageMetadata | None
     fingerprint: tuple[int, int, int, int]  # dev, ino, size, mtime_ns of the source when copied
     problem: str | None = None  # why this file cannot be taken at all (not an image, unreadable)
+    vector: VectorProbe | None = None  # a vector's size, level and soundness (assets/vector.py)
 
     def facts(self) -> AssetFacts:
-        return _facts(self.file_type, self.size, self.metadata)
+        facts = _facts(self.file_type, self.size, self.metadata)
+        if self.vector is None:
+            return facts
+        return replace(facts, width=self.vector.width, height=self.vector.height, vector=self.vector)
 
 
 def _facts(file_type: str | None, size: int, meta: ImageMetadata | None) -> AssetFacts:
@@ -66,9 +71,11 @@ def _facts(file_type: str | None, size: int, meta: ImageMetadata | None) -> Asse
     )
 
 
-def _metadata_problem(result: ImageMetadata | MetadataError) -> str | None:
+def _metadata_problem(result: ImageMetadata | MetadataError, vector: VectorProbe | None = None) -> str | None:
     if isinstance(result, MetadataError):
         return f"cannot read the image's metadata ({result.message}); the file may be damaged"
+    if vector is not None:
+        return vector.problem  # a vector's size comes from its drawing, not from pixels
     if not result.width or not result.height:
         return "the image has no readable pixel size; the file may be truncated or damaged"
     return None
@@ -133,14 +140,18 @@ def ingest(
     finally:
         if object_tmp.exists():
             object_tmp.unlink()
+    # A vector is checked before ExifTool sees it: a refused one (hostile, cut off) is not read.
+    vector = probe(final, file_type) if media.kind == mediatypes.VECTOR else None
+    if vector is not None and vector.problem is not None:
+        return Ingested(sha256, path, size, final, file_type, None, fingerprint, vector.problem, vector)
     result = exiftool.read([final], extra_tags=extra_tags)[final]
     metadata = None if isinstance(result, MetadataError) else result
     problem = (
         structure.problem
-        or _metadata_problem(result)
-        or (check_decodable(final, file_type, name=path.name) if verify_pixels else None)
+        or _metadata_problem(result, vector)
+        or (check_decodable(final, file_type, name=path.name) if verify_pixels and vector is None else None)
     )
-    return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)
+    return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem, vector)
 
 
 def inspect(
@@ -168,14 +179,20 @@ def inspect(
         return Ingested("", path, st.st_size, None, file_type, None, fingerprint, _not_an_image(file_type))
     file_type = media.name
     absolute = path.resolve()
+    # A vector is checked before ExifTool sees it: a refused one (hostile, cut off) is not read.
+    vector = probe(absolute, file_type) if media.kind == mediatypes.VECTOR else None
+    if vector is not None and vector.problem is not None:
+        return Ingested(
+            "", absolute, st.st_size, absolute, file_type, None, fingerprint, vector.problem, vector
+        )
     result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result
     problem = (
         check_file(absolute)
-        or _metadata_problem(result)
-        or (check_decodable(absolute, file_type, name=path.name) if decode else None)
+        or _metadata_problem(result, vector)
+        or (check_decodable(absolute, file_type, name=path.name) if decode and vector is None else None)
     )
-    return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem)
+    return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem, vector)
 
 
 def _hard_links(path: Path, links: int) -> InputError:

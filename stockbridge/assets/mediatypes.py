@@ -27,7 +27,8 @@ class MediaType:
     name: str
     #: How a person calls it, in reasons: "JPEG".
     label: str
-    #: "raster" today; vectors and video come as their own kinds.
+    #: "raster" (pixels, measured by Pillow) or "vector" (EPS, AI, SVG: measured by
+    #: :mod:`stockbridge.assets.vector`, sold with a raster preview of the same stem).
     kind: str
     #: File name endings the watcher looks at, the first one used for remote names and copies.
     extensions: tuple[str, ...]
@@ -42,6 +43,9 @@ class MediaType:
     #: check in :data:`stockbridge.assets.integrity.CHECKS`. None: no structural check (the full
     #: decode, ``[watch] verify = "decode"``, or a render still checks it).
     structure: str | None = None
+    #: A file of this type with a vector's stem beside it is that vector's preview, never sold as
+    #: a photo of its own (the agencies that take a preview take a JPEG, some a PNG too).
+    preview: bool = False
 
     @property
     def extension(self) -> str:
@@ -64,9 +68,17 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
         pillow_format="JPEG",
         converts_to=("jpeg",),
         structure="jpeg-markers",
+        preview=True,
     ),
     MediaType(
-        "png", "PNG", "raster", (".png",), pillow_format="PNG", converts_to=("jpeg",), structure="png-chunks"
+        "png",
+        "PNG",
+        "raster",
+        (".png",),
+        pillow_format="PNG",
+        converts_to=("jpeg",),
+        structure="png-chunks",
+        preview=True,
     ),
     MediaType(
         "tiff",
@@ -78,12 +90,33 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
         converts_to=("jpeg",),
         structure="tiff-ifds",
     ),
+    # Vectors (issue 15): EPS (Adobe TN 5002, DSC 3.0), Illustrator's own format (a PDF with
+    # Illustrator's private data, or PostScript before Illustrator 9), SVG 1.1 (W3C). Never opened
+    # by Pillow, never converted: :mod:`stockbridge.assets.vector` measures and checks them.
+    MediaType("eps", "EPS", "vector", (".eps",), aliases=("epsf",)),
+    MediaType("ai", "AI", "vector", (".ai",)),
+    MediaType("svg", "SVG", "vector", (".svg",)),
 )
 
+#: Kinds of type.
+RASTER = "raster"
+VECTOR = "vector"
 
-def names() -> tuple[str, ...]:
-    """The names of every type stockbridge takes, in table order."""
-    return tuple(media.name for media in MEDIA_TYPES)
+
+def names(kind: str | None = None) -> tuple[str, ...]:
+    """The names of every type stockbridge takes (of ``kind`` if given), in table order."""
+    return tuple(media.name for media in MEDIA_TYPES if kind is None or media.kind == kind)
+
+
+def is_vector(name: str | None) -> bool:
+    """True for a vector type (EPS, AI, SVG)."""
+    media = get(name)
+    return media is not None and media.kind == VECTOR
+
+
+def preview_types() -> tuple[MediaType, ...]:
+    """The types a vector's preview may be: raster types whose files agencies show (JPEG, PNG)."""
+    return tuple(media for media in MEDIA_TYPES if media.preview)
 
 
 # The table is a handful of entries: looking through it is as fast as a dict, and a test (or a

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, stage_release
+from stockbridge.assets.vector import probe
 from stockbridge.config.models import PlatformConfig
 from stockbridge.delivery.connection import join_remote
 from stockbridge.delivery.policy import describe_unexpected
@@ -46,7 +48,21 @@ def reingest(pipeline: Pipeline, sha256: str) -> Ingested | None:
     result = pipeline.exiftool.read([object_path], extra_tags=pipeline._extra_tags())[object_path]
     if isinstance(result, MetadataError):
         return None
-    return Ingested(sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0))
+    vector = (
+        probe(object_path, asset.file_type)
+        if asset.file_type and mediatypes.is_vector(asset.file_type)
+        else None
+    )
+    return Ingested(
+        sha256,
+        Path(asset.path),
+        asset.size,
+        object_path,
+        asset.file_type,
+        result,
+        (0, 0, 0, 0),
+        vector=vector,
+    )
 
 
 def activate_held(

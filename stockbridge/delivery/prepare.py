@@ -31,6 +31,14 @@ from stockbridge.delivery import reexport
 from stockbridge.delivery.connection import join_remote
 from stockbridge.delivery.held import activate_held, queue_releases, reconsider_held, reingest
 from stockbridge.delivery.policy import describe_unexpected
+from stockbridge.delivery.vectors import (
+    check_before_upload,
+    is_preview,
+    prepare_vector,
+    queue_preview,
+    retire_preview_photos,
+    zip_remote_name,
+)
 from stockbridge.errors import (
     InputError,
     MetadataError,
@@ -161,6 +169,14 @@ class Pipeline:
             logger.info("{}: a release; files waiting for one are looked at again", path.name)
             self.reconsider_held()
             return None
+        vector = is_preview(path)
+        if vector is not None:
+            # A vector's preview travels with it (delivery/vectors.py), never as a photo.
+            logger.info(
+                "{}: the preview of {}; vectors waiting for one are looked at again", path.name, vector.name
+            )
+            self.reconsider_held()
+            return None
         if not os.path.lexists(path):
             return None
         if self.done_before(path) is not None:
@@ -195,6 +211,8 @@ class Pipeline:
                 fingerprint=item.fingerprint,
                 photo_id=self.photo_of(item),
             )
+            if item.vector is not None:
+                retire_preview_photos(self, path)  # a preview that came first was no photo
             missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
             if not missing:
                 if known is None:
@@ -239,6 +257,8 @@ class Pipeline:
         anyway: it is made first and stands in for the check, one decode instead of two (~70 ms
         per 24 MP file). Its copy is then there for that platform's job."""
         assert item.object_path is not None and item.file_type is not None
+        if facts.vector is not None:
+            return None  # a vector has no pixels to decode: assets/vector.py checked it whole
         for name in names:
             if routed is not None and name not in routed:
                 continue
@@ -261,7 +281,7 @@ class Pipeline:
         return (field,) if field else ()
 
     def facts_for(self, item: Ingested) -> AssetFacts:
-        return assess(item, self.config)
+        return assess(item, self.config, self.exiftool)
 
     def _routed_platforms(self, item: Ingested) -> frozenset[str] | None:
         return routed_platforms(item, self.config)
@@ -347,8 +367,12 @@ class Pipeline:
             if not resend and self._held_as_reexport(item, name, platform, held, tell=True):
                 return
             remote_dir = join_remote(platform.remote_dir, verdict.remote_dir)
-            remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
+            naming_type = item.file_type if output_type == "zip" and item.file_type else output_type
+            remote = zip_remote_name(
+                self._free_remote_name(name, platform, item, naming_type, remote_dir), output_type
+            )
             release_jobs = queue_releases(self, item, name, platform, verdict, remote)
+            preview_remote = queue_preview(self, item, facts, name, platform, verdict, remote)
             changes = list(verdict.changes)
             meta: dict[str, object] = {
                 "title": verdict.title if verdict.title is not None else facts.title,
@@ -357,6 +381,8 @@ class Pipeline:
                 "editorial": facts.editorial,
                 "releases": release_jobs,
             }
+            if verdict.preview is not None:  # status and history show the pair as one asset
+                meta["preview"] = preview_remote or f"{verdict.preview.name} (in {remote})"
             if held is not None:
                 self.ledger.activate(
                     held.id,
@@ -422,6 +448,8 @@ class Pipeline:
         came before this job's first attempt, and it is rejected as superseded (reexport.py)."""
         with self._photo_lock:
             job = self.ledger.job(job_id)
+            if not check_before_upload(self, job):  # a vector came beside it: it is a preview
+                return None
             newer = reexport.newer_version(self.ledger, job)
             if newer is None:
                 return self.ledger.begin_upload(job_id, batch_id)
@@ -450,6 +478,8 @@ class Pipeline:
     def _prepare(self, item: Ingested, facts: AssetFacts, verdict: Verdict) -> tuple[Path, str]:
         """The exact file to send and its type: the private copy, or a derived copy."""
         assert item.object_path is not None and item.file_type is not None
+        if facts.vector is not None:
+            return prepare_vector(self, item, facts, verdict)
         if not verdict.needs_copy:
             return item.object_path, item.file_type  # byte-identical: no decode, no re-encode
         output_type = verdict.render.output_format if verdict.render is not None else item.file_type

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from loguru import logger
 
+from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, inspect
+from stockbridge.assets.vector import with_preview
 from stockbridge.config.models import Config
 from stockbridge.errors import InputError
 from stockbridge.metadata.exiftool import ExifTool
@@ -23,16 +25,18 @@ from stockbridge.rules.releases import (
 )
 
 
-def assess(item: Ingested, config: Config) -> AssetFacts:
-    """Everything planning needs about ``item``: metadata, pixel facts, editorial, releases."""
+def assess(item: Ingested, config: Config, exiftool: ExifTool | None = None) -> AssetFacts:
+    """Everything planning needs about ``item``: metadata, pixel facts, editorial, releases; for
+    a vector, its preview beside it too (read with ``exiftool`` when given)."""
     assert item.object_path is not None and item.metadata is not None and item.file_type is not None
     root = config.watch.folder
     metadata = item.metadata
+    props = None
     try:
-        props = image_props(item.object_path, item.file_type)
+        if not mediatypes.is_vector(item.file_type):
+            props = image_props(item.object_path, item.file_type)
     except InputError as exc:
         logger.debug("{}: no pixel facts ({})", item.path.name, exc)
-        props = None
     needs = release_needs(metadata, config.releases)
     found = find_releases(item.path, root, metadata, config.releases) if needs else {}
     hints = {
@@ -40,8 +44,11 @@ def assess(item: Ingested, config: Config) -> AssetFacts:
         for kind in needs
         if not found.get(kind)
     }
+    facts = item.facts()
+    if facts.vector is not None:
+        facts = with_preview(facts, item.path, exiftool)
     return replace(
-        item.facts(),
+        facts,
         props=props,
         editorial=is_editorial(item.path, root, metadata, config.editorial),
         release_needs=needs,
@@ -75,7 +82,7 @@ def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Ve
         return {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
     if item.problem is not None:
         return {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
-    facts = assess(item, config)
+    facts = assess(item, config, exiftool)
     routed = routed_platforms(item, config)
     verdicts = {}
     for name, platform in platforms.items():

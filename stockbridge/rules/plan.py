@@ -23,6 +23,7 @@ from stockbridge.metadata.boilerplate import boilerplate
 from stockbridge.rules.measures import against, limit_text
 
 if TYPE_CHECKING:
+    from stockbridge.assets.vector import PreviewCheck, VectorProbe
     from stockbridge.render.images import RenderSpec
     from stockbridge.render.pixels import ImageProps
 
@@ -55,6 +56,12 @@ class AssetFacts:
     release_needs: frozenset[str] = frozenset()  # "people", "property"
     releases: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # found, by kind
     release_hints: Mapping[str, str] = field(default_factory=dict)  # kind → where it was looked for
+    #: A vector's facts (assets/vector.py), its preview as found beside it (None: none there),
+    #: the preview's expected name, and the fields taken from the preview (the vector had none).
+    vector: VectorProbe | None = None
+    preview: PreviewCheck | None = None
+    preview_expected: str = ""
+    preview_fields: tuple[str, ...] = ()
 
     @property
     def megapixels(self) -> float | None:
@@ -79,6 +86,8 @@ class Verdict:
     remote_dir: str | None = None
     #: Release files to deliver with it.
     releases: tuple[Path, ...] = ()
+    #: A vector's preview that travels with it (``[rules.vector] travel``), None: none goes.
+    preview: Path | None = None
 
     @property
     def metadata_changes(self) -> dict[str, str | tuple[str, ...]]:
@@ -104,7 +113,16 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     changes: list[str] = []
     render_spec = None
 
-    if facts.props is not None and facts.file_type is not None:
+    preview = None
+    if facts.vector is not None:
+        from stockbridge.rules.vectors import plan_vector
+
+        vector = plan_vector(platform, facts, rules.vector)
+        rejects.extend(vector.rejects)
+        holds.extend(vector.holds)
+        changes.extend(vector.changes)
+        preview = vector.preview
+    elif facts.props is not None and facts.file_type is not None:
         from stockbridge.render.images import plan_render
 
         rendered = plan_render(platform, facts.props, facts.file_type, facts.size_bytes, rules)
@@ -114,7 +132,7 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     else:
         rejects.extend(_format_and_size(platform, facts, rules))
 
-    if rules.min_megapixels is not None:
+    if rules.min_megapixels is not None and facts.vector is None:  # a vector's own limits above
         megapixels = facts.megapixels
         if megapixels is None:
             needed = limit_text(rules.min_megapixels, 1)
@@ -165,6 +183,13 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
                     f'keyword "{keyword}" is {size} bytes: IPTC keeps the first {IPTC_KEYWORD_MAX_BYTES}, XMP all of it'
                 )
 
+    if facts.vector is not None:
+        from stockbridge.rules.vectors import vector_note
+
+        changed = keywords is not None or title is not None or description is not None
+        note = vector_note(platform, facts.file_type, changed)
+        if note:
+            changes.append(note)
     if rejects:
         return Verdict(platform, REJECT, tuple(rejects + holds))
     if holds:
@@ -180,6 +205,7 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
         render=render_spec,
         remote_dir=remote_dir,
         releases=releases,
+        preview=preview,
     )
 
 
