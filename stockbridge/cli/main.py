@@ -212,24 +212,28 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
     files = []
     with ExifTool() as exiftool:
         for path in _explained_files(paths, config):
-            files.append((path, explain_file(path, config, exiftool)))
+            facts: list[str] = []  # a vector's format, level, size and preview
+            files.append((path, explain_file(path, config, exiftool, facts), facts))
     if as_json:
         payload = {
             "files": [
                 {
                     "path": str(path),
+                    **({"facts": facts} if facts else {}),
                     "platforms": {
                         name: {"verdict": v.verdict, "reasons": list(v.reasons), "changes": list(v.changes)}
                         for name, v in verdicts.items()
                     },
                 }
-                for path, verdicts in files
+                for path, verdicts, facts in files
             ]
         }
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
-    for path, verdicts in files:
+    for path, verdicts, facts in files:
         click.echo(str(path))
+        for line in facts:
+            click.echo(f"  {line}")
         for name, verdict in verdicts.items():
             click.echo(f"  {name}: {verdict.verdict}")
             for reason in verdict.reasons:

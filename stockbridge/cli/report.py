@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from stockbridge.assets import mediatypes
 from stockbridge.config.models import Config
 from stockbridge.delivery.pace import SCHEDULED, Slot, scheduled_jobs
 from stockbridge.errors import ConfigError
@@ -141,6 +142,9 @@ def status_payload(
                 "changes": list(job.changes),
                 "verified_by": job.verified_by,
             }
+            preview = (job.meta or {}).get("preview")
+            if preview:  # a vector's preview, sent beside it or inside its zip
+                entry["platforms"][job.platform]["preview"] = str(preview)
             if slot is not None:
                 entry["platforms"][job.platform].update(
                     state=SCHEDULED, reason=slot.reason, scheduled_at=slot.at.isoformat(timespec="minutes")
@@ -148,6 +152,7 @@ def status_payload(
         pauses = {name: ledger.pause_of(name) for name in config.platforms}
     finally:
         ledger.close()
+    _fold_previews(files)
     filtered = platforms is not None or states is not None or since is not None
     payload: dict[str, Any] = {
         "files": [entry for entry in files.values() if entry["platforms"] or not filtered],
@@ -164,6 +169,37 @@ def status_payload(
         # Only a pause without an end needs the user (`retry`); a timed one lifts by itself.
         payload["paused_until"] = {name: pause.until for name, pause in shown.items()}
     return payload
+
+
+def _fold_previews(files: dict[str, dict[str, Any]]) -> None:
+    """A preview sent beside its vector ("pair") is shown in the vector's row, as one asset: each
+    platform's ``preview_state`` (and reason) comes from the preview's own job."""
+    vectors = {
+        (str(Path(entry["path"]).parent), Path(entry["path"]).stem): entry
+        for entry in files.values()
+        if mediatypes.is_vector(_type_of(entry["path"]))
+    }
+    for key, entry in list(files.items()):
+        if entry["kind"] != "preview":
+            continue
+        path = Path(entry["path"])
+        vector = vectors.get((str(path.parent), path.stem))
+        if vector is None:
+            continue
+        for name, job in entry["platforms"].items():
+            shown = vector["platforms"].get(name)
+            if shown is None:
+                continue
+            shown["preview"] = job["remote_name"] or path.name
+            shown["preview_state"] = job["state"]
+            if job["reason"]:
+                shown["preview_reason"] = job["reason"]
+        del files[key]
+
+
+def _type_of(path: str) -> str | None:
+    media = mediatypes.from_filename(path)
+    return media.name if media is not None else None
 
 
 def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]:
@@ -249,6 +285,10 @@ def status_lines(payload: dict[str, Any]) -> list[str]:
     for entry in payload["files"]:
         for name, job in sorted(entry["platforms"].items()):
             detail = job["reason"] or (job["remote_name"] if job["state"] == "uploaded" else None) or ""
+            if job.get("preview"):  # a vector's preview travels with it: one asset, one line
+                detail += f" + {job['preview']}"
+                if job.get("preview_state") and job["preview_state"] != job["state"]:
+                    detail += f" (preview {job['preview_state']})"
             lines.append(
                 "\t".join(_printable(value) for value in (entry["path"], name, job["state"], detail))
             )
@@ -305,7 +345,19 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
     for name in platforms:
         table.add_column(name, overflow="fold")
     for entry in files:
-        cells = [entry["path"].rsplit("/", 1)[-1] + (" (release)" if entry.get("kind") == "release" else "")]
+        previews = sorted({job["preview"] for job in entry["platforms"].values() if job.get("preview")})
+        label = (
+            " (release)"
+            if entry.get("kind") == "release"
+            else " (preview)"
+            if entry.get("kind") == "preview"
+            else ""
+        )
+        cells = [
+            entry["path"].rsplit("/", 1)[-1]
+            + label
+            + "".join(f"\n+ {_escape(name)}" for name in previews[:1])
+        ]
         for name in platforms:
             job = entry["platforms"].get(name)
             if job is None:
@@ -319,6 +371,10 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
                 text += f"\nas {_escape(job['remote_name'])}"
             for change in job.get("changes", []):
                 text += f"\n{_escape(change)}"
+            if job.get("preview_state"):
+                text += f"\npreview {_escape(job['preview'])}: {job['preview_state']}"
+                if job.get("preview_reason"):
+                    text += f" ({_escape(job['preview_reason'])})"
             cells.append(text)
         table.add_row(*cells)
     console.print(table)

@@ -10,7 +10,7 @@ from loguru import logger
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, inspect
-from stockbridge.assets.vector import with_preview
+from stockbridge.assets.vector import vector_beside, with_preview
 from stockbridge.config.models import Config
 from stockbridge.errors import InputError
 from stockbridge.metadata.exiftool import ExifTool
@@ -66,9 +66,16 @@ def routed_platforms(item: Ingested, config: Config) -> frozenset[str] | None:
     )
 
 
-def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Verdict]:
-    """What each enabled platform would get from ``path``, exactly as ``run`` decides it."""
+def explain_file(
+    path: Path, config: Config, exiftool: ExifTool, facts_out: list[str] | None = None
+) -> dict[str, Verdict]:
+    """What each enabled platform would get from ``path``, exactly as ``run`` decides it.
+    ``facts_out``: gets one line per fact of a vector (format, level, size, preview) to show."""
     platforms = config.enabled_platforms()
+    vector = vector_beside(path)
+    if vector is not None:
+        reason = f"the preview of {vector.name}: it travels with the vector, never as a photo of its own"
+        return {name: Verdict(name, "reject", (reason,)) for name in platforms}
     extra = (config.editorial.field,) if config.editorial.field else ()
     try:
         item = inspect(
@@ -83,6 +90,8 @@ def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Ve
     if item.problem is not None:
         return {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
     facts = assess(item, config, exiftool)
+    if facts_out is not None and facts.vector is not None:
+        facts_out.extend(vector_facts(facts))
     routed = routed_platforms(item, config)
     verdicts = {}
     for name, platform in platforms.items():
@@ -92,3 +101,30 @@ def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Ve
         else:
             verdicts[name] = evaluate(name, facts, platform.rules)
     return verdicts
+
+
+def vector_facts(facts: AssetFacts) -> list[str]:
+    """``explain``'s lines about a vector: format and level, drawing size, preview."""
+    probe = facts.vector
+    assert probe is not None
+    level = f", {probe.level}" if probe.level else ""
+    lines = [f"vector: {mediatypes.label(facts.file_type)}{level}, Illustrator level {probe.version_text}"]
+    if probe.megapixels is not None:
+        header = ""
+        if probe.header_bbox is not None:
+            header = "; header bounding box " + " ".join(f"{value:g}" for value in probe.header_bbox)
+        lines.append(
+            f"size: {probe.width}×{probe.height} pt = {probe.megapixels:.1f} MP at 1 pt = 1 px"
+            f" ({probe.size_from}{header})"
+        )
+    preview = facts.preview
+    if preview is None:
+        lines.append(f"preview: none beside it (expected {facts.preview_expected})")
+    elif preview.problem is not None:
+        lines.append(f"preview: {preview.problem}")
+    else:
+        lines.append(
+            f"preview: {preview.path.name}, {mediatypes.label(preview.file_type)} {preview.width}×{preview.height}"
+            f" ({preview.megapixels or 0:.1f} MP)"
+        )
+    return lines
