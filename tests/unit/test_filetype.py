@@ -76,7 +76,7 @@ CASES = [
     ("an Illustrator 8 file (PostScript)", b"%!PS-Adobe-3.0 \n%%Creator: Adobe Illustrator(R) 8.0\n", "ai"),
     (
         "an Illustrator file (PDF with Illustrator's XMP)",
-        b"%PDF-1.6\n1 0 obj<</Type/Metadata>>stream\n<x:xmpmeta xmlns:illustrator=\"http://ns.adobe.com/illustrator/1.0/\">",
+        b'%PDF-1.6\n1 0 obj<</Type/Metadata>>stream\n<x:xmpmeta xmlns:illustrator="http://ns.adobe.com/illustrator/1.0/">',
         "ai",
     ),
     ("an HTML page with an inline svg", b"<!DOCTYPE html><html><body><svg></svg></body></html>", None),
