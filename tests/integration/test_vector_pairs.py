@@ -1,0 +1,122 @@
+"""A vector and its preview are one asset, whichever settles first (issue 15).
+
+Real Ghostscript (the EPS and its size), real ExifTool (the metadata), the real pipeline and
+ledger; folder platforms, so no server is needed here (tests/e2e/test_vectors.py sends pairs to
+the FTPS and SFTP servers).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockbridge.delivery.prepare import Pipeline
+from stockbridge.demo.samples import make_image
+from stockbridge.demo.vectors import make_eps
+from stockbridge.ledger import states
+from stockbridge.ledger.store import Ledger
+from tests.configs import folder_platforms_config
+
+pytestmark = pytest.mark.skipif(shutil.which("gs") is None, reason="needs Ghostscript")
+
+PAIR = 'vector = { formats = ["eps"], travel = "pair", preview = "required", preview_min_edge = 500 }'
+KEYWORDS = ["hills", "sun", "sky", "landscape", "vector", "illustration", "green"]
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, exiftool: Any) -> Iterator[Pipeline]:
+    config = folder_platforms_config(tmp_path, agency=PAIR)
+    ledger = Ledger(config.ledger_path)
+    try:
+        yield Pipeline(config, ledger, exiftool)
+    finally:
+        ledger.close()
+
+
+def preview(exports: Path, exiftool: Any, **metadata: Any) -> Path:
+    return make_image(exports / "hills.jpg", width=600, height=500, exiftool=exiftool, seed=5, **metadata)
+
+
+def image_jobs_of(pipeline: Pipeline, name: str) -> list[Any]:
+    return [job for job in pipeline.ledger.jobs() if job.kind == "image" and Path(job.path).name == name]
+
+
+def test_a_vector_waits_for_its_preview_and_goes_by_itself_when_it_comes(
+    tmp_path: Path, pipeline: Pipeline, exiftool: Any
+) -> None:
+    exports = tmp_path / "exports"
+    eps = make_eps(exports / "hills.eps", width_pt=2000, height_pt=1500, title="Hills", keywords=KEYWORDS)
+    item = pipeline.accept_file(eps)
+    assert item is not None
+    job = pipeline.ledger.job_for(item.sha256, "agency")
+    assert job is not None and job.state == states.HELD
+    assert job.reason is not None and job.reason.startswith("waiting for hills.jpg: agency needs a preview")
+
+    jpg = preview(exports, exiftool)
+    assert pipeline.accept_file(jpg) is None  # a preview: never a photo of its own
+    job = pipeline.ledger.job_for(item.sha256, "agency")
+    assert job is not None and job.state == states.PENDING, job.reason
+    assert job.remote_name == "hills.eps" and (job.meta or {}).get("preview") == "hills.jpg"
+    previews = [other for other in pipeline.ledger.jobs() if other.kind == "preview"]
+    assert [(other.remote_name, other.state) for other in previews] == [("hills.jpg", states.PENDING)]
+    assert image_jobs_of(pipeline, "hills.jpg") == []
+
+
+def test_a_preview_that_comes_first_is_never_sold_as_a_photo(
+    tmp_path: Path, pipeline: Pipeline, exiftool: Any
+) -> None:
+    exports = tmp_path / "exports"
+    jpg = preview(exports, exiftool, title="Hills", keywords=KEYWORDS)
+    assert pipeline.accept_file(jpg) is not None  # no vector yet: it looks like a photo
+    [photo] = image_jobs_of(pipeline, "hills.jpg")
+    assert photo.state == states.PENDING
+
+    # The uploader's last look before the first byte: a vector appeared beside it.
+    (exports / "hills.eps").write_bytes(b"")
+    assert pipeline.begin_upload(photo.id, pipeline.ledger.open_batch("agency", 1)) is None
+    (exports / "hills.eps").unlink()
+    [photo] = image_jobs_of(pipeline, "hills.jpg")
+    assert photo.state == states.REJECTED
+    assert photo.reason == "the preview of hills.eps, not a photo: it goes with the vector"
+
+    eps = make_eps(exports / "hills.eps", width_pt=2000, height_pt=1500, title="Hills", keywords=KEYWORDS)
+    item = pipeline.accept_file(eps)
+    assert item is not None
+    job = pipeline.ledger.job_for(item.sha256, "agency")
+    assert job is not None and job.state == states.PENDING, job.reason
+
+
+def test_the_vector_metadata_wins_and_both_copies_carry_it(
+    tmp_path: Path, pipeline: Pipeline, exiftool: Any
+) -> None:
+    exports = tmp_path / "exports"
+    eps = make_eps(
+        exports / "hills.eps", width_pt=2000, height_pt=1500, title="Hills at noon", keywords=KEYWORDS
+    )
+    jpg = preview(
+        exports, exiftool, title="Preview title", description="Two green hills under a sun", keywords=["x"]
+    )
+    sources = {path: path.read_bytes() for path in (eps, jpg)}
+    item = pipeline.accept_file(eps)
+    assert item is not None
+    job = pipeline.ledger.job_for(item.sha256, "agency")
+    assert job is not None and job.state == states.PENDING, job.reason
+    meta = job.meta or {}
+    # Where both have a field, the vector's stands; where only the preview has one, it is taken.
+    assert meta["title"] == "Hills at noon" and meta["keywords"] == KEYWORDS
+    assert meta["description"] == "Two green hills under a sun"
+    assert "description from the preview hills.jpg (the vector has none)" in job.changes
+    [sent_preview] = [other for other in pipeline.ledger.jobs() if other.kind == "preview"]
+    assert job.upload_path is not None and sent_preview.upload_path is not None
+    copies = exiftool.read([Path(job.upload_path), Path(sent_preview.upload_path)])
+    for copy in copies.values():
+        assert (copy.title, copy.description, list(copy.keywords)) == (
+            "Hills at noon",
+            "Two green hills under a sun",
+            KEYWORDS,
+        )
+    assert all(path.read_bytes() == data for path, data in sources.items())  # sources never written
