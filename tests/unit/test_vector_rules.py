@@ -77,7 +77,7 @@ def test_the_illustrator_level_and_the_megapixels_decide() -> None:
     held = evaluate("sstk", unknown, rules(**limits, unknown_version="hold"))
     assert held.verdict == "hold" and "save it as Illustrator 10 EPS" in held.reasons[0]
     big = evaluate("sstk", facts(size_bytes=120_000_000), rules(formats=["eps"], max_file_mb=100))
-    assert big.reasons == ("120 MB, sstk takes vectors of at most 100 MB",)
+    assert big.reasons == ("120.0 MB, sstk takes vectors of at most 100 MB",)
 
 
 def test_a_required_preview_holds_the_vector_with_the_name_it_waits_for() -> None:
