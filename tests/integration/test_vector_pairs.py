@@ -120,3 +120,29 @@ def test_the_vector_metadata_wins_and_both_copies_carry_it(
             KEYWORDS,
         )
     assert all(path.read_bytes() == data for path, data in sources.items())  # sources never written
+
+
+def test_hostile_vectors_get_a_rejection_with_their_reason(tmp_path: Path, pipeline: Pipeline) -> None:
+    exports = tmp_path / "exports"
+    exports.mkdir(exist_ok=True)
+    target = tmp_path / "written"
+    (exports / "evil.eps").write_text(
+        f"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n%%EndComments\n({target}) (w) file\nshowpage\n%%EOF\n"
+    )
+    (exports / "evil.svg").write_text(
+        '<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]><svg xmlns="http://www.w3.org/2000/svg">&x;</svg>'
+    )
+    reasons = {}
+    for name in ("evil.eps", "evil.svg"):
+        item = pipeline.accept_file(exports / name)
+        assert item is not None
+        job = pipeline.ledger.job_for(item.sha256, "agency")
+        assert job is not None and job.state == states.REJECTED
+        reasons[name] = job.reason
+    assert reasons == {
+        "evil.eps": "Ghostscript refused to run it (/invalidfileaccess in --file--); not taken, nothing it asked"
+        " for was done",
+        "evil.svg": "declares XML entities or external references (EntitiesForbidden); not taken, nothing was"
+        " fetched",
+    }
+    assert not target.exists()
