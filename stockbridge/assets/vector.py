@@ -2,7 +2,7 @@
 
 An illustrator's export is a drawing with no pixels of its own. What agencies measure is its
 bounding box (EPS) or artboard (AI, SVG) in points, counted as pixels at 72 per inch: Illustrator's
-"px" is a point, so a 2000×2000 pt artboard is the 4 MP Shutterstock asks for (decisions.md V-1).
+"px" is a point, so a 2000×2000 pt artboard is 4 MP (decisions.md V-1).
 
 - **EPS and PostScript AI**: the DSC header comments (``%%BoundingBox``, ``%%HiResBoundingBox``,
   ``%%Creator``, ``%%AI8_CreatorVersion``) and one Ghostscript ``bbox`` run, which gives the

@@ -37,6 +37,10 @@ class VectorRules(_Model):
     max_megapixels: float | None = Field(
         None, gt=0, description="Larger drawings are rejected (never scaled: that is the artist's call)."
     )
+    megapixel_formats: list[str] | None = Field(
+        None,
+        description="The formats min/max_megapixels apply to (e.g. AI and EPS only, when SVG has no size limit); unset: all.",
+    )
     max_file_mb: float | None = Field(
         None,
         gt=0,
@@ -51,7 +55,7 @@ class VectorRules(_Model):
         None, gt=0, description="A smaller preview is not taken: the vector is held for a bigger one."
     )
     preview_min_edge: int | None = Field(
-        None, ge=1, description="The preview's shorter edge must be at least this many pixels (Pond5: 2000)."
+        None, ge=1, description="The preview's shorter edge must be at least this many pixels (e.g. 2000)."
     )
     travel: Literal["vector", "pair", "zip"] = Field(
         "vector",
@@ -59,9 +63,11 @@ class VectorRules(_Model):
         ' same stem; "zip": one zip of both, named after the stem.',
     )
 
-    @field_validator("formats")
+    @field_validator("formats", "megapixel_formats")
     @classmethod
-    def _vector_formats(cls, value: list[str]) -> list[str]:
+    def _vector_formats(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
         names = []
         for item in value:
             media = mediatypes.from_config(item)

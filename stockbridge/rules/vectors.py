@@ -87,8 +87,11 @@ def _plan_size(platform: str, facts: AssetFacts, rules: VectorRules, plan: Vecto
     probe = facts.vector
     assert probe is not None
     megapixels = probe.megapixels
+    limited = rules.megapixel_formats is None or facts.file_type in rules.megapixel_formats
     measured = f"({probe.width}×{probe.height} pt, {probe.size_from})"
-    if megapixels is None and (rules.min_megapixels or rules.max_megapixels):
+    if not limited:
+        pass  # this format has no size limit on this platform
+    elif megapixels is None and (rules.min_megapixels or rules.max_megapixels):
         plan.rejects.append(f"drawing size unknown, {platform} needs to know its megapixels")
     elif megapixels is not None:
         if rules.min_megapixels is not None and megapixels < rules.min_megapixels:
