@@ -134,7 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="files in the restart case (uploaded once, then `once` with nothing to do; 0: skip;"
         " default per scale: quick 500, default 2000, full 10000)",
     )
+    parser.add_argument(
+        "--only", choices=["vector"], default=None, help="only these rows (vector: bench/vector.py)"
+    )
     args = parser.parse_args(argv)
+    if args.only == "vector":
+        from bench import vector
+
+        return vector.main(
+            ["--runs", str(args.runs or 3)] + (["--keep", str(args.keep)] if args.keep else [])
+        )
     scale: Scale = SCALES[args.scale]
     runs = args.runs or scale.runs
     budget = Budget(args.budget or {"quick": 240, "default": 540, "full": 2400}[scale.name])
