@@ -26,6 +26,7 @@ from loguru import logger
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal
+from stockbridge.assets.vector import preview_candidates
 from stockbridge.config.models import Config, PlatformConfig
 from stockbridge.delivery import reexport
 from stockbridge.delivery.connection import join_remote
@@ -233,7 +234,16 @@ class Pipeline:
                     self._create_job(item, facts, name, self.platforms[name], routed)
                 except Exception as exc:  # one platform's surprise never costs the others their answer
                     self._record_unexpected(item, name, exc)
-            return item
+        if (
+            facts is not None
+            and facts.vector is not None
+            and facts.preview is None
+            and preview_candidates(path)
+        ):
+            # The preview settled while this vector was being taken (its own look found none, and
+            # it found no held job to free): look again now, or it would wait for the next arrival.
+            self.reconsider_held()
+        return item
 
     def _record_unexpected(self, item: Ingested, name: str, exc: Exception) -> None:
         """A ``failed`` job for ``name`` when an unforeseen error kept it from getting one (once

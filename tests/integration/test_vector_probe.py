@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -174,3 +175,19 @@ def test_a_preview_must_be_a_whole_jpeg_or_png_of_a_sane_size(tmp_path: Path) ->
     assert (
         problem is not None and problem.startswith("preview bomb.png: ") and "decompression bomb" in problem
     )
+
+
+def test_a_pdf_based_illustrator_file_is_measured_on_its_first_page(tmp_path: Path) -> None:
+    drawing = tmp_path / "d.ps"
+    drawing.write_text("%!PS\n0 0 moveto 3000 0 lineto 3000 2000 lineto closepath fill showpage\n")
+    art = tmp_path / "art.ai"
+    subprocess.run(
+        ["gs", "-q", "-dSAFER", "-dNOPAUSE", "-dBATCH", "-sDEVICE=pdfwrite", "-dDEVICEWIDTHPOINTS=3000",
+         "-dDEVICEHEIGHTPOINTS=2000", f"-sOutputFile={art}", str(drawing)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    found = probe(art, "ai")
+    assert found.problem is None and (found.width, found.height) == (3000, 2000)
+    cut = tmp_path / "cut.ai"
+    cut.write_bytes(art.read_bytes()[:-200])
+    assert probe(cut, "ai").problem is not None
