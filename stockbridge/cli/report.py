@@ -80,6 +80,10 @@ def status_payload(
     for a file the server moved away at once, and for uploads recorded before 0.2.
 
     ``kind`` is "image", or "release" for a release file delivered with the images that need it.
+    A vector's platform entry may hold ``preview``: its preview's remote name (or "NAME.jpg (in
+    NAME.zip)" when it travels inside the vector's zip) and, when the preview went beside it as a
+    job of its own, ``preview_state`` (and ``preview_reason``): the pair is one file here, never
+    two (a preview whose vector is no longer known keeps a row of its own, kind "preview").
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
     A ``paused`` object (platform → reason) is present when a platform waits for the user.
