@@ -62,7 +62,8 @@ def retire_preview_photos(pipeline: Pipeline, vector: Path) -> None:
         media = mediatypes.from_filename(path.name)
         if media is None or not media.preview:
             continue
-        for job in pipeline.ledger.jobs():
+        known = pipeline.known(path)  # its hash as taken, without reading it again
+        for job in pipeline.ledger.jobs(sha256=known) if known else pipeline.ledger.jobs():
             if job.kind != "image" or Path(job.path) != path:
                 continue
             if job.state in (states.PENDING, states.HELD, states.FAILED):

@@ -75,19 +75,27 @@ def test_a_preview_that_comes_first_is_never_sold_as_a_photo(
     [photo] = image_jobs_of(pipeline, "hills.jpg")
     assert photo.state == states.PENDING
 
-    # The uploader's last look before the first byte: a vector appeared beside it.
-    (exports / "hills.eps").write_bytes(b"")
-    assert pipeline.begin_upload(photo.id, pipeline.ledger.open_batch("agency", 1)) is None
-    (exports / "hills.eps").unlink()
-    [photo] = image_jobs_of(pipeline, "hills.jpg")
-    assert photo.state == states.REJECTED
-    assert photo.reason == "the preview of hills.eps, not a photo: it goes with the vector"
-
+    # The vector is taken: the photo job not yet begun is the preview's, and goes with it.
     eps = make_eps(exports / "hills.eps", width_pt=2000, height_pt=1500, title="Hills", keywords=KEYWORDS)
     item = pipeline.accept_file(eps)
     assert item is not None
+    [photo] = image_jobs_of(pipeline, "hills.jpg")
+    assert photo.state == states.REJECTED
+    assert photo.reason == "the preview of hills.eps, not a photo: it goes with the vector"
     job = pipeline.ledger.job_for(item.sha256, "agency")
     assert job is not None and job.state == states.PENDING, job.reason
+
+    # The uploader's last look before a photo's first byte: a vector appeared beside it.
+    other = make_image(exports / "dunes.png", width=600, height=500, fmt="png", exiftool=exiftool, seed=6)
+    assert pipeline.accept_file(other) is not None
+    [photo] = image_jobs_of(pipeline, "dunes.png")
+    (exports / "dunes.svg").write_text("<svg/>")  # not even taken yet: its name is enough
+    assert pipeline.begin_upload(photo.id, pipeline.ledger.open_batch("agency", 1)) is None
+    [photo] = image_jobs_of(pipeline, "dunes.png")
+    assert (photo.state, photo.reason) == (
+        states.REJECTED,
+        "the preview of dunes.svg, not a photo: it goes with the vector",
+    )
 
 
 def test_the_vector_metadata_wins_and_both_copies_carry_it(
