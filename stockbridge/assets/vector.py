@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import tempfile
@@ -468,6 +469,13 @@ def check_preview(path: Path) -> PreviewCheck:
     from stockbridge.render.pixels import image_props
 
     name = path.name
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        return PreviewCheck(path, None, problem=f"preview {name}: cannot read it ({exc.strerror})")
+    if not stat.S_ISREG(mode):  # a link is never followed (decisions.md X-10), a pipe never opened
+        what = "a symbolic link, never followed" if stat.S_ISLNK(mode) else "not a regular file"
+        return PreviewCheck(path, None, problem=f"preview {name} is {what}")
     try:
         found = sniff(path)
     except InputError as exc:

@@ -191,3 +191,6 @@ def test_a_pdf_based_illustrator_file_is_measured_on_its_first_page(tmp_path: Pa
     cut = tmp_path / "cut.ai"
     cut.write_bytes(art.read_bytes()[:-200])
     assert probe(cut, "ai").problem is not None
+    link = tmp_path / "link.jpg"
+    link.symlink_to(good)
+    assert check_preview(link).problem == "preview link.jpg is a symbolic link, never followed"
