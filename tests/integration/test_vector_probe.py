@@ -162,6 +162,9 @@ def test_a_preview_must_be_a_whole_jpeg_or_png_of_a_sane_size(tmp_path: Path) ->
         200,
         None,
     )
+    link = tmp_path / "link.jpg"
+    link.symlink_to(good)
+    assert check_preview(link).problem == "preview link.jpg is a symbolic link, never followed"
     zipped = tmp_path / "zip.jpg"  # a zip (a zip bomb, for all we know) offered as the preview
     zipped.write_bytes(b"PK\x03\x04" + b"\0" * 200)
     assert check_preview(zipped).problem == "preview zip.jpg is not a JPEG or PNG (unknown content)"
@@ -191,6 +194,3 @@ def test_a_pdf_based_illustrator_file_is_measured_on_its_first_page(tmp_path: Pa
     cut = tmp_path / "cut.ai"
     cut.write_bytes(art.read_bytes()[:-200])
     assert probe(cut, "ai").problem is not None
-    link = tmp_path / "link.jpg"
-    link.symlink_to(good)
-    assert check_preview(link).problem == "preview link.jpg is a symbolic link, never followed"
