@@ -16,7 +16,8 @@ import pytest
 
 from stockbridge.demo.samples import make_image
 from stockbridge.demo.vectors import make_eps
-from tests.e2e.conftest import Workspace, platform_table
+from tests.e2e.conftest import Workspace, platform_table, service
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("gs") is None, reason="needs Ghostscript")
 
@@ -103,3 +104,36 @@ def test_a_vector_pair_goes_side_by_side_over_ftps_and_zipped_over_sftp(
         "Sunny_Hills.zip",
         "Sunny Hills.jpg (in Sunny_Hills.zip)",
     )
+
+
+def test_the_service_holds_a_vector_until_its_preview_lands_then_sends_both(
+    workspace: Workspace, exiftool, folder_target, tmp_path: Path
+) -> None:
+    workspace.write_config(
+        platform_table(
+            "pairs",
+            folder_target,
+            **{
+                "rules.vector": {"formats": ["eps"], "travel": "pair", "preview": "required"},
+                "batch.max_wait_seconds": 1,
+            },
+        ),
+        settle_seconds=0.2,
+    )
+    log = tmp_path / "service.log"
+    with service(workspace, log):
+        make_eps(
+            workspace.exports / "dunes.eps", width_pt=2000, height_pt=1200, title="Dunes", keywords=KEYWORDS
+        )
+        wait_for(
+            lambda: workspace.states().get(("dunes.eps", "pairs")) == "held", 30, "the vector to be held"
+        )
+        held = workspace.status()["files"][0]["platforms"]["pairs"]["reason"]
+        assert held.startswith("waiting for dunes.jpg: pairs needs a preview")
+        make_image(workspace.exports / "dunes.jpg", width=1000, height=600, exiftool=exiftool, seed=8)
+        wait_for(
+            lambda: (folder_target.root / "dunes.jpg").exists(), 30, "the preview to go beside the vector"
+        )
+        wait_for(lambda: (folder_target.root / "dunes.eps").exists(), 30, "the vector to go")
+    assert sorted(p.name for p in folder_target.root.iterdir()) == ["dunes.eps", "dunes.jpg"]
+    assert [Path(entry["path"]).name for entry in workspace.status()["files"]] == ["dunes.eps"]
