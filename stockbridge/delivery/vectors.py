@@ -38,6 +38,8 @@ from stockbridge.errors import InputError
 from stockbridge.ledger import states
 from stockbridge.ledger.store import Job
 from stockbridge.metadata.fields import metadata_tags
+from stockbridge.render.images import RenderError
+from stockbridge.rules.measures import against
 from stockbridge.rules.naming import remote_name
 from stockbridge.rules.plan import AssetFacts, Verdict
 
@@ -112,7 +114,12 @@ def prepare_vector(
     if verdict.preview is not None:
         preview, preview_type = preview_copy(pipeline, verdict.preview, metadata)
         members.append((preview, f"{stem}{mediatypes.extension(preview_type)}"))
-    return _zip(pipeline, item.sha256, members), "zip"
+    archive = _zip(pipeline, item.sha256, members)
+    cap = rules.vector.max_file_mb
+    if cap is not None and archive.stat().st_size > cap * 1_000_000:
+        shown, limit = against(archive.stat().st_size / 1_000_000, cap)
+        raise RenderError(f"the zip of the vector and its preview is {shown} MB, over the {limit} MB cap")
+    return archive, "zip"
 
 
 def preview_copy(

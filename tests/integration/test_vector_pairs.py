@@ -154,3 +154,26 @@ def test_hostile_vectors_get_a_rejection_with_their_reason(tmp_path: Path, pipel
         " fetched",
     }
     assert not target.exists()
+
+
+def test_a_zip_over_the_platform_cap_is_rejected_with_its_size(tmp_path: Path, exiftool: Any) -> None:
+    config = folder_platforms_config(
+        tmp_path,
+        agency='vector = { formats = ["eps"], travel = "zip", preview = "required", max_file_mb = 0.3 }',
+    )
+    exports = tmp_path / "exports"
+    eps = make_eps(exports / "hills.eps", width_pt=2000, height_pt=1500, title="Hills", keywords=KEYWORDS)
+    make_image(exports / "hills.jpg", width=1500, height=1200, exiftool=exiftool, seed=5)
+    assert eps.stat().st_size < 300_000  # the vector alone fits
+    ledger = Ledger(config.ledger_path)
+    try:
+        item = Pipeline(config, ledger, exiftool).accept_file(eps)
+        assert item is not None
+        job = ledger.job_for(item.sha256, "agency")
+        assert job is not None and job.state == states.REJECTED
+        assert job.reason is not None and job.reason.startswith(
+            "could not prepare this platform's copy: the zip of the vector and its preview is "
+        )
+        assert job.reason.endswith("MB, over the 0.3 MB cap")
+    finally:
+        ledger.close()
