@@ -201,8 +201,9 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
     """Show what each platform would do with PATH (verdict, reasons, changes), without uploading.
 
     A folder stands for every file in it that the watcher would take (junk names left out)."""
+    from stockbridge.cli.explain import explain_payload, print_explained
     from stockbridge.metadata.exiftool import ExifTool
-    from stockbridge.rules.assess import explain_file
+    from stockbridge.rules.assess import explain_details
 
     config = _load(config_path, resolve_secrets=False)
     missing = [str(path) for path in paths if not path.exists() and not path.is_symlink()]
@@ -212,34 +213,11 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
     files = []
     with ExifTool() as exiftool:
         for path in _explained_files(paths, config):
-            facts: list[str] = []  # a vector's format, level, size and preview
-            files.append((path, explain_file(path, config, exiftool, facts), facts))
+            files.append((path, *explain_details(path, config, exiftool)))
     if as_json:
-        payload = {
-            "files": [
-                {
-                    "path": str(path),
-                    **({"facts": facts} if facts else {}),
-                    "platforms": {
-                        name: {"verdict": v.verdict, "reasons": list(v.reasons), "changes": list(v.changes)}
-                        for name, v in verdicts.items()
-                    },
-                }
-                for path, verdicts, facts in files
-            ]
-        }
-        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(explain_payload(files), indent=2, ensure_ascii=False))
         return
-    for path, verdicts, facts in files:
-        click.echo(str(path))
-        for line in facts:
-            click.echo(f"  {line}")
-        for name, verdict in verdicts.items():
-            click.echo(f"  {name}: {verdict.verdict}")
-            for reason in verdict.reasons:
-                click.echo(f"    - {reason}")
-            for change in verdict.changes:
-                click.echo(f"    ~ {change}")
+    print_explained(config, files)
 
 
 def format_option(function: F) -> F:

@@ -86,6 +86,8 @@ def status_payload(
     two (a preview whose vector is no longer known keeps a row of its own, kind "preview").
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
+    ``manual``, present only when there are some, lists the steps left for the agency's website
+    for that file (an AI checkbox, categories set on the web), as its preset's rules say.
     A ``paused`` object (platform → reason) is present when a platform waits for the user.
     A pending job that waits for its platform's ``schedule`` shows as state "scheduled", with the
     reason and ``scheduled_at`` (local time, ISO 8601) when it will go; the ledger keeps it pending.
@@ -149,6 +151,8 @@ def status_payload(
             preview = (job.meta or {}).get("preview")
             if preview:  # a vector's preview, sent beside it or inside its zip
                 entry["platforms"][job.platform]["preview"] = str(preview)
+            if steps := manual_steps(job.meta):
+                entry["platforms"][job.platform]["manual"] = steps
             if slot is not None:
                 entry["platforms"][job.platform].update(
                     state=SCHEDULED, reason=slot.reason, scheduled_at=slot.at.isoformat(timespec="minutes")
@@ -207,14 +211,23 @@ def _type_of(path: str) -> str | None:
 
 
 def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]:
-    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed"}]}``, newest
-    first; times are local ISO 8601 date-times, ``closed`` null while a batch is open (or was cut
-    short by a crash)."""
+    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed", "manual"}]}``,
+    newest first; times are local ISO 8601 date-times, ``closed`` null while a batch is open (or was
+    cut short by a crash). ``manual``: ``[{"path", "remote_name", "steps"}]``, the files of the batch
+    that left steps for the agency's website."""
     if not config.ledger_path.exists():
         return {"batches": []}
     ledger = Ledger(config.ledger_path)
     try:
         batches = ledger.batches(limit=limit)
+        manual = {
+            batch.id: [
+                {"path": job.path, "remote_name": job.remote_name, "steps": steps}
+                for job in ledger.batch_jobs(batch.id)
+                if (steps := manual_steps(job.meta))
+            ]
+            for batch in batches
+        }
     finally:
         ledger.close()
     return {
@@ -229,10 +242,18 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
                 "files": max(batch.files, batch.uploaded + batch.failed),
                 "uploaded": batch.uploaded,
                 "failed": batch.failed,
+                # Steps left for the agency's website, per file (an AI checkbox, categories).
+                "manual": manual[batch.id],
             }
             for batch in batches
         ]
     }
+
+
+def manual_steps(meta: dict[str, object] | None) -> list[str]:
+    """The steps a job left for the agency's website (recorded when it was queued)."""
+    steps = (meta or {}).get("manual")
+    return [str(step) for step in steps] if isinstance(steps, list) else []
 
 
 def print_history_table(payload: dict[str, Any], console: Console | None = None) -> None:
@@ -263,6 +284,19 @@ def print_history_table(payload: dict[str, Any], console: Console | None = None)
             f"[red]{batch['failed']}[/]" if batch["failed"] else "0",
         )
     console.print(table)
+    _print_manual(payload["batches"], console)
+
+
+def _print_manual(batches: list[dict[str, Any]], console: Console) -> None:
+    """Under the history table: what is left to do on the agencies' websites, file by file."""
+    for batch in batches:
+        for entry in batch.get("manual", []):
+            name = entry["remote_name"] or entry["path"].rsplit("/", 1)[-1]
+            console.print(
+                f"[bold]to do on {_escape(batch['platform'])}[/] (batch {batch['id']}) {_escape(name)}:"
+            )
+            for step in entry["steps"]:
+                console.print(f"  - {_escape(step)}")
 
 
 HISTORY_COLUMNS = ("batch", "platform", "opened", "closed", "files", "uploaded", "failed")
@@ -293,6 +327,8 @@ def status_lines(payload: dict[str, Any]) -> list[str]:
                 detail += f" + {job['preview']}"
                 if job.get("preview_state") and job["preview_state"] != job["state"]:
                     detail += f" (preview {job['preview_state']})"
+            if job.get("manual"):
+                detail = "; ".join([detail, *(f"to do: {step}" for step in job["manual"])]).lstrip("; ")
             lines.append(
                 "\t".join(_printable(value) for value in (entry["path"], name, job["state"], detail))
             )
@@ -379,6 +415,8 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
                 text += f"\npreview {_escape(job['preview'])}: {job['preview_state']}"
                 if job.get("preview_reason"):
                     text += f" ({_escape(job['preview_reason'])})"
+            for step in job.get("manual", []):
+                text += f"\n[bold]to do:[/] {_escape(step)}"
             cells.append(text)
         table.add_row(*cells)
     console.print(table)

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from stockbridge.assets import mediatypes
 from stockbridge.config.base import _check_remote_dir, _Model
+from stockbridge.config.categories import AiRule, CategoryRule
 from stockbridge.config.vector import VectorRules
 
 
@@ -153,6 +154,14 @@ class RulesConfig(_Model):
     )
     editorial: Literal["accept", "reject"] | EditorialRoute = Field(
         "accept", description='Editorial files: "accept", "reject", or { remote_dir = "..." }.'
+    )
+    ai: AiRule = Field(
+        default_factory=AiRule,
+        description="AI-generated files: accept or reject, and what an accepted one needs (manual steps, CSV cells).",
+    )
+    categories: CategoryRule = Field(
+        default_factory=CategoryRule,
+        description="The agency's categories, how yours map onto them, and whether a file needs one.",
     )
     vector: VectorRules = Field(
         default_factory=VectorRules,

@@ -73,7 +73,10 @@ def activate_held(
     platform = pipeline.platforms[job.platform]
     verdict = evaluate(job.platform, facts, platform.rules)
     if verdict.verdict != ACCEPT:
-        return "; ".join(verdict.reasons)
+        reason = "; ".join(verdict.reasons)
+        if reason != job.reason:
+            pipeline.ledger.set_state(job.id, states.HELD, reason)  # the rules changed: say why now
+        return reason
     if not resend and pipeline._held_as_reexport(item, job.platform, platform, job):
         return pipeline.ledger.job(job.id).reason
     try:

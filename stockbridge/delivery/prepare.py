@@ -53,6 +53,7 @@ from stockbridge.metadata.fields import metadata_tags
 from stockbridge.render.images import RenderError, UndecodableError, keep_image_memory, render
 from stockbridge.render.pixels import check_decodable
 from stockbridge.rules.assess import assess, routed_platforms
+from stockbridge.rules.categories import extra_tags
 from stockbridge.rules.measures import against
 from stockbridge.rules.naming import remote_name
 from stockbridge.rules.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
@@ -287,8 +288,7 @@ class Pipeline:
         return check_decodable(item.object_path, item.file_type, name=item.path.name)
 
     def _extra_tags(self) -> tuple[str, ...]:
-        field = self.config.editorial.field
-        return (field,) if field else ()
+        return extra_tags(self.config)  # editorial, AI, categories, flags (rules/categories.py)
 
     def facts_for(self, item: Ingested) -> AssetFacts:
         return assess(item, self.config, self.exiftool)
@@ -390,6 +390,12 @@ class Pipeline:
                 "keywords": list(verdict.keywords if verdict.keywords is not None else facts.keywords),
                 "editorial": facts.editorial,
                 "releases": release_jobs,
+                "categories": list(verdict.categories),
+                "illustration": facts.illustration,
+                "mature": facts.mature,
+                "ai": facts.ai,
+                "manual": list(verdict.manual),
+                "csv": dict(verdict.csv),
             }
             if verdict.preview is not None:  # status and history show the pair as one asset
                 meta["preview"] = preview_remote or f"{verdict.preview.name} (in {remote})"

@@ -21,7 +21,7 @@ from loguru import logger
 from stockbridge.config.models import PlatformConfig
 from stockbridge.delivery.batch import Batch, GroupOutcome, Outcome
 from stockbridge.delivery.connection import transport_settings
-from stockbridge.delivery.manifests import ManifestRow, write_manifest, write_release_report
+from stockbridge.delivery.manifests import ManifestRow, cells_from, write_manifest, write_release_report
 from stockbridge.delivery.pace import Clock
 from stockbridge.delivery.policy import (
     Action,
@@ -414,6 +414,10 @@ class PlatformUploader:
                     keywords=_texts(meta.get("keywords")),
                     editorial=bool(meta.get("editorial")),
                     releases=_texts(meta.get("releases")),
+                    categories=_texts(meta.get("categories")),
+                    illustration=bool(meta.get("illustration")),
+                    mature=bool(meta.get("mature")),
+                    cells=cells_from(meta.get("csv")),
                 )
             )
         if not rows:

@@ -341,6 +341,14 @@ class Ledger:
             rows = self._db.execute(_JOB_SELECT + where + " ORDER BY jobs.id", params).fetchall()
         return [job_from_row(row) for row in rows]
 
+    def batch_jobs(self, batch_id: int) -> list[Job]:
+        """The jobs a batch sent (or tried to), in order (``history``'s manual steps per file)."""
+        with self._lock:
+            rows = self._db.execute(
+                _JOB_SELECT + " WHERE jobs.batch_id=? ORDER BY jobs.id", (batch_id,)
+            ).fetchall()
+        return [job_from_row(row) for row in rows]
+
     def due_jobs(self, platform: str, now: float, limit: int) -> list[Job]:
         """Pending jobs of ``platform`` whose backoff has expired, oldest first."""
         with self._lock:

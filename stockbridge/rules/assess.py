@@ -15,6 +15,8 @@ from stockbridge.config.models import Config
 from stockbridge.errors import InputError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.render.pixels import image_props
+from stockbridge.rules.ai import ai_signal
+from stockbridge.rules.categories import extra_tags, file_categories, has_flag
 from stockbridge.rules.plan import AssetFacts, Verdict, evaluate
 from stockbridge.rules.releases import (
     find_releases,
@@ -44,6 +46,7 @@ def assess(item: Ingested, config: Config, exiftool: ExifTool | None = None) -> 
         for kind in needs
         if not found.get(kind)
     }
+    categories, category_source = file_categories(item.path, root, metadata.extra, config.categories)
     facts = item.facts()
     if facts.vector is not None:
         facts = with_preview(facts, item.path, exiftool)
@@ -54,6 +57,11 @@ def assess(item: Ingested, config: Config, exiftool: ExifTool | None = None) -> 
         release_needs=needs,
         releases=found,
         release_hints=hints,
+        ai=ai_signal(metadata.keywords, metadata.extra, config.ai),
+        categories=categories,
+        category_source=category_source,
+        illustration=has_flag(item.path, root, metadata.keywords, metadata.extra, config.illustration),
+        mature=has_flag(item.path, root, metadata.keywords, metadata.extra, config.mature),
     )
 
 
@@ -66,32 +74,33 @@ def routed_platforms(item: Ingested, config: Config) -> frozenset[str] | None:
     )
 
 
-def explain_file(
-    path: Path, config: Config, exiftool: ExifTool, facts_out: list[str] | None = None
-) -> dict[str, Verdict]:
-    """What each enabled platform would get from ``path``, exactly as ``run`` decides it.
-    ``facts_out``: gets one line per fact of a vector (format, level, size, preview) to show."""
+def explain_file(path: Path, config: Config, exiftool: ExifTool) -> dict[str, Verdict]:
+    """What each enabled platform would get from ``path``, exactly as ``run`` decides it."""
+    return explain_details(path, config, exiftool)[1]
+
+
+def explain_details(
+    path: Path, config: Config, exiftool: ExifTool
+) -> tuple[AssetFacts | None, dict[str, Verdict]]:
+    """``explain_file``, with the facts the verdicts came from (None: the file was not readable)."""
     platforms = config.enabled_platforms()
     vector = vector_beside(path)
     if vector is not None:
         reason = f"the preview of {vector.name}: it travels with the vector, never as a photo of its own"
-        return {name: Verdict(name, "reject", (reason,)) for name in platforms}
-    extra = (config.editorial.field,) if config.editorial.field else ()
+        return None, {name: Verdict(name, "reject", (reason,)) for name in platforms}
     try:
         item = inspect(
             path,
             exiftool,
-            extra_tags=extra,
+            extra_tags=extra_tags(config),
             allow_hardlinks=config.watch.allow_hardlinks,
             decode=config.watch.verify == "decode",
         )
     except (InputError, OSError) as exc:
-        return {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
+        return None, {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
     if item.problem is not None:
-        return {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
+        return None, {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
     facts = assess(item, config, exiftool)
-    if facts_out is not None and facts.vector is not None:
-        facts_out.extend(vector_facts(facts))
     routed = routed_platforms(item, config)
     verdicts = {}
     for name, platform in platforms.items():
@@ -100,7 +109,7 @@ def explain_file(
             verdicts[name] = Verdict(name, "reject", (reason,))
         else:
             verdicts[name] = evaluate(name, facts, platform.rules)
-    return verdicts
+    return facts, verdicts
 
 
 def vector_facts(facts: AssetFacts) -> list[str]:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Literal
 from stockbridge.assets import mediatypes
 from stockbridge.config.rules import EditorialRoute, RulesConfig, TextRule
 from stockbridge.metadata.boilerplate import boilerplate
+from stockbridge.rules.ai import plan_ai
+from stockbridge.rules.categories import plan_categories
 from stockbridge.rules.measures import against, limit_text
 
 if TYPE_CHECKING:
@@ -56,6 +58,13 @@ class AssetFacts:
     release_needs: frozenset[str] = frozenset()  # "people", "property"
     releases: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # found, by kind
     release_hints: Mapping[str, str] = field(default_factory=dict)  # kind → where it was looked for
+    #: What marks it AI-generated ("IPTC DigitalSourceType trainedAlgorithmicMedia"); None: nothing.
+    ai: str | None = None
+    #: The file's own categories and where they came from (rules/categories.py).
+    categories: tuple[str, ...] = ()
+    category_source: str | None = None
+    illustration: bool = False
+    mature: bool = False
     #: A vector's facts (assets/vector.py), its preview as found beside it (None: none there),
     #: the preview's expected name, and the fields taken from the preview (the vector had none).
     vector: VectorProbe | None = None
@@ -86,6 +95,12 @@ class Verdict:
     remote_dir: str | None = None
     #: Release files to deliver with it.
     releases: tuple[Path, ...] = ()
+    #: This platform's category values for the file (its CSV's Categories/Category cell).
+    categories: tuple[str, ...] = ()
+    #: Steps the user must take on the agency's website for this file (listed in `status`).
+    manual: tuple[str, ...] = ()
+    #: CSV cells for this file only (header → value), e.g. an AI flag column.
+    csv: tuple[tuple[str, str], ...] = ()
     #: A vector's preview that travels with it (``[rules.vector] travel``), None: none goes.
     preview: Path | None = None
 
@@ -152,7 +167,21 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
             remote_dir = rules.editorial.remote_dir
             changes.append(f"editorial: uploaded into {remote_dir}/")
 
-    keywords = _plan_keywords(platform, facts.keywords, rules, holds, changes)
+    # The title as the agency will read it (an empty one filled from the description).
+    shown_title = facts.title if (facts.title or "").strip() else None
+    if shown_title is None and rules.title.from_description:
+        shown_title = facts.description
+    ai = plan_ai(platform, facts.ai, facts.keywords, {"title": shown_title}, rules.ai)
+    rejects.extend(ai.rejects)
+    changes.extend(ai.changes)
+    categories = plan_categories(platform, facts.categories, facts.category_source, rules.categories)
+    holds.extend(categories.holds)
+    changes.extend(categories.changes)
+
+    source_keywords = ai.keywords if ai.keywords is not None else facts.keywords
+    keywords = _plan_keywords(platform, source_keywords, rules, holds, changes)
+    if keywords is None and ai.keywords is not None:
+        keywords = ai.keywords
 
     filled = bool(
         not (facts.title or "").strip() and rules.title.from_description and (facts.description or "").strip()
@@ -205,6 +234,9 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
         render=render_spec,
         remote_dir=remote_dir,
         releases=releases,
+        categories=categories.values,
+        manual=ai.manual + categories.manual,
+        csv=ai.csv,
         preview=preview,
     )
 

@@ -311,6 +311,9 @@ class Service:
         self.config = kept
         pipeline.config = kept
         resumed = pipeline.ledger.resume(kinds=[str(kind) for kind in FIXABLE_BY_USER])
+        # Held files are planned again with the new rules (a category mapping, an AI policy, a
+        # keyword minimum): those that now pass move on by themselves.
+        safely(pipeline.reconsider_held)
         for uploader in self._uploaders:
             if uploader.name in kept.platforms:
                 uploader.platform = kept.platforms[uploader.name]

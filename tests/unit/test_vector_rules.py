@@ -112,3 +112,33 @@ def test_the_vector_table_refuses_what_cannot_work() -> None:
     with pytest.raises(ValidationError, match="'eps' is a vector format"):
         RulesConfig(formats=["jpeg", "eps"])
     assert rules(formats=["EPS", "ai"]).vector.formats == ["eps", "ai"]
+
+
+def test_every_preset_that_speaks_of_vectors_cites_its_sources_and_date() -> None:
+    from stockbridge.config.presets import load_preset, preset_about, preset_names
+
+    with_vectors = [name for name in preset_names() if "vector" in load_preset(name).get("rules", {})]
+    assert {
+        "shutterstock",
+        "adobe_stock",
+        "pond5",
+        "depositphotos",
+        "vecteezy",
+        "freepik",
+        "dreamstime",
+    } <= set(with_vectors)
+    for name in with_vectors:
+        about = preset_about(name)["vectors"]
+        assert about["sources"] and all(source.startswith("https://") for source in about["sources"]), name
+        assert about["checked"] == "2026-12-05" and about["notes"], name
+        RulesConfig(**load_preset(name)["rules"])  # each table validates
+    pond5 = RulesConfig(**load_preset("pond5")["rules"]).vector
+    assert (pond5.formats, pond5.travel, pond5.preview, pond5.preview_min_edge) == (
+        ["eps"],
+        "zip",
+        "required",
+        2000,
+    )
+    shutterstock = RulesConfig(**load_preset("shutterstock")["rules"]).vector
+    assert (shutterstock.preview, shutterstock.max_illustrator_version) == ("none", 10)
+    assert "SECONDARY SOURCE ONLY" in preset_about("depositphotos")["vectors"]["notes"]
