@@ -60,7 +60,9 @@ def assess(item: Ingested, config: Config, exiftool: ExifTool | None = None) -> 
         ai=ai_signal(metadata.keywords, metadata.extra, config.ai),
         categories=categories,
         category_source=category_source,
-        illustration=has_flag(item.path, root, metadata.keywords, metadata.extra, config.illustration),
+        # A vector is an illustration whatever its metadata says (agencies file it so themselves).
+        illustration=facts.vector is not None
+        or has_flag(item.path, root, metadata.keywords, metadata.extra, config.illustration),
         mature=has_flag(item.path, root, metadata.keywords, metadata.extra, config.mature),
     )
 

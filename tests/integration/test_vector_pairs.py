@@ -117,6 +117,7 @@ def test_the_vector_metadata_wins_and_both_copies_carry_it(
     # Where both have a field, the vector's stands; where only the preview has one, it is taken.
     assert meta["title"] == "Hills at noon" and meta["keywords"] == KEYWORDS
     assert meta["description"] == "Two green hills under a sun"
+    assert meta["illustration"] is True  # a vector is an illustration (a CSV's Illustration column)
     assert "description from the preview hills.jpg (the vector has none)" in job.changes
     [sent_preview] = [other for other in pipeline.ledger.jobs() if other.kind == "preview"]
     assert job.upload_path is not None and sent_preview.upload_path is not None
