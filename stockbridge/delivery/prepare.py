@@ -26,20 +26,11 @@ from loguru import logger
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal
-from stockbridge.assets.vector import preview_candidates
 from stockbridge.config.models import Config, PlatformConfig
-from stockbridge.delivery import reexport
+from stockbridge.delivery import reexport, vectors
 from stockbridge.delivery.connection import join_remote
 from stockbridge.delivery.held import activate_held, queue_releases, reconsider_held, reingest
 from stockbridge.delivery.policy import describe_unexpected
-from stockbridge.delivery.vectors import (
-    check_before_upload,
-    is_preview,
-    prepare_vector,
-    queue_preview,
-    retire_preview_photos,
-    zip_remote_name,
-)
 from stockbridge.errors import (
     InputError,
     MetadataError,
@@ -171,13 +162,7 @@ class Pipeline:
             logger.info("{}: a release; files waiting for one are looked at again", path.name)
             self.reconsider_held()
             return None
-        vector = is_preview(path)
-        if vector is not None:
-            # A vector's preview travels with it (delivery/vectors.py), never as a photo.
-            logger.info(
-                "{}: the preview of {}; vectors waiting for one are looked at again", path.name, vector.name
-            )
-            self.reconsider_held()
+        if vectors.passed_over_as_preview(self, path):  # it travels with its vector, never as a photo
             return None
         if not os.path.lexists(path):
             return None
@@ -214,7 +199,7 @@ class Pipeline:
                 photo_id=self.photo_of(item),
             )
             if item.vector is not None:
-                retire_preview_photos(self, path)  # a preview that came first was no photo
+                vectors.retire_preview_photos(self, path)  # a preview that came first was no photo
             missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
             if not missing:
                 if known is None:
@@ -235,15 +220,7 @@ class Pipeline:
                     self._create_job(item, facts, name, self.platforms[name], routed)
                 except Exception as exc:  # one platform's surprise never costs the others their answer
                     self._record_unexpected(item, name, exc)
-        if (
-            facts is not None
-            and facts.vector is not None
-            and facts.preview is None
-            and preview_candidates(path)
-        ):
-            # The preview settled while this vector was being taken (its own look found none, and
-            # it found no held job to free): look again now, or it would wait for the next arrival.
-            self.reconsider_held()
+        vectors.preview_came_meanwhile(self, path, facts)
         return item
 
     def _record_unexpected(self, item: Ingested, name: str, exc: Exception) -> None:
@@ -378,11 +355,10 @@ class Pipeline:
                 return
             remote_dir = join_remote(platform.remote_dir, verdict.remote_dir)
             naming_type = item.file_type if output_type == "zip" and item.file_type else output_type
-            remote = zip_remote_name(
-                self._free_remote_name(name, platform, item, naming_type, remote_dir), output_type
-            )
+            remote = self._free_remote_name(name, platform, item, naming_type, remote_dir)
+            remote = vectors.zip_remote_name(remote, output_type)
             release_jobs = queue_releases(self, item, name, platform, verdict, remote)
-            preview_remote = queue_preview(self, item, facts, name, platform, verdict, remote)
+            preview = vectors.queue_preview(self, item, facts, name, platform, verdict, remote)
             changes = list(verdict.changes)
             meta: dict[str, object] = {
                 "title": verdict.title if verdict.title is not None else facts.title,
@@ -397,8 +373,8 @@ class Pipeline:
                 "manual": list(verdict.manual),
                 "csv": dict(verdict.csv),
             }
-            if verdict.preview is not None:  # status and history show the pair as one asset
-                meta["preview"] = preview_remote or f"{verdict.preview.name} (in {remote})"
+            if preview:  # status shows the pair as one asset
+                meta["preview"] = preview
             if held is not None:
                 self.ledger.activate(
                     held.id,
@@ -464,7 +440,7 @@ class Pipeline:
         came before this job's first attempt, and it is rejected as superseded (reexport.py)."""
         with self._photo_lock:
             job = self.ledger.job(job_id)
-            if not check_before_upload(self, job):  # a vector came beside it: it is a preview
+            if not vectors.check_before_upload(self, job):  # a vector came beside it: a preview
                 return None
             newer = reexport.newer_version(self.ledger, job)
             if newer is None:
@@ -495,7 +471,7 @@ class Pipeline:
         """The exact file to send and its type: the private copy, or a derived copy."""
         assert item.object_path is not None and item.file_type is not None
         if facts.vector is not None:
-            return prepare_vector(self, item, facts, verdict)
+            return vectors.prepare_vector(self, item, facts, verdict)
         if not verdict.needs_copy:
             return item.object_path, item.file_type  # byte-identical: no decode, no re-encode
         output_type = verdict.render.output_format if verdict.render is not None else item.file_type

@@ -32,7 +32,7 @@ from loguru import logger
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, stage_release
-from stockbridge.assets.vector import vector_beside
+from stockbridge.assets.vector import preview_candidates, vector_beside
 from stockbridge.config.models import PlatformConfig
 from stockbridge.errors import InputError
 from stockbridge.ledger import states
@@ -55,6 +55,25 @@ _ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 def is_preview(path: Path) -> Path | None:
     """The vector ``path`` is the preview of, or None (a photo)."""
     return vector_beside(path)
+
+
+def passed_over_as_preview(pipeline: Pipeline, path: Path) -> bool:
+    """True when ``path`` is a vector's preview: it is not taken as a photo, and vectors held for
+    a preview are looked at again (as when a release arrives)."""
+    vector = is_preview(path)
+    if vector is None:
+        return False
+    logger.info("{}: the preview of {}; vectors waiting for one are looked at again", path.name, vector.name)
+    pipeline.reconsider_held()
+    return True
+
+
+def preview_came_meanwhile(pipeline: Pipeline, path: Path, facts: AssetFacts | None) -> None:
+    """A preview that settled while the vector at ``path`` was being taken (the vector's own look
+    found none, and the preview's arrival found no held job to free): look again now, or the
+    vector would wait for the next arrival."""
+    if facts is not None and facts.vector is not None and facts.preview is None and preview_candidates(path):
+        pipeline.reconsider_held()
 
 
 def retire_preview_photos(pipeline: Pipeline, vector: Path) -> None:
@@ -201,10 +220,12 @@ def queue_preview(
     verdict: Verdict,
     vector_remote: str,
 ) -> str | None:
-    """The preview's own job for travel "pair", named after the vector's remote name. Returns the
-    preview's remote name (for the vector job's meta and ``status``), or None."""
-    if verdict.preview is None or platform.rules.vector.travel != "pair":
+    """The preview's own job for travel "pair", named after the vector's remote name. Returns how
+    ``status`` names the preview (its remote name, or "NAME.jpg (in NAME.zip)"), or None."""
+    if verdict.preview is None:
         return None
+    if platform.rules.vector.travel != "pair":
+        return f"{verdict.preview.name} (in {vector_remote})"  # inside the zip
     try:
         copy, file_type = preview_copy(pipeline, verdict.preview, final_metadata(facts, verdict))
     except (SourceChanged, InputError) as exc:
