@@ -211,23 +211,27 @@ def _type_of(path: str) -> str | None:
 
 
 def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]:
-    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed", "manual"}]}``,
-    newest first; times are local ISO 8601 date-times, ``closed`` null while a batch is open (or was
-    cut short by a crash). ``manual``: ``[{"path", "remote_name", "steps"}]``, the files of the batch
+    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed", "previews",
+    "manual"}]}``, newest first; times are local ISO 8601 date-times, ``closed`` null while a batch is
+    open (or was cut short by a crash). ``previews``: how many of ``files`` are vectors' previews sent
+    beside them (a vector and its preview are one asset, two files). ``manual``: ``[{"path", "remote_name", "steps"}]``, the files of the batch
     that left steps for the agency's website."""
     if not config.ledger_path.exists():
         return {"batches": []}
     ledger = Ledger(config.ledger_path)
     try:
         batches = ledger.batches(limit=limit)
+        jobs = {batch.id: ledger.batch_jobs(batch.id) for batch in batches}
         manual = {
             batch.id: [
                 {"path": job.path, "remote_name": job.remote_name, "steps": steps}
-                for job in ledger.batch_jobs(batch.id)
+                for job in jobs[batch.id]
                 if (steps := manual_steps(job.meta))
             ]
             for batch in batches
         }
+        # A vector's preview sent beside it is a file of the batch but no asset of its own.
+        previews = {batch.id: sum(job.kind == "preview" for job in jobs[batch.id]) for batch in batches}
     finally:
         ledger.close()
     return {
@@ -242,6 +246,7 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
                 "files": max(batch.files, batch.uploaded + batch.failed),
                 "uploaded": batch.uploaded,
                 "failed": batch.failed,
+                "previews": previews[batch.id],
                 # Steps left for the agency's website, per file (an AI checkbox, categories).
                 "manual": manual[batch.id],
             }
@@ -279,7 +284,7 @@ def print_history_table(payload: dict[str, Any], console: Console | None = None)
             _escape(batch["platform"]),
             batch["opened"].replace("T", " "),
             closed.replace("T", " ") if closed else "[yellow]open[/]",
-            str(batch["files"]),
+            str(batch["files"]) + (f" ({batch['previews']} preview)" if batch.get("previews") else ""),
             f"[green]{batch['uploaded']}[/]" if batch["uploaded"] else "0",
             f"[red]{batch['failed']}[/]" if batch["failed"] else "0",
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -104,6 +105,11 @@ def test_a_vector_pair_goes_side_by_side_over_ftps_and_zipped_over_sftp(
         "Sunny_Hills.zip",
         "Sunny Hills.jpg (in Sunny_Hills.zip)",
     )
+    history = workspace.cli("history", "--json")
+    assert history.returncode == 0, history.stderr
+    batches = {batch["platform"]: batch for batch in json.loads(history.stdout)["batches"]}
+    assert (batches["sidebyside"]["files"], batches["sidebyside"]["previews"]) == (2, 1)
+    assert (batches["zipped"]["files"], batches["zipped"]["previews"]) == (1, 0)  # the zip holds both
 
 
 def test_the_service_holds_a_vector_until_its_preview_lands_then_sends_both(
