@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from stockbridge.assets import mediatypes
 from stockbridge.assets.filetype import sniff
 from stockbridge.assets.integrity import check_file, cut_off
-from stockbridge.errors import MetadataError
+from stockbridge.errors import InputError, MetadataError
 
 if TYPE_CHECKING:
     from stockbridge.metadata.exiftool import ExifTool
@@ -141,7 +141,8 @@ class PreviewCheck:
 
 
 def probe(path: Path, file_type: str, *, timeout: float | None = None) -> VectorProbe:
-    """Measure and check the vector at ``path`` (a private copy, or the source for ``explain``)."""
+    """Measure and check the vector at ``path`` (a private copy, or the source for ``explain``).
+    Raises InputError only when Ghostscript is missing (the machine's problem, not the file's)."""
     if file_type == "svg":
         return _probe_svg(path)
     return _probe_postscript_or_pdf(path, file_type, GS_TIMEOUT_SECONDS if timeout is None else timeout)
@@ -297,7 +298,11 @@ def _ghostscript_bbox(
                 env=environment,
             )
         except FileNotFoundError:
-            return "Ghostscript (gs) is not installed, so a vector's size cannot be measured; install ghostscript"
+            # Not the file's fault: no answer is recorded for it, it is taken once gs is there.
+            raise InputError(
+                f"{path.name}: Ghostscript (gs) is not installed, so a vector cannot be measured",
+                hint="install ghostscript (Debian: apt-get install ghostscript)",
+            ) from None
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -465,7 +470,6 @@ def check_preview(path: Path) -> PreviewCheck:
     """The preview at ``path``: a whole JPEG or PNG of a size Pillow may open, or why not.
     Nothing is decoded: the structure check finds a cut-off file, a zip named .jpg is not a JPEG,
     and a header claiming more pixels than stockbridge opens is a decompression bomb."""
-    from stockbridge.errors import InputError
     from stockbridge.render.pixels import image_props
 
     name = path.name

@@ -48,11 +48,14 @@ def reingest(pipeline: Pipeline, sha256: str) -> Ingested | None:
     result = pipeline.exiftool.read([object_path], extra_tags=pipeline._extra_tags())[object_path]
     if isinstance(result, MetadataError):
         return None
-    vector = (
-        probe(object_path, asset.file_type)
-        if asset.file_type and mediatypes.is_vector(asset.file_type)
-        else None
-    )
+    try:
+        vector = (
+            probe(object_path, asset.file_type)
+            if asset.file_type and mediatypes.is_vector(asset.file_type)
+            else None
+        )
+    except InputError:
+        return None  # Ghostscript is missing: looked at again once it is there
     return Ingested(
         sha256,
         Path(asset.path),

@@ -194,3 +194,14 @@ def test_a_pdf_based_illustrator_file_is_measured_on_its_first_page(tmp_path: Pa
     cut = tmp_path / "cut.ai"
     cut.write_bytes(art.read_bytes()[:-200])
     assert probe(cut, "ai").problem is not None
+
+
+def test_without_ghostscript_a_vector_waits_with_a_reason_instead_of_a_verdict(
+    eps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stockbridge.errors import InputError
+
+    monkeypatch.setattr(vector, "GHOSTSCRIPT", "/nonexistent/gs")
+    with pytest.raises(InputError, match="Ghostscript \\(gs\\) is not installed") as caught:
+        probe(eps, "eps")
+    assert caught.value.hint == "install ghostscript (Debian: apt-get install ghostscript)"
