@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from stockbridge.assets.vector import GHOSTSCRIPT
 from stockbridge.metadata.exiftool import ExifTool
@@ -82,11 +83,14 @@ def make_svg(
     height: str,
     view_box: str | None = None,
     title: str | None = None,
+    keywords: Sequence[str] = (),
     extra: str = "",
 ) -> Path:
-    """An SVG 1.1 drawing with the given ``width``/``height`` attributes (units as written)."""
+    """An SVG 1.1 drawing with the given ``width``/``height`` attributes (units as written). A
+    ``title`` and ``keywords`` go into its <metadata> as XMP (dc:title, dc:subject), as Illustrator
+    and Inkscape write them; ExifTool reads them from there."""
     box = f' viewBox="{view_box}"' if view_box else ""
-    heading = f"<title>{title}</title>" if title else ""
+    heading = _svg_xmp(title, keywords) if title or keywords else ""
     path.write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<svg xmlns="http://www.w3.org/2000/svg" version="1.1"'
@@ -110,3 +114,19 @@ def _tag(path: Path, title: str | None, keywords: Sequence[str], exiftool: ExifT
         return
     with ExifTool() as tool:
         tool.write(path, tags)
+
+
+def _svg_xmp(title: str | None, keywords: Sequence[str]) -> str:
+    alt = (
+        f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{escape(title)}</rdf:li></rdf:Alt></dc:title>'
+        if title
+        else ""
+    )
+    bag = "".join(f"<rdf:li>{escape(keyword)}</rdf:li>" for keyword in keywords)
+    subject = f"<dc:subject><rdf:Bag>{bag}</rdf:Bag></dc:subject>" if keywords else ""
+    return (
+        '<metadata><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
+        ' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
+        f' xmlns:dc="http://purl.org/dc/elements/1.1/">{alt}{subject}</rdf:Description></rdf:RDF>'
+        "</x:xmpmeta></metadata>"
+    )

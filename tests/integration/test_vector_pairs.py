@@ -16,7 +16,7 @@ import pytest
 
 from stockbridge.delivery.prepare import Pipeline
 from stockbridge.demo.samples import make_image
-from stockbridge.demo.vectors import make_eps
+from stockbridge.demo.vectors import make_eps, make_svg
 from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
 from tests.configs import folder_platforms_config
@@ -176,5 +176,24 @@ def test_a_zip_over_the_platform_cap_is_rejected_with_its_size(tmp_path: Path, e
             "could not prepare this platform's copy: the zip of the vector and its preview is "
         )
         assert job.reason.endswith("MB, over the 0.3 MB cap")
+    finally:
+        ledger.close()
+
+
+def test_an_svg_carries_its_own_xmp_and_goes_as_exported(tmp_path: Path, exiftool: Any) -> None:
+    config = folder_platforms_config(
+        tmp_path, icons='keywords = { min = 5 }\ntitle = { required = true }\nvector = { formats = ["svg"] }'
+    )
+    exports = tmp_path / "exports"
+    exports.mkdir(exist_ok=True)
+    svg = make_svg(exports / "sun.svg", width="2000", height="2000", title="Sun icon", keywords=KEYWORDS)
+    ledger = Ledger(config.ledger_path)
+    try:
+        item = Pipeline(config, ledger, exiftool).accept_file(svg)
+        assert item is not None
+        job = ledger.job_for(item.sha256, "icons")
+        assert job is not None and job.state == states.PENDING, job.reason
+        assert (job.meta or {})["title"] == "Sun icon" and (job.meta or {})["keywords"] == KEYWORDS
+        assert job.upload_path is not None and Path(job.upload_path).read_bytes() == svg.read_bytes()
     finally:
         ledger.close()
