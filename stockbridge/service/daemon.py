@@ -258,7 +258,9 @@ class Service:
             logger.opt(exception=error).error("unexpected error preparing {}: {}", path.name, error)
         with self._preparing_lock:
             self._backlog_ingested(pipeline)
-        if future.exception() is None and future.result() is not None:
+        if future.exception() is None:
+            # A file queued, or a release or a vector's preview that freed held jobs (for which
+            # accept_file returns None): the uploaders look now, not at their next nap's end.
             self._wake_all()
 
     def _wake_all(self) -> None:

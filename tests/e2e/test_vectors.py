@@ -121,7 +121,7 @@ def test_the_service_holds_a_vector_until_its_preview_lands_then_sends_both(
             folder_target,
             **{
                 "rules.vector": {"formats": ["eps"], "travel": "pair", "preview": "required"},
-                "batch.max_wait_seconds": 1,
+                "batch.max_wait_seconds": 0,
             },
         ),
         settle_seconds=0.2,
@@ -131,11 +131,9 @@ def test_the_service_holds_a_vector_until_its_preview_lands_then_sends_both(
         make_eps(
             workspace.exports / "dunes.eps", width_pt=2000, height_pt=1200, title="Dunes", keywords=KEYWORDS
         )
-        wait_for(
-            lambda: workspace.states().get(("dunes.eps", "pairs")) == "held", 30, "the vector to be held"
-        )
-        held = workspace.status()["files"][0]["platforms"]["pairs"]["reason"]
-        assert held.startswith("waiting for dunes.jpg: pairs needs a preview")
+        held = b"held dunes.eps for pairs: waiting for dunes.jpg: pairs needs a preview"
+        wait_for(lambda: held in log.read_bytes(), 30, "the vector to be held for its preview")
+        assert not (folder_target.root / "dunes.eps").exists()
         make_image(workspace.exports / "dunes.jpg", width=1000, height=600, exiftool=exiftool, seed=8)
         wait_for(
             lambda: (folder_target.root / "dunes.jpg").exists(), 30, "the preview to go beside the vector"
