@@ -274,6 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             pngs = make_png_set(workspace / "data" / "png24", 2, exiftool)
             rows += integrity_rows(data.big24[: scale.render_images], pngs, data.tiff16[:2], runs)
 
+        # -- vectors (issue 15): one gs per EPS, and what one batched run would cost
+        if not budget.exhausted() and shutil.which("gs"):
+            from bench.vector import vector_rows
+
+            rows += vector_rows(workspace / "vector", files=8, runs=runs)
+
         # -- render
         for label, files in (
             ("24 MP JPEG", data.big24),

@@ -46,6 +46,17 @@ def _gs_floor() -> None:
     )
 
 
+def _bbox(paths: Sequence[Path]) -> None:
+    """Ghostscript's bbox device over ``paths`` in one process (sandbox flags as the probe's)."""
+    subprocess.run(
+        [GHOSTSCRIPT, "-q", "-dSAFER", "-dNOPAUSE", "-dBATCH", "-sDEVICE=bbox", *map(str, paths)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+    )
+
+
 def _probe_ok(path: Path, file_type: str) -> None:
     found = probe(path, file_type)
     if found.problem is not None or found.megapixels is None:
@@ -83,26 +94,33 @@ def vector_rows(directory: Path, files: int = 8, runs: int = 3) -> list[Row]:
             eps_row.ours.append(_ms(_probe_ok, path, "eps"))
         for path in svg:
             svg_row.ours.append(_ms(_probe_ok, path, "svg"))
-    started = time.perf_counter()
-    subprocess.run(
-        [GHOSTSCRIPT, "-q", "-dSAFER", "-dNOPAUSE", "-dBATCH", "-sDEVICE=bbox", *map(str, eps)],
-        check=True,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=120,
+    batch_row = Row(
+        "vector",
+        f"EPS bbox, batched: one gs run over {files} files",
+        "ms/file",
+        False,
+        reference_label="one gs bbox run per file",
     )
-    batched = (time.perf_counter() - started) * 1000 / len(eps)
+    for _ in range(runs):
+        batch_row.reference.append(statistics.mean(_ms(_bbox, [path]) for path in eps))
+        batch_row.ours.append(_ms(_bbox, eps) / len(eps))
     ours = statistics.median(eps_row.ours)
     size = statistics.median(path.stat().st_size for path in eps) / 1000
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     eps_row.notes += [
-        f"{files} EPS of {size:.0f} KB × {runs} runs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        f"{files} EPS of {size:.0f} KB × {runs} runs; {load}",
         f"≤ {TARGET_MS:g} ms target: {'met' if ours <= TARGET_MS else 'MISSED'} ({ours:.0f} ms)",
-        f"one gs bbox run over all {files}: {batched:.0f} ms/file (batching, not done: one bad file would fail the batch)",
+    ]
+    batched = statistics.median(batch_row.ours)
+    batch_row.notes += [
+        f"≤ {TARGET_MS:g} ms target: {'met' if batched <= TARGET_MS else 'MISSED'} ({batched:.0f} ms)",
+        "not what ingest does: one hostile or broken file fails the whole run, and its PostScript"
+        " shares the interpreter with the others (decisions.md V-2)",
     ]
     svg_row.notes.append(
         f"{files} SVG of {statistics.median(p.stat().st_size for p in svg) / 1000:.0f} KB × {runs} runs"
     )
-    return [eps_row, svg_row]
+    return [eps_row, batch_row, svg_row]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
