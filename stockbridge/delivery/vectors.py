@@ -248,6 +248,7 @@ def queue_preview(
         remote_name=remote,
         upload_path=str(copy),
         upload_size=size,
+        meta={"vector": item.sha256},  # the vector it goes with (check_before_upload)
     )
     return remote
 
@@ -261,13 +262,27 @@ def _hash_file(path: Path) -> str:
 
 
 def check_before_upload(pipeline: Pipeline, job: Job) -> bool:
-    """False (and the job rejected) when a photo job's file is now a vector's preview."""
+    """False (and the job rejected) when a photo job's file is now a vector's preview, or when a
+    preview's vector will not be sent (superseded by a newer export, say): a preview never goes alone."""
+    if job.kind == PREVIEW and not job.attempts:
+        return _vector_still_goes(pipeline, job)
     if job.kind != "image" or job.attempts:
         return True
     vector = is_preview(Path(job.path))
     if vector is None:
         return True
     reason = f"the preview of {vector.name}, not a photo: it goes with the vector"
+    pipeline.ledger.set_state(job.id, states.REJECTED, reason, remote_name=None)
+    logger.info("{} for {}: {}", Path(job.path).name, job.platform, reason)
+    return False
+
+
+def _vector_still_goes(pipeline: Pipeline, job: Job) -> bool:
+    vector_sha = (job.meta or {}).get("vector")
+    vector_job = pipeline.ledger.job_for(str(vector_sha), job.platform) if vector_sha else None
+    if vector_job is None or vector_job.state != states.REJECTED:
+        return True
+    reason = f"its vector {Path(vector_job.path).name} is not sent ({vector_job.reason}): a preview never goes alone"
     pipeline.ledger.set_state(job.id, states.REJECTED, reason, remote_name=None)
     logger.info("{} for {}: {}", Path(job.path).name, job.platform, reason)
     return False

@@ -65,6 +65,15 @@ def test_a_vector_waits_for_its_preview_and_goes_by_itself_when_it_comes(
     assert [(other.remote_name, other.state) for other in previews] == [("hills.jpg", states.PENDING)]
     assert image_jobs_of(pipeline, "hills.jpg") == []
 
+    # Its vector superseded by a newer export before it went: the preview never goes alone.
+    pipeline.ledger.set_state(job.id, states.REJECTED, "superseded by a newer export")
+    assert pipeline.begin_upload(previews[0].id, pipeline.ledger.open_batch("agency", 1)) is None
+    preview_job = pipeline.ledger.job(previews[0].id)
+    assert (preview_job.state, preview_job.reason) == (
+        states.REJECTED,
+        "its vector hills.eps is not sent (superseded by a newer export): a preview never goes alone",
+    )
+
 
 def test_a_preview_that_comes_first_is_never_sold_as_a_photo(
     tmp_path: Path, pipeline: Pipeline, exiftool: Any
