@@ -44,6 +44,8 @@ from bench.restart import restart_rows
 from bench.results import MB, Budget, Row, _median, clear, print_table
 from bench.servers import pyftpdlib_server, sshd_server, vsftpd_server
 from bench.transfers import stockbridge_upload, subset, time_transfers
+from bench.video import main as video_main
+from bench.video import video_rows
 from stockbridge.demo.localserver import make_self_signed_cert
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.render.images import RenderSpec, fit_size, render
@@ -135,7 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         " default per scale: quick 500, default 2000, full 10000)",
     )
     parser.add_argument(
-        "--only", choices=["vector"], default=None, help="only these rows (vector: bench/vector.py)"
+        "--only",
+        choices=["video", "vector"],
+        default=None,
+        help="only these rows: video (ffprobe per clip, a 4 GB clip's peak RSS; bench/video.py),"
+        " vector (one gs per EPS, batched, SVG; bench/vector.py)",
     )
     args = parser.parse_args(argv)
     if args.only == "vector":
@@ -143,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return vector.main(
             ["--runs", str(args.runs or 3)] + (["--keep", str(args.keep)] if args.keep else [])
+        )
+    if args.only == "video":
+        return video_main(
+            ["--runs", str(args.runs or 20)] + (["--keep", str(args.keep)] if args.keep else [])
         )
     scale: Scale = SCALES[args.scale]
     runs = args.runs or scale.runs
@@ -273,6 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not budget.exhausted():
             pngs = make_png_set(workspace / "data" / "png24", 2, exiftool)
             rows += integrity_rows(data.big24[: scale.render_images], pngs, data.tiff16[:2], runs)
+
+        # -- video (issue 15): ffprobe per clip; a large clip streams through in constant memory
+        if not budget.exhausted():
+            clip_gb = {"quick": 0.5, "default": 1.0, "full": 4.0}[scale.name]
+            rows += video_rows(workspace / "video", runs * 4, clip_gb)
 
         # -- vectors (issue 15): one gs per EPS, and what one batched run would cost
         if not budget.exhausted() and shutil.which("gs"):

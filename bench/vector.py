@@ -115,7 +115,7 @@ def vector_rows(directory: Path, files: int = 8, runs: int = 3) -> list[Row]:
     batch_row.notes += [
         f"≤ {TARGET_MS:g} ms target: {'met' if batched <= TARGET_MS else 'MISSED'} ({batched:.0f} ms)",
         "not what ingest does: one hostile or broken file fails the whole run, and its PostScript"
-        " shares the interpreter with the others (decisions.md V-2)",
+        " shares the interpreter with the others (decisions.md D-2)",
     ]
     svg_row.notes.append(
         f"{files} SVG of {statistics.median(p.stat().st_size for p in svg) / 1000:.0f} KB × {runs} runs"

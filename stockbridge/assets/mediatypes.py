@@ -27,8 +27,10 @@ class MediaType:
     name: str
     #: How a person calls it, in reasons: "JPEG".
     label: str
-    #: "raster" (pixels, measured by Pillow) or "vector" (EPS, AI, SVG: measured by
-    #: :mod:`stockbridge.assets.vector`, sold with a raster preview of the same stem).
+    #: "raster" (Pillow measures and renders it), "vector" (EPS, AI, SVG: measured by
+    #: ``assets/vector.py``, sold with a raster preview of the same stem) or "video" (ffprobe
+    #: measures it, nothing renders it: a clip is always sent native; ``assets/video.py``,
+    #: ``rules/video.py``).
     kind: str
     #: File name endings the watcher looks at, the first one used for remote names and copies.
     extensions: tuple[str, ...]
@@ -96,6 +98,10 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
     MediaType("eps", "EPS", "vector", (".eps",), aliases=("epsf",)),
     MediaType("ai", "AI", "vector", (".ai",)),
     MediaType("svg", "SVG", "vector", (".svg",)),
+    # Video: ISO base media files (ISO/IEC 14496-12, 14496-14) and QuickTime (Apple QTFF), told
+    # apart by their "ftyp" brand (filetype._sniff_ftyp); agencies take both (media.md "Video").
+    MediaType("mp4", "MP4", "video", (".mp4", ".m4v"), structure="isobmff-boxes"),
+    MediaType("mov", "MOV", "video", (".mov", ".qt"), aliases=("quicktime",), structure="isobmff-boxes"),
 )
 
 #: Kinds of type.
@@ -104,8 +110,14 @@ VECTOR = "vector"
 
 
 def names(kind: str | None = None) -> tuple[str, ...]:
-    """The names of every type stockbridge takes (of ``kind`` if given), in table order."""
+    """The names of every type stockbridge takes (of ``kind``, if given), in table order."""
     return tuple(media.name for media in MEDIA_TYPES if kind is None or media.kind == kind)
+
+
+def is_video(name: str | None) -> bool:
+    """True for a clip's type: it is probed by ffprobe and always sent native."""
+    media = get(name)
+    return media is not None and media.kind == "video"
 
 
 def is_vector(name: str | None) -> bool:

@@ -2,7 +2,7 @@
 
 An illustrator's export is a drawing with no pixels of its own. What agencies measure is its
 bounding box (EPS) or artboard (AI, SVG) in points, counted as pixels at 72 per inch: Illustrator's
-"px" is a point, so a 2000×2000 pt artboard is 4 MP (decisions.md V-1).
+"px" is a point, so a 2000×2000 pt artboard is 4 MP (decisions.md D-1).
 
 - **EPS and PostScript AI**: the DSC header comments (``%%BoundingBox``, ``%%HiResBoundingBox``,
   ``%%Creator``, ``%%AI8_CreatorVersion``) and one Ghostscript ``bbox`` run, which gives the
@@ -20,7 +20,7 @@ timeout), an SVG with ``<script>``, event handlers, HTML inside, external entiti
 files outside itself. Nothing is ever rendered or converted here.
 
 Ghostscript runs once per file, with ``-dSAFER -dNOPAUSE -dBATCH -q -sDEVICE=bbox``, stdin closed,
-a timeout and its own process group killed on timeout (decisions.md V-2).
+a timeout and its own process group killed on timeout (decisions.md D-2).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ _ILLUSTRATOR = re.compile(r"Adobe Illustrator\s*(?:\(R\))?\s*(\d+(?:\.\d+)?)")
 _DOS_EPS = b"\xc5\xd0\xd3\xc6"
 
 #: SVG lengths in points (72 per inch). Illustrator opens an SVG with 1 px = 1 pt, so "px" and
-#: plain numbers count as points, as agencies' "pixels" of a vector do (decisions.md V-1).
+#: plain numbers count as points, as agencies' "pixels" of a vector do (decisions.md D-1).
 _SVG_UNITS = {"": 1.0, "px": 1.0, "pt": 1.0, "pc": 12.0, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4}
 _SVG_LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*([a-z%]*)\s*$")
 _SVG_NS = "{http://www.w3.org/2000/svg}"

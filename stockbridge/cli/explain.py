@@ -40,6 +40,7 @@ def explain_payload(files: Sequence[Explained]) -> dict[str, Any]:
         "files": [
             {
                 "path": str(path),
+                **({"clip": facts.clip.as_meta()} if facts is not None and facts.clip is not None else {}),
                 "facts": facts_payload(facts),
                 "platforms": {name: _verdict_payload(v) for name, v in verdicts.items()},
             }
@@ -66,6 +67,8 @@ def _verdict_payload(verdict: Verdict) -> dict[str, Any]:
 def print_explained(config: Config, files: Sequence[Explained]) -> None:
     for path, facts, verdicts in files:
         click.echo(str(path))
+        if facts is not None and facts.clip is not None:
+            click.echo(f"  clip: {facts.clip.summary()}")
         if facts is not None:
             for line in _fact_lines(facts):
                 click.echo(f"  {line}")

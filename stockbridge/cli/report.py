@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stockbridge.assets import mediatypes
+from stockbridge.assets.video import describe as describe_clip
 from stockbridge.config.models import Config
 from stockbridge.delivery.pace import SCHEDULED, Slot, scheduled_jobs
 from stockbridge.errors import ConfigError
@@ -84,6 +85,9 @@ def status_payload(
     NAME.zip)" when it travels inside the vector's zip) and, when the preview went beside it as a
     job of its own, ``preview_state`` (and ``preview_reason``): the pair is one file here, never
     two (a preview whose vector is no longer known keeps a row of its own, kind "preview").
+    A video clip also has ``clip``: its ffprobe facts in one line ("1920×1080 at 29.97 fps, 12.0 s,
+    H264, MOV, no sound"). ``manual_steps`` (platform → {"step", "clips"}) is present when clips
+    uploaded to a platform wait for something done on its website (``video.manual_step``).
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
     ``manual``, present only when there are some, lists the steps left for the agency's website
@@ -129,6 +133,7 @@ def status_payload(
         waiting: dict[int, Slot] = {}
         for name, platform in config.enabled_platforms().items():
             waiting.update(scheduled_jobs(ledger, name, platform.schedule, now))
+        uploaded_clips: dict[str, int] = {}
         for job in ledger.jobs():
             entry = files.get(job.sha256)
             if entry is None:
@@ -141,6 +146,11 @@ def status_payload(
             if since is not None and job.updated_at < since:
                 continue
             entry["kind"] = job.kind
+            clip = describe_clip((job.meta or {}).get("clip"))
+            if clip is not None:
+                entry["clip"] = clip
+                if job.state == "uploaded":
+                    uploaded_clips[job.platform] = uploaded_clips.get(job.platform, 0) + 1
             entry["platforms"][job.platform] = {
                 "state": job.state,
                 "reason": job.reason,
@@ -171,6 +181,13 @@ def status_payload(
         for name, pause in pauses.items()
         if pause is not None and (platforms is None or name in platforms)
     }
+    clip_steps = {
+        name: {"step": platform.video.manual_step, "clips": uploaded_clips[name]}
+        for name, platform in config.platforms.items()
+        if platform.video is not None and platform.video.manual_step and uploaded_clips.get(name)
+    }
+    if clip_steps:
+        payload["manual_steps"] = clip_steps  # clips uploaded there wait for this on the agency's site
     paused = {name: pause.reason for name, pause in shown.items()}
     if paused:
         payload["paused"] = paused
@@ -232,6 +249,7 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
         }
         # A vector's preview sent beside it is a file of the batch but no asset of its own.
         previews = {batch.id: sum(job.kind == "preview" for job in jobs[batch.id]) for batch in batches}
+        clips = ledger.clips_in_batches()
     finally:
         ledger.close()
     return {
@@ -249,6 +267,7 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
                 "previews": previews[batch.id],
                 # Steps left for the agency's website, per file (an AI checkbox, categories).
                 "manual": manual[batch.id],
+                "clips": clips.get(batch.id, 0),  # of its files, video clips
             }
             for batch in batches
         ]
@@ -284,7 +303,9 @@ def print_history_table(payload: dict[str, Any], console: Console | None = None)
             _escape(batch["platform"]),
             batch["opened"].replace("T", " "),
             closed.replace("T", " ") if closed else "[yellow]open[/]",
-            str(batch["files"]) + (f" ({batch['previews']} preview)" if batch.get("previews") else ""),
+            str(batch["files"])
+            + (f" ({batch['clips']} clips)" if batch.get("clips") else "")
+            + (f" ({batch['previews']} preview)" if batch.get("previews") else ""),
             f"[green]{batch['uploaded']}[/]" if batch["uploaded"] else "0",
             f"[red]{batch['failed']}[/]" if batch["failed"] else "0",
         )
@@ -364,6 +385,10 @@ def print_status_table(config: Config, payload: dict[str, Any], console: Console
         console.print("No files recorded yet.")
     if payload.get("not_taken"):
         _print_not_taken(config, payload["not_taken"], console)
+    for name, todo in payload.get("manual_steps", {}).items():
+        console.print(
+            f"[bold yellow]{name}, {todo['clips']} clip(s) uploaded, to do on its website:[/] {_escape(todo['step'])}"
+        )
 
 
 def _print_not_taken(config: Config, not_taken: list[dict[str, Any]], console: Console) -> None:
@@ -403,6 +428,8 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
             + label
             + "".join(f"\n+ {_escape(name)}" for name in previews[:1])
         ]
+        if entry.get("clip"):
+            cells[0] += f"\nclip: {_escape(entry['clip'])}"
         for name in platforms:
             job = entry["platforms"].get(name)
             if job is None:

@@ -11,7 +11,8 @@ from loguru import logger
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, stage_release
-from stockbridge.assets.vector import probe
+from stockbridge.assets.vector import probe as probe_vector
+from stockbridge.assets.video import ProbeUnavailable, probe
 from stockbridge.config.models import PlatformConfig
 from stockbridge.delivery.connection import join_remote
 from stockbridge.delivery.policy import describe_unexpected
@@ -48,14 +49,22 @@ def reingest(pipeline: Pipeline, sha256: str) -> Ingested | None:
     result = pipeline.exiftool.read([object_path], extra_tags=pipeline._extra_tags())[object_path]
     if isinstance(result, MetadataError):
         return None
-    try:
-        vector = (
-            probe(object_path, asset.file_type)
-            if asset.file_type and mediatypes.is_vector(asset.file_type)
-            else None
-        )
-    except InputError:
-        return None  # Ghostscript is missing: looked at again once it is there
+    clip = None
+    if mediatypes.is_video(asset.file_type):
+        try:
+            answer = probe(object_path, asset.file_type or "")
+        except ProbeUnavailable as exc:
+            logger.warning("{}: {}", Path(asset.path).name, exc)
+            return None
+        if isinstance(answer, str):
+            return None
+        clip = answer
+    vector = None
+    if asset.file_type and mediatypes.is_vector(asset.file_type):
+        try:
+            vector = probe_vector(object_path, asset.file_type)
+        except InputError:
+            return None  # Ghostscript is missing: looked at again once it is there
     return Ingested(
         sha256,
         Path(asset.path),
@@ -64,6 +73,7 @@ def reingest(pipeline: Pipeline, sha256: str) -> Ingested | None:
         asset.file_type,
         result,
         (0, 0, 0, 0),
+        clip=clip,
         vector=vector,
     )
 
@@ -74,7 +84,7 @@ def activate_held(
     """Queue a held job whose verdict is now accept. ``resend``: even a re-export of a photo
     sent there (``stockbridge resend``). Returns why it stays held, or None: queued."""
     platform = pipeline.platforms[job.platform]
-    verdict = evaluate(job.platform, facts, platform.rules)
+    verdict = evaluate(job.platform, facts, platform.rules, platform.video)
     if verdict.verdict != ACCEPT:
         reason = "; ".join(verdict.reasons)
         if reason != job.reason:

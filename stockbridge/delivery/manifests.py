@@ -63,6 +63,26 @@ class ManifestRow:
     #: Cells for this file only, header → value (an AI file's ``rules.ai.csv``).
     cells: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_meta(cls, filename: str, meta: Mapping[str, object]) -> ManifestRow:
+        """The row of a job sent as ``filename``, from the metadata its ledger entry recorded."""
+        return cls(
+            filename=filename,
+            title=None if meta.get("title") is None else str(meta.get("title")),
+            description=None if meta.get("description") is None else str(meta.get("description")),
+            keywords=_texts(meta.get("keywords")),
+            editorial=bool(meta.get("editorial")),
+            releases=_texts(meta.get("releases")),
+            categories=_texts(meta.get("categories")),
+            illustration=bool(meta.get("illustration")),
+            mature=bool(meta.get("mature")),
+            cells=cells_from(meta.get("csv")),
+        )
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(str(item) for item in value) if isinstance(value, list) else ()
+
 
 def cells_from(value: object) -> dict[str, str]:
     """A job's recorded ``csv`` cells (JSON from the ledger) as header → text; anything else: none."""

@@ -245,12 +245,12 @@ class Pipeline:
         anyway: it is made first and stands in for the check, one decode instead of two (~70 ms
         per 24 MP file). Its copy is then there for that platform's job."""
         assert item.object_path is not None and item.file_type is not None
-        if facts.vector is not None:
-            return None  # a vector has no pixels to decode: assets/vector.py checked it whole
+        if item.clip is not None or facts.vector is not None:
+            return None  # checked whole at ingest: a clip's boxes and ffprobe, a vector's probe
         for name in names:
             if routed is not None and name not in routed:
                 continue
-            verdict = evaluate(name, facts, self.platforms[name].rules)
+            verdict = evaluate(name, facts, self.platforms[name].rules, self.platforms[name].video)
             if verdict.verdict != ACCEPT or verdict.render is None:
                 continue
             try:
@@ -302,12 +302,17 @@ class Pipeline:
                 "{}: {}", item.path.name, reason
             )
             return
-        verdict = evaluate(name, facts, platform.rules)
+        verdict = evaluate(name, facts, platform.rules, platform.video)
         if verdict.verdict != ACCEPT:
             state = states.HELD if verdict.verdict == HOLD else states.REJECTED
             reason = "; ".join(verdict.reasons)
             self.ledger.create_job(
-                sha256=item.sha256, platform=name, state=state, reason=reason, changes=verdict.changes
+                sha256=item.sha256,
+                platform=name,
+                state=state,
+                reason=reason,
+                changes=verdict.changes,
+                meta={"clip": facts.clip.as_meta()} if facts.clip is not None else None,  # status shows it
             )
             # Held needs the user (a title, a release): a WARNING, once per file and platform, each
             # with that platform's reason. Rejected is an answer: INFO, so -q leaves it out.
@@ -375,6 +380,8 @@ class Pipeline:
             }
             if preview:  # status shows the pair as one asset
                 meta["preview"] = preview
+            if facts.clip is not None:
+                meta["clip"] = facts.clip.as_meta()  # status, history, the batch's clip cap
             if held is not None:
                 self.ledger.activate(
                     held.id,

@@ -19,9 +19,9 @@ import loguru
 from loguru import logger
 
 from stockbridge.config.models import PlatformConfig
-from stockbridge.delivery.batch import Batch, GroupOutcome, Outcome
+from stockbridge.delivery.batch import Batch, GroupOutcome, Outcome, capped_top_up, clip_cap, fit_clips
 from stockbridge.delivery.connection import transport_settings
-from stockbridge.delivery.manifests import ManifestRow, cells_from, write_manifest, write_release_report
+from stockbridge.delivery.manifests import ManifestRow, write_manifest, write_release_report
 from stockbridge.delivery.pace import Clock
 from stockbridge.delivery.policy import (
     Action,
@@ -32,7 +32,7 @@ from stockbridge.delivery.policy import (
     decide_upload,
     message_of,
 )
-from stockbridge.delivery.prepare import Pipeline, _text, _texts
+from stockbridge.delivery.prepare import Pipeline
 from stockbridge.errors import (
     ConfigError,
     RemoteRejectedError,
@@ -126,6 +126,10 @@ class PlatformUploader:
             claimed = set(self._claimed)
         jobs = self.ledger.due_jobs(self.name, now, limit + len(claimed))
         return [job for job in jobs if job.id not in claimed][:limit]
+
+    def fit_batch(self, jobs: list[Job]) -> list[Job]:
+        """``jobs`` without the clips over ``video.max_clips_per_batch`` (the next batch's)."""
+        return fit_clips(jobs, clip_cap(self.platform))
 
     def joining(self, remote_dir: str | None, limit: int) -> list[Job]:
         """Due jobs that may join a batch open on ``remote_dir``. A file whose releases go to a
@@ -240,6 +244,8 @@ class PlatformUploader:
         if not jobs:
             return None
         batch = Batch(self.ledger.open_batch(self.name, len(jobs)), self.name, list(jobs))
+        if more is not None and clip_cap(self.platform) is not None:
+            more = capped_top_up(more, batch, clip_cap(self.platform), self.unclaim)
         groups: dict[str | None, list[Job]] = {}
         for job in sorted(jobs, key=lambda job: (job.kind != "release", job.id)):
             groups.setdefault(job.remote_dir, []).append(job)
@@ -405,21 +411,7 @@ class PlatformUploader:
             fresh = self.ledger.job(job.id)
             if fresh.kind != "image" or fresh.state != states.UPLOADED or fresh.remote_name is None:
                 continue
-            meta = fresh.meta or {}
-            rows.append(
-                ManifestRow(
-                    filename=fresh.remote_name,
-                    title=_text(meta.get("title")),
-                    description=_text(meta.get("description")),
-                    keywords=_texts(meta.get("keywords")),
-                    editorial=bool(meta.get("editorial")),
-                    releases=_texts(meta.get("releases")),
-                    categories=_texts(meta.get("categories")),
-                    illustration=bool(meta.get("illustration")),
-                    mature=bool(meta.get("mature")),
-                    cells=cells_from(meta.get("csv")),
-                )
-            )
+            rows.append(ManifestRow.from_meta(fresh.remote_name, fresh.meta or {}))
         if not rows:
             return
         name = csv_config.path.format(platform=self.name, batch=batch_id, date=time.strftime("%Y-%m-%d"))

@@ -6,7 +6,7 @@
   the vector is taken, every one of them not yet begun is rejected as "the preview of NAME.eps",
   and the uploader checks again right before a photo's first byte (``is_preview``). Only a photo
   sent before its vector even existed in the folder is out of reach: that is logged, with the
-  agency's name, for the user to remove (decisions.md V-3).
+  agency's name, for the user to remove (decisions.md D-3).
 - **Metadata.** The vector's title, description and keywords (the preview's where the vector has
   none, ``assets.vector.with_preview``) are written into the copies sent: into the vector's copy
   when they differ from what it carries (EPS and AI; ExifTool cannot write SVG), and into the

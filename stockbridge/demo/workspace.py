@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from stockbridge.cli.report import STATE_STYLES, status_payload
 from stockbridge.config.loading import load_config
+from stockbridge.demo.clip import ffmpeg_missing, make_clip
 from stockbridge.demo.localserver import local_ftp_server
 from stockbridge.demo.samples import make_image
 from stockbridge.demo.vectors import make_eps
@@ -130,6 +132,8 @@ SAMPLES = (
 #: The demo's vector pair: an EPS made by Ghostscript and its JPEG preview (issue 15).
 VECTOR = "sunny_hills.eps"
 VECTOR_PREVIEW = "sunny_hills.jpg"
+#: The sample clip (when ffmpeg is there): native to both platforms, its metadata in no copy.
+CLIP = "test_pattern.mp4"
 
 
 def _config_text(workspace: Path, port: int, ca_file: Path) -> str:
@@ -172,6 +176,16 @@ travel = "zip"                    # one zip of the EPS and its JPEG preview
 
 [platforms.agency.batch]
 max_files = 10
+
+[platforms.agency.video]
+containers = ["mp4", "mov"]
+min_seconds = 2
+max_seconds = 60
+frame_rates = [24, 25, 29.97, 30]
+max_clips_per_batch = 25
+
+[platforms.archive.video]
+containers = ["mp4", "mov"]
 """
 
 
@@ -218,6 +232,7 @@ def _run(workspace: Path, console: Console, started: float) -> int:
             exiftool=exiftool,
         )
         make_image(exports / VECTOR_PREVIEW, width=1000, height=750, exiftool=exiftool, seed=9)
+        clip = _sample_clip(exports, exiftool, console)
     (exports / "notes.jpg").write_text("not a picture, just text with a .jpg name\n")
     console.print(f"  made {len(SAMPLES)} sample images with metadata, and notes.jpg (text, not an image)")
     console.print(f"  made {VECTOR} (Ghostscript eps2write) and its preview {VECTOR_PREVIEW}")
@@ -240,7 +255,7 @@ def _run(workspace: Path, console: Console, started: float) -> int:
         resent = server.commands.count("STOR") - stores
 
     _print_table(console, payload)
-    problems = _check(payload, workspace)
+    problems = _check(payload, workspace, clip)
     if resent:
         problems.append(f"the second run sent {resent} file(s) again")
     else:
@@ -279,7 +294,27 @@ def _print_table(console: Console, payload: dict) -> None:
     console.print(table)
 
 
-def _check(payload: dict, workspace: Path) -> list[str]:
+def _sample_clip(exports: Path, exiftool: ExifTool, console: Console) -> bool:
+    """One short clip for both platforms, or one line saying why there is none."""
+    missing = ffmpeg_missing()
+    if missing is None:
+        try:
+            make_clip(
+                exports / CLIP,
+                title="Test pattern in motion",
+                keywords=SAMPLE_KEYWORDS[:8],
+                exiftool=exiftool,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            missing = f"ffmpeg failed ({exc})"
+    if missing is not None:
+        console.print(f"  {missing}: no sample clip (install ffmpeg to see a clip handled too)")
+        return False
+    console.print(f"  made {CLIP}, a 3 s clip (ffmpeg testsrc2) with title and keywords in its XMP")
+    return True
+
+
+def _check(payload: dict, workspace: Path, clip: bool = False) -> list[str]:
     """The demo proves itself: states as the rules say, files on the servers at full size."""
     problems = []
     by_name = {Path(entry["path"]).name: entry for entry in payload["files"]}
@@ -290,6 +325,8 @@ def _check(payload: dict, workspace: Path) -> list[str]:
         problems.append(f"{VECTOR_PREVIEW} was taken as a photo; it is {VECTOR}'s preview")
     if not (workspace / "archive" / VECTOR_PREVIEW).is_file():
         problems.append(f"{VECTOR_PREVIEW} did not travel beside {VECTOR} to the archive")
+    if clip:
+        expected[CLIP] = {"archive": "uploaded", "agency": "uploaded"}
     for name, platforms in expected.items():
         entry = by_name.get(name)
         if entry is None:

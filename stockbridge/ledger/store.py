@@ -472,6 +472,15 @@ class Ledger:
             for row in rows
         ]
 
+    def clips_in_batches(self) -> dict[int, int]:
+        """How many video clips each batch sent (a clip's job holds its ffprobe facts in meta)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT batch_id, COUNT(*) FROM jobs WHERE batch_id IS NOT NULL"
+                " AND json_extract(meta, '$.clip') IS NOT NULL GROUP BY batch_id"
+            ).fetchall()
+        return {int(row[0]): int(row[1]) for row in rows}
+
     # ---------------------------------------------------------------- platform pauses
 
     def pause(self, platform: str, reason: str, until: float | None, kind: str = "other") -> None:

@@ -35,7 +35,8 @@ def assess(item: Ingested, config: Config, exiftool: ExifTool | None = None) -> 
     metadata = item.metadata
     props = None
     try:
-        if not mediatypes.is_vector(item.file_type):
+        # A clip's facts are ffprobe's (item.clip); a vector's come from assets/vector.py.
+        if item.clip is None and not mediatypes.is_vector(item.file_type):
             props = image_props(item.object_path, item.file_type)
     except InputError as exc:
         logger.debug("{}: no pixel facts ({})", item.path.name, exc)
@@ -110,7 +111,7 @@ def explain_details(
             reason = f"not for {name}: a route sends this file only to {', '.join(sorted(routed)) or 'no platform'}"
             verdicts[name] = Verdict(name, "reject", (reason,))
         else:
-            verdicts[name] = evaluate(name, facts, platform.rules)
+            verdicts[name] = evaluate(name, facts, platform.rules, platform.video)
     return facts, verdicts
 
 

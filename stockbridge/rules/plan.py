@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from stockbridge.assets import mediatypes
 from stockbridge.config.rules import EditorialRoute, RulesConfig, TextRule
+from stockbridge.config.video import VideoRules
 from stockbridge.metadata.boilerplate import boilerplate
 from stockbridge.rules.ai import plan_ai
 from stockbridge.rules.categories import plan_categories
@@ -26,6 +27,7 @@ from stockbridge.rules.measures import against, limit_text
 
 if TYPE_CHECKING:
     from stockbridge.assets.vector import PreviewCheck, VectorProbe
+    from stockbridge.assets.video import ClipFacts
     from stockbridge.render.images import RenderSpec
     from stockbridge.render.pixels import ImageProps
 
@@ -54,6 +56,7 @@ class AssetFacts:
     #: Title/description text passed over as camera or software boilerplate (metadata/boilerplate.py).
     placeholders: tuple[str, ...] = ()
     props: ImageProps | None = None  # pixel facts from the file's header (mode, bits, ICC, orientation)
+    clip: ClipFacts | None = None  # a video's facts (ffprobe): planned by rules/video.py
     editorial: bool = False
     release_needs: frozenset[str] = frozenset()  # "people", "property"
     releases: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # found, by kind
@@ -103,6 +106,8 @@ class Verdict:
     csv: tuple[tuple[str, str], ...] = ()
     #: A vector's preview that travels with it (``[rules.vector] travel``), None: none goes.
     preview: Path | None = None
+    #: Sent as the source, whatever else changes (a clip): new metadata goes to the CSV only.
+    native: bool = False
 
     @property
     def metadata_changes(self) -> dict[str, str | tuple[str, ...]]:
@@ -119,17 +124,24 @@ class Verdict:
     @property
     def needs_copy(self) -> bool:
         """True when the file sent must differ from the source (a derived copy)."""
-        return self.render is not None or bool(self.metadata_changes)
+        return not self.native and (self.render is not None or bool(self.metadata_changes))
 
 
-def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
+def evaluate(
+    platform: str, facts: AssetFacts, rules: RulesConfig, video: VideoRules | None = None
+) -> Verdict:
+    """``video``: the platform's ``[video]`` table, for clips (``facts.clip``; rules/video.py)."""
     rejects: list[str] = []
     holds: list[str] = []
     changes: list[str] = []
     render_spec = None
 
     preview = None
-    if facts.vector is not None:
+    if facts.clip is not None:
+        from stockbridge.rules.video import clip_rejects
+
+        rejects.extend(clip_rejects(platform, facts.clip, video))
+    elif facts.vector is not None:
         from stockbridge.rules.vectors import plan_vector
 
         vector = plan_vector(platform, facts, rules.vector)
@@ -147,7 +159,8 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     else:
         rejects.extend(_format_and_size(platform, facts, rules))
 
-    if rules.min_megapixels is not None and facts.vector is None:  # a vector's own limits above
+    # A clip's and a vector's own limits are above.
+    if rules.min_megapixels is not None and facts.clip is None and facts.vector is None:
         megapixels = facts.megapixels
         if megapixels is None:
             needed = limit_text(rules.min_megapixels, 1)
@@ -203,6 +216,12 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     )
 
     releases = _plan_releases(platform, facts, rules, holds, changes)
+    # A clip goes native, byte for byte: metadata changes go only into the CSV (decisions.md V-1).
+    if facts.clip is not None and video is not None and video.remote_dir and remote_dir is None:
+        remote_dir = video.remote_dir
+        changes.append(f"clip: uploaded into {remote_dir}/")
+    if facts.clip is not None and (keywords is not None or title is not None or description is not None):
+        changes.append("the clip goes as exported: the changed metadata is in the CSV manifest only")
 
     if keywords is not None or title is not None or description is not None:
         for keyword in keywords if keywords is not None else facts.keywords:
@@ -238,6 +257,7 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
         manual=ai.manual + categories.manual,
         csv=ai.csv,
         preview=preview,
+        native=facts.clip is not None,
     )
 
 

@@ -99,10 +99,12 @@ def test_content_decides_the_type(head: bytes, expected: str | None) -> None:
     assert sniff_bytes(head) == expected
 
 
-def test_only_jpeg_png_tiff_and_the_vectors_are_taken_as_assets() -> None:
-    # RAW, video and web formats are recognised (for a clear reason) but not taken.
+def test_rasters_vectors_and_clips_are_taken_as_assets() -> None:
+    # RAW and web formats are recognised (for a clear reason) but not taken; EPS, AI and SVG are
+    # taken as vectors, MP4 and MOV as clips (issue 15).
     assert sorted(mediatypes.names("raster")) == ["jpeg", "png", "tiff"]
     assert sorted(mediatypes.names("vector")) == ["ai", "eps", "svg"]
+    assert mediatypes.names("video") == ("mp4", "mov")
 
 
 @pytest.mark.parametrize(
