@@ -18,6 +18,7 @@ from stockbridge.assets import mediatypes
 from stockbridge.assets.video import describe as describe_clip
 from stockbridge.config.models import Config
 from stockbridge.delivery.pace import SCHEDULED, Slot, scheduled_jobs
+from stockbridge.delivery.policy import plain_reason
 from stockbridge.errors import ConfigError
 from stockbridge.intake.notices import current as current_notices
 from stockbridge.ledger.store import Ledger
@@ -72,6 +73,7 @@ def status_payload(
     platforms: Collection[str] | None = None,
     states: Collection[str] | None = None,
     since: float | None = None,
+    detail: bool = False,
 ) -> dict[str, Any]:
     """``{"files": [{"path", "sha256", "kind", "platforms": {NAME: {"state", "reason", "remote_name", "changes",
     "verified_by"}}}]}``.
@@ -105,7 +107,12 @@ def status_payload(
     max_settle_seconds, a file ingest refused. One leaves the list once it is taken, deleted or fixed.
     ``--platform``/``--state`` leave the list empty (it is no platform's); ``--since`` keeps those seen
     since then.
+
+    Reasons are in stockbridge's own words (a server's reply may name its host or the login: the log
+    has it); ``detail`` (``status --detail``) gives them whole, the server's words included. The web
+    page's ``GET /api/status`` is this document without ``detail``.
     """
+    words = (lambda reason: reason) if detail else plain_reason
     if not config.ledger_path.exists():
         return {"files": [], "not_taken": []}
     ledger = Ledger(config.ledger_path)
@@ -153,7 +160,7 @@ def status_payload(
                     uploaded_clips[job.platform] = uploaded_clips.get(job.platform, 0) + 1
             entry["platforms"][job.platform] = {
                 "state": job.state,
-                "reason": job.reason,
+                "reason": words(job.reason),
                 "remote_name": job.remote_name,
                 "changes": list(job.changes),
                 "verified_by": job.verified_by,
@@ -188,7 +195,7 @@ def status_payload(
     }
     if clip_steps:
         payload["manual_steps"] = clip_steps  # clips uploaded there wait for this on the agency's site
-    paused = {name: pause.reason for name, pause in shown.items()}
+    paused = {name: words(pause.reason) for name, pause in shown.items()}
     if paused:
         payload["paused"] = paused
         # Only a pause without an end needs the user (`retry`); a timed one lifts by itself.

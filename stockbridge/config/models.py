@@ -25,6 +25,7 @@ from stockbridge.config.base import _check_remote_dir, _Model
 from stockbridge.config.categories import AiConfig, CategoriesConfig, FlagConfig
 from stockbridge.config.rules import RulesConfig
 from stockbridge.config.video import VideoRules
+from stockbridge.config.web import WebConfig
 
 APP_NAME = "stockbridge"
 
@@ -538,6 +539,7 @@ class Config(_Model):
     notify: NotifyConfig | None = Field(
         None, description="Messages when a batch ends, a platform pauses, files fail."
     )
+    web: WebConfig = Field(default_factory=WebConfig, description="The local web page (docs/api.md).")
     allow_insecure_config: bool = Field(
         False,
         description="Run even though this file holds a password that other users can read"

@@ -43,6 +43,7 @@ from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import metadata_tags
 from stockbridge.render.images import RenderError, UndecodableError, keep_image_memory, render
 from stockbridge.render.pixels import check_decodable
+from stockbridge.render.thumbnail import thumbnail
 from stockbridge.rules.assess import assess, routed_platforms
 from stockbridge.rules.categories import extra_tags
 from stockbridge.rules.measures import against
@@ -186,6 +187,8 @@ class Pipeline:
             logger.bind(file=path.name).warning("{}: {}", path.name, refusal(path, exc))
             self.ledger.note(str(path), REFUSED, refusal(path, exc))  # `status` lists it as not taken
             return None
+        if self.config.web.enabled and item.object_path is not None:  # the web page's picture, made once
+            thumbnail(self.state_dir, item.sha256, item.object_path, item.file_type)
         # One file at a time per content: the same photo exported twice and prepared side by side
         # is planned once, and the second is told it is a copy.
         with self._content_locks[int(item.sha256[:4], 16) % len(self._content_locks)]:

@@ -86,6 +86,8 @@ class PlatformUploader:
         self.retry = retry
         self.stop = stop or threading.Event()
         self.on_outcome = on_outcome
+        #: ``on_progress(job, bytes_sent)`` while a file goes (the web page's progress; cheap, no I/O).
+        self.on_progress: Callable[[Job, int], None] | None = None
         #: Consecutive failures to connect; reset by a successful login.
         self.connect_failures = 0
         #: Local wall-clock time for the platform's schedule (replaceable in tests).
@@ -363,7 +365,9 @@ class PlatformUploader:
         none, the batch stops)."""
         tries = 0
         while True:
-            if self.stop.is_set():
+            if (
+                self.stop.is_set() or self.ledger.pause_of(self.name) is not None
+            ):  # e.g. `pause`: before the next file
                 return Outcome.STOP, transport
             try:
                 return self._send(batch, transport, job, tries), transport
@@ -472,9 +476,11 @@ class PlatformUploader:
         job = began
         started = time.monotonic()
 
-        def progress(_sent: int) -> None:
+        def progress(sent: int) -> None:
             if self.stop.is_set():
                 raise Stopped()
+            if self.on_progress is not None:
+                self.on_progress(job, sent)
 
         try:
             result = transport.put(local, job.remote_name or "", progress=progress)

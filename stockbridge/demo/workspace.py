@@ -23,6 +23,7 @@ from rich.table import Table
 
 from stockbridge.cli.report import STATE_STYLES, status_payload
 from stockbridge.config.loading import load_config
+from stockbridge.config.models import Config
 from stockbridge.demo.clip import ffmpeg_missing, make_clip
 from stockbridge.demo.localserver import local_ftp_server
 from stockbridge.demo.samples import make_image
@@ -136,7 +137,20 @@ VECTOR_PREVIEW = "sunny_hills.jpg"
 CLIP = "test_pattern.mp4"
 
 
-def _config_text(workspace: Path, port: int, ca_file: Path) -> str:
+def _serve_page(config: Config, console: Console) -> None:
+    """The service, live, with its web page, until Ctrl-C: drop photos into the folder and watch."""
+    from stockbridge.service.daemon import Service
+    from stockbridge.web.server import page_url
+
+    console.print(f"  web page: [bold]{page_url(config.web, config.state.dir)}[/]", soft_wrap=True)
+    console.print(f"  drop photos into {config.watch.folder} to watch them go; Ctrl-C stops")
+    service = Service(config)
+    service.install_signal_handlers()
+    service.run()
+
+
+def _config_text(workspace: Path, port: int, ca_file: Path, web: bool = False) -> str:
+    listen = f"127.0.0.1:{_page_port()}" if web else ""
     return f"""# Written by `stockbridge demo`.
 [watch]
 folder = "{workspace / "exports"}"
@@ -176,6 +190,7 @@ travel = "zip"                    # one zip of the EPS and its JPEG preview
 
 [platforms.agency.batch]
 max_files = 10
+max_wait_seconds = 2
 
 [platforms.agency.video]
 containers = ["mp4", "mov"]
@@ -186,10 +201,29 @@ max_clips_per_batch = 25
 
 [platforms.archive.video]
 containers = ["mp4", "mov"]
+
+[web]
+listen = "{listen}"
 """
 
 
-def run_demo(keep: Path | None = None, console: Console | None = None) -> int:
+def _page_port() -> int:
+    """8765 (the service's default) when it is free, else any free port."""
+    import socket
+
+    from stockbridge.demo.localserver import free_port
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 8765))
+        except OSError:
+            return free_port()
+    return 8765
+
+
+def run_demo(keep: Path | None = None, console: Console | None = None, web: bool = False) -> int:
+    """``web``: after the run, keep the FTPS server up and serve the live service's web page
+    until Ctrl-C (``stockbridge demo --web``)."""
     console = console or Console()
     started = time.monotonic()
     if keep is not None:
@@ -200,13 +234,13 @@ def run_demo(keep: Path | None = None, console: Console | None = None) -> int:
         workspace = Path(tempfile.mkdtemp(prefix="stockbridge-demo-"))
         cleanup = True
     try:
-        return _run(workspace, console, started)
+        return _run(workspace, console, started, web)
     finally:
         if cleanup:
             shutil.rmtree(workspace, ignore_errors=True)
 
 
-def _run(workspace: Path, console: Console, started: float) -> int:
+def _run(workspace: Path, console: Console, started: float, web: bool = False) -> int:
     exports = workspace / "exports"
     exports.mkdir(parents=True, exist_ok=True)
     (workspace / "archive").mkdir(exist_ok=True)
@@ -244,7 +278,7 @@ def _run(workspace: Path, console: Console, started: float) -> int:
         ca_file = workspace / "demo-ca.pem"
         shutil.copyfile(server.ca_file, ca_file)
         config_path = workspace / "config.toml"
-        config_path.write_text(_config_text(workspace, server.port, ca_file))
+        config_path.write_text(_config_text(workspace, server.port, ca_file, web))
         config_path.chmod(0o600)
         console.print(f"  FTPS server on 127.0.0.1:{server.port} (TLS required, certificate verified)")
         config = load_config(config_path)
@@ -253,9 +287,11 @@ def _run(workspace: Path, console: Console, started: float) -> int:
         stores = server.commands.count("STOR")
         run_once(config)  # the same folder again: the ledger knows every file, nothing is re-sent
         resent = server.commands.count("STOR") - stores
+        _print_table(console, payload)
+        problems = _check(payload, workspace, clip)
+        if web and not problems and not resent:
+            _serve_page(config, console)
 
-    _print_table(console, payload)
-    problems = _check(payload, workspace, clip)
     if resent:
         problems.append(f"the second run sent {resent} file(s) again")
     else:

@@ -170,6 +170,12 @@ class Ledger:
             rows = self._db.execute("SELECT * FROM assets ORDER BY first_seen, path").fetchall()
         return [Asset(r["sha256"], r["path"], r["size"], r["file_type"], r["object_path"]) for r in rows]
 
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """A read-only query for reports (the web page's lists and counts); writes go through the
+        methods of this class, each one transaction."""
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
+
     # ---------------------------------------------------------------- files not taken
 
     def note(self, path: str, kind: str, reason: str) -> None:

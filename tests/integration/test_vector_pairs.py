@@ -19,6 +19,7 @@ from stockbridge.demo.samples import make_image
 from stockbridge.demo.vectors import make_eps, make_svg
 from stockbridge.ledger import states
 from stockbridge.ledger.store import Ledger
+from stockbridge.web.queries import list_files
 from tests.configs import folder_platforms_config
 
 pytestmark = pytest.mark.skipif(shutil.which("gs") is None, reason="needs Ghostscript")
@@ -64,6 +65,9 @@ def test_a_vector_waits_for_its_preview_and_goes_by_itself_when_it_comes(
     previews = [other for other in pipeline.ledger.jobs() if other.kind == "preview"]
     assert [(other.remote_name, other.state) for other in previews] == [("hills.jpg", states.PENDING)]
     assert image_jobs_of(pipeline, "hills.jpg") == []
+    # The web page's file list shows the pair as one file too (stockbridge/web/queries.py).
+    listed = list_files(pipeline.config, pipeline.ledger)["items"]
+    assert [(entry["name"], entry["kind"]) for entry in listed] == [("hills.eps", "vector")]
 
     # Its vector superseded by a newer export before it went: the preview never goes alone.
     pipeline.ledger.set_state(job.id, states.REJECTED, "superseded by a newer export")

@@ -25,6 +25,9 @@ max_settle_seconds = 30
 [platforms.a]
 protocol = "folder"
 path = "out"
+
+[web]
+listen = ""
 """
 
 
