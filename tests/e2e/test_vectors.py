@@ -140,4 +140,4 @@ def test_the_service_holds_a_vector_until_its_preview_lands_then_sends_both(
         )
         wait_for(lambda: (folder_target.root / "dunes.eps").exists(), 30, "the vector to go")
     assert sorted(p.name for p in folder_target.root.iterdir()) == ["dunes.eps", "dunes.jpg"]
-    assert [Path(entry["path"]).name for entry in workspace.status()["files"]] == ["dunes.eps"]
+    assert b"dunes.jpg: the preview of dunes.eps" in log.read_bytes()  # never queued as a photo

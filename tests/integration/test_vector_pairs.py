@@ -28,6 +28,29 @@ PAIR = 'vector = { formats = ["eps"], travel = "pair", preview = "required", pre
 KEYWORDS = ["hills", "sun", "sky", "landscape", "vector", "illustration", "green"]
 
 
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One EPS drawn by Ghostscript for the module (eps2write costs ~0.3 s a file): tests copy it."""
+    folder = tmp_path_factory.mktemp("drawn")
+    return make_eps(folder / "hills.eps", width_pt=2000, height_pt=1500, title="Hills", keywords=KEYWORDS)
+
+
+@pytest.fixture(scope="module")
+def drawn_at_noon(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("noon")
+    return make_eps(
+        folder / "hills.eps", width_pt=2000, height_pt=1500, title="Hills at noon", keywords=KEYWORDS
+    )
+
+
+def hills(exports: Path, drawn: Path) -> Path:
+    """A fresh copy of a drawn EPS in the watch folder, as an export lands there."""
+    exports.mkdir(parents=True, exist_ok=True)
+    target = exports / "hills.eps"
+    shutil.copyfile(drawn, target)
+    return target
+
+
 @pytest.fixture
 def pipeline(tmp_path: Path, exiftool: Any) -> Iterator[Pipeline]:
     config = folder_platforms_config(tmp_path, agency=PAIR)
@@ -47,10 +70,10 @@ def image_jobs_of(pipeline: Pipeline, name: str) -> list[Any]:
 
 
 def test_a_vector_waits_for_its_preview_and_goes_by_itself_when_it_comes(
-    tmp_path: Path, pipeline: Pipeline, exiftool: Any
+    tmp_path: Path, pipeline: Pipeline, exiftool: Any, drawn: Path
 ) -> None:
     exports = tmp_path / "exports"
-    eps = make_eps(exports / "hills.eps", width_pt=2000, height_pt=1500, title="Hills", keywords=KEYWORDS)
+    eps = hills(exports, drawn)
     item = pipeline.accept_file(eps)
     assert item is not None
     job = pipeline.ledger.job_for(item.sha256, "agency")
@@ -80,7 +103,7 @@ def test_a_vector_waits_for_its_preview_and_goes_by_itself_when_it_comes(
 
 
 def test_a_preview_that_comes_first_is_never_sold_as_a_photo(
-    tmp_path: Path, pipeline: Pipeline, exiftool: Any
+    tmp_path: Path, pipeline: Pipeline, exiftool: Any, drawn: Path
 ) -> None:
     exports = tmp_path / "exports"
     jpg = preview(exports, exiftool, title="Hills", keywords=KEYWORDS)
@@ -89,7 +112,7 @@ def test_a_preview_that_comes_first_is_never_sold_as_a_photo(
     assert photo.state == states.PENDING
 
     # The vector is taken: the photo job not yet begun is the preview's, and goes with it.
-    eps = make_eps(exports / "hills.eps", width_pt=2000, height_pt=1500, title="Hills", keywords=KEYWORDS)
+    eps = hills(exports, drawn)
     item = pipeline.accept_file(eps)
     assert item is not None
     [photo] = image_jobs_of(pipeline, "hills.jpg")
@@ -112,12 +135,10 @@ def test_a_preview_that_comes_first_is_never_sold_as_a_photo(
 
 
 def test_the_vector_metadata_wins_and_both_copies_carry_it(
-    tmp_path: Path, pipeline: Pipeline, exiftool: Any
+    tmp_path: Path, pipeline: Pipeline, exiftool: Any, drawn_at_noon: Path
 ) -> None:
     exports = tmp_path / "exports"
-    eps = make_eps(
-        exports / "hills.eps", width_pt=2000, height_pt=1500, title="Hills at noon", keywords=KEYWORDS
-    )
+    eps = hills(exports, drawn_at_noon)
     jpg = preview(
         exports, exiftool, title="Preview title", description="Two green hills under a sun", keywords=["x"]
     )
@@ -170,13 +191,15 @@ def test_hostile_vectors_get_a_rejection_with_their_reason(tmp_path: Path, pipel
     assert not target.exists()
 
 
-def test_a_zip_over_the_platform_cap_is_rejected_with_its_size(tmp_path: Path, exiftool: Any) -> None:
+def test_a_zip_over_the_platform_cap_is_rejected_with_its_size(
+    tmp_path: Path, exiftool: Any, drawn: Path
+) -> None:
     config = folder_platforms_config(
         tmp_path,
         agency='vector = { formats = ["eps"], travel = "zip", preview = "required", max_file_mb = 0.3 }',
     )
     exports = tmp_path / "exports"
-    eps = make_eps(exports / "hills.eps", width_pt=2000, height_pt=1500, title="Hills", keywords=KEYWORDS)
+    eps = hills(exports, drawn)
     make_image(exports / "hills.jpg", width=1500, height=1200, exiftool=exiftool, seed=5)
     assert eps.stat().st_size < 300_000  # the vector alone fits
     ledger = Ledger(config.ledger_path)

@@ -102,9 +102,9 @@ def test_hostile_postscript_is_refused_and_nothing_it_asks_for_is_done(tmp_path:
 
 
 def test_postscript_that_never_ends_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vector, "GS_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(vector, "GS_TIMEOUT_SECONDS", 0.5)
     found = probe(hostile_eps(tmp_path, "loop.eps", "{ } loop"), "eps")
-    assert found.problem == "Ghostscript did not finish in 1 s (PostScript that may never end); not taken"
+    assert found.problem == "Ghostscript did not finish in 0.5 s (PostScript that may never end); not taken"
 
 
 def test_a_cut_off_eps_is_refused_without_running_it(tmp_path: Path, eps: Path) -> None:
