@@ -113,6 +113,30 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _only_video(args: argparse.Namespace) -> int:
+    return video_main(["--runs", str(args.runs or 20)] + (["--keep", str(args.keep)] if args.keep else []))
+
+
+def _only_vector(args: argparse.Namespace) -> int:
+    from bench import vector
+
+    return vector.main(["--runs", str(args.runs or 3)] + (["--keep", str(args.keep)] if args.keep else []))
+
+
+def _only_web(args: argparse.Namespace) -> int:
+    from bench.web import main as web_main
+
+    return web_main()
+
+
+#: ``--only NAME``: rows that run on their own, with what they measure.
+ONLY: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+    "video": ("ffprobe per clip, a 4 GB clip's peak RSS; bench/video.py", _only_video),
+    "vector": ("one gs per EPS, batched, SVG; bench/vector.py", _only_vector),
+    "web": ("the page's first paint at 10,000 files, thumbnails vs uploads; bench/web.py", _only_web),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -138,22 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["video", "vector"],
+        choices=sorted(ONLY),
         default=None,
-        help="only these rows: video (ffprobe per clip, a 4 GB clip's peak RSS; bench/video.py),"
-        " vector (one gs per EPS, batched, SVG; bench/vector.py)",
+        help="only these rows: "
+        + "; ".join(f"{name} ({what})" for name, (what, _run) in sorted(ONLY.items())),
     )
     args = parser.parse_args(argv)
-    if args.only == "vector":
-        from bench import vector
-
-        return vector.main(
-            ["--runs", str(args.runs or 3)] + (["--keep", str(args.keep)] if args.keep else [])
-        )
-    if args.only == "video":
-        return video_main(
-            ["--runs", str(args.runs or 20)] + (["--keep", str(args.keep)] if args.keep else [])
-        )
+    if args.only is not None:
+        return ONLY[args.only][1](args)
     scale: Scale = SCALES[args.scale]
     runs = args.runs or scale.runs
     budget = Budget(args.budget or {"quick": 240, "default": 540, "full": 2400}[scale.name])
@@ -483,6 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if restart_files > 0 and not budget.exhausted():
             e2e_rows += restart_rows(workspace / f"restart-{restart_files}", restart_files)
         rows += e2e_rows
+        if not budget.exhausted():
+            from bench.web import web_rows
+
+            rows += web_rows(workspace / "web")
 
         for server in (ftp, ftps, vsftpd, sshd):
             clear(server.root)
