@@ -117,6 +117,12 @@ def _only_video(args: argparse.Namespace) -> int:
     return video_main(["--runs", str(args.runs or 20)] + (["--keep", str(args.keep)] if args.keep else []))
 
 
+def _only_vector(args: argparse.Namespace) -> int:
+    from bench import vector
+
+    return vector.main(["--runs", str(args.runs or 3)] + (["--keep", str(args.keep)] if args.keep else []))
+
+
 def _only_web(args: argparse.Namespace) -> int:
     from bench.web import main as web_main
 
@@ -126,6 +132,7 @@ def _only_web(args: argparse.Namespace) -> int:
 #: ``--only NAME``: rows that run on their own, with what they measure.
 ONLY: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "video": ("ffprobe per clip, a 4 GB clip's peak RSS; bench/video.py", _only_video),
+    "vector": ("one gs per EPS, batched, SVG; bench/vector.py", _only_vector),
     "web": ("the page's first paint at 10,000 files, thumbnails vs uploads; bench/web.py", _only_web),
 }
 
@@ -297,6 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not budget.exhausted():
             clip_gb = {"quick": 0.5, "default": 1.0, "full": 4.0}[scale.name]
             rows += video_rows(workspace / "video", runs * 4, clip_gb)
+
+        # -- vectors (issue 15): one gs per EPS, and what one batched run would cost
+        if not budget.exhausted() and shutil.which("gs"):
+            from bench.vector import vector_rows
+
+            rows += vector_rows(workspace / "vector", files=8, runs=runs)
 
         # -- render
         for label, files in (

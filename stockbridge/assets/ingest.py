@@ -19,12 +19,14 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.filetype import sniff
 from stockbridge.assets.integrity import StreamCheck, check_file
+from stockbridge.assets.vector import VectorProbe
+from stockbridge.assets.vector import probe as probe_vector
 from stockbridge.assets.video import ClipFacts, ProbeUnavailable, check_boxes, probe
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
@@ -50,9 +52,13 @@ class Ingested:
     fingerprint: tuple[int, int, int, int]  # dev, ino, size, mtime_ns of the source when copied
     problem: str | None = None  # why this file cannot be taken at all (not an image, unreadable)
     clip: ClipFacts | None = None  # a video's facts, from ffprobe (assets/video.py)
+    vector: VectorProbe | None = None  # a vector's size, level and soundness (assets/vector.py)
 
     def facts(self) -> AssetFacts:
-        return _facts(self.file_type, self.size, self.metadata, self.clip)
+        facts = _facts(self.file_type, self.size, self.metadata, self.clip)
+        if self.vector is None:
+            return facts
+        return replace(facts, width=self.vector.width, height=self.vector.height, vector=self.vector)
 
 
 def _facts(
@@ -71,10 +77,14 @@ def _facts(
     )
 
 
-def _metadata_problem(result: ImageMetadata | MetadataError, video: bool = False) -> str | None:
+def _metadata_problem(
+    result: ImageMetadata | MetadataError, video: bool = False, vector: VectorProbe | None = None
+) -> str | None:
     if isinstance(result, MetadataError):
         what = "clip" if video else "image"
         return f"cannot read the {what}'s metadata ({result.message}); the file may be damaged"
+    if vector is not None:
+        return vector.problem  # a vector's size comes from its drawing, not from pixels
     if not video and (not result.width or not result.height):
         return "the image has no readable pixel size; the file may be truncated or damaged"
     return None
@@ -139,6 +149,12 @@ def ingest(
     finally:
         if object_tmp.exists():
             object_tmp.unlink()
+    # A vector is checked before ExifTool sees it: a refused one (hostile, cut off) is not read.
+    vector = probe_vector(final, file_type) if media.kind == mediatypes.VECTOR else None
+    if vector is not None and vector.problem is not None:
+        return Ingested(
+            sha256, path, size, final, file_type, None, fingerprint, vector.problem, vector=vector
+        )
     result = exiftool.read([final], extra_tags=extra_tags)[final]
     metadata = None if isinstance(result, MetadataError) else result
     if media.kind == "video":
@@ -146,10 +162,10 @@ def ingest(
         return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem, clip)
     problem = (
         structure.problem
-        or _metadata_problem(result)
-        or (check_decodable(final, file_type, name=path.name) if verify_pixels else None)
+        or _metadata_problem(result, vector=vector)
+        or (check_decodable(final, file_type, name=path.name) if verify_pixels and vector is None else None)
     )
-    return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)
+    return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem, vector=vector)
 
 
 def inspect(
@@ -177,6 +193,11 @@ def inspect(
         return Ingested("", path, st.st_size, None, file_type, None, fingerprint, _not_an_image(file_type))
     file_type = media.name
     absolute = path.resolve()
+    vector = probe_vector(absolute, file_type) if media.kind == mediatypes.VECTOR else None
+    if vector is not None and vector.problem is not None:
+        return Ingested(
+            "", absolute, st.st_size, absolute, file_type, None, fingerprint, vector.problem, vector=vector
+        )
     result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result
     if media.kind == "video":
@@ -184,10 +205,12 @@ def inspect(
         return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem, clip)
     problem = (
         check_file(absolute)
-        or _metadata_problem(result)
-        or (check_decodable(absolute, file_type, name=path.name) if decode else None)
+        or _metadata_problem(result, vector=vector)
+        or (check_decodable(absolute, file_type, name=path.name) if decode and vector is None else None)
     )
-    return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem)
+    return Ingested(
+        "", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem, vector=vector
+    )
 
 
 def _probe(

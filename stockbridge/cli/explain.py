@@ -1,5 +1,5 @@
-"""What ``explain`` prints: per file, what it says about itself (AI-generated, categories, flags,
-and where each came from), then each platform's verdict, its categories and the manual steps."""
+"""What ``explain`` prints: per file, what it says about itself (a vector's format, Illustrator
+level, size and preview; AI-generated, categories, flags, and where each came from), then each platform's verdict, its categories and the manual steps."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from stockbridge.config.models import Config
+from stockbridge.rules.assess import vector_facts
 from stockbridge.rules.categories import all_values
 from stockbridge.rules.plan import AssetFacts, Verdict
 
@@ -20,7 +21,7 @@ def facts_payload(facts: AssetFacts | None) -> dict[str, Any] | None:
     """The signals behind the verdicts; None when the file could not be read."""
     if facts is None:
         return None
-    return {
+    shown: dict[str, Any] = {
         "ai_generated": facts.ai is not None,
         "ai_source": facts.ai,
         "categories": list(facts.categories),
@@ -29,6 +30,9 @@ def facts_payload(facts: AssetFacts | None) -> dict[str, Any] | None:
         "illustration": facts.illustration,
         "mature": facts.mature,
     }
+    if facts.vector is not None:  # a vector's format, level, size and preview, as printed
+        shown["vector"] = vector_facts(facts)
+    return shown
 
 
 def explain_payload(files: Sequence[Explained]) -> dict[str, Any]:
@@ -87,6 +91,7 @@ def print_explained(config: Config, files: Sequence[Explained]) -> None:
 
 
 def _fact_lines(facts: AssetFacts) -> list[str]:
+    vector = vector_facts(facts) if facts.vector is not None else []
     ai = f"yes ({facts.ai})" if facts.ai else "no"
     if facts.categories:
         category = f"{', '.join(facts.categories)} (from {facts.category_source})"
@@ -94,6 +99,7 @@ def _fact_lines(facts: AssetFacts) -> list[str]:
         category = "none found"
     flags = [name for name in ("editorial", "illustration", "mature") if getattr(facts, name)]
     return [
+        *vector,
         f"AI-generated: {ai}",
         f"category: {category}",
         f"flags: {', '.join(flags) if flags else 'none'}",

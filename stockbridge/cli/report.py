@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from stockbridge.assets import mediatypes
 from stockbridge.assets.video import describe as describe_clip
 from stockbridge.config.models import Config
 from stockbridge.delivery.pace import SCHEDULED, Slot, scheduled_jobs
@@ -82,6 +83,10 @@ def status_payload(
     for a file the server moved away at once, and for uploads recorded before 0.2.
 
     ``kind`` is "image", or "release" for a release file delivered with the images that need it.
+    A vector's platform entry may hold ``preview``: its preview's remote name (or "NAME.jpg (in
+    NAME.zip)" when it travels inside the vector's zip) and, when the preview went beside it as a
+    job of its own, ``preview_state`` (and ``preview_reason``): the pair is one file here, never
+    two (a preview whose vector is no longer known keeps a row of its own, kind "preview").
     A video clip also has ``clip``: its ffprobe facts in one line ("1920×1080 at 29.97 fps, 12.0 s,
     H264, MOV, no sound"). ``manual_steps`` (platform → {"step", "clips"}) is present when clips
     uploaded to a platform wait for something done on its website (``video.manual_step``).
@@ -160,6 +165,9 @@ def status_payload(
                 "changes": list(job.changes),
                 "verified_by": job.verified_by,
             }
+            preview = (job.meta or {}).get("preview")
+            if preview:  # a vector's preview, sent beside it or inside its zip
+                entry["platforms"][job.platform]["preview"] = str(preview)
             if steps := manual_steps(job.meta):
                 entry["platforms"][job.platform]["manual"] = steps
             if slot is not None:
@@ -169,6 +177,7 @@ def status_payload(
         pauses = {name: ledger.pause_of(name) for name in config.platforms}
     finally:
         ledger.close()
+    _fold_previews(files)
     filtered = platforms is not None or states is not None or since is not None
     payload: dict[str, Any] = {
         "files": [entry for entry in files.values() if entry["platforms"] or not filtered],
@@ -194,24 +203,59 @@ def status_payload(
     return payload
 
 
+def _fold_previews(files: dict[str, dict[str, Any]]) -> None:
+    """A preview sent beside its vector ("pair") is shown in the vector's row, as one asset: each
+    platform's ``preview_state`` (and reason) comes from the preview's own job."""
+    vectors = {
+        (str(Path(entry["path"]).parent), Path(entry["path"]).stem): entry
+        for entry in files.values()
+        if mediatypes.is_vector(_type_of(entry["path"]))
+    }
+    for key, entry in list(files.items()):
+        if entry["kind"] != "preview":
+            continue
+        path = Path(entry["path"])
+        vector = vectors.get((str(path.parent), path.stem))
+        if vector is None:
+            continue
+        for name, job in entry["platforms"].items():
+            shown = vector["platforms"].get(name)
+            if shown is None:
+                continue
+            shown["preview"] = job["remote_name"] or path.name
+            shown["preview_state"] = job["state"]
+            if job["reason"]:
+                shown["preview_reason"] = job["reason"]
+        del files[key]
+
+
+def _type_of(path: str) -> str | None:
+    media = mediatypes.from_filename(path)
+    return media.name if media is not None else None
+
+
 def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]:
-    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed", "manual"}]}``,
-    newest first; times are local ISO 8601 date-times, ``closed`` null while a batch is open (or was
-    cut short by a crash). ``manual``: ``[{"path", "remote_name", "steps"}]``, the files of the batch
+    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed", "previews",
+    "manual"}]}``, newest first; times are local ISO 8601 date-times, ``closed`` null while a batch is
+    open (or was cut short by a crash). ``previews``: how many of ``files`` are vectors' previews sent
+    beside them (a vector and its preview are one asset, two files). ``manual``: ``[{"path", "remote_name", "steps"}]``, the files of the batch
     that left steps for the agency's website."""
     if not config.ledger_path.exists():
         return {"batches": []}
     ledger = Ledger(config.ledger_path)
     try:
         batches = ledger.batches(limit=limit)
+        jobs = {batch.id: ledger.batch_jobs(batch.id) for batch in batches}
         manual = {
             batch.id: [
                 {"path": job.path, "remote_name": job.remote_name, "steps": steps}
-                for job in ledger.batch_jobs(batch.id)
+                for job in jobs[batch.id]
                 if (steps := manual_steps(job.meta))
             ]
             for batch in batches
         }
+        # A vector's preview sent beside it is a file of the batch but no asset of its own.
+        previews = {batch.id: sum(job.kind == "preview" for job in jobs[batch.id]) for batch in batches}
         clips = ledger.clips_in_batches()
     finally:
         ledger.close()
@@ -227,6 +271,7 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
                 "files": max(batch.files, batch.uploaded + batch.failed),
                 "uploaded": batch.uploaded,
                 "failed": batch.failed,
+                "previews": previews[batch.id],
                 # Steps left for the agency's website, per file (an AI checkbox, categories).
                 "manual": manual[batch.id],
                 "clips": clips.get(batch.id, 0),  # of its files, video clips
@@ -265,7 +310,9 @@ def print_history_table(payload: dict[str, Any], console: Console | None = None)
             _escape(batch["platform"]),
             batch["opened"].replace("T", " "),
             closed.replace("T", " ") if closed else "[yellow]open[/]",
-            str(batch["files"]) + (f" ({batch['clips']} clips)" if batch.get("clips") else ""),
+            str(batch["files"])
+            + (f" ({batch['clips']} clips)" if batch.get("clips") else "")
+            + (f" ({batch['previews']} preview)" if batch.get("previews") else ""),
             f"[green]{batch['uploaded']}[/]" if batch["uploaded"] else "0",
             f"[red]{batch['failed']}[/]" if batch["failed"] else "0",
         )
@@ -309,6 +356,10 @@ def status_lines(payload: dict[str, Any]) -> list[str]:
     for entry in payload["files"]:
         for name, job in sorted(entry["platforms"].items()):
             detail = job["reason"] or (job["remote_name"] if job["state"] == "uploaded" else None) or ""
+            if job.get("preview"):  # a vector's preview travels with it: one asset, one line
+                detail += f" + {job['preview']}"
+                if job.get("preview_state") and job["preview_state"] != job["state"]:
+                    detail += f" (preview {job['preview_state']})"
             if job.get("manual"):
                 detail = "; ".join([detail, *(f"to do: {step}" for step in job["manual"])]).lstrip("; ")
             lines.append(
@@ -371,7 +422,19 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
     for name in platforms:
         table.add_column(name, overflow="fold")
     for entry in files:
-        cells = [entry["path"].rsplit("/", 1)[-1] + (" (release)" if entry.get("kind") == "release" else "")]
+        previews = sorted({job["preview"] for job in entry["platforms"].values() if job.get("preview")})
+        label = (
+            " (release)"
+            if entry.get("kind") == "release"
+            else " (preview)"
+            if entry.get("kind") == "preview"
+            else ""
+        )
+        cells = [
+            entry["path"].rsplit("/", 1)[-1]
+            + label
+            + "".join(f"\n+ {_escape(name)}" for name in previews[:1])
+        ]
         if entry.get("clip"):
             cells[0] += f"\nclip: {_escape(entry['clip'])}"
         for name in platforms:
@@ -387,6 +450,10 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
                 text += f"\nas {_escape(job['remote_name'])}"
             for change in job.get("changes", []):
                 text += f"\n{_escape(change)}"
+            if job.get("preview_state"):
+                text += f"\npreview {_escape(job['preview'])}: {job['preview_state']}"
+                if job.get("preview_reason"):
+                    text += f" ({_escape(job['preview_reason'])})"
             for step in job.get("manual", []):
                 text += f"\n[bold]to do:[/] {_escape(step)}"
             cells.append(text)

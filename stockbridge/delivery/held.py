@@ -11,6 +11,7 @@ from loguru import logger
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, stage_release
+from stockbridge.assets.vector import probe as probe_vector
 from stockbridge.assets.video import ProbeUnavailable, probe
 from stockbridge.config.models import PlatformConfig
 from stockbridge.delivery.connection import join_remote
@@ -58,8 +59,22 @@ def reingest(pipeline: Pipeline, sha256: str) -> Ingested | None:
         if isinstance(answer, str):
             return None
         clip = answer
+    vector = None
+    if asset.file_type and mediatypes.is_vector(asset.file_type):
+        try:
+            vector = probe_vector(object_path, asset.file_type)
+        except InputError:
+            return None  # Ghostscript is missing: looked at again once it is there
     return Ingested(
-        sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0), clip=clip
+        sha256,
+        Path(asset.path),
+        asset.size,
+        object_path,
+        asset.file_type,
+        result,
+        (0, 0, 0, 0),
+        clip=clip,
+        vector=vector,
     )
 
 

@@ -27,7 +27,7 @@ from loguru import logger
 from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal
 from stockbridge.config.models import Config, PlatformConfig
-from stockbridge.delivery import reexport
+from stockbridge.delivery import reexport, vectors
 from stockbridge.delivery.connection import join_remote
 from stockbridge.delivery.held import activate_held, queue_releases, reconsider_held, reingest
 from stockbridge.delivery.policy import describe_unexpected
@@ -166,6 +166,8 @@ class Pipeline:
             logger.info("{}: a release; files waiting for one are looked at again", path.name)
             self.reconsider_held()
             return None
+        if vectors.passed_over_as_preview(self, path):  # it travels with its vector, never as a photo
+            return None
         if not os.path.lexists(path):
             return None
         if self.done_before(path) is not None:
@@ -202,6 +204,8 @@ class Pipeline:
                 fingerprint=item.fingerprint,
                 photo_id=self.photo_of(item),
             )
+            if item.vector is not None:
+                vectors.retire_preview_photos(self, path)  # a preview that came first was no photo
             missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
             if not missing:
                 if known is None:
@@ -222,7 +226,8 @@ class Pipeline:
                     self._create_job(item, facts, name, self.platforms[name], routed)
                 except Exception as exc:  # one platform's surprise never costs the others their answer
                     self._record_unexpected(item, name, exc)
-            return item
+        vectors.preview_came_meanwhile(self, path, facts)
+        return item
 
     def _record_unexpected(self, item: Ingested, name: str, exc: Exception) -> None:
         """A ``failed`` job for ``name`` when an unforeseen error kept it from getting one (once
@@ -246,8 +251,8 @@ class Pipeline:
         anyway: it is made first and stands in for the check, one decode instead of two (~70 ms
         per 24 MP file). Its copy is then there for that platform's job."""
         assert item.object_path is not None and item.file_type is not None
-        if item.clip is not None:
-            return None  # a clip is never decoded here: its boxes and ffprobe checked it at ingest
+        if item.clip is not None or facts.vector is not None:
+            return None  # checked whole at ingest: a clip's boxes and ffprobe, a vector's probe
         for name in names:
             if routed is not None and name not in routed:
                 continue
@@ -269,7 +274,7 @@ class Pipeline:
         return extra_tags(self.config)  # editorial, AI, categories, flags (rules/categories.py)
 
     def facts_for(self, item: Ingested) -> AssetFacts:
-        return assess(item, self.config)
+        return assess(item, self.config, self.exiftool)
 
     def _routed_platforms(self, item: Ingested) -> frozenset[str] | None:
         return routed_platforms(item, self.config)
@@ -360,8 +365,11 @@ class Pipeline:
             if not resend and self._held_as_reexport(item, name, platform, held, tell=True):
                 return
             remote_dir = join_remote(platform.remote_dir, verdict.remote_dir)
-            remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
+            naming_type = item.file_type if output_type == "zip" and item.file_type else output_type
+            remote = self._free_remote_name(name, platform, item, naming_type, remote_dir)
+            remote = vectors.zip_remote_name(remote, output_type)
             release_jobs = queue_releases(self, item, name, platform, verdict, remote)
+            preview = vectors.queue_preview(self, item, facts, name, platform, verdict, remote)
             changes = list(verdict.changes)
             meta: dict[str, object] = {
                 "title": verdict.title if verdict.title is not None else facts.title,
@@ -376,6 +384,8 @@ class Pipeline:
                 "manual": list(verdict.manual),
                 "csv": dict(verdict.csv),
             }
+            if preview:  # status shows the pair as one asset
+                meta["preview"] = preview
             if facts.clip is not None:
                 meta["clip"] = facts.clip.as_meta()  # status, history, the batch's clip cap
             if held is not None:
@@ -443,6 +453,8 @@ class Pipeline:
         came before this job's first attempt, and it is rejected as superseded (reexport.py)."""
         with self._photo_lock:
             job = self.ledger.job(job_id)
+            if not vectors.check_before_upload(self, job):  # a vector came beside it: a preview
+                return None
             newer = reexport.newer_version(self.ledger, job)
             if newer is None:
                 return self.ledger.begin_upload(job_id, batch_id)
@@ -471,6 +483,8 @@ class Pipeline:
     def _prepare(self, item: Ingested, facts: AssetFacts, verdict: Verdict) -> tuple[Path, str]:
         """The exact file to send and its type: the private copy, or a derived copy."""
         assert item.object_path is not None and item.file_type is not None
+        if facts.vector is not None:
+            return vectors.prepare_vector(self, item, facts, verdict)
         if not verdict.needs_copy:
             return item.object_path, item.file_type  # byte-identical: no decode, no re-encode
         output_type = verdict.render.output_format if verdict.render is not None else item.file_type

@@ -27,6 +27,7 @@ from stockbridge.config.models import Config
 from stockbridge.demo.clip import ffmpeg_missing, make_clip
 from stockbridge.demo.localserver import local_ftp_server
 from stockbridge.demo.samples import make_image
+from stockbridge.demo.vectors import make_eps
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.service.once import run_once
 
@@ -129,6 +130,9 @@ SAMPLES = (
 )
 
 
+#: The demo's vector pair: an EPS made by Ghostscript and its JPEG preview (issue 15).
+VECTOR = "sunny_hills.eps"
+VECTOR_PREVIEW = "sunny_hills.jpg"
 #: The sample clip (when ffmpeg is there): native to both platforms, its metadata in no copy.
 CLIP = "test_pattern.mp4"
 
@@ -159,6 +163,10 @@ dir = "{workspace / "state"}"
 protocol = "folder"
 path = "{workspace / "archive"}"
 
+[platforms.archive.rules.vector]
+formats = ["eps", "svg"]
+travel = "pair"                   # the vector and its preview side by side
+
 [platforms.agency]
 protocol = "ftps"
 host = "127.0.0.1"
@@ -173,6 +181,12 @@ formats = ["jpeg"]
 min_megapixels = 2.0
 keywords = {{ min = 5, max = 25 }}
 title = {{ required = true, max_chars = 100 }}
+
+[platforms.agency.rules.vector]
+formats = ["eps"]
+min_megapixels = 2.0
+preview = "required"
+travel = "zip"                    # one zip of the EPS and its JPEG preview
 
 [platforms.agency.batch]
 max_files = 10
@@ -243,9 +257,19 @@ def _run(workspace: Path, console: Console, started: float, web: bool = False) -
                 exiftool=exiftool,
                 seed=index + 1,
             )
+        make_eps(
+            exports / VECTOR,
+            width_pt=2000,
+            height_pt=1500,
+            title="Sunny hills, a vector drawing",
+            keywords=SAMPLE_KEYWORDS[:8],
+            exiftool=exiftool,
+        )
+        make_image(exports / VECTOR_PREVIEW, width=1000, height=750, exiftool=exiftool, seed=9)
         clip = _sample_clip(exports, exiftool, console)
     (exports / "notes.jpg").write_text("not a picture, just text with a .jpg name\n")
     console.print(f"  made {len(SAMPLES)} sample images with metadata, and notes.jpg (text, not an image)")
+    console.print(f"  made {VECTOR} (Ghostscript eps2write) and its preview {VECTOR_PREVIEW}")
 
     password = secrets.token_urlsafe(12)
     os.environ[PASSWORD_ENV] = password
@@ -298,6 +322,8 @@ def _print_table(console: Console, payload: dict) -> None:
         for platform, job in sorted(entry["platforms"].items()):
             style = STATE_STYLES.get(job["state"], "")
             detail = job["reason"] or (f"as {job['remote_name']}" if job["remote_name"] else "")
+            if job.get("preview"):  # a vector's preview goes with it: beside it, or in its zip
+                detail += f" + {job['preview']}"
             if job.get("changes"):
                 detail += "; " + "; ".join(job["changes"])
             table.add_row(Path(entry["path"]).name, platform, f"[{style}]{job['state']}[/]", detail)
@@ -330,6 +356,11 @@ def _check(payload: dict, workspace: Path, clip: bool = False) -> list[str]:
     by_name = {Path(entry["path"]).name: entry for entry in payload["files"]}
     expected = {sample.name: sample.expect for sample in SAMPLES}
     expected["notes.jpg"] = {"archive": "rejected", "agency": "rejected"}
+    expected[VECTOR] = {"archive": "uploaded", "agency": "uploaded"}  # the preview goes with it
+    if VECTOR_PREVIEW in by_name:
+        problems.append(f"{VECTOR_PREVIEW} was taken as a photo; it is {VECTOR}'s preview")
+    if not (workspace / "archive" / VECTOR_PREVIEW).is_file():
+        problems.append(f"{VECTOR_PREVIEW} did not travel beside {VECTOR} to the archive")
     if clip:
         expected[CLIP] = {"archive": "uploaded", "agency": "uploaded"}
     for name, platforms in expected.items():

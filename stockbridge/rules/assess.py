@@ -8,7 +8,9 @@ from pathlib import Path
 
 from loguru import logger
 
+from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, inspect
+from stockbridge.assets.vector import vector_beside, with_preview
 from stockbridge.config.models import Config
 from stockbridge.errors import InputError
 from stockbridge.metadata.exiftool import ExifTool
@@ -25,14 +27,16 @@ from stockbridge.rules.releases import (
 )
 
 
-def assess(item: Ingested, config: Config) -> AssetFacts:
-    """Everything planning needs about ``item``: metadata, pixel facts, editorial, releases."""
+def assess(item: Ingested, config: Config, exiftool: ExifTool | None = None) -> AssetFacts:
+    """Everything planning needs about ``item``: metadata, pixel facts, editorial, releases; for
+    a vector, its preview beside it too (read with ``exiftool`` when given)."""
     assert item.object_path is not None and item.metadata is not None and item.file_type is not None
     root = config.watch.folder
     metadata = item.metadata
     props = None
     try:
-        if item.clip is None:  # a clip's facts are ffprobe's, already in item.clip
+        # A clip's facts are ffprobe's (item.clip); a vector's come from assets/vector.py.
+        if item.clip is None and not mediatypes.is_vector(item.file_type):
             props = image_props(item.object_path, item.file_type)
     except InputError as exc:
         logger.debug("{}: no pixel facts ({})", item.path.name, exc)
@@ -44,8 +48,11 @@ def assess(item: Ingested, config: Config) -> AssetFacts:
         if not found.get(kind)
     }
     categories, category_source = file_categories(item.path, root, metadata.extra, config.categories)
+    facts = item.facts()
+    if facts.vector is not None:
+        facts = with_preview(facts, item.path, exiftool)
     return replace(
-        item.facts(),
+        facts,
         props=props,
         editorial=is_editorial(item.path, root, metadata, config.editorial),
         release_needs=needs,
@@ -54,7 +61,9 @@ def assess(item: Ingested, config: Config) -> AssetFacts:
         ai=ai_signal(metadata.keywords, metadata.extra, config.ai),
         categories=categories,
         category_source=category_source,
-        illustration=has_flag(item.path, root, metadata.keywords, metadata.extra, config.illustration),
+        # A vector is an illustration whatever its metadata says (agencies file it so themselves).
+        illustration=facts.vector is not None
+        or has_flag(item.path, root, metadata.keywords, metadata.extra, config.illustration),
         mature=has_flag(item.path, root, metadata.keywords, metadata.extra, config.mature),
     )
 
@@ -78,6 +87,10 @@ def explain_details(
 ) -> tuple[AssetFacts | None, dict[str, Verdict]]:
     """``explain_file``, with the facts the verdicts came from (None: the file was not readable)."""
     platforms = config.enabled_platforms()
+    vector = vector_beside(path)
+    if vector is not None:
+        reason = f"the preview of {vector.name}: it travels with the vector, never as a photo of its own"
+        return None, {name: Verdict(name, "reject", (reason,)) for name in platforms}
     try:
         item = inspect(
             path,
@@ -90,7 +103,7 @@ def explain_details(
         return None, {name: Verdict(name, "reject", (str(exc),)) for name in platforms}  # with its hint
     if item.problem is not None:
         return None, {name: Verdict(name, "reject", (item.problem,)) for name in platforms}
-    facts = assess(item, config)
+    facts = assess(item, config, exiftool)
     routed = routed_platforms(item, config)
     verdicts = {}
     for name, platform in platforms.items():
@@ -100,3 +113,30 @@ def explain_details(
         else:
             verdicts[name] = evaluate(name, facts, platform.rules, platform.video)
     return facts, verdicts
+
+
+def vector_facts(facts: AssetFacts) -> list[str]:
+    """``explain``'s lines about a vector: format and level, drawing size, preview."""
+    probe = facts.vector
+    assert probe is not None
+    level = f", {probe.level}" if probe.level else ""
+    lines = [f"vector: {mediatypes.label(facts.file_type)}{level}, Illustrator level {probe.version_text}"]
+    if probe.megapixels is not None:
+        header = ""
+        if probe.header_bbox is not None:
+            header = "; header bounding box " + " ".join(f"{value:g}" for value in probe.header_bbox)
+        lines.append(
+            f"size: {probe.width}×{probe.height} pt = {probe.megapixels:.1f} MP at 1 pt = 1 px"
+            f" ({probe.size_from}{header})"
+        )
+    preview = facts.preview
+    if preview is None:
+        lines.append(f"preview: none beside it (expected {facts.preview_expected})")
+    elif preview.problem is not None:
+        lines.append(f"preview: {preview.problem}")
+    else:
+        lines.append(
+            f"preview: {preview.path.name}, {mediatypes.label(preview.file_type)} {preview.width}×{preview.height}"
+            f" ({preview.megapixels or 0:.1f} MP)"
+        )
+    return lines

@@ -26,6 +26,7 @@ from stockbridge.rules.categories import plan_categories
 from stockbridge.rules.measures import against, limit_text
 
 if TYPE_CHECKING:
+    from stockbridge.assets.vector import PreviewCheck, VectorProbe
     from stockbridge.assets.video import ClipFacts
     from stockbridge.render.images import RenderSpec
     from stockbridge.render.pixels import ImageProps
@@ -67,6 +68,12 @@ class AssetFacts:
     category_source: str | None = None
     illustration: bool = False
     mature: bool = False
+    #: A vector's facts (assets/vector.py), its preview as found beside it (None: none there),
+    #: the preview's expected name, and the fields taken from the preview (the vector had none).
+    vector: VectorProbe | None = None
+    preview: PreviewCheck | None = None
+    preview_expected: str = ""
+    preview_fields: tuple[str, ...] = ()
 
     @property
     def megapixels(self) -> float | None:
@@ -97,6 +104,8 @@ class Verdict:
     manual: tuple[str, ...] = ()
     #: CSV cells for this file only (header → value), e.g. an AI flag column.
     csv: tuple[tuple[str, str], ...] = ()
+    #: A vector's preview that travels with it (``[rules.vector] travel``), None: none goes.
+    preview: Path | None = None
     #: Sent as the source, whatever else changes (a clip): new metadata goes to the CSV only.
     native: bool = False
 
@@ -127,10 +136,19 @@ def evaluate(
     changes: list[str] = []
     render_spec = None
 
+    preview = None
     if facts.clip is not None:
         from stockbridge.rules.video import clip_rejects
 
         rejects.extend(clip_rejects(platform, facts.clip, video))
+    elif facts.vector is not None:
+        from stockbridge.rules.vectors import plan_vector
+
+        vector = plan_vector(platform, facts, rules.vector)
+        rejects.extend(vector.rejects)
+        holds.extend(vector.holds)
+        changes.extend(vector.changes)
+        preview = vector.preview
     elif facts.props is not None and facts.file_type is not None:
         from stockbridge.render.images import plan_render
 
@@ -141,7 +159,8 @@ def evaluate(
     else:
         rejects.extend(_format_and_size(platform, facts, rules))
 
-    if rules.min_megapixels is not None and facts.clip is None:
+    # A clip's and a vector's own limits are above.
+    if rules.min_megapixels is not None and facts.clip is None and facts.vector is None:
         megapixels = facts.megapixels
         if megapixels is None:
             needed = limit_text(rules.min_megapixels, 1)
@@ -212,6 +231,13 @@ def evaluate(
                     f'keyword "{keyword}" is {size} bytes: IPTC keeps the first {IPTC_KEYWORD_MAX_BYTES}, XMP all of it'
                 )
 
+    if facts.vector is not None:
+        from stockbridge.rules.vectors import vector_note
+
+        changed = keywords is not None or title is not None or description is not None
+        note = vector_note(platform, facts.file_type, changed)
+        if note:
+            changes.append(note)
     if rejects:
         return Verdict(platform, REJECT, tuple(rejects + holds))
     if holds:
@@ -230,6 +256,7 @@ def evaluate(
         categories=categories.values,
         manual=ai.manual + categories.manual,
         csv=ai.csv,
+        preview=preview,
         native=facts.clip is not None,
     )
 

@@ -295,9 +295,12 @@ class Service:
             self._backlog_ingested(pipeline)
         if future.exception() is None and (item := future.result()) is not None:
             self._tell("asset", {"id": item.sha256, "name": item.path.name})
-            self._wake_all()
         elif future.exception() is None and self.on_event is not None and self._refused(pipeline, path):
             self._tell("notice", {"name": path.name})  # refused at ingest: the not-taken list changed
+        if future.exception() is None:
+            # A file queued, or a release or a vector's preview that freed held jobs (for which
+            # accept_file returns None): the uploaders look now, not at their next nap's end.
+            self._wake_all()
 
     def _wake_all(self) -> None:
         for events in self._wake.values():

@@ -140,6 +140,8 @@ def _filters(
     params: list[Any] = []
     release = "EXISTS (SELECT 1 FROM jobs r WHERE r.sha256 = a.sha256 AND r.kind = 'release')"
     clauses.append(release if kind == "release" else f"NOT {release}")
+    # A vector's preview sent beside it ("pair") is part of the vector's asset, never a file of its own.
+    clauses.append("NOT EXISTS (SELECT 1 FROM jobs p WHERE p.sha256 = a.sha256 AND p.kind = 'preview')")
     if platform is not None or states:
         job = ["j.sha256 = a.sha256"]
         if platform is not None:
