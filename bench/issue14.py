@@ -25,6 +25,8 @@ from pathlib import Path
 from loguru import logger
 
 from bench.data import make_jpeg_set
+from bench.link import PROFILES, LinkEmulator, parse_profile
+from bench.link_rows import link_rows, make_workload
 from bench.passthrough import passthrough_row, profile_once
 from bench.results import Budget, Row, print_table
 from bench.servers import Server, sshd_server, vsftpd_server
@@ -68,7 +70,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=1500.0, help="seconds for the whole run")
     parser.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--link-files",
+        type=int,
+        default=20,
+        help="files in the link workload (the first N of issue 14's 300; 300 ≈ 1.5 GB: ~10 min a pass at 20 Mbit/s)",
+    )
+    parser.add_argument(
+        "--link-profiles",
+        default="100-30ms,20up-200ms",
+        help="comma-separated: " + ", ".join(PROFILES) + ", or UP[/DOWN]@RTT_MS (Mbit/s, ms)",
+    )
+    parser.add_argument(
+        "--link-runs", type=int, default=None, help="timed runs per contender on a link (default --runs)"
+    )
     args = parser.parse_args(argv)
+    profiles = [parse_profile(text) for text in args.link_profiles.split(",") if text.strip()]
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     signal.signal(signal.SIGTERM, _interrupt)
@@ -96,6 +113,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             more_rows, more_texts = passthrough_rows(workspace, files, (vsftpd, sshd), args.runs, budget)
             rows += more_rows
             texts += more_texts
+        if args.only in ("link", "issue14"):
+            why = LinkEmulator.available()
+            if why:
+                texts.append(f"link rows skipped: the emulator {why}")
+            else:
+                files = make_workload(workspace / "data" / "link", args.link_files, exiftool)
+                total = sum(path.stat().st_size for path in files)
+                print(
+                    f"# link workload: {len(files)} files, {total / 1e6:.0f} MB ({time.monotonic() - started:.0f} s)",
+                    flush=True,
+                )
+                for profile in profiles:
+                    if budget.exhausted():
+                        texts.append(f"{profile.name}: time budget exhausted, not run")
+                        continue
+                    more_rows, line = link_rows(
+                        profile, files, args.link_runs or args.runs, budget, workspace, cert
+                    )
+                    rows += more_rows
+                    texts.append(line)
         print(f"\n# results ({time.monotonic() - started:.0f} s)\n")
         print_table(rows)
         for text in texts:
