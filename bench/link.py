@@ -59,6 +59,11 @@ def serve(conn):
     with conn:
         while data := conn.recv(65536):
             conn.sendall(data)
+import os
+try:
+    os.setpriority(os.PRIO_PROCESS, 0, -10)  # part of the link, like the relay
+except OSError:
+    pass
 listener = socket.socket()
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 listener.bind((sys.argv[1], int(sys.argv[2])))
@@ -369,6 +374,9 @@ class LinkEmulator:
         times = []
         with socket.create_connection((self.ftp_host, self.echo_port), timeout=10) as conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.sendall(b"w")  # warm-up: the first exchange also finishes the handshake
+            if conn.recv(1) != b"w":
+                raise RuntimeError("echo through the link returned the wrong byte")
             for _ in range(count):
                 started = time.perf_counter()
                 conn.sendall(b"x")

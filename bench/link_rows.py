@@ -27,6 +27,7 @@ from stockbridge.metadata.exiftool import ExifTool
 
 SMALLEST, LARGEST = 200_000, 25_000_000  # issue 14: 200 KB to 25 MB
 BYTES_PER_PIXEL = 0.33  # this generator's JPEGs at q95 (24 MP ≈ 8 MB)
+VALIDATION_ATTEMPTS = 3
 BASES = 10  # distinct drawn images, log-spaced in size; every file is a retitled copy of one
 
 
@@ -163,9 +164,16 @@ def link_rows(
     scale = f"{len(files)} files, {total / MB:.0f} MB, {SMALLEST // 1000} KB–{LARGEST // MB} MB log-uniform"
     rows: list[Row] = []
     with LinkEmulator(profile, workdir / f"link-{profile.name}", cert) as link:
-        checked = validate(link, workdir)
-        line = f"{profile.name} ({profile.describe()}): {checked.describe(profile)}"
-        print("  " + line, flush=True)
+        # A shared machine can delay the relay for a moment: up to VALIDATION_ATTEMPTS, every one
+        # printed; the rows need one attempt that passes both checks.
+        attempts = []
+        for _ in range(VALIDATION_ATTEMPTS):
+            checked = validate(link, workdir)
+            attempts.append(checked.describe(profile))
+            print(f"  {profile.name}: {attempts[-1]}", flush=True)
+            if not checked.problems:
+                break
+        line = f"{profile.name} ({profile.describe()}): " + " | ".join(attempts)
         if checked.problems:
             return [], line + " — no rows reported for this profile"
         scratch = workdir / "scratch"
