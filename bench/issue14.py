@@ -84,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--link-runs", type=int, default=None, help="timed runs per contender on a link (default --runs)"
     )
+    parser.add_argument(
+        "--link-breakdown",
+        action="store_true",
+        help="also one `once` per link row under py-spy (where its time goes on that link)",
+    )
     args = parser.parse_args(argv)
     profiles = [parse_profile(text) for text in args.link_profiles.split(",") if text.strip()]
     logger.remove()
@@ -129,7 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         texts.append(f"{profile.name}: time budget exhausted, not run")
                         continue
                     more_rows, line = link_rows(
-                        profile, files, args.link_runs or args.runs, budget, workspace, cert
+                        profile,
+                        files,
+                        args.link_runs or args.runs,
+                        budget,
+                        workspace,
+                        cert,
+                        args.link_breakdown,
                     )
                     rows += more_rows
                     texts.append(line)
