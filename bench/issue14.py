@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=("passthrough", "link", "issue14"), default="issue14")
     parser.add_argument("--files", type=int, default=40, help="24 MP JPEGs in the pass-through rows")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per contender (median)")
-    parser.add_argument("--budget", type=float, default=1500.0, help="seconds for the whole run")
+    parser.add_argument("--budget", type=float, default=2400.0, help="seconds for the whole run")
     parser.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument(
