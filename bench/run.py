@@ -113,26 +113,45 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _only_video(args: argparse.Namespace) -> int:
+def _only_video(args: argparse.Namespace, _rest: list[str]) -> int:
     return video_main(["--runs", str(args.runs or 20)] + (["--keep", str(args.keep)] if args.keep else []))
 
 
-def _only_vector(args: argparse.Namespace) -> int:
+def _only_vector(args: argparse.Namespace, _rest: list[str]) -> int:
     from bench import vector
 
     return vector.main(["--runs", str(args.runs or 3)] + (["--keep", str(args.keep)] if args.keep else []))
 
 
-def _only_web(args: argparse.Namespace) -> int:
+def _only_web(args: argparse.Namespace, _rest: list[str]) -> int:
     from bench.web import main as web_main
 
     return web_main()
 
 
+def _only_issue14(args: argparse.Namespace, rest: list[str]) -> int:
+    """Issue 14's rows (bench/issue14.py): pass-through, the emulated link, or both."""
+    from bench import issue14
+
+    forwarded = [*rest, "--only", args.only]
+    for option, value in (
+        ("--budget", args.budget),
+        ("--keep", args.keep),
+        ("--json", args.json),
+        ("--runs", args.runs),
+    ):
+        if value is not None:
+            forwarded += [option, str(value)]
+    return issue14.main(forwarded)
+
+
 #: ``--only NAME``: rows that run on their own, with what they measure.
-ONLY: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+ONLY: dict[str, tuple[str, Callable[[argparse.Namespace, list[str]], int]]] = {
     "video": ("ffprobe per clip, a 4 GB clip's peak RSS; bench/video.py", _only_video),
     "vector": ("one gs per EPS, batched, SVG; bench/vector.py", _only_vector),
+    "passthrough": ("issue 14: fitting 24 MP files, once vs lftp mput and sftp -b", _only_issue14),
+    "link": ("issue 14: the emulated uplink, once vs lftp and sftp -b vs the link bound", _only_issue14),
+    "issue14": ("issue 14: passthrough and link", _only_issue14),
     "web": ("the page's first paint at 10,000 files, thumbnails vs uploads; bench/web.py", _only_web),
 }
 
@@ -165,11 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=sorted(ONLY),
         default=None,
         help="only these rows: "
-        + "; ".join(f"{name} ({what})" for name, (what, _run) in sorted(ONLY.items())),
+        + "; ".join(f"{name} ({what})" for name, (what, _run) in sorted(ONLY.items()))
+        + ". Options after `--` go to issue 14's rows, e.g. `--only link -- --link-files 20`",
     )
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     if args.only is not None:
-        return ONLY[args.only][1](args)
+        return ONLY[args.only][1](args, [option for option in rest if option != "--"])
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     scale: Scale = SCALES[args.scale]
     runs = args.runs or scale.runs
     budget = Budget(args.budget or {"quick": 240, "default": 540, "full": 2400}[scale.name])
@@ -281,6 +303,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"  {row.case}: ref {_median(row.reference)} sb {_median(row.ours)} {unit} {'; '.join(row.notes)}",
                         flush=True,
                     )
+
+        # -- pass-through (issue 14): the whole `stockbridge once` on files that already fit
+        if not budget.exhausted():
+            from bench.issue14 import passthrough_rows
+
+            more_rows, _ = passthrough_rows(
+                workspace, data.big24[: scale.passthrough], (vsftpd, sshd), runs, budget
+            )
+            rows += more_rows
 
         # -- metadata
         row = Row(
