@@ -89,7 +89,7 @@ def status_payload(
     two (a preview whose vector is no longer known keeps a row of its own, kind "preview").
     A video clip also has ``clip``: its ffprobe facts in one line ("1920×1080 at 29.97 fps, 12.0 s,
     H264, MOV, no sound"). ``manual_steps`` (platform → {"step", "clips"}) is present when clips
-    uploaded to a platform wait for something done on its website (``video.manual_step``).
+    uploaded to a platform wait for something done on its website (``rules.video.manual_step``).
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
     ``manual``, present only when there are some, lists the steps left for the agency's website
@@ -189,9 +189,9 @@ def status_payload(
         if pause is not None and (platforms is None or name in platforms)
     }
     clip_steps = {
-        name: {"step": platform.video.manual_step, "clips": uploaded_clips[name]}
+        name: {"step": video.manual_step, "clips": uploaded_clips[name]}
         for name, platform in config.platforms.items()
-        if platform.video is not None and platform.video.manual_step and uploaded_clips.get(name)
+        if (video := platform.rules.video) is not None and video.manual_step and uploaded_clips.get(name)
     }
     if clip_steps:
         payload["manual_steps"] = clip_steps  # clips uploaded there wait for this on the agency's site

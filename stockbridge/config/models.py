@@ -24,7 +24,6 @@ from pydantic import (
 from stockbridge.config.base import _check_remote_dir, _Model
 from stockbridge.config.categories import AiConfig, CategoriesConfig, FlagConfig
 from stockbridge.config.rules import RulesConfig
-from stockbridge.config.video import VideoRules
 from stockbridge.config.web import WebConfig
 
 APP_NAME = "stockbridge"
@@ -287,9 +286,6 @@ class PlatformConfig(_Model):
         " allows parallel uploads.",
     )
     batch: BatchConfig = Field(default_factory=BatchConfig, description="When a batch closes.")
-    video: VideoRules | None = Field(
-        None, description="What the platform takes of video clips (MP4, MOV); unset: no video."
-    )
     schedule: ScheduleConfig | None = Field(
         None, description="Pace uploads: daily caps and time windows; what waits shows as scheduled."
     )

@@ -14,6 +14,7 @@ from stockbridge.assets import mediatypes
 from stockbridge.config.base import _check_remote_dir, _Model
 from stockbridge.config.categories import AiRule, CategoryRule
 from stockbridge.config.vector import VectorRules
+from stockbridge.config.video import VideoRules
 
 
 class KeywordRule(_Model):
@@ -166,6 +167,9 @@ class RulesConfig(_Model):
     vector: VectorRules = Field(
         default_factory=VectorRules,
         description="Vectors (EPS, AI, SVG) and their previews: formats, version, size, how they travel.",
+    )
+    video: VideoRules | None = Field(
+        None, description="What the platform takes of video clips (MP4, MOV); unset: no video."
     )
 
     @field_validator("formats")

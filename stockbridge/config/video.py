@@ -1,4 +1,4 @@
-"""``[platforms.NAME.video]``: what a platform takes of video clips, and how they travel.
+"""``[platforms.NAME.rules.video]``: what a platform takes of video clips, and how they travel.
 
 A platform without this table takes no video: a clip is rejected there with that reason. Every
 limit names the agency's own numbers; planning (``rules/video.py``) checks a clip's ffprobe facts

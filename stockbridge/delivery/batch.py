@@ -63,8 +63,9 @@ def is_clip(job: Job) -> bool:
 
 
 def clip_cap(platform: PlatformConfig) -> int | None:
-    """How many clips one batch may hold on ``platform`` (``video.max_clips_per_batch``), or None: no cap."""
-    return platform.video.max_clips_per_batch if platform.video is not None else None
+    """How many clips one batch may hold on ``platform`` (``rules.video.max_clips_per_batch``), or None: no cap."""
+    video = platform.rules.video
+    return video.max_clips_per_batch if video is not None else None
 
 
 def fit_clips(jobs: list[Job], cap: int | None, in_batch: int = 0) -> list[Job]:

@@ -84,7 +84,7 @@ def activate_held(
     """Queue a held job whose verdict is now accept. ``resend``: even a re-export of a photo
     sent there (``stockbridge resend``). Returns why it stays held, or None: queued."""
     platform = pipeline.platforms[job.platform]
-    verdict = evaluate(job.platform, facts, platform.rules, platform.video)
+    verdict = evaluate(job.platform, facts, platform.rules)
     if verdict.verdict != ACCEPT:
         reason = "; ".join(verdict.reasons)
         if reason != job.reason:

@@ -83,7 +83,7 @@ def look(
     if not due:
         return idle  # outside every window or over today's cap: left pending, shown as scheduled
     capped = later is not None  # today's cap closes the batch: nothing more may join it
-    fitted = uploader.fit_batch(due)  # clips over video.max_clips_per_batch wait for the next batch
+    fitted = uploader.fit_batch(due)  # clips over rules.video.max_clips_per_batch wait for the next batch
     if cadence.fill_batches:
         oldest = min(job.created_at for job in due)
         retrying = any(job.attempts > 0 for job in due)

@@ -256,7 +256,7 @@ class Pipeline:
         for name in names:
             if routed is not None and name not in routed:
                 continue
-            verdict = evaluate(name, facts, self.platforms[name].rules, self.platforms[name].video)
+            verdict = evaluate(name, facts, self.platforms[name].rules)
             if verdict.verdict != ACCEPT or verdict.render is None:
                 continue
             try:
@@ -308,7 +308,7 @@ class Pipeline:
                 "{}: {}", item.path.name, reason
             )
             return
-        verdict = evaluate(name, facts, platform.rules, platform.video)
+        verdict = evaluate(name, facts, platform.rules)
         if verdict.verdict != ACCEPT:
             state = states.HELD if verdict.verdict == HOLD else states.REJECTED
             reason = "; ".join(verdict.reasons)

@@ -130,7 +130,7 @@ class PlatformUploader:
         return [job for job in jobs if job.id not in claimed][:limit]
 
     def fit_batch(self, jobs: list[Job]) -> list[Job]:
-        """``jobs`` without the clips over ``video.max_clips_per_batch`` (the next batch's)."""
+        """``jobs`` without the clips over ``rules.video.max_clips_per_batch`` (the next batch's)."""
         return fit_clips(jobs, clip_cap(self.platform))
 
     def joining(self, remote_dir: str | None, limit: int) -> list[Job]:

@@ -192,14 +192,14 @@ travel = "zip"                    # one zip of the EPS and its JPEG preview
 max_files = 10
 max_wait_seconds = 2
 
-[platforms.agency.video]
+[platforms.agency.rules.video]
 containers = ["mp4", "mov"]
 min_seconds = 2
 max_seconds = 60
 frame_rates = [24, 25, 29.97, 30]
 max_clips_per_batch = 25
 
-[platforms.archive.video]
+[platforms.archive.rules.video]
 containers = ["mp4", "mov"]
 
 [web]

@@ -111,7 +111,7 @@ def explain_details(
             reason = f"not for {name}: a route sends this file only to {', '.join(sorted(routed)) or 'no platform'}"
             verdicts[name] = Verdict(name, "reject", (reason,))
         else:
-            verdicts[name] = evaluate(name, facts, platform.rules, platform.video)
+            verdicts[name] = evaluate(name, facts, platform.rules)
     return facts, verdicts
 
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Literal
 
 from stockbridge.assets import mediatypes
 from stockbridge.config.rules import EditorialRoute, RulesConfig, TextRule
-from stockbridge.config.video import VideoRules
 from stockbridge.metadata.boilerplate import boilerplate
 from stockbridge.rules.ai import plan_ai
 from stockbridge.rules.categories import plan_categories
@@ -127,10 +126,8 @@ class Verdict:
         return not self.native and (self.render is not None or bool(self.metadata_changes))
 
 
-def evaluate(
-    platform: str, facts: AssetFacts, rules: RulesConfig, video: VideoRules | None = None
-) -> Verdict:
-    """``video``: the platform's ``[video]`` table, for clips (``facts.clip``; rules/video.py)."""
+def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
+    """A clip (``facts.clip``) is checked against ``rules.video`` (rules/video.py)."""
     rejects: list[str] = []
     holds: list[str] = []
     changes: list[str] = []
@@ -140,7 +137,7 @@ def evaluate(
     if facts.clip is not None:
         from stockbridge.rules.video import clip_rejects
 
-        rejects.extend(clip_rejects(platform, facts.clip, video))
+        rejects.extend(clip_rejects(platform, facts.clip, rules.video))
     elif facts.vector is not None:
         from stockbridge.rules.vectors import plan_vector
 
@@ -217,6 +214,7 @@ def evaluate(
 
     releases = _plan_releases(platform, facts, rules, holds, changes)
     # A clip goes native, byte for byte: metadata changes go only into the CSV (decisions.md V-1).
+    video = rules.video
     if facts.clip is not None and video is not None and video.remote_dir and remote_dir is None:
         remote_dir = video.remote_dir
         changes.append(f"clip: uploaded into {remote_dir}/")

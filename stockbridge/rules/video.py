@@ -1,4 +1,4 @@
-"""A clip against a platform's ``[video]`` table: what does not fit, with the numbers.
+"""A clip against a platform's ``[rules.video]`` table: what does not fit, with the numbers.
 
 Pure, like the rest of planning: ffprobe's facts (``assets/video.py``) in, reasons out. Nothing a
 person could fix by waiting makes a clip fit (its length, frame size, rate and codec are the
@@ -24,7 +24,7 @@ def clip_rejects(platform: str, clip: ClipFacts, video: VideoRules | None) -> li
     """Why ``platform`` cannot take ``clip`` as it is; empty when it fits."""
     label = mediatypes.label(clip.container)
     if video is None:
-        return [f"{label} clip, {platform} takes no video (no [platforms.{platform}.video] table)"]
+        return [f"{label} clip, {platform} takes no video (no [platforms.{platform}.rules.video] table)"]
     reasons: list[str] = []
     if clip.container not in video.containers:
         reasons.append(f"{label} clip, {platform} takes only {mediatypes.labels(video.containers)}")

@@ -18,11 +18,11 @@ from tests.waiting import wait_for
 __all__ = ["clips"]  # the fixture, imported for pytest
 
 VIDEO = {
-    "video.containers": ["mp4", "mov"],
-    "video.min_seconds": 1,
-    "video.max_seconds": 60,
-    "video.min_resolution": "320x180",
-    "video.frame_rates": [25, 29.97],
+    "rules.video.containers": ["mp4", "mov"],
+    "rules.video.min_seconds": 1,
+    "rules.video.max_seconds": 60,
+    "rules.video.min_resolution": "320x180",
+    "rules.video.frame_rates": [25, 29.97],
 }
 
 
@@ -45,10 +45,13 @@ def test_clips_go_native_to_ftps_and_sftp_in_capped_batches_with_their_metadata_
             "stock_ftps",
             ftps_server,
             **VIDEO,
-            **{"video.max_clips_per_batch": 2, "video.manual_step": "add categories on the website"},
+            **{
+                "rules.video.max_clips_per_batch": 2,
+                "rules.video.manual_step": "add categories on the website",
+            },
             **{"csv.columns": ["Filename", "Description", "Keywords"]},
         ),
-        platform_table("stock_sftp", sshd_server, **VIDEO, **{"video.remote_dir": "footage"}),
+        platform_table("stock_sftp", sshd_server, **VIDEO, **{"rules.video.remote_dir": "footage"}),
     )
 
     explained = workspace.cli(
@@ -116,7 +119,11 @@ def test_the_service_takes_clips_as_they_arrive_one_clip_a_batch(
         platform_table(
             "archive",
             folder_target,
-            **{"batch.max_wait_seconds": 0, "video.containers": ["mp4"], "video.max_clips_per_batch": 1},
+            **{
+                "batch.max_wait_seconds": 0,
+                "rules.video.containers": ["mp4"],
+                "rules.video.max_clips_per_batch": 1,
+            },
         )
     )
     with service(workspace, tmp_path / "service.log") as process:

@@ -56,26 +56,23 @@ def test_each_preset_says_what_does_not_fit_with_the_numbers(clips: Clips, exift
         preset_platform(n) for n in ("shutterstock", "adobe_stock", "depositphotos")
     )
 
-    verdict = evaluate("shutterstock", short, shutterstock.rules, shutterstock.video)
+    verdict = evaluate("shutterstock", short, shutterstock.rules)
     assert verdict.verdict == "reject"
     assert "2.0 s; shutterstock needs 5–60 s" in verdict.reasons
 
-    verdict = evaluate("adobe_stock", short, adobe.rules, adobe.video)
+    verdict = evaluate("adobe_stock", short, adobe.rules)
     assert any(
         reason.startswith("320×180 at 25 fps; adobe_stock takes only 1920×1080, 2048×1080, 3840×2160")
         for reason in verdict.reasons
     ), verdict.reasons
-    assert (
-        "MP4 clip, depositphotos takes only MOV"
-        in evaluate("depositphotos", short, deposit.rules, deposit.video).reasons
-    )
+    assert "MP4 clip, depositphotos takes only MOV" in evaluate("depositphotos", short, deposit.rules).reasons
     # 1920×1080 at 29.97 fps fits Adobe's frame and rate lists; only its length does not.
-    verdict = evaluate("adobe_stock", hd.facts(), adobe.rules, adobe.video)
+    verdict = evaluate("adobe_stock", hd.facts(), adobe.rules)
     assert [r for r in verdict.reasons if "fps" in r or "×" in r] == [], verdict.reasons
-    # A platform without a [video] table takes no clips, whatever its formats say.
+    # A platform without a [rules.video] table takes no clips, whatever its formats say.
     bare = PlatformConfig(protocol="folder", path=Path("/tmp/unused"))
-    assert evaluate("plain", short, bare.rules, bare.video).reasons == (
-        "MP4 clip, plain takes no video (no [platforms.plain.video] table)",
+    assert evaluate("plain", short, bare.rules).reasons == (
+        "MP4 clip, plain takes no video (no [platforms.plain.rules.video] table)",
     )
 
 

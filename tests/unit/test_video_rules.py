@@ -1,4 +1,4 @@
-"""The [video] table and the clip cap of a batch, as pure units (issue 15): the numbers a reason
+"""The [rules.video] table and the clip cap of a batch, as pure units (issue 15): the numbers a reason
 names, the key a bad value is reported under, and which jobs a capped batch leaves for the next."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from stockbridge.assets.video import ClipFacts, describe
 from stockbridge.config.loading import load_config
 from stockbridge.config.video import VideoRules
-from stockbridge.delivery.batch import Batch, capped_top_up, fit_clips, is_clip
+from stockbridge.delivery.batch import Batch, capped_top_up, clip_cap, fit_clips, is_clip
 from stockbridge.errors import ConfigError
 from stockbridge.ledger.states import JobState
 from stockbridge.ledger.store import Job
@@ -82,18 +82,52 @@ def test_reasons_name_the_clip_and_the_agency_numbers() -> None:
     assert describe({"fps": "1/0"}) is None
 
 
+def config_with(tmp_path: Path, tables: str) -> Path:
+    path, exports = tmp_path / "config.toml", tmp_path / "exports"
+    exports.mkdir(exist_ok=True)
+    path.write_text(
+        f'[watch]\nfolder = "{exports}"\n[platforms.p]\nprotocol = "folder"\npath = "{tmp_path / "sent"}"\n'
+        + tables
+    )
+    path.chmod(0o600)
+    return path
+
+
 def test_a_bad_video_key_is_reported_under_its_path(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text(
-        f'[watch]\nfolder = "{tmp_path}"\n[platforms.p]\nprotocol = "folder"\npath = "{tmp_path}"\n'
-        '[platforms.p.video]\ncontainers = ["avi"]\nresolutions = ["1920*1080"]\nmin_seconds = 9\nmax_seconds = 5\n'
+    path = config_with(
+        tmp_path,
+        '[platforms.p.rules.video]\ncontainers = ["avi"]\nresolutions = ["1920*1080"]\nmin_seconds = 9\n'
+        "max_seconds = 5\n",
     )
     with pytest.raises(ConfigError) as caught:
-        load_config(tmp_path / "config.toml")
+        load_config(path)
     problems = "\n".join(caught.value.problems)
     assert (
-        "platforms.p.video.containers" in problems and "unknown container 'avi'; known: mp4, mov" in problems
+        "platforms.p.rules.video.containers" in problems
+        and "unknown container 'avi'; known: mp4, mov" in problems
     )
-    assert "platforms.p.video.resolutions" in problems and 'like "1920x1080"' in problems
+    assert "platforms.p.rules.video.resolutions" in problems and 'like "1920x1080"' in problems
+
+
+def test_the_old_place_of_the_video_table_still_loads_and_the_warning_names_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """Configs written while video rules sat at [platforms.NAME.video] keep working (issue 15)."""
+    config = load_config(config_with(tmp_path, "[platforms.p.video]\nmax_clips_per_batch = 3\n"))
+    assert clip_cap(config.platforms["p"]) == 3
+    assert config.warnings == (
+        f"{tmp_path / 'config.toml'}: platforms.p.video: renamed to platforms.p.rules.video in"
+        " stockbridge 0.1.0; the old name still works, but write the new one",
+    )
+    both = config_with(
+        tmp_path, "[platforms.p.video]\naudio = false\n[platforms.p.rules.video]\naudio = true\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(both)
+    assert caught.value.problems == [
+        "platforms.p.video: renamed to platforms.p.rules.video in stockbridge 0.1.0, and the file sets"
+        " platforms.p.rules.video too; remove platforms.p.video"
+    ]
 
 
 def test_a_batch_takes_photos_and_at_most_the_cap_of_clips_the_rest_wait() -> None:
