@@ -37,7 +37,7 @@ _AI_MARKS = (b"xmlns:illustrator=", b"/AIPrivateData", b"/AIMetaData", b"Adobe I
 _AI_POSTSCRIPT_CREATOR = b"%%Creator: Adobe Illustrator"
 
 # Which of the types named here stockbridge takes is :mod:`stockbridge.assets.mediatypes`'s
-# table; everything else is recorded as "not an image stockbridge can take", with its type.
+# table; everything else is recorded as "not a file stockbridge can take", with its type.
 
 # (offset, magic, type): checked in order, first match wins.
 # Sources: JPEG ITU-T T.81 (SOI FFD8 + a marker); PNG ISO/IEC 15948 §5.2 signature; GIF89a spec;

@@ -94,7 +94,7 @@ def _not_an_image(file_type: str | None) -> str:
     what = f"{file_type.upper()} content" if file_type else "unknown content"
     labels = [media.label for media in mediatypes.MEDIA_TYPES]
     expected = ", ".join(labels[:-1]) + f" or {labels[-1]}" if len(labels) > 1 else labels[0]
-    return f"not an image stockbridge can take ({what}; expected {expected})"
+    return f"not a file stockbridge can take ({what}; expected {expected})"
 
 
 def objects_dir(state_dir: Path) -> Path:

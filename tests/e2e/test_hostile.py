@@ -189,8 +189,8 @@ CASES: list[Case] = [
         "rejected",
         "cut off: the file ends inside its header",
     ),
-    Case("zero-byte.jpg", write(b""), "rejected", "not an image stockbridge can take"),
-    Case("text.jpg", write(b"just some text\n"), "rejected", "not an image stockbridge can take"),
+    Case("zero-byte.jpg", write(b""), "rejected", "not a file stockbridge can take"),
+    Case("text.jpg", write(b"just some text\n"), "rejected", "not a file stockbridge can take"),
     Case("page.png", write(b"<!doctype html><html><body>hi</body></html>\n"), "rejected", "not an image"),
     Case(
         "document.jpg",

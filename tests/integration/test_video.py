@@ -93,7 +93,7 @@ def test_hostile_clips_get_one_line_each(clips: Clips, exiftool: Any, tmp_path: 
         reasons[name] = item.problem
     assert reasons["no_index.mp4"].startswith("damaged: no 'moov' box (the clip's index)")
     assert reasons["cut_mdat.mp4"].startswith("cut off: the clip ends inside its 'mdat' box")
-    assert reasons["notes.mp4"].startswith("not an image stockbridge can take (unknown content")
+    assert reasons["notes.mp4"].startswith("not a file stockbridge can take (unknown content")
     assert (
         reasons["garbage.mp4"]
         == "no video stream in the file (sound only, or damaged); export the clip again"
