@@ -95,7 +95,7 @@ def test_each_platform_gets_its_verdict_with_a_reason(
     assert files["untitled.jpg"]["agency"]["state"] == "held"
     assert "no title" in files["untitled.jpg"]["agency"]["reason"]
     assert files["notes.jpg"]["agency"]["state"] == "rejected"
-    assert "not an image" in files["notes.jpg"]["archive"]["reason"]
+    assert "not a file" in files["notes.jpg"]["archive"]["reason"]
     assert files["many_keywords.jpg"]["agency"]["state"] == "uploaded"
     assert files["many_keywords.jpg"]["agency"]["changes"] == ["keywords 40 → 25 (first 25 kept)"]
     assert files["many_keywords.jpg"]["archive"]["changes"] == []
