@@ -78,6 +78,10 @@ def status_payload(
     computed and we compared ("sha256", "sha1", "md5", "crc32"); null for anything not uploaded,
     for a file the server moved away at once, and for uploads recorded before 0.2.
 
+    ``resumed`` (``{"at_bytes", "checked_by"}``) is present when the job's last attempt went on from
+    a partial file its cut or crashed upload left on the server: from how many bytes, and how that
+    prefix was checked ("sha256", "crc32", ... where the server hashes files, else "size").
+
     ``kind`` is "image", or "release" for a release file delivered with the images that need it.
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
@@ -141,6 +145,11 @@ def status_payload(
                 "changes": list(job.changes),
                 "verified_by": job.verified_by,
             }
+            if job.resumed_at is not None:  # its last attempt went on from a partial on the server
+                entry["platforms"][job.platform]["resumed"] = {
+                    "at_bytes": job.resumed_at,
+                    "checked_by": job.resumed_by,
+                }
             if slot is not None:
                 entry["platforms"][job.platform].update(
                     state=SCHEDULED, reason=slot.reason, scheduled_at=slot.at.isoformat(timespec="minutes")
