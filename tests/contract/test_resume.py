@@ -140,6 +140,7 @@ def test_a_cut_upload_resumes_from_the_servers_bytes_and_sends_only_the_rest(
     with open_transport(settings_for(server)) as transport:
         result = transport.put(source, "master.bin", resume=ResumeOffer(True, resumed.append))
     assert result.verified
+    assert result.verified_by == CHECKED_BY.get(server.name, "size"), "the final check is unchanged"
     assert [(r.offset, r.total, r.checked_by) for r in resumed] == [
         (have, SIZE, CHECKED_BY.get(server.name, "size"))
     ]
@@ -149,10 +150,11 @@ def test_a_cut_upload_resumes_from_the_servers_bytes_and_sends_only_the_rest(
     assert not (server.root / ("master.bin" + TEMP_SUFFIX)).exists()
 
 
+@pytest.mark.parametrize("kind", ["proftpd-ftp", "proftpd-sftp"])
 def test_a_tampered_prefix_restarts_from_zero_and_the_file_ends_whole(
-    thirdparty: ThirdPartyServers, source: Path, monkeypatch: pytest.MonkeyPatch
+    thirdparty: ThirdPartyServers, source: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    server = thirdparty.start("proftpd-ftp", Fault(store_restart=True))
+    server = thirdparty.start(kind, Fault(store_restart=True))
     cut_upload(server, source, monkeypatch)
     partial = server.root / ("master.bin" + TEMP_SUFFIX)
     tampered = bytearray(partial.read_bytes())
