@@ -136,12 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("passthrough", "link", "issue14"),
+        choices=("passthrough", "link", "issue14", "resume"),
         default=None,
         help="only issue 14's rows (bench.issue14: pass-through, emulated link, or both); the"
         " options after `--` go to it, e.g. `--only link -- --link-files 20`",
     )
     args, rest = parser.parse_known_args(argv)
+    if args.only == "resume":  # a cut upload resumed against restarted (bench/resume.py)
+        from bench import resume
+
+        runs = ["--runs", str(args.runs)] if args.runs is not None else []
+        return resume.main([option for option in rest if option != "--"] + runs)
     if args.only is not None:
         from bench import issue14
 
