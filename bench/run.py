@@ -145,8 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only == "resume":  # a cut upload resumed against restarted (bench/resume.py)
         from bench import resume
 
-        runs = ["--runs", str(args.runs)] if args.runs is not None else []
-        return resume.main([option for option in rest if option != "--"] + runs)
+        forwarded_runs = ["--runs", str(args.runs)] if args.runs is not None else []
+        return resume.main([option for option in rest if option != "--"] + forwarded_runs)
     if args.only is not None:
         from bench import issue14
 
