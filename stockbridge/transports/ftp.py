@@ -296,9 +296,10 @@ class FTPTransport(Transport):
             return ftp_hash(ftp, method, target, local.stat().st_size, timeout) if method else None
 
         fresh = (lambda: new_digest(method.algorithm)) if method is not None else None
-        return plan_start(
-            resume, target, local, lambda: ftp_size(ftp, target), fresh, remote_hash, self._where
-        )
+        with self._mapped("resume", command="SIZE"):  # a connection lost meanwhile: our error
+            return plan_start(
+                resume, target, local, lambda: ftp_size(ftp, target), fresh, remote_hash, self._where
+            )
 
     # -- hashes the server computes ------------------------------------------------------------
 
