@@ -121,7 +121,7 @@ def plan_start(
         return fresh
     total = local.stat().st_size
     have = remote_size()
-    if not have:
+    if have is None or have <= 0:  # nothing there (or a server that answers nonsense)
         return fresh
     if have >= total:
         logger.info(
