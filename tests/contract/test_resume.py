@@ -46,7 +46,7 @@ def cut_upload(server: LocalServer, source: Path, monkeypatch: pytest.MonkeyPatc
     """Upload ``source`` with a resume offer and cut its connection about half way; return the
     size of the partial the server kept."""
     with open_transport(settings_for(server)) as transport:
-        cut = _cutter(transport, monkeypatch)
+        cut = _cutter(transport, monkeypatch, server.root / ("master.bin" + TEMP_SUFFIX))
         with pytest.raises(TransportError) as caught:
             transport.put(source, "master.bin", progress=cut, resume=ResumeOffer(continue_partial=False))
     monkeypatch.undo()
@@ -58,15 +58,21 @@ def cut_upload(server: LocalServer, source: Path, monkeypatch: pytest.MonkeyPatc
     return partial.stat().st_size
 
 
-def _cutter(transport: Transport, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+def _cutter(transport: Transport, monkeypatch: pytest.MonkeyPatch, partial: Path) -> Callable[[int], None]:
     """FTP: the data socket shut down once ``CUT_AT`` bytes went into it. SFTP: the SSH session's
-    socket, once the upload passed ``CUT_AT``."""
+    socket, once the upload passed ``CUT_AT``. Either only once the server has written some of it
+    (on a busy machine the bytes sent may all still be in buffers)."""
     done: list[int] = []
+
+    def server_has_some() -> None:
+        wait_for(lambda: partial.exists() and partial.stat().st_size > 0, 10, f"{partial.name} to grow")
+
     if transport.protocol == "sftp":
 
         def cut(sent: int) -> None:
             if sent >= CUT_AT and not done:
                 done.append(sent)
+                server_has_some()
                 transport._transport.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
 
         return cut
@@ -77,6 +83,7 @@ def _cutter(transport: Transport, monkeypatch: pytest.MonkeyPatch) -> Callable[[
         total[0] += len(block)
         if total[0] > CUT_AT and not done:
             done.append(total[0])
+            server_has_some()
             conn.shutdown(socket.SHUT_RDWR)
         send_all(conn, block)
 

@@ -22,6 +22,7 @@ from stockbridge.demo.samples import make_image
 from stockbridge.ledger import states
 from stockbridge.ledger.records import Writing
 from stockbridge.ledger.store import Ledger
+from tests.waiting import wait_for
 
 #: No waiting between reconnects in a test.
 FAST = RetryPolicy(base_seconds=0.01, cap_seconds=0.01, max_attempts=4, reconnect_seconds=0.01)
@@ -65,14 +66,16 @@ def setup(tmp_path: Path, exiftool: Any, ftp_server: Any, monkeypatch: pytest.Mo
     ledger.close()
 
 
-def cut_once_after(monkeypatch: pytest.MonkeyPatch, limit: int) -> list[int]:
-    """Shut the first upload's data socket down once ``limit`` bytes went into it."""
+def cut_once_after(monkeypatch: pytest.MonkeyPatch, limit: int, remote: Path) -> list[int]:
+    """Shut the first upload's data socket down once ``limit`` bytes went into it (and the server
+    has written some of them: on a busy machine they may all still be in buffers)."""
     send_all, total, cut = ftp_module.send_all, [0], []
 
     def send_then_cut(conn: socket.socket, block: Any) -> None:
         total[0] += len(block)
         if total[0] > limit and not cut:
             cut.append(total[0])
+            wait_for(lambda: remote.exists() and remote.stat().st_size > 0, 10, "the partial to grow")
             conn.shutdown(socket.SHUT_RDWR)
         send_all(conn, block)
 
@@ -85,7 +88,7 @@ def test_a_cut_line_costs_only_the_missing_bytes_and_the_log_and_status_say_so(
 ) -> None:
     config, ledger, pipeline, job = setup
     data = Path(job.upload_path).read_bytes()  # the private copy goes once the batch is done
-    cut = cut_once_after(monkeypatch, 1024 * 1024)
+    cut = cut_once_after(monkeypatch, 1024 * 1024, ftp_server.root / job.remote_name)
     lines: list[str] = []
     sink = logger.add(lambda message: lines.append(str(message)), level="INFO", format="{message}")
     try:
