@@ -7,6 +7,9 @@ The next attempt — a reconnect within the batch, a later batch, or the first b
 or a restart of stockbridge — may continue the partial on the server only when it writes that same
 name from that same file; anything else starts from zero. At start (``recover``), a partial of a
 large file that the ledger says we were writing is kept for that resume instead of deleted.
+
+The SHA-256 costs nothing for a file sent unchanged before its first attempt (its private copy is
+named by it); a rendered copy is hashed, and so is any file before an attempt that may resume.
 """
 
 from __future__ import annotations
@@ -33,19 +36,31 @@ def plan(
     size = local.stat().st_size
     if size < RESUME_MIN_BYTES or not job.remote_name:
         return None, None
-    digest = hashlib.sha256()
-    with local.open("rb") as source:
-        while block := source.read(_CHUNK):
-            digest.update(block)
-    sha256 = digest.hexdigest()
-    writing = Writing(job.remote_name + TEMP_SUFFIX if atomic else job.remote_name, size, sha256)
-    ours = (job.writing_name, job.writing_size, job.writing_sha256) == (writing.name, size, sha256)
+    name = job.remote_name + TEMP_SUFFIX if atomic else job.remote_name
+    if (job.writing_name, job.writing_size) == (name, size) and job.writing_sha256:
+        # A partial of ours may be there: make sure the file is still the one it was cut from.
+        sha256 = _sha256(local)
+        ours = sha256 == job.writing_sha256
+    else:
+        # The private copy of a file sent unchanged is named by its SHA-256 (assets/ingest.py):
+        # a first attempt reads nothing more. A rendered copy is hashed.
+        sha256 = job.sha256 if local.stem == job.sha256 else _sha256(local)
+        ours = False
+    writing = Writing(name, size, sha256)
 
     def announce(resumed: Resumed) -> None:
         ledger.record_resume(job.id, resumed.offset, resumed.checked_by)
         log.info("{} → {}: {}", Path(job.path).name, platform, resumed.describe())
 
     return writing, ResumeOffer(continue_partial=ours, announce=announce)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while block := source.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def keep_at_start(

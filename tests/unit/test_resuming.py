@@ -3,6 +3,7 @@ partial that the ledger says this job was writing, from this very file, is conti
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,27 @@ def test_a_file_under_the_threshold_always_starts_from_zero(ledger: Ledger, tmp_
     local.write_bytes(b"\1" * (RESUME_MIN_BYTES - 1))
     (job,) = ledger.jobs()
     assert resuming.plan(ledger, job, local, True, "shop", logger) == (None, None)
+
+
+def test_a_private_copy_is_not_read_before_its_first_attempt_only_before_a_resume(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The private copy of a file sent unchanged is named by its SHA-256 (assets/ingest.py).
+    data = b"\3" * RESUME_MIN_BYTES
+    sha256 = hashlib.sha256(data).hexdigest()
+    ledger.record_asset(
+        sha256=sha256, path="/exports/big.mov", size=len(data), file_type="mov", object_path=None
+    )
+    ledger.create_job(sha256=sha256, platform="shop", state=states.PENDING, remote_name="big.mov")
+    job = ledger.job_for(sha256, "shop")
+    assert job is not None
+    local = tmp_path / f"{sha256}.mov"
+    local.write_bytes(data)
+    read: list[Path] = []
+    hash_file = resuming._sha256
+    monkeypatch.setattr(resuming, "_sha256", lambda path: read.append(path) or hash_file(path))
+    writing, _offer = resuming.plan(ledger, job, local, True, "shop", logger)
+    assert writing is not None and writing.sha256 == sha256 and read == []
+    ledger.begin_upload(job.id, ledger.open_batch("shop", 1), writing)
+    offer = resuming.plan(ledger, ledger.job(job.id), local, True, "shop", logger)[1]
+    assert offer is not None and offer.continue_partial and read == [local]
