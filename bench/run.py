@@ -145,6 +145,13 @@ def _only_issue14(args: argparse.Namespace, rest: list[str]) -> int:
     return issue14.main(forwarded)
 
 
+def _only_resume(args: argparse.Namespace, rest: list[str]) -> int:
+    """A cut upload resumed against restarted from zero (bench/resume.py)."""
+    from bench import resume
+
+    return resume.main([*rest, *(["--runs", str(args.runs)] if args.runs is not None else [])])
+
+
 #: ``--only NAME``: rows that run on their own, with what they measure.
 ONLY: dict[str, tuple[str, Callable[[argparse.Namespace, list[str]], int]]] = {
     "video": ("ffprobe per clip, a 4 GB clip's peak RSS; bench/video.py", _only_video),
@@ -152,6 +159,7 @@ ONLY: dict[str, tuple[str, Callable[[argparse.Namespace, list[str]], int]]] = {
     "passthrough": ("issue 14: fitting 24 MP files, once vs lftp mput and sftp -b", _only_issue14),
     "link": ("issue 14: the emulated uplink, once vs lftp and sftp -b vs the link bound", _only_issue14),
     "issue14": ("issue 14: passthrough and link", _only_issue14),
+    "resume": ("issue 14: a long upload cut at 60 % resumed vs restarted; bench/resume.py", _only_resume),
     "web": ("the page's first paint at 10,000 files, thumbnails vs uploads; bench/web.py", _only_web),
 }
 

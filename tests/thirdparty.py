@@ -290,6 +290,8 @@ class Fault:
     no_mkdir_dir: str | None = None
     #: RNFR/RNTO refused (Pure-FTPd -G; ProFTPD <Limit RNFR RNTO>).
     no_rename: bool = False
+    #: ProFTPD ``AllowStoreRestart on``: REST + STOR (a resumed upload) allowed; off by default.
+    store_restart: bool = False
 
 
 @dataclass
@@ -599,6 +601,8 @@ class ThirdPartyServers:
             ]
         if fault.no_rename:
             lines += ["<Limit RNFR RNTO>", "  DenyAll", "</Limit>"]
+        if fault.store_restart:
+            lines.append("AllowStoreRestart on")
         if fault.quota_bytes is not None:
             raise ValueError("quotas are a Pure-FTPd fault here")
         return "\n".join(lines) + "\n"

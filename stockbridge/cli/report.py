@@ -82,6 +82,10 @@ def status_payload(
     computed and we compared ("sha256", "sha1", "md5", "crc32"); null for anything not uploaded,
     for a file the server moved away at once, and for uploads recorded before 0.2.
 
+    ``resumed`` (``{"at_bytes", "checked_by"}``) is present when the job's last attempt went on from
+    a partial file its cut or crashed upload left on the server: from how many bytes, and how that
+    prefix was checked ("sha256", "crc32", ... where the server hashes files, else "size").
+
     ``kind`` is "image", or "release" for a release file delivered with the images that need it.
     A vector's platform entry may hold ``preview``: its preview's remote name (or "NAME.jpg (in
     NAME.zip)" when it travels inside the vector's zip) and, when the preview went beside it as a
@@ -170,6 +174,11 @@ def status_payload(
                 entry["platforms"][job.platform]["preview"] = str(preview)
             if steps := manual_steps(job.meta):
                 entry["platforms"][job.platform]["manual"] = steps
+            if job.resumed_at is not None:  # its last attempt went on from a partial on the server
+                entry["platforms"][job.platform]["resumed"] = {
+                    "at_bytes": job.resumed_at,
+                    "checked_by": job.resumed_by,
+                }
             if slot is not None:
                 entry["platforms"][job.platform].update(
                     state=SCHEDULED, reason=slot.reason, scheduled_at=slot.at.isoformat(timespec="minutes")

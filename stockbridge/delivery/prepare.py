@@ -38,6 +38,7 @@ from stockbridge.errors import (
 )
 from stockbridge.intake.notices import REFUSED
 from stockbridge.ledger import states
+from stockbridge.ledger.records import Writing
 from stockbridge.ledger.store import Job, Ledger
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import metadata_tags
@@ -448,7 +449,7 @@ class Pipeline:
             logger.warning("held {} for {}: {}", item.path.name, name, reason)
             return True
 
-    def begin_upload(self, job_id: int, batch_id: int) -> Job | None:
+    def begin_upload(self, job_id: int, batch_id: int, writing: Writing | None = None) -> Job | None:
         """The upload intent (``Ledger.begin_upload``), or None: a newer export of the same photo
         came before this job's first attempt, and it is rejected as superseded (reexport.py)."""
         with self._photo_lock:
@@ -457,7 +458,7 @@ class Pipeline:
                 return None
             newer = reexport.newer_version(self.ledger, job)
             if newer is None:
-                return self.ledger.begin_upload(job_id, batch_id)
+                return self.ledger.begin_upload(job_id, batch_id, writing)
             reexport.supersede(self.ledger, job, newer.path)
         return None
 

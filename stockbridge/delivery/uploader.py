@@ -19,6 +19,7 @@ import loguru
 from loguru import logger
 
 from stockbridge.config.models import PlatformConfig
+from stockbridge.delivery import resuming
 from stockbridge.delivery.batch import Batch, GroupOutcome, Outcome, capped_top_up, clip_cap, fit_clips
 from stockbridge.delivery.connection import transport_settings
 from stockbridge.delivery.manifests import ManifestRow, write_manifest, write_release_report
@@ -214,7 +215,8 @@ class PlatformUploader:
     def _tidy_one(self, transport: Transport, job: Job, atomic: bool) -> None:
         if job.remote_name is None:
             return
-        if atomic:
+        log, keep = self._log(job, states.PENDING), resuming.keep_at_start  # a partial to resume?
+        if atomic and not keep(transport, job, job.remote_name + TEMP_SUFFIX, log):
             transport.delete(job.remote_name + TEMP_SUFFIX)
         size = transport.size(job.remote_name)
         if size is not None and size == job.upload_size:
@@ -223,9 +225,9 @@ class PlatformUploader:
                 "{} → {}: already on the server at full size (finished before a restart)", job.path, self.name
             )
             self._report(job.id, None)
-        elif size is not None and not atomic:
+        elif size is not None and not atomic and not keep(transport, job, job.remote_name, log, size):
             transport.delete(job.remote_name)
-            self._log(job, states.PENDING).warning(
+            log.warning(
                 "{} → {}: removed the partial {} ({} of {} bytes) an interrupted upload left; it goes again",
                 Path(job.path).name,
                 self.name,
@@ -469,7 +471,9 @@ class PlatformUploader:
             )
             self._report(job.id, batch)
             return Outcome.FAILED
-        began = self.pipeline.begin_upload(job.id, batch.id)  # intent is durable before the first byte
+        atomic, log = transport.settings.atomic_rename, self._log(job, states.UPLOADING, batch.id)
+        writing, offer = resuming.plan(self.ledger, job, local, atomic, self.name, log)
+        began = self.pipeline.begin_upload(job.id, batch.id, writing)  # durable before the first byte
         if began is None:  # a newer export of the same photo superseded it (delivery/reexport.py)
             self._report(job.id, batch)
             return Outcome.SUPERSEDED
@@ -483,7 +487,8 @@ class PlatformUploader:
                 self.on_progress(job, sent)
 
         try:
-            result = transport.put(local, job.remote_name or "", progress=progress)
+            resume = {"resume": offer} if offer is not None else {}  # only large files get one
+            result = transport.put(local, job.remote_name or "", progress=progress, **resume)
         except Stopped:
             return self._abandoned(job)
         except (TransportError, OSError) as exc:

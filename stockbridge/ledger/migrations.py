@@ -140,7 +140,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS assets_by_path ON assets(path);",
     ),
     Migration(
-        8,
+        4,
+        "jobs.writing_name/writing_size/writing_sha256: the remote name an upload is writing (temporary or"
+        " final) and the size and SHA-256 of the file it sends, recorded before the first byte, so a cut"
+        " or crashed upload of a large file resumes only into a partial that is ours"
+        " (transports/resume.py); jobs.resumed_at/resumed_by: the offset its last attempt resumed from"
+        " and how the prefix was checked",
+        "ALTER TABLE jobs ADD COLUMN writing_name TEXT;\n"
+        "ALTER TABLE jobs ADD COLUMN writing_size INTEGER;\n"
+        "ALTER TABLE jobs ADD COLUMN writing_sha256 TEXT;\n"
+        "ALTER TABLE jobs ADD COLUMN resumed_at INTEGER;\n"
+        "ALTER TABLE jobs ADD COLUMN resumed_by TEXT;",
+    ),
+    Migration(
+        5,
         "job_events: every state (and reason) a job has had, written by triggers so no code path can"
         " forget it, for a file's own history on the web page; assets indexed by first_seen, the"
         " page's newest-first order over 10,000 files",

@@ -26,8 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from stockbridge.config.secrets import Secret
+
+if TYPE_CHECKING:
+    from stockbridge.transports.resume import ResumeOffer
 
 #: Words with which servers refuse a file for its own size: sending it again cannot help.
 _TOO_LARGE_WORDS = ("file too large", "too large", "too big", "file size limit", "exceeds the maximum")
@@ -119,8 +123,15 @@ class Transport(abc.ABC):
         """Close the session. Never raises; bounded by the timeout."""
 
     @abc.abstractmethod
-    def put(self, local: Path, remote_name: str, progress: Progress | None = None) -> PutResult:
-        """Upload ``local`` as ``remote_name`` inside ``remote_dir`` and verify its size."""
+    def put(
+        self,
+        local: Path,
+        remote_name: str,
+        progress: Progress | None = None,
+        resume: ResumeOffer | None = None,
+    ) -> PutResult:
+        """Upload ``local`` as ``remote_name`` inside ``remote_dir`` and verify its size.
+        ``resume``: a cut keeps the partial, and a partial of ours is continued (transports/resume.py)."""
 
     @abc.abstractmethod
     def size(self, remote_name: str) -> int | None:

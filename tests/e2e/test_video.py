@@ -85,9 +85,7 @@ def test_clips_go_native_to_ftps_and_sftp_in_capped_batches_with_their_metadata_
     )
     notes = by_name["Notes.mp4"]["platforms"]["stock_sftp"]
     assert notes["state"] == "rejected"
-    assert notes["reason"].startswith(
-        "not a file stockbridge can take (unknown content; expected JPEG, PNG,"
-    )
+    assert notes["reason"].startswith("not a file stockbridge can take (unknown content; expected JPEG, PNG,")
     assert status["manual_steps"] == {"stock_ftps": {"step": "add categories on the website", "clips": 3}}
 
     # At most two clips a batch on stock_ftps: three clips make two batches there.

@@ -223,10 +223,12 @@ def test_a_ledger_from_a_newer_stockbridge_is_refused_and_left_alone(tmp_path):
 def test_an_upgrade_that_fails_half_way_changes_nothing(tmp_path, monkeypatch):
     path = write_0_1_0_state(tmp_path / "state")
     broken = Migration(
-        3, "a step that breaks after its first statement", "ALTER TABLE jobs ADD COLUMN x TEXT;\nBOGUS;"
+        SCHEMA_VERSION + 1,
+        "a step that breaks after its first statement",
+        "ALTER TABLE jobs ADD COLUMN x TEXT;\nBOGUS;",
     )
     monkeypatch.setattr(store, "MIGRATIONS", (*MIGRATIONS, broken))
-    monkeypatch.setattr(store, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(LedgerError, match="cannot open the ledger"):
         Ledger(path)
     assert user_version(path) == 0
