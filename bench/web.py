@@ -46,6 +46,7 @@ FIRST_PAINT_TARGET_MS = 1000.0  # issue 16: first paint under 1 s from the local
 LEDGER_FILES = 10_000
 NAVIGATIONS = 5
 UPLOAD_FILES = 100
+UPLOAD_RUNS = 5  # on and off interleaved; medians
 UPLOAD_PIXELS = 2400  # square JPEGs of 5.8 MP: a thumbnail decodes them at 1/8 (draft)
 START_TIMEOUT = 60.0
 UPLOAD_TIMEOUT = 180.0
@@ -264,7 +265,7 @@ def thumbnail_row(root: Path) -> Row:
     files = make_tiny_jpegs(root / "files", UPLOAD_FILES, size=UPLOAD_PIXELS)
     seconds: dict[str, list[float]] = {"on": [], "off": []}
     thumbs = 0
-    for attempt in range(2):
+    for attempt in range(UPLOAD_RUNS):
         for mode in ("on", "off"):
             run_root = root / f"{mode}-{attempt}"
             listen = f"127.0.0.1:{free_port()}" if mode == "on" else ""

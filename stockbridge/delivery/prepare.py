@@ -579,6 +579,8 @@ def open_pipeline(config: Config) -> Iterator[Pipeline]:
     try:
         exiftool.start()
         pipeline = Pipeline(config, ledger, exiftool)
+        if config.web.enabled:
+            pipeline.thumbnails.start()  # the page's thumbnail maker, ready before the first file
         try:
             yield pipeline
         finally:

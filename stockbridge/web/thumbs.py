@@ -1,4 +1,4 @@
-"""Thumbnails for the page (made at ingest: :mod:`stockbridge.render.thumbnail`).
+"""Thumbnails for the page (made after ingest, in the background: :mod:`stockbridge.render.thumbnail`).
 
 A file taken before the page existed (or with ``[web] listen = ""``) gets its thumbnail on the
 first request, from a copy still in the state folder, by the web thread at a low CPU priority; once
