@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
+from loguru import logger
+
 from stockbridge.config.secrets import Secret
+from stockbridge.errors import TransportError
 
 #: Words with which servers refuse a file for its own size: sending it again cannot help.
 _TOO_LARGE_WORDS = ("file too large", "too large", "too big", "file size limit", "exceeds the maximum")
@@ -94,9 +97,18 @@ class PutResult:
     remote_name: str
     size: int  # bytes sent
     verified: bool  # True: the server reported the full size under the final name
-    #: How it was verified: "size", or the hash the server computed and we compared ("sha256",
-    #: "sha1", "md5", "crc32"); None when the server moved the file away at once.
+    #: How it was verified: "size", "listing" (one listing of the folder showed its full size,
+    #: transports/listing.py), or the hash the server computed and we compared ("sha256", "sha1",
+    #: "md5", "crc32"); None when the server moved the file away at once.
     verified_by: str | None = None
+    #: ``put(..., verify=False)``: the server confirmed the transfer (and the hash, if it offers
+    #: one), but nobody has looked for the file under its final name yet: :meth:`Transport.confirm`.
+    pending: bool = False
+
+
+class ArrivedShort(TransportError):
+    """The server holds the file under its final name with another size than we sent: it is
+    removed, and sending it again may work."""
 
 
 Progress = Callable[[int], None]
@@ -119,8 +131,11 @@ class Transport(abc.ABC):
         """Close the session. Never raises; bounded by the timeout."""
 
     @abc.abstractmethod
-    def put(self, local: Path, remote_name: str, progress: Progress | None = None) -> PutResult:
-        """Upload ``local`` as ``remote_name`` inside ``remote_dir`` and verify its size."""
+    def put(
+        self, local: Path, remote_name: str, progress: Progress | None = None, *, verify: bool = True
+    ) -> PutResult:
+        """Upload ``local`` as ``remote_name`` inside ``remote_dir`` and verify its size.
+        ``verify=False``: leave the look under the final name to :meth:`confirm` (``pending``)."""
 
     @abc.abstractmethod
     def size(self, remote_name: str) -> int | None:
@@ -129,6 +144,39 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def delete(self, remote_name: str) -> None:
         """Remove ``remote_name`` from ``remote_dir`` if it is there (best effort)."""
+
+    def listed_sizes(self) -> dict[str, int] | None:
+        """Name -> size of the files in ``remote_dir`` from one listing, or None when the server
+        gives none with exact sizes. Default: none."""
+        return None
+
+    def check_arrived(self, sent: PutResult) -> PutResult:
+        """The per-file check of an upload whose transfer the server confirmed: its size under
+        the final name. Gone: an agency robot took it (not verifiable, never re-sent); another
+        size: removed, :class:`ArrivedShort`."""
+        size = self.size(sent.remote_name)
+        if size is None:
+            logger.info(
+                "{}: {} confirmed, then gone from the server (taken by ingest?)",
+                self.settings.platform,
+                sent.remote_name,
+            )
+            return replace(sent, verified=False, verified_by=None, pending=False)
+        if size != sent.size:
+            self.delete(sent.remote_name)
+            raise ArrivedShort(
+                f"{self.settings.platform}: {sent.remote_name} arrived with {size} of {sent.size} bytes",
+                retryable=True,
+            )
+        return replace(sent, verified=True, verified_by=sent.verified_by or "size", pending=False)
+
+    def confirm(self, pending: list[PutResult]) -> list[PutResult | TransportError]:
+        """Answers for uploads made with ``verify=False``, in order: one listing of the folder
+        for all of them where the server gives one, the per-file check for the rest
+        (transports/listing.py). Raises when the connection fails under it."""
+        from stockbridge.transports.listing import confirm
+
+        return confirm(pending, self.listed_sizes, self.check_arrived, self.settings.platform)
 
     def mkdirs(self) -> None:  # noqa: B027  (an optional hook: folder-less transports need nothing)
         """Make sure ``remote_dir`` exists. Default: nothing to do."""

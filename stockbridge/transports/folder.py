@@ -79,7 +79,10 @@ class FolderTransport(Transport):
         with self._mapped("creating", directory):
             directory.mkdir(parents=True, exist_ok=True)
 
-    def put(self, local: Path, remote_name: str, progress: Progress | None = None) -> PutResult:
+    def put(
+        self, local: Path, remote_name: str, progress: Progress | None = None, *, verify: bool = True
+    ) -> PutResult:
+        # A local stat costs nothing: the check is made at once even when ``verify`` is False.
         check_remote_name(remote_name)
         self.mkdirs()
         final = self._directory / remote_name

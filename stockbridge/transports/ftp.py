@@ -53,6 +53,7 @@ from stockbridge.transports.ftp_replies import (
     one_line,
     reply_code,
 )
+from stockbridge.transports.listing import ftp_listed_sizes
 from stockbridge.transports.sockets import send_all, wait_until_sent
 
 #: Block size for STOR: ftplib's 8 KiB blocks cost 30-50 % throughput over TLS (decisions.md M-3)
@@ -100,6 +101,7 @@ class FTPTransport(Transport):
         self._block = bytearray(BLOCKSIZE)
         self._hash: HashMethod | None = None
         self._hash_known = False
+        self._features = ""  # the FEAT reply, read with the hash method
 
     # -- session -------------------------------------------------------------------------------
 
@@ -231,7 +233,9 @@ class FTPTransport(Transport):
 
     # -- files ---------------------------------------------------------------------------------
 
-    def put(self, local: Path, remote_name: str, progress: Progress | None = None) -> PutResult:
+    def put(
+        self, local: Path, remote_name: str, progress: Progress | None = None, *, verify: bool = True
+    ) -> PutResult:
         check_remote_name(remote_name)
         if not self._in_remote_dir:
             self.mkdirs()
@@ -245,6 +249,8 @@ class FTPTransport(Transport):
             hashed_by = self._compare_hash(target, method, hexdigest(digest), local_size)
         if self.settings.atomic_rename:
             self._rename(target, remote_name)
+        if not verify:  # the 226 came; its size under the final name is confirm()'s to check
+            return PutResult(remote_name, local_size, verified=False, verified_by=hashed_by, pending=True)
         remote_size = self._size_after_upload(remote_name)
         if remote_size is None:
             # 226 came, then the file vanished: an agency robot took it. Never re-send it.
@@ -270,7 +276,7 @@ class FTPTransport(Transport):
             return self._hash
         self._hash_known = True
         try:
-            features = self._client.sendcmd("FEAT")
+            features = self._features = self._client.sendcmd("FEAT")
         except (ftplib.Error, OSError, EOFError) as exc:
             logger.debug("{}: FEAT failed ({}); size is the check", self._where, exc)
             return None
@@ -447,6 +453,13 @@ class FTPTransport(Transport):
             return None
         except (ftplib.Error, OSError, EOFError) as exc:
             raise error_for_exception(exc, "SIZE", self._where) from exc
+
+    def listed_sizes(self) -> dict[str, int] | None:
+        """One ``MLSD`` (or ``LIST`` where FEAT offers no MLST) of ``remote_dir``."""
+        if not self._in_remote_dir:
+            return None
+        self._hash_method()  # reads FEAT, once per session
+        return ftp_listed_sizes(self._client, self._features, self._where, self.settings.timeout)
 
     def size(self, remote_name: str) -> int | None:
         check_remote_name(remote_name)

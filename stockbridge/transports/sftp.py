@@ -49,6 +49,7 @@ from stockbridge.transports.base import (
     register,
 )
 from stockbridge.transports.ftp_replies import check_remote_dir, check_remote_name
+from stockbridge.transports.listing import sftp_listed_sizes
 from stockbridge.transports.sftp_protocol import (
     DEFAULT_REQUEST_SIZE,
     SFTPClient,
@@ -395,7 +396,9 @@ class SFTPTransport(Transport):
 
     # -- files ---------------------------------------------------------------------------------
 
-    def put(self, local: Path, remote_name: str, progress: Progress | None = None) -> PutResult:
+    def put(
+        self, local: Path, remote_name: str, progress: Progress | None = None, *, verify: bool = True
+    ) -> PutResult:
         final = self._remote(remote_name)
         if not self._dir_ready:
             self.mkdirs()
@@ -413,6 +416,8 @@ class SFTPTransport(Transport):
             raise
         if target != final:
             self._rename(target, final, local_size)
+        if not verify:  # every status came; its size under the final name is confirm()'s to check
+            return PutResult(remote_name, local_size, verified=False, verified_by=hashed_by, pending=True)
         remote_size = self._stat_size(final)
         if remote_size is None:
             # Closed without error, then gone: an agency robot took it. Never re-send it.
@@ -571,6 +576,10 @@ class SFTPTransport(Transport):
             self._client.remove(path)
         except Exception as exc:
             logger.debug("{}: could not remove {}: {}", self._where, path, exc)
+
+    def listed_sizes(self) -> dict[str, int] | None:
+        """One ``readdir`` of ``remote_dir``: name -> size of its regular files."""
+        return sftp_listed_sizes(self._client, self.settings.remote_dir, self._where)
 
     def size(self, remote_name: str) -> int | None:
         return self._stat_size(self._remote(remote_name))

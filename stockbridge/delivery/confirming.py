@@ -1,0 +1,115 @@
+"""Uploads of one batch checked together: one listing of the remote folder instead of a size
+request per file (issue 14: on a 200 ms link that request is a fifth of a second per file).
+
+The transport sends a file and returns once the server confirmed the transfer (FTP: its 226;
+SFTP: the status of every write and of the close), with the look under the final name left
+``pending``. The job stays ``uploading`` meanwhile. Every few files or seconds, and always before a
+connection closes or a manifest is written, :func:`confirm_sent` asks for those files at once
+(:meth:`~stockbridge.transports.base.Transport.confirm`); only then is a job ``uploaded``. If the
+connection breaks first, the jobs go back to ``pending`` with their attempt counted, and the next
+attempt looks on the server before sending anything (the recovery path a crash takes too), so
+the promise stays: ``uploaded`` only once the server showed the full size under the final name.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stockbridge.delivery.batch import Batch
+from stockbridge.delivery.policy import LOW_LEVEL_RETRIES, message_of
+from stockbridge.errors import TransportError
+from stockbridge.ledger import states
+from stockbridge.ledger.store import Job
+from stockbridge.transports import PutResult, Transport
+
+if TYPE_CHECKING:
+    from stockbridge.delivery.uploader import PlatformUploader
+
+#: Check the waiting uploads once this many wait, or once the oldest has waited this long: a few
+#: files per listing already save round trips, and ``status`` should not lag far behind.
+CONFIRM_EVERY_FILES = 20
+CONFIRM_EVERY_SECONDS = 20.0
+
+
+@dataclass
+class Sent:
+    job: Job
+    result: PutResult
+    seconds: float  # the transfer's, for the log
+
+
+@dataclass
+class Unconfirmed:
+    """The uploads of one connection waiting for their check, oldest first."""
+
+    sent: list[Sent] = field(default_factory=list)
+    since: float = 0.0
+
+    def add(self, job: Job, result: PutResult, seconds: float) -> None:
+        if not self.sent:
+            self.since = time.monotonic()
+        self.sent.append(Sent(job, result, seconds))
+
+    def due(self) -> bool:
+        return len(self.sent) >= CONFIRM_EVERY_FILES or (
+            bool(self.sent) and time.monotonic() - self.since >= CONFIRM_EVERY_SECONDS
+        )
+
+
+def confirm_sent(
+    uploader: PlatformUploader, batch: Batch, transport: Transport | None, waiting: Unconfirmed
+) -> None:
+    """Check every upload in ``waiting`` and record each answer; with no connection, or one
+    that fails under the check, the jobs wait to be looked for at their next attempt."""
+    sent, waiting.sent = waiting.sent, []
+    if not sent:
+        return
+    try:
+        if transport is None:
+            raise TransportError("the connection is gone")
+        answers = transport.confirm([item.result for item in sent])
+    except TransportError as exc:
+        for item in sent:
+            uploader.ledger.set_state(
+                item.job.id,
+                states.PENDING,
+                f"sent, but the check on the server was cut off ({message_of(exc)}); "
+                "the server is asked before it goes again",
+                next_attempt_at=0,
+            )
+        uploader._log(batch=batch.id).warning(
+            "{}: could not check {} sent file(s) ({}); each is looked for on the server first next time",
+            uploader.name,
+            len(sent),
+            message_of(exc),
+        )
+        return
+    for item, answer in zip(sent, answers, strict=True):
+        if isinstance(answer, TransportError):
+            # Removed from the server already; it goes again after its backoff (not at once: the
+            # connection that sent it has moved on to other files).
+            uploader._failed_upload(batch, item.job, answer, tries=LOW_LEVEL_RETRIES)
+        else:
+            record_uploaded(uploader, batch, item.job, answer, item.seconds)
+
+
+def record_uploaded(
+    uploader: PlatformUploader, batch: Batch, job: Job, result: PutResult, seconds: float
+) -> None:
+    """The job is ``uploaded``: say how it was verified, log it, report it."""
+    verified_by = (result.verified_by or "size") if result.verified else None
+    uploader.ledger.mark_uploaded(job.id, verified=result.verified, verified_by=verified_by)
+    note = "" if result.verified else ", moved away by the server at once (not verifiable)"
+    uploader._log(job, states.UPLOADED, batch.id).info(
+        "uploaded {} → {} as {} ({:.1f} MB, {:.1f} s{})",
+        Path(job.path).name,
+        uploader.name,
+        result.remote_name,
+        result.size / 1_000_000,
+        seconds,
+        note,
+    )
+    uploader._report(job.id, batch)
