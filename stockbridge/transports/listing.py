@@ -23,14 +23,16 @@ import ssl
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import paramiko
 from loguru import logger
 
 from stockbridge.errors import TransportError
 from stockbridge.transports.base import ArrivedShort, PutResult
 from stockbridge.transports.ftp_replies import error_for_exception
-from stockbridge.transports.sftp_protocol import error_for_exception as sftp_error
+
+if TYPE_CHECKING:
+    import paramiko
 
 #: With this many files or fewer to check, one size request each costs fewer round trips than a
 #: listing (FTP: a data connection, its TLS handshake, the command and its two replies).
@@ -166,6 +168,11 @@ def ftp_listed_sizes(ftp: ftplib.FTP, features: str, where: str, timeout: float)
 def sftp_listed_sizes(sftp: paramiko.SFTPClient, remote_dir: str, where: str) -> dict[str, int] | None:
     """Name -> size of the regular files one SFTP ``readdir`` of ``remote_dir`` lists; None when
     the server refuses to list it (a write-only upload folder)."""
+    # Imported here: an FTP-only run never loads paramiko (a quarter of a second at start).
+    import paramiko
+
+    from stockbridge.transports.sftp_protocol import error_for_exception as sftp_error
+
     try:
         entries = sftp.listdir_attr(remote_dir)
     except OSError as exc:
