@@ -425,3 +425,31 @@ def test_a_server_that_is_down_then_back_gets_the_files_within_the_same_run(
     assert "cannot reach the server" in err, "it really was down at first"
     assert stored_files(root) == {path.name: path.read_bytes() for path in sources}
     assert sorted(Counter(server.stored).values()) == [1, 1, 1]
+
+
+def test_a_batch_checked_by_one_listing_catches_a_file_the_server_kept_short_and_sends_it_again(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer
+) -> None:
+    # Seven files: checked together with one MLSD (delivery/confirming.py). The server keeps one of
+    # them short after confirming it with 226: that one must not be `uploaded` until it is whole.
+    cut: list[str] = []
+
+    def keep_short(path: Path) -> None:
+        if path.name == "IMG_3.jpg" and not cut:
+            cut.append(path.name)
+            with path.open("r+b") as handle:
+                handle.truncate(100)
+
+    faulty.ingest = keep_short
+    sources = photos(workspace, exiftool, 7, width=320)
+    configure(workspace, faulty, folder_target)
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert stored_files(faulty.root) == {path.name: path.read_bytes() for path in sources}
+    agency = jobs(workspace, "agency")
+    assert {name: job["state"] for name, job in agency.items()} == {p.name: "uploaded" for p in sources}
+    proofs = {name: job["verified_by"] for name, job in agency.items()}
+    assert proofs.pop("IMG_3.jpg") == "size", "sent again alone, its own SIZE proved it"
+    assert set(proofs.values()) == {"listing"}
+    assert sorted(faulty.stored).count("IMG_3.jpg") == 2 and len(faulty.stored) == 8
+    assert faulty.commands.count("MLSD") == 1
