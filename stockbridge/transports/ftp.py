@@ -40,6 +40,7 @@ from stockbridge.transports.base import (
     TransportSettings,
     register,
 )
+from stockbridge.transports.ftp_data import open_protected_data
 from stockbridge.transports.ftp_replies import (
     SERVER_HASH_BYTES_PER_SECOND,
     HashMethod,
@@ -66,7 +67,12 @@ def _tls_context(ca_file: str | None) -> ssl.SSLContext:
     # One context per CA file per process: create_default_context() costs ~50 ms (it loads the
     # system CA store), which would otherwise be paid on every connection (decisions.md M-3).
     # It verifies the certificate chain and the host name by default.
-    return ssl.create_default_context(cafile=ca_file)
+    context = ssl.create_default_context(cafile=ca_file)
+    # Key share on the prime256v1 curve (which every TLS 1.3 server must take, RFC 8446 9.1) rather
+    # than OpenSSL's X25519: vsftpd allows only that curve and answered every handshake, one per
+    # file, with a HelloRetryRequest, a round trip lost per file (decisions.md M-6).
+    context.set_ecdh_curve("prime256v1")
+    return context
 
 
 class _SessionReusingFTP_TLS(ftplib.FTP_TLS):
@@ -77,6 +83,9 @@ class _SessionReusingFTP_TLS(ftplib.FTP_TLS):
     """
 
     def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
+        if self._prot_p and self.passiveserver:  # type: ignore[attr-defined]
+            # The TLS handshake goes out with the command, not after its reply (one round trip).
+            return open_protected_data(self, cmd, rest), None
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:  # type: ignore[attr-defined]
             assert isinstance(self.sock, ssl.SSLSocket)  # AUTH TLS came first
