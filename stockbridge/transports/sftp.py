@@ -54,7 +54,6 @@ from stockbridge.transports.sftp_protocol import (
     DEFAULT_REQUEST_SIZE,
     SFTPClient,
     WriteReplies,
-    close_handle,
     error_for_exception,
     free_bytes,
     open_for_write,
@@ -529,14 +528,14 @@ class SFTPTransport(Transport):
                         view = view[len(chunk) :]
                     if progress is not None:
                         progress(offset)
-                writes.finish()
+                writes.finish_and_close(handle)
                 closed = True
-                close_handle(sftp, handle, self._where, target)
             finally:
                 if not closed:
                     writes.abandon()
                     with contextlib.suppress(Exception):
-                        sftp._async_request(type(None), CMD_CLOSE, handle)
+                        if not writes.close_sent:
+                            sftp._async_request(type(None), CMD_CLOSE, handle)
         if digest is None or algorithm is None:
             return None
         return self._compare_hash(target, algorithm, digest.hexdigest())
