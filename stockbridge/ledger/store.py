@@ -402,8 +402,8 @@ class Ledger:
 
     def mark_uploaded(self, job_id: int, *, verified: bool, verified_by: str | None = None) -> None:
         """The server has the file. ``verified``: its size (and hash) were checked under the final
-        name; False: the agency moved it away at once. ``verified_by``: how it was checked, "size"
-        or a hash name ("sha256", "md5", "crc32"); only with ``verified``."""
+        name; False: the agency moved it away at once. ``verified_by``: how it was checked, "size",
+        "listing" or a hash name ("sha256", "md5", "crc32"); only with ``verified``."""
         if verified_by is not None and not verified:
             raise ValueError(f"job {job_id}: verified_by={verified_by!r} for an upload that was not verified")
         now = time.time()
