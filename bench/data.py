@@ -32,6 +32,7 @@ class Scale:
     throttled: int  # backlog for the end-to-end run against a 5 MB/s FTP server
     hundred_mp: bool  # render a 100 MP JPEG and a 100 MP 16-bit TIFF in child processes (memory target)
     restart_files: int  # small files uploaded once, then `once` again with nothing to do (restart target)
+    passthrough: int = 40  # 24 MP JPEGs (of big24) in the pass-through rows (issue 14: `once` vs lftp/sftp)
 
 
 SCALES = {
@@ -46,6 +47,7 @@ SCALES = {
         throttled=6,
         hundred_mp=False,
         restart_files=500,
+        passthrough=8,
     ),
     "default": Scale(
         "default",

@@ -173,35 +173,25 @@ def _ssh_keygen(path: Path) -> None:
     )
 
 
-@contextlib.contextmanager
-def sshd_server(base: Path) -> Iterator[Server]:
-    """OpenSSH sshd (internal-sftp); key login as the current user with throwaway keys."""
-    binary = _binary("/usr/sbin/sshd")
-    user = getpass.getuser()
-    base.mkdir(parents=True, exist_ok=True)
-    root = base / "root"
-    root.mkdir(exist_ok=True)
-    host_key, user_key = base / "host_ed25519", base / "user_ed25519"
-    _ssh_keygen(host_key)
-    _ssh_keygen(user_key)
-    listing = subprocess.run(
-        ["ssh-keygen", "-lf", f"{host_key}.pub"], check=True, capture_output=True, text=True, timeout=30
-    ).stdout
-    authorized_keys = base / "authorized_keys"
-    authorized_keys.write_text(Path(f"{user_key}.pub").read_text())
-    privsep = Path("/run/sshd")  # sshd refuses to start as root without it
-    if os.geteuid() == 0 and not privsep.exists():
-        privsep.mkdir(mode=0o755, parents=True, exist_ok=True)
+@dataclass
+class SshdFiles:
+    """Throwaway keys and files for one sshd: host key, user key, authorized_keys."""
 
-    def command(port: int) -> list[str]:
-        config = base / "sshd_config"
+    base: Path
+    host_key: Path
+    user_key: Path
+    authorized_keys: Path
+    fingerprint: str  # SHA256:... of the host key
+
+    def config(self, listen: str, port: int) -> str:
+        """sshd_config: internal-sftp, key login as the current user only."""
         lines = [
             f"Port {port}",
-            "ListenAddress 127.0.0.1",
-            f"HostKey {host_key}",
-            f"PidFile {base / 'sshd.pid'}",
-            f"AuthorizedKeysFile {authorized_keys}",
-            f"AllowUsers {user}",
+            f"ListenAddress {listen}",
+            f"HostKey {self.host_key}",
+            f"PidFile {self.base / f'sshd-{port}.pid'}",
+            f"AuthorizedKeysFile {self.authorized_keys}",
+            f"AllowUsers {getpass.getuser()}",
             "PubkeyAuthentication yes",
             "PasswordAuthentication no",
             "KbdInteractiveAuthentication no",
@@ -212,13 +202,55 @@ def sshd_server(base: Path) -> Iterator[Server]:
             "LogLevel ERROR",
             "",
         ]
-        config.write_text("\n".join(lines))
+        return "\n".join(lines)
+
+    def known_hosts(self, host: str, port: int) -> Path:
+        """A known_hosts file naming this host key at ``[host]:port``."""
+        path = self.base / f"known_hosts-{port}"
+        public = Path(f"{self.host_key}.pub").read_text().split()
+        path.write_text(f"[{host}]:{port} {public[0]} {public[1]}\n")
+        return path
+
+
+def sshd_files(base: Path) -> SshdFiles:
+    base.mkdir(parents=True, exist_ok=True)
+    host_key, user_key = base / "host_ed25519", base / "user_ed25519"
+    for key in (host_key, user_key):
+        if not key.exists():
+            _ssh_keygen(key)
+    listing = subprocess.run(
+        ["ssh-keygen", "-lf", f"{host_key}.pub"], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+    authorized_keys = base / "authorized_keys"
+    authorized_keys.write_text(Path(f"{user_key}.pub").read_text())
+    privsep = Path("/run/sshd")  # sshd refuses to start as root without it
+    if os.geteuid() == 0 and not privsep.exists():
+        privsep.mkdir(mode=0o755, parents=True, exist_ok=True)
+    return SshdFiles(base, host_key, user_key, authorized_keys, listing.split()[1])
+
+
+def sshd_binary() -> str:
+    return _binary("/usr/sbin/sshd")
+
+
+def vsftpd_binary() -> str:
+    return _binary("/usr/sbin/vsftpd")
+
+
+@contextlib.contextmanager
+def sshd_server(base: Path) -> Iterator[Server]:
+    """OpenSSH sshd (internal-sftp); key login as the current user with throwaway keys."""
+    binary = sshd_binary()
+    files = sshd_files(base)
+    root = base / "root"
+    root.mkdir(exist_ok=True)
+
+    def command(port: int) -> list[str]:
+        config = base / "sshd_config"
+        config.write_text(files.config("127.0.0.1", port))
         return [binary, "-D", "-e", "-f", str(config)]
 
     with _daemon(command, b"SSH-", base / "sshd.log") as (port, pid):
-        known_hosts = base / "known_hosts"
-        public = Path(f"{host_key}.pub").read_text().split()
-        known_hosts.write_text(f"[127.0.0.1]:{port} {public[0]} {public[1]}\n")
         yield Server(
             name="sftp",
             protocol="sftp",
@@ -226,9 +258,9 @@ def sshd_server(base: Path) -> Iterator[Server]:
             remote_dir=str(root),
             host="127.0.0.1",
             port=port,
-            username=user,
-            key_file=user_key,
-            host_key=listing.split()[1],
-            known_hosts=known_hosts,
+            username=getpass.getuser(),
+            key_file=files.user_key,
+            host_key=files.fingerprint,
+            known_hosts=files.known_hosts("127.0.0.1", port),
             pid=pid,
         )
