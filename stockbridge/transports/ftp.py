@@ -139,6 +139,10 @@ class FTPTransport(Transport):
         try:
             with self._mapped("connect"):
                 ftp.connect(self.settings.host, self._port, timeout=self.settings.timeout)
+                # Commands are single small writes, each waiting for its reply: never hold one back.
+                if ftp.sock is not None:
+                    with contextlib.suppress(OSError):
+                        ftp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._secure(ftp)
             username = self.settings.username or "anonymous"
             password = self.settings.password.reveal() if self.settings.password else ""
@@ -210,6 +214,8 @@ class FTPTransport(Transport):
 
     def mkdirs(self) -> None:
         """Create every missing component of ``remote_dir`` and change into it."""
+        if self._in_remote_dir:  # connect() went there already: no second CWD
+            return
         remote_dir = self._remote_dir
         if self._try_cwd(remote_dir):
             self._in_remote_dir = True
