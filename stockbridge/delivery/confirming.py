@@ -48,10 +48,21 @@ class Unconfirmed:
     sent: list[Sent] = field(default_factory=list)
     since: float = 0.0
 
-    def add(self, job: Job, result: PutResult, seconds: float) -> None:
+    def add(
+        self, uploader: PlatformUploader, batch: Batch, job: Job, result: PutResult, seconds: float
+    ) -> None:
+        """Note a file the server confirmed receiving; its check comes with the others'."""
         if not self.sent:
             self.since = time.monotonic()
         self.sent.append(Sent(job, result, seconds))
+        uploader._log(job, states.UPLOADING, batch.id).info(
+            "sent {} → {} as {} ({:.1f} MB, {:.1f} s); checked on the server with the batch",
+            Path(job.path).name,
+            uploader.name,
+            result.remote_name,
+            result.size / 1_000_000,
+            seconds,
+        )
 
     def due(self) -> bool:
         return len(self.sent) >= CONFIRM_EVERY_FILES or (

@@ -496,7 +496,7 @@ class PlatformUploader:
         except (TransportError, OSError) as exc:
             return self._failed_upload(batch, job, exc, tries)
         if result.pending and waiting is not None:
-            waiting.add(job, result, time.monotonic() - started)
+            waiting.add(self, batch, job, result, time.monotonic() - started)
         else:
             record_uploaded(self, batch, job, result, time.monotonic() - started)
         return Outcome.UPLOADED
