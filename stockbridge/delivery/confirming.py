@@ -98,21 +98,37 @@ def confirm_sent(
             message_of(exc),
         )
         return
-    for item, answer in zip(sent, answers, strict=True):
-        if isinstance(answer, TransportError):
+    arrived = [
+        (item, answer) for item, answer in zip(sent, answers, strict=True) if isinstance(answer, PutResult)
+    ]
+    # One commit for all of them (decisions.md R-4 still holds: each is durable before it is told).
+    uploader.ledger.mark_uploaded_many([(item.job.id, *_proof(answer)) for item, answer in arrived])
+    for item, answer in arrived:
+        record_uploaded(uploader, batch, item.job, answer, item.seconds, marked=True)
+    for item, outcome in zip(sent, answers, strict=True):
+        if isinstance(outcome, TransportError):
             # Removed from the server already; it goes again after its backoff (not at once: the
             # connection that sent it has moved on to other files).
-            uploader._failed_upload(batch, item.job, answer, tries=LOW_LEVEL_RETRIES)
-        else:
-            record_uploaded(uploader, batch, item.job, answer, item.seconds)
+            uploader._failed_upload(batch, item.job, outcome, tries=LOW_LEVEL_RETRIES)
+
+
+def _proof(result: PutResult) -> tuple[bool, str | None]:
+    return result.verified, (result.verified_by or "size") if result.verified else None
 
 
 def record_uploaded(
-    uploader: PlatformUploader, batch: Batch, job: Job, result: PutResult, seconds: float
+    uploader: PlatformUploader,
+    batch: Batch,
+    job: Job,
+    result: PutResult,
+    seconds: float,
+    *,
+    marked: bool = False,
 ) -> None:
-    """The job is ``uploaded``: say how it was verified, log it, report it."""
-    verified_by = (result.verified_by or "size") if result.verified else None
-    uploader.ledger.mark_uploaded(job.id, verified=result.verified, verified_by=verified_by)
+    """The job is ``uploaded`` (``marked``: the ledger says so already): log it, report it."""
+    if not marked:
+        verified, verified_by = _proof(result)
+        uploader.ledger.mark_uploaded(job.id, verified=verified, verified_by=verified_by)
     note = "" if result.verified else ", moved away by the server at once (not verifiable)"
     uploader._log(job, states.UPLOADED, batch.id).info(
         "uploaded {} → {} as {} ({:.1f} MB, {:.1f} s{})",
