@@ -490,7 +490,10 @@ class PlatformUploader:
                 raise Stopped()
 
         try:  # checked under its final name later, with others (delivery/confirming.py)
-            result = transport.put(local, job.remote_name or "", progress=progress, verify=waiting is None)
+            if waiting is not None and transport.checks_in_batches:
+                result = transport.put(local, job.remote_name or "", progress, verify=False)
+            else:
+                result = transport.put(local, job.remote_name or "", progress=progress)
         except Stopped:
             return self._abandoned(job)
         except (TransportError, OSError) as exc:

@@ -118,6 +118,9 @@ class Transport(abc.ABC):
     """Base class. Subclasses implement the five abstract methods."""
 
     protocol: str = ""
+    #: ``put(verify=False)`` + :meth:`confirm` check uploads together (FTP, SFTP); a transport
+    #: without it is asked ``put`` alone and checks each file itself.
+    checks_in_batches: bool = False
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings

@@ -98,6 +98,7 @@ class FTPTransport(Transport):
     """Plain FTP: the password travels in clear, so it is opt-in (``protocol = "ftp"``)."""
 
     tls = False
+    checks_in_batches = True
 
     def __init__(self, settings: TransportSettings) -> None:
         super().__init__(settings)

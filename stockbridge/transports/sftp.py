@@ -85,6 +85,8 @@ _CHECK_FILE_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
 
 @register("sftp")
 class SFTPTransport(Transport):
+    checks_in_batches = True
+
     def __init__(self, settings: TransportSettings) -> None:
         super().__init__(settings)
         check_remote_dir(settings.remote_dir)
