@@ -41,6 +41,12 @@ def open_protected_data(ftp: ftplib.FTP_TLS, cmd: str, rest: int | str | None) -
         conn = ftp.context.wrap_socket(
             raw, server_hostname=ftp.host, session=ftp.sock.session, do_handshake_on_connect=False
         )
+    except (OSError, ssl.SSLError) as broken:
+        # A server that refused the command may have reset the connection already (ProFTPD):
+        # wrapping a reset socket fails before any handshake. Its reply says why.
+        raw.close()
+        _raise_refusal_instead(ftp, broken)
+        raise
     except BaseException:
         raw.close()
         raise
