@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=("passthrough", "link", "issue14"), default="issue14")
     parser.add_argument("--files", type=int, default=40, help="24 MP JPEGs in the pass-through rows")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per contender (median)")
-    parser.add_argument("--budget", type=float, default=1500.0, help="seconds for the whole run")
+    parser.add_argument("--budget", type=float, default=2400.0, help="seconds for the whole run")
     parser.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument(
@@ -83,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--link-runs", type=int, default=None, help="timed runs per contender on a link (default --runs)"
+    )
+    parser.add_argument(
+        "--link-breakdown",
+        action="store_true",
+        help="also one `once` per link row under py-spy (where its time goes on that link)",
     )
     args = parser.parse_args(argv)
     profiles = [parse_profile(text) for text in args.link_profiles.split(",") if text.strip()]
@@ -129,7 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         texts.append(f"{profile.name}: time budget exhausted, not run")
                         continue
                     more_rows, line = link_rows(
-                        profile, files, args.link_runs or args.runs, budget, workspace, cert
+                        profile,
+                        files,
+                        args.link_runs or args.runs,
+                        budget,
+                        workspace,
+                        cert,
+                        args.link_breakdown,
                     )
                     rows += more_rows
                     texts.append(line)

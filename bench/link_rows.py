@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.link import TOLERANCE, LinkEmulator, Profile, link_bound
-from bench.passthrough import backlog_of, once_config, run_once_cli
+from bench.passthrough import backlog_of, once_config, profile_once, run_once_cli
 from bench.results import MB, Budget, Row, clear, verify
 from bench.servers import Server
 from bench.transfers import reference_upload
@@ -156,6 +156,7 @@ def link_rows(
     budget: Budget,
     workdir: Path,
     cert: tuple[Path, Path] | None = None,
+    breakdown: bool = False,
 ) -> tuple[list[Row], str]:
     """Per protocol, two rows over the same runs: ``once`` vs the reference client (lftp mput /
     sftp -b), and ``once`` vs the link bound. Returns the rows and the validation line."""
@@ -235,6 +236,13 @@ def link_rows(
                     flush=True,
                 )
             vs_bound.ours = list(vs_client.ours)
+            if breakdown and not budget.exhausted():
+                profiles = workdir / "profiles"
+                profiles.mkdir(exist_ok=True)
+                text = profile_once(
+                    config, state, server, profiles / f"once_link_{profile.name}_{server.name}.txt"
+                )
+                print(text, flush=True)
             if vs_client.reference:
                 vs_bound.notes.append(
                     f"{label} {statistics.median(vs_client.reference):.1f} s = "

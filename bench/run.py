@@ -44,6 +44,8 @@ from bench.restart import restart_rows
 from bench.results import MB, Budget, Row, _median, clear, print_table
 from bench.servers import pyftpdlib_server, sshd_server, vsftpd_server
 from bench.transfers import stockbridge_upload, subset, time_transfers
+from bench.video import main as video_main
+from bench.video import video_rows
 from stockbridge.demo.localserver import make_self_signed_cert
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.render.images import RenderSpec, fit_size, render
@@ -111,6 +113,57 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _only_video(args: argparse.Namespace, _rest: list[str]) -> int:
+    return video_main(["--runs", str(args.runs or 20)] + (["--keep", str(args.keep)] if args.keep else []))
+
+
+def _only_vector(args: argparse.Namespace, _rest: list[str]) -> int:
+    from bench import vector
+
+    return vector.main(["--runs", str(args.runs or 3)] + (["--keep", str(args.keep)] if args.keep else []))
+
+
+def _only_web(args: argparse.Namespace, _rest: list[str]) -> int:
+    from bench.web import main as web_main
+
+    return web_main()
+
+
+def _only_issue14(args: argparse.Namespace, rest: list[str]) -> int:
+    """Issue 14's rows (bench/issue14.py): pass-through, the emulated link, or both."""
+    from bench import issue14
+
+    forwarded = [*rest, "--only", args.only]
+    for option, value in (
+        ("--budget", args.budget),
+        ("--keep", args.keep),
+        ("--json", args.json),
+        ("--runs", args.runs),
+    ):
+        if value is not None:
+            forwarded += [option, str(value)]
+    return issue14.main(forwarded)
+
+
+def _only_resume(args: argparse.Namespace, rest: list[str]) -> int:
+    """A cut upload resumed against restarted from zero (bench/resume.py)."""
+    from bench import resume
+
+    return resume.main([*rest, *(["--runs", str(args.runs)] if args.runs is not None else [])])
+
+
+#: ``--only NAME``: rows that run on their own, with what they measure.
+ONLY: dict[str, tuple[str, Callable[[argparse.Namespace, list[str]], int]]] = {
+    "video": ("ffprobe per clip, a 4 GB clip's peak RSS; bench/video.py", _only_video),
+    "vector": ("one gs per EPS, batched, SVG; bench/vector.py", _only_vector),
+    "passthrough": ("issue 14: fitting 24 MP files, once vs lftp mput and sftp -b", _only_issue14),
+    "link": ("issue 14: the emulated uplink, once vs lftp and sftp -b vs the link bound", _only_issue14),
+    "issue14": ("issue 14: passthrough and link", _only_issue14),
+    "resume": ("issue 14: a long upload cut at 60 % resumed vs restarted; bench/resume.py", _only_resume),
+    "web": ("the page's first paint at 10,000 files, thumbnails vs uploads; bench/web.py", _only_web),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,25 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("passthrough", "link", "issue14"),
+        choices=sorted(ONLY),
         default=None,
-        help="only issue 14's rows (bench.issue14: pass-through, emulated link, or both); the"
-        " options after `--` go to it, e.g. `--only link -- --link-files 20`",
+        help="only these rows: "
+        + "; ".join(f"{name} ({what})" for name, (what, _run) in sorted(ONLY.items()))
+        + ". Options after `--` go to issue 14's rows, e.g. `--only link -- --link-files 20`",
     )
     args, rest = parser.parse_known_args(argv)
     if args.only is not None:
-        from bench import issue14
-
-        forwarded = [option for option in rest if option != "--"] + ["--only", args.only]
-        if args.budget is not None:
-            forwarded += ["--budget", str(args.budget)]
-        if args.keep is not None:
-            forwarded += ["--keep", str(args.keep)]
-        if args.json is not None:
-            forwarded += ["--json", str(args.json)]
-        if args.runs is not None:
-            forwarded += ["--runs", str(args.runs)]
-        return issue14.main(forwarded)
+        return ONLY[args.only][1](args, [option for option in rest if option != "--"])
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     scale: Scale = SCALES[args.scale]
@@ -295,6 +338,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not budget.exhausted():
             pngs = make_png_set(workspace / "data" / "png24", 2, exiftool)
             rows += integrity_rows(data.big24[: scale.render_images], pngs, data.tiff16[:2], runs)
+
+        # -- video (issue 15): ffprobe per clip; a large clip streams through in constant memory
+        if not budget.exhausted():
+            clip_gb = {"quick": 0.5, "default": 1.0, "full": 4.0}[scale.name]
+            rows += video_rows(workspace / "video", runs * 4, clip_gb)
+
+        # -- vectors (issue 15): one gs per EPS, and what one batched run would cost
+        if not budget.exhausted() and shutil.which("gs"):
+            from bench.vector import vector_rows
+
+            rows += vector_rows(workspace / "vector", files=8, runs=runs)
 
         # -- render
         for label, files in (
@@ -484,6 +538,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if restart_files > 0 and not budget.exhausted():
             e2e_rows += restart_rows(workspace / f"restart-{restart_files}", restart_files)
         rows += e2e_rows
+        if not budget.exhausted():
+            from bench.web import web_rows
+
+            rows += web_rows(workspace / "web")
 
         for server in (ftp, ftps, vsftpd, sshd):
             clear(server.root)

@@ -14,6 +14,7 @@ def folder_platforms_config(tmp_path: Path, watch: str = "", **rules: str) -> Co
     ``tmp_path``."""
     (tmp_path / "exports").mkdir(exist_ok=True)
     text = f'[watch]\nfolder = "{tmp_path / "exports"}"\n{watch}\n[state]\ndir = "{tmp_path / "state"}"\n'
+    text += '[web]\nlisten = ""\n'  # no page on a shared port (tests/web starts its own)
     for name, lines in rules.items():
         (tmp_path / name).mkdir()
         text += f'\n[platforms.{name}]\nprotocol = "folder"\npath = "{tmp_path / name}"\n'

@@ -274,10 +274,12 @@ def sshd_server(tmp_path: Path, ssh_keys: SSHKeys) -> Iterator[LocalServer]:
 
 @contextlib.contextmanager
 def run_sshd(
-    tmp_path: Path, ssh_keys: SSHKeys, extra_host_keys: Sequence[Path] = ()
+    tmp_path: Path, ssh_keys: SSHKeys, extra_host_keys: Sequence[Path] = (), sftp_log: bool = False
 ) -> Iterator[LocalServer]:
     """An sshd as ``sshd_server`` describes; ``extra_host_keys``: more host keys it holds (a real
-    server has an ed25519, an ECDSA and an RSA key, and shows one per connection)."""
+    server has an ed25519, an ECDSA and an RSA key, and shows one per connection). ``sftp_log``:
+    OpenSSH's sftp-server program instead of internal-sftp, logging every file it closes with the
+    bytes written (``close "…" bytes read 0 written N``) to ``extra["sftp_log"]``."""
     binary = _require_binary("/usr/sbin/sshd")
     user = getpass.getuser()
     base = tmp_path / "sshd"
@@ -310,7 +312,9 @@ def run_sshd(
                     "PermitRootLogin prohibit-password",
                     "UsePAM no",
                     "StrictModes no",
-                    "Subsystem sftp internal-sftp",
+                    f"Subsystem sftp {_SFTP_SERVER} -e -l INFO 2>>{base / 'sftp.log'}"
+                    if sftp_log
+                    else "Subsystem sftp internal-sftp",
                     # DEBUG1 logs every "userauth-request": the proof that none was made.
                     "LogLevel DEBUG1",
                     "",
@@ -337,10 +341,14 @@ def run_sshd(
             host_key_fingerprint=ssh_keys.host_key_fingerprint,
             known_hosts=known_hosts,
             log_path=log,
-            extra={"other_user_key": ssh_keys.other_user_key},
+            extra={"other_user_key": ssh_keys.other_user_key, "sftp_log": base / "sftp.log"},
         )
     finally:
         stop_process_group(process)
+
+
+#: OpenSSH's sftp-server program (what internal-sftp is built from), for a log of its own.
+_SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 
 
 # -- folder --------------------------------------------------------------------------------------

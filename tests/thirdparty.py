@@ -292,6 +292,8 @@ class Fault:
     no_rename: bool = False
     #: Folder listings refused, all else allowed: a write-only upload folder (ProFTPD, FTP and SFTP).
     no_listing: bool = False
+    #: ProFTPD ``AllowStoreRestart on``: REST + STOR (a resumed upload) allowed; off by default.
+    store_restart: bool = False
 
 
 @dataclass
@@ -603,6 +605,8 @@ class ThirdPartyServers:
             lines += ["<Limit RNFR RNTO>", "  DenyAll", "</Limit>"]
         if fault.no_listing:
             lines += ["<Limit LIST MLSD NLST OPENDIR READDIR>", "  DenyAll", "</Limit>"]
+        if fault.store_restart:
+            lines.append("AllowStoreRestart on")
         if fault.quota_bytes is not None:
             raise ValueError("quotas are a Pure-FTPd fault here")
         return "\n".join(lines) + "\n"

@@ -23,9 +23,21 @@ from stockbridge.errors import InputError
 #: extra room is for SVG files that open with a long XML comment (a licence, an editor banner)
 #: and for the DNGVersion tag in a TIFF's first directory.
 HEAD_BYTES = 8192
+#: How far into a PDF ``sniff`` looks for Illustrator's marks: an .ai file is a PDF whose first
+#: objects are the catalog and Illustrator's XMP packet (``xmlns:illustrator``), which can be
+#: tens of kilobytes long when it carries a thumbnail.
+AI_SNIFF_BYTES = 256 * 1024
+
+#: What marks a PDF as an Illustrator document: the XMP namespace Illustrator writes
+#: (http://ns.adobe.com/illustrator/1.0/), its private-data keys (/AIPrivateData1..n, /AIMetaData)
+#: and its creator tool. A PDF without any is a document, not an asset stockbridge takes.
+_AI_MARKS = (b"xmlns:illustrator=", b"/AIPrivateData", b"/AIMetaData", b"Adobe Illustrator")
+#: An Illustrator file from before version 9 is PostScript: "%!PS-Adobe-x.x" (no EPSF level)
+#: and Illustrator's DSC creator line.
+_AI_POSTSCRIPT_CREATOR = b"%%Creator: Adobe Illustrator"
 
 # Which of the types named here stockbridge takes is :mod:`stockbridge.assets.mediatypes`'s
-# table; everything else is recorded as "not an image stockbridge can take", with its type.
+# table; everything else is recorded as "not a file stockbridge can take", with its type.
 
 # (offset, magic, type): checked in order, first match wins.
 # Sources: JPEG ITU-T T.81 (SOI FFD8 + a marker); PNG ISO/IEC 15948 §5.2 signature; GIF89a spec;
@@ -75,12 +87,16 @@ def sniff(path: Path) -> str | None:
     try:
         with open(path, "rb") as handle:
             head = handle.read(HEAD_BYTES)
+            found = sniff_bytes(head)
+            if found == "pdf" and len(head) == HEAD_BYTES:
+                # Illustrator's marks may lie past the first 8 KB: look a little further.
+                found = sniff_bytes(head + handle.read(AI_SNIFF_BYTES - HEAD_BYTES))
     except OSError as exc:
         raise InputError(
             f"{path.name}: cannot read to check its type ({exc.strerror or exc})",
             hint="check that the file exists and is readable",
         ) from exc
-    return sniff_bytes(head)
+    return found
 
 
 def sniff_bytes(head: bytes) -> str | None:
@@ -98,12 +114,15 @@ def sniff_bytes(head: bytes) -> str | None:
     # PDF 2.0 (ISO 32000-2 §7.5.2) puts "%PDF-" first; readers accept it anywhere in the first
     # 1024 bytes (Adobe's implementation note 13), and so do we, since agencies' tools do.
     if b"%PDF-" in head[:1024]:
-        return "pdf"
+        return "ai" if any(mark in head for mark in _AI_MARKS) else "pdf"
     if head.startswith(b"%!PS-Adobe-"):
         first_line = head.split(b"\n", 1)[0].split(b"\r", 1)[0]
         # An EPS names its conformance level on the first line ("%!PS-Adobe-3.0 EPSF-3.0",
-        # Adobe TN 5002 §2); plain PostScript is a print job, not an asset.
-        return "eps" if b"EPSF-" in first_line else None
+        # Adobe TN 5002 §2); plain PostScript is a print job, not an asset, unless Illustrator
+        # wrote it (its native format before version 9).
+        if b"EPSF-" in first_line:
+            return "eps"
+        return "ai" if _AI_POSTSCRIPT_CREATOR in head else None
     if _looks_like_svg(head):
         return "svg"
     return None

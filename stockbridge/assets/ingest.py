@@ -19,12 +19,15 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.filetype import sniff
 from stockbridge.assets.integrity import StreamCheck, check_file
+from stockbridge.assets.vector import VectorProbe
+from stockbridge.assets.vector import probe as probe_vector
+from stockbridge.assets.video import ClipFacts, ProbeUnavailable, check_boxes, probe
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import ImageMetadata
@@ -48,17 +51,25 @@ class Ingested:
     metadata: ImageMetadata | None
     fingerprint: tuple[int, int, int, int]  # dev, ino, size, mtime_ns of the source when copied
     problem: str | None = None  # why this file cannot be taken at all (not an image, unreadable)
+    clip: ClipFacts | None = None  # a video's facts, from ffprobe (assets/video.py)
+    vector: VectorProbe | None = None  # a vector's size, level and soundness (assets/vector.py)
 
     def facts(self) -> AssetFacts:
-        return _facts(self.file_type, self.size, self.metadata)
+        facts = _facts(self.file_type, self.size, self.metadata, self.clip)
+        if self.vector is None:
+            return facts
+        return replace(facts, width=self.vector.width, height=self.vector.height, vector=self.vector)
 
 
-def _facts(file_type: str | None, size: int, meta: ImageMetadata | None) -> AssetFacts:
+def _facts(
+    file_type: str | None, size: int, meta: ImageMetadata | None, clip: ClipFacts | None = None
+) -> AssetFacts:
     return AssetFacts(
         file_type=file_type,
         size_bytes=size,
-        width=meta.width if meta else None,
-        height=meta.height if meta else None,
+        width=clip.width if clip else meta.width if meta else None,
+        height=clip.height if clip else meta.height if meta else None,
+        clip=clip,
         title=meta.title if meta else None,
         description=meta.description if meta else None,
         keywords=meta.keywords if meta else (),
@@ -66,10 +77,15 @@ def _facts(file_type: str | None, size: int, meta: ImageMetadata | None) -> Asse
     )
 
 
-def _metadata_problem(result: ImageMetadata | MetadataError) -> str | None:
+def _metadata_problem(
+    result: ImageMetadata | MetadataError, video: bool = False, vector: VectorProbe | None = None
+) -> str | None:
     if isinstance(result, MetadataError):
-        return f"cannot read the image's metadata ({result.message}); the file may be damaged"
-    if not result.width or not result.height:
+        what = "clip" if video else "image"
+        return f"cannot read the {what}'s metadata ({result.message}); the file may be damaged"
+    if vector is not None:
+        return vector.problem  # a vector's size comes from its drawing, not from pixels
+    if not video and (not result.width or not result.height):
         return "the image has no readable pixel size; the file may be truncated or damaged"
     return None
 
@@ -78,7 +94,7 @@ def _not_an_image(file_type: str | None) -> str:
     what = f"{file_type.upper()} content" if file_type else "unknown content"
     labels = [media.label for media in mediatypes.MEDIA_TYPES]
     expected = ", ".join(labels[:-1]) + f" or {labels[-1]}" if len(labels) > 1 else labels[0]
-    return f"not an image stockbridge can take ({what}; expected {expected})"
+    return f"not a file stockbridge can take ({what}; expected {expected})"
 
 
 def objects_dir(state_dir: Path) -> Path:
@@ -133,14 +149,23 @@ def ingest(
     finally:
         if object_tmp.exists():
             object_tmp.unlink()
+    # A vector is checked before ExifTool sees it: a refused one (hostile, cut off) is not read.
+    vector = probe_vector(final, file_type) if media.kind == mediatypes.VECTOR else None
+    if vector is not None and vector.problem is not None:
+        return Ingested(
+            sha256, path, size, final, file_type, None, fingerprint, vector.problem, vector=vector
+        )
     result = exiftool.read([final], extra_tags=extra_tags)[final]
     metadata = None if isinstance(result, MetadataError) else result
+    if media.kind == "video":
+        clip, problem = _probe(final, path, file_type, structure.problem, result)
+        return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem, clip)
     problem = (
         structure.problem
-        or _metadata_problem(result)
-        or (check_decodable(final, file_type, name=path.name) if verify_pixels else None)
+        or _metadata_problem(result, vector=vector)
+        or (check_decodable(final, file_type, name=path.name) if verify_pixels and vector is None else None)
     )
-    return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem)
+    return Ingested(sha256, path, size, final, file_type, metadata, fingerprint, problem, vector=vector)
 
 
 def inspect(
@@ -168,14 +193,41 @@ def inspect(
         return Ingested("", path, st.st_size, None, file_type, None, fingerprint, _not_an_image(file_type))
     file_type = media.name
     absolute = path.resolve()
+    vector = probe_vector(absolute, file_type) if media.kind == mediatypes.VECTOR else None
+    if vector is not None and vector.problem is not None:
+        return Ingested(
+            "", absolute, st.st_size, absolute, file_type, None, fingerprint, vector.problem, vector=vector
+        )
     result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result
+    if media.kind == "video":
+        clip, problem = _probe(absolute, path, file_type, check_boxes(absolute), result)
+        return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem, clip)
     problem = (
         check_file(absolute)
-        or _metadata_problem(result)
-        or (check_decodable(absolute, file_type, name=path.name) if decode else None)
+        or _metadata_problem(result, vector=vector)
+        or (check_decodable(absolute, file_type, name=path.name) if decode and vector is None else None)
     )
-    return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem)
+    return Ingested(
+        "", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem, vector=vector
+    )
+
+
+def _probe(
+    copy: Path, source: Path, file_type: str, structure: str | None, result: ImageMetadata | MetadataError
+) -> tuple[ClipFacts | None, str | None]:
+    """A clip's facts from ffprobe, or why it cannot be taken: its boxes first (a cut-off copy is
+    named by its size), then ffprobe's answer. No ffprobe on the machine: InputError, so the clip is
+    listed as not taken with the fix, and is looked at again at the next scan."""
+    if structure is not None:
+        return None, structure
+    try:
+        answer = probe(copy, file_type)
+    except ProbeUnavailable as exc:
+        raise InputError(f"{source.name}: cannot look at a clip: {exc}") from None
+    if isinstance(answer, str):
+        return None, answer
+    return answer, _metadata_problem(result, video=True)
 
 
 def _hard_links(path: Path, links: int) -> InputError:

@@ -27,7 +27,10 @@ class MediaType:
     name: str
     #: How a person calls it, in reasons: "JPEG".
     label: str
-    #: "raster" today; vectors and video come as their own kinds.
+    #: "raster" (Pillow measures and renders it), "vector" (EPS, AI, SVG: measured by
+    #: ``assets/vector.py``, sold with a raster preview of the same stem) or "video" (ffprobe
+    #: measures it, nothing renders it: a clip is always sent native; ``assets/video.py``,
+    #: ``rules/video.py``).
     kind: str
     #: File name endings the watcher looks at, the first one used for remote names and copies.
     extensions: tuple[str, ...]
@@ -42,6 +45,9 @@ class MediaType:
     #: check in :data:`stockbridge.assets.integrity.CHECKS`. None: no structural check (the full
     #: decode, ``[watch] verify = "decode"``, or a render still checks it).
     structure: str | None = None
+    #: A file of this type with a vector's stem beside it is that vector's preview, never sold as
+    #: a photo of its own (the agencies that take a preview take a JPEG, some a PNG too).
+    preview: bool = False
 
     @property
     def extension(self) -> str:
@@ -64,9 +70,17 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
         pillow_format="JPEG",
         converts_to=("jpeg",),
         structure="jpeg-markers",
+        preview=True,
     ),
     MediaType(
-        "png", "PNG", "raster", (".png",), pillow_format="PNG", converts_to=("jpeg",), structure="png-chunks"
+        "png",
+        "PNG",
+        "raster",
+        (".png",),
+        pillow_format="PNG",
+        converts_to=("jpeg",),
+        structure="png-chunks",
+        preview=True,
     ),
     MediaType(
         "tiff",
@@ -78,12 +92,43 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
         converts_to=("jpeg",),
         structure="tiff-ifds",
     ),
+    # Vectors (issue 15): EPS (Adobe TN 5002, DSC 3.0), Illustrator's own format (a PDF with
+    # Illustrator's private data, or PostScript before Illustrator 9), SVG 1.1 (W3C). Never opened
+    # by Pillow, never converted: :mod:`stockbridge.assets.vector` measures and checks them.
+    MediaType("eps", "EPS", "vector", (".eps",), aliases=("epsf",)),
+    MediaType("ai", "AI", "vector", (".ai",)),
+    MediaType("svg", "SVG", "vector", (".svg",)),
+    # Video: ISO base media files (ISO/IEC 14496-12, 14496-14) and QuickTime (Apple QTFF), told
+    # apart by their "ftyp" brand (filetype._sniff_ftyp); agencies take both (media.md "Video").
+    MediaType("mp4", "MP4", "video", (".mp4", ".m4v"), structure="isobmff-boxes"),
+    MediaType("mov", "MOV", "video", (".mov", ".qt"), aliases=("quicktime",), structure="isobmff-boxes"),
 )
 
+#: Kinds of type.
+RASTER = "raster"
+VECTOR = "vector"
 
-def names() -> tuple[str, ...]:
-    """The names of every type stockbridge takes, in table order."""
-    return tuple(media.name for media in MEDIA_TYPES)
+
+def names(kind: str | None = None) -> tuple[str, ...]:
+    """The names of every type stockbridge takes (of ``kind``, if given), in table order."""
+    return tuple(media.name for media in MEDIA_TYPES if kind is None or media.kind == kind)
+
+
+def is_video(name: str | None) -> bool:
+    """True for a clip's type: it is probed by ffprobe and always sent native."""
+    media = get(name)
+    return media is not None and media.kind == "video"
+
+
+def is_vector(name: str | None) -> bool:
+    """True for a vector type (EPS, AI, SVG)."""
+    media = get(name)
+    return media is not None and media.kind == VECTOR
+
+
+def preview_types() -> tuple[MediaType, ...]:
+    """The types a vector's preview may be: raster types whose files agencies show (JPEG, PNG)."""
+    return tuple(media for media in MEDIA_TYPES if media.preview)
 
 
 # The table is a handful of entries: looking through it is as fast as a dict, and a test (or a

@@ -201,8 +201,9 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
     """Show what each platform would do with PATH (verdict, reasons, changes), without uploading.
 
     A folder stands for every file in it that the watcher would take (junk names left out)."""
+    from stockbridge.cli.explain import explain_payload, print_explained
     from stockbridge.metadata.exiftool import ExifTool
-    from stockbridge.rules.assess import explain_file
+    from stockbridge.rules.assess import explain_details
 
     config = _load(config_path, resolve_secrets=False)
     missing = [str(path) for path in paths if not path.exists() and not path.is_symlink()]
@@ -212,30 +213,11 @@ def explain(config_path: Path | None, paths: tuple[Path, ...], as_json: bool) ->
     files = []
     with ExifTool() as exiftool:
         for path in _explained_files(paths, config):
-            files.append((path, explain_file(path, config, exiftool)))
+            files.append((path, *explain_details(path, config, exiftool)))
     if as_json:
-        payload = {
-            "files": [
-                {
-                    "path": str(path),
-                    "platforms": {
-                        name: {"verdict": v.verdict, "reasons": list(v.reasons), "changes": list(v.changes)}
-                        for name, v in verdicts.items()
-                    },
-                }
-                for path, verdicts in files
-            ]
-        }
-        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(explain_payload(files), indent=2, ensure_ascii=False))
         return
-    for path, verdicts in files:
-        click.echo(str(path))
-        for name, verdict in verdicts.items():
-            click.echo(f"  {name}: {verdict.verdict}")
-            for reason in verdict.reasons:
-                click.echo(f"    - {reason}")
-            for change in verdict.changes:
-                click.echo(f"    ~ {change}")
+    print_explained(config, files)
 
 
 def format_option(function: F) -> F:
@@ -290,6 +272,7 @@ def _explained_files(paths: tuple[Path, ...], config: Config) -> list[Path]:
     metavar="DURATION|DATE",
     help="Only jobs changed since then: 30m, 2h, 3d, 1w, or a date such as 2026-11-01.",
 )
+@click.option("--detail", is_flag=True, help="Reasons in full, with the servers' own replies.")
 def status(
     config_path: Path | None,
     as_json: bool,
@@ -297,6 +280,7 @@ def status(
     platform_names: tuple[str, ...],
     state_names: tuple[str, ...],
     since: str | None,
+    detail: bool,
 ) -> None:
     """Every file and its state on each platform, with reasons.
 
@@ -318,6 +302,7 @@ def status(
         platforms=set(platform_names) or None,
         states=set(state_names) or None,
         since=since_time,
+        detail=detail,
     )
     if shown_as == "json":
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
@@ -326,6 +311,14 @@ def status(
             click.echo(line)
     else:
         print_status_table(config, payload)
+
+
+def _known_platform(config: Config, name: str) -> None:
+    if name not in config.platforms:
+        raise ConfigError(
+            f"--platform {name}: no such platform",
+            hint=f"configured: {', '.join(config.platforms) or 'none'}",
+        )
 
 
 def _platform_in_ledger(config: Config, name: str) -> bool:
@@ -368,26 +361,21 @@ def history(config_path: Path | None, as_json: bool, output_format: str | None, 
 def retry(config_path: Path | None, platform_name: str | None, paths: tuple[Path, ...]) -> None:
     """Resume paused platforms and give failed jobs another go (the next run/once sends them)."""
     from stockbridge.ledger.store import Ledger
+    from stockbridge.service import actions
 
     config = _load(config_path, resolve_secrets=False)
-    if platform_name is not None and platform_name not in config.platforms:
-        raise ConfigError(
-            f"--platform {platform_name}: no such platform",
-            hint=f"configured: {', '.join(config.platforms) or 'none'}",
-        )
+    if platform_name is not None:
+        _known_platform(config, platform_name)
     ledger = Ledger(config.ledger_path)
     try:
         sha256s = None
         if paths:
             by_path = {asset.path: asset.sha256 for asset in ledger.assets()}
             sha256s = [by_path[str(p.resolve())] for p in paths if str(p.resolve()) in by_path]
-        resumed = ledger.resume(platform_name)
-        requeued = ledger.requeue_failed(platform_name, sha256s)
+        done = actions.retry(config, ledger, platform=platform_name, sha256s=sha256s)
     finally:
         ledger.close()
-    click.echo(
-        f"resumed {', '.join(resumed) if resumed else 'no paused platform'}; {requeued} failed job(s) queued again"
-    )
+    click.echo(done.message)
 
 
 @main.command()
@@ -435,7 +423,8 @@ def resend(config_path: Path | None, platform_names: tuple[str, ...], paths: tup
     "--keep", type=click.Path(file_okay=False, path_type=Path), help="Keep the workspace in this folder."
 )
 @click.option("-v", "--verbose", count=True, help="Show the service's log lines.")
-def demo(keep: Path | None, verbose: int) -> None:
+@click.option("--web", is_flag=True, help="Then keep the service and its web page running until Ctrl-C.")
+def demo(keep: Path | None, verbose: int, web: bool) -> None:
     """A self-contained demo: sample images, a local FTPS server, one run, a table of results."""
     from stockbridge.demo.localserver import missing_demo_packages
 
@@ -452,7 +441,7 @@ def demo(keep: Path | None, verbose: int) -> None:
 
     setup_logging(verbose if verbose else -2)  # the table says it all; -v shows the log
     try:
-        code = run_demo(keep)
+        code = run_demo(keep, web=web)
     except StockbridgeError as exc:
         click.echo(f"error: {exc}", err=True)
         code = EXIT_FAILED
@@ -530,6 +519,11 @@ def config_docs() -> None:
 
 
 main.add_command(service_commands)
+
+from stockbridge.cli import actions as _actions  # noqa: E402  (its commands use common_options)
+
+for _command in _actions.COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

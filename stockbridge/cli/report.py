@@ -14,8 +14,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from stockbridge.assets import mediatypes
+from stockbridge.assets.video import describe as describe_clip
 from stockbridge.config.models import Config
 from stockbridge.delivery.pace import SCHEDULED, Slot, scheduled_jobs
+from stockbridge.delivery.policy import plain_reason
 from stockbridge.errors import ConfigError
 from stockbridge.intake.notices import current as current_notices
 from stockbridge.ledger.store import Ledger
@@ -70,6 +73,7 @@ def status_payload(
     platforms: Collection[str] | None = None,
     states: Collection[str] | None = None,
     since: float | None = None,
+    detail: bool = False,
 ) -> dict[str, Any]:
     """``{"files": [{"path", "sha256", "kind", "platforms": {NAME: {"state", "reason", "remote_name", "changes",
     "verified_by"}}}]}``.
@@ -79,9 +83,22 @@ def status_payload(
     the server computed and we compared ("sha256", "sha1", "md5", "crc32"); null for anything not uploaded,
     for a file the server moved away at once, and for uploads recorded before 0.2.
 
+    ``resumed`` (``{"at_bytes", "checked_by"}``) is present when the job's last attempt went on from
+    a partial file its cut or crashed upload left on the server: from how many bytes, and how that
+    prefix was checked ("sha256", "crc32", ... where the server hashes files, else "size").
+
     ``kind`` is "image", or "release" for a release file delivered with the images that need it.
+    A vector's platform entry may hold ``preview``: its preview's remote name (or "NAME.jpg (in
+    NAME.zip)" when it travels inside the vector's zip) and, when the preview went beside it as a
+    job of its own, ``preview_state`` (and ``preview_reason``): the pair is one file here, never
+    two (a preview whose vector is no longer known keeps a row of its own, kind "preview").
+    A video clip also has ``clip``: its ffprobe facts in one line ("1920×1080 at 29.97 fps, 12.0 s,
+    H264, MOV, no sound"). ``manual_steps`` (platform → {"step", "clips"}) is present when clips
+    uploaded to a platform wait for something done on its website (``rules.video.manual_step``).
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
+    ``manual``, present only when there are some, lists the steps left for the agency's website
+    for that file (an AI checkbox, categories set on the web), as its preset's rules say.
     A ``paused`` object (platform → reason) is present when a platform waits for the user.
     A pending job that waits for its platform's ``schedule`` shows as state "scheduled", with the
     reason and ``scheduled_at`` (local time, ISO 8601) when it will go; the ledger keeps it pending.
@@ -95,7 +112,12 @@ def status_payload(
     max_settle_seconds, a file ingest refused. One leaves the list once it is taken, deleted or fixed.
     ``--platform``/``--state`` leave the list empty (it is no platform's); ``--since`` keeps those seen
     since then.
+
+    Reasons are in stockbridge's own words (a server's reply may name its host or the login: the log
+    has it); ``detail`` (``status --detail``) gives them whole, the server's words included. The web
+    page's ``GET /api/status`` is this document without ``detail``.
     """
+    words = (lambda reason: reason) if detail else plain_reason
     if not config.ledger_path.exists():
         return {"files": [], "not_taken": []}
     ledger = Ledger(config.ledger_path)
@@ -123,6 +145,7 @@ def status_payload(
         waiting: dict[int, Slot] = {}
         for name, platform in config.enabled_platforms().items():
             waiting.update(scheduled_jobs(ledger, name, platform.schedule, now))
+        uploaded_clips: dict[str, int] = {}
         for job in ledger.jobs():
             entry = files.get(job.sha256)
             if entry is None:
@@ -135,13 +158,28 @@ def status_payload(
             if since is not None and job.updated_at < since:
                 continue
             entry["kind"] = job.kind
+            clip = describe_clip((job.meta or {}).get("clip"))
+            if clip is not None:
+                entry["clip"] = clip
+                if job.state == "uploaded":
+                    uploaded_clips[job.platform] = uploaded_clips.get(job.platform, 0) + 1
             entry["platforms"][job.platform] = {
                 "state": job.state,
-                "reason": job.reason,
+                "reason": words(job.reason),
                 "remote_name": job.remote_name,
                 "changes": list(job.changes),
                 "verified_by": job.verified_by,
             }
+            preview = (job.meta or {}).get("preview")
+            if preview:  # a vector's preview, sent beside it or inside its zip
+                entry["platforms"][job.platform]["preview"] = str(preview)
+            if steps := manual_steps(job.meta):
+                entry["platforms"][job.platform]["manual"] = steps
+            if job.resumed_at is not None:  # its last attempt went on from a partial on the server
+                entry["platforms"][job.platform]["resumed"] = {
+                    "at_bytes": job.resumed_at,
+                    "checked_by": job.resumed_by,
+                }
             if slot is not None:
                 entry["platforms"][job.platform].update(
                     state=SCHEDULED, reason=slot.reason, scheduled_at=slot.at.isoformat(timespec="minutes")
@@ -149,6 +187,7 @@ def status_payload(
         pauses = {name: ledger.pause_of(name) for name in config.platforms}
     finally:
         ledger.close()
+    _fold_previews(files)
     filtered = platforms is not None or states is not None or since is not None
     payload: dict[str, Any] = {
         "files": [entry for entry in files.values() if entry["platforms"] or not filtered],
@@ -159,7 +198,14 @@ def status_payload(
         for name, pause in pauses.items()
         if pause is not None and (platforms is None or name in platforms)
     }
-    paused = {name: pause.reason for name, pause in shown.items()}
+    clip_steps = {
+        name: {"step": video.manual_step, "clips": uploaded_clips[name]}
+        for name, platform in config.platforms.items()
+        if (video := platform.rules.video) is not None and video.manual_step and uploaded_clips.get(name)
+    }
+    if clip_steps:
+        payload["manual_steps"] = clip_steps  # clips uploaded there wait for this on the agency's site
+    paused = {name: words(pause.reason) for name, pause in shown.items()}
     if paused:
         payload["paused"] = paused
         # Only a pause without an end needs the user (`retry`); a timed one lifts by itself.
@@ -167,15 +213,60 @@ def status_payload(
     return payload
 
 
+def _fold_previews(files: dict[str, dict[str, Any]]) -> None:
+    """A preview sent beside its vector ("pair") is shown in the vector's row, as one asset: each
+    platform's ``preview_state`` (and reason) comes from the preview's own job."""
+    vectors = {
+        (str(Path(entry["path"]).parent), Path(entry["path"]).stem): entry
+        for entry in files.values()
+        if mediatypes.is_vector(_type_of(entry["path"]))
+    }
+    for key, entry in list(files.items()):
+        if entry["kind"] != "preview":
+            continue
+        path = Path(entry["path"])
+        vector = vectors.get((str(path.parent), path.stem))
+        if vector is None:
+            continue
+        for name, job in entry["platforms"].items():
+            shown = vector["platforms"].get(name)
+            if shown is None:
+                continue
+            shown["preview"] = job["remote_name"] or path.name
+            shown["preview_state"] = job["state"]
+            if job["reason"]:
+                shown["preview_reason"] = job["reason"]
+        del files[key]
+
+
+def _type_of(path: str) -> str | None:
+    media = mediatypes.from_filename(path)
+    return media.name if media is not None else None
+
+
 def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]:
-    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed"}]}``, newest
-    first; times are local ISO 8601 date-times, ``closed`` null while a batch is open (or was cut
-    short by a crash)."""
+    """``{"batches": [{"id", "platform", "opened", "closed", "files", "uploaded", "failed", "previews",
+    "manual"}]}``, newest first; times are local ISO 8601 date-times, ``closed`` null while a batch is
+    open (or was cut short by a crash). ``previews``: how many of ``files`` are vectors' previews sent
+    beside them (a vector and its preview are one asset, two files). ``manual``: ``[{"path", "remote_name", "steps"}]``, the files of the batch
+    that left steps for the agency's website."""
     if not config.ledger_path.exists():
         return {"batches": []}
     ledger = Ledger(config.ledger_path)
     try:
         batches = ledger.batches(limit=limit)
+        jobs = {batch.id: ledger.batch_jobs(batch.id) for batch in batches}
+        manual = {
+            batch.id: [
+                {"path": job.path, "remote_name": job.remote_name, "steps": steps}
+                for job in jobs[batch.id]
+                if (steps := manual_steps(job.meta))
+            ]
+            for batch in batches
+        }
+        # A vector's preview sent beside it is a file of the batch but no asset of its own.
+        previews = {batch.id: sum(job.kind == "preview" for job in jobs[batch.id]) for batch in batches}
+        clips = ledger.clips_in_batches()
     finally:
         ledger.close()
     return {
@@ -190,10 +281,20 @@ def history_payload(config: Config, *, limit: int | None = 20) -> dict[str, Any]
                 "files": max(batch.files, batch.uploaded + batch.failed),
                 "uploaded": batch.uploaded,
                 "failed": batch.failed,
+                "previews": previews[batch.id],
+                # Steps left for the agency's website, per file (an AI checkbox, categories).
+                "manual": manual[batch.id],
+                "clips": clips.get(batch.id, 0),  # of its files, video clips
             }
             for batch in batches
         ]
     }
+
+
+def manual_steps(meta: dict[str, object] | None) -> list[str]:
+    """The steps a job left for the agency's website (recorded when it was queued)."""
+    steps = (meta or {}).get("manual")
+    return [str(step) for step in steps] if isinstance(steps, list) else []
 
 
 def print_history_table(payload: dict[str, Any], console: Console | None = None) -> None:
@@ -219,11 +320,26 @@ def print_history_table(payload: dict[str, Any], console: Console | None = None)
             _escape(batch["platform"]),
             batch["opened"].replace("T", " "),
             closed.replace("T", " ") if closed else "[yellow]open[/]",
-            str(batch["files"]),
+            str(batch["files"])
+            + (f" ({batch['clips']} clips)" if batch.get("clips") else "")
+            + (f" ({batch['previews']} preview)" if batch.get("previews") else ""),
             f"[green]{batch['uploaded']}[/]" if batch["uploaded"] else "0",
             f"[red]{batch['failed']}[/]" if batch["failed"] else "0",
         )
     console.print(table)
+    _print_manual(payload["batches"], console)
+
+
+def _print_manual(batches: list[dict[str, Any]], console: Console) -> None:
+    """Under the history table: what is left to do on the agencies' websites, file by file."""
+    for batch in batches:
+        for entry in batch.get("manual", []):
+            name = entry["remote_name"] or entry["path"].rsplit("/", 1)[-1]
+            console.print(
+                f"[bold]to do on {_escape(batch['platform'])}[/] (batch {batch['id']}) {_escape(name)}:"
+            )
+            for step in entry["steps"]:
+                console.print(f"  - {_escape(step)}")
 
 
 HISTORY_COLUMNS = ("batch", "platform", "opened", "closed", "files", "uploaded", "failed")
@@ -250,6 +366,12 @@ def status_lines(payload: dict[str, Any]) -> list[str]:
     for entry in payload["files"]:
         for name, job in sorted(entry["platforms"].items()):
             detail = job["reason"] or (job["remote_name"] if job["state"] == "uploaded" else None) or ""
+            if job.get("preview"):  # a vector's preview travels with it: one asset, one line
+                detail += f" + {job['preview']}"
+                if job.get("preview_state") and job["preview_state"] != job["state"]:
+                    detail += f" (preview {job['preview_state']})"
+            if job.get("manual"):
+                detail = "; ".join([detail, *(f"to do: {step}" for step in job["manual"])]).lstrip("; ")
             lines.append(
                 "\t".join(_printable(value) for value in (entry["path"], name, job["state"], detail))
             )
@@ -280,6 +402,10 @@ def print_status_table(config: Config, payload: dict[str, Any], console: Console
         console.print("No files recorded yet.")
     if payload.get("not_taken"):
         _print_not_taken(config, payload["not_taken"], console)
+    for name, todo in payload.get("manual_steps", {}).items():
+        console.print(
+            f"[bold yellow]{name}, {todo['clips']} clip(s) uploaded, to do on its website:[/] {_escape(todo['step'])}"
+        )
 
 
 def _print_not_taken(config: Config, not_taken: list[dict[str, Any]], console: Console) -> None:
@@ -306,7 +432,21 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
     for name in platforms:
         table.add_column(name, overflow="fold")
     for entry in files:
-        cells = [entry["path"].rsplit("/", 1)[-1] + (" (release)" if entry.get("kind") == "release" else "")]
+        previews = sorted({job["preview"] for job in entry["platforms"].values() if job.get("preview")})
+        label = (
+            " (release)"
+            if entry.get("kind") == "release"
+            else " (preview)"
+            if entry.get("kind") == "preview"
+            else ""
+        )
+        cells = [
+            entry["path"].rsplit("/", 1)[-1]
+            + label
+            + "".join(f"\n+ {_escape(name)}" for name in previews[:1])
+        ]
+        if entry.get("clip"):
+            cells[0] += f"\nclip: {_escape(entry['clip'])}"
         for name in platforms:
             job = entry["platforms"].get(name)
             if job is None:
@@ -320,6 +460,12 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
                 text += f"\nas {_escape(job['remote_name'])}"
             for change in job.get("changes", []):
                 text += f"\n{_escape(change)}"
+            if job.get("preview_state"):
+                text += f"\npreview {_escape(job['preview'])}: {job['preview_state']}"
+                if job.get("preview_reason"):
+                    text += f" ({_escape(job['preview_reason'])})"
+            for step in job.get("manual", []):
+                text += f"\n[bold]to do:[/] {_escape(step)}"
             cells.append(text)
         table.add_row(*cells)
     console.print(table)

@@ -22,7 +22,9 @@ from pydantic import (
 )
 
 from stockbridge.config.base import _check_remote_dir, _Model
+from stockbridge.config.categories import AiConfig, CategoriesConfig, FlagConfig
 from stockbridge.config.rules import RulesConfig
+from stockbridge.config.web import WebConfig
 
 APP_NAME = "stockbridge"
 
@@ -334,6 +336,10 @@ class PlatformConfig(_Model):
             raise ValueError("sftp needs password or key_file")
         if self.protocol in ("ftp", "ftps") and self.password is None:
             raise ValueError(f"{self.protocol} needs password")
+        columns = {column.casefold() for column in self.csv.columns} if self.csv else set()
+        stray = [header for header in self.rules.ai.csv if header.casefold() not in columns]
+        if stray:
+            raise ValueError(f"rules.ai.csv: {stray[0]!r} is not one of csv.columns; add it there")
         return self
 
     @property
@@ -511,12 +517,25 @@ class Config(_Model):
     )
     releases: ReleasesConfig = Field(default_factory=ReleasesConfig)
     editorial: EditorialConfig = Field(default_factory=EditorialConfig)
+    ai: AiConfig = Field(default_factory=AiConfig, description="How a file is known to be AI-generated.")
+    categories: CategoriesConfig = Field(
+        default_factory=CategoriesConfig, description="Where a file's category comes from."
+    )
+    illustration: FlagConfig = Field(
+        default_factory=lambda: FlagConfig(folder="illustration"),
+        description="Which files are illustrations (the CSV's Illustration column).",
+    )
+    mature: FlagConfig = Field(
+        default_factory=lambda: FlagConfig(folder="mature"),
+        description="Which files are mature content (the CSV's Mature Content column).",
+    )
     routes: list[RouteConfig] = Field(
         default_factory=list, description="[[routes]]: send some files to some platforms."
     )
     notify: NotifyConfig | None = Field(
         None, description="Messages when a batch ends, a platform pauses, files fail."
     )
+    web: WebConfig = Field(default_factory=WebConfig, description="The local web page (docs/api.md).")
     allow_insecure_config: bool = Field(
         False,
         description="Run even though this file holds a password that other users can read"

@@ -30,7 +30,10 @@ class RenamedKey:
 
 #: Every key renamed since 0.1.0, oldest first. When a key is renamed again, point its earlier
 #: entries at the newest name (tests/unit/test_config_renames.py checks the table's shape).
-RENAMED_KEYS: tuple[RenamedKey, ...] = ()
+RENAMED_KEYS: tuple[RenamedKey, ...] = (
+    # Video rules sit with the other kinds' rules (vector, ai, categories) since issue 15.
+    RenamedKey(old="platforms.*.video", new="platforms.*.rules.video", version="0.1.0"),
+)
 
 
 def apply_renames(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:

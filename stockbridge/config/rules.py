@@ -12,6 +12,9 @@ from pydantic import Field, field_validator, model_validator
 
 from stockbridge.assets import mediatypes
 from stockbridge.config.base import _check_remote_dir, _Model
+from stockbridge.config.categories import AiRule, CategoryRule
+from stockbridge.config.vector import VectorRules
+from stockbridge.config.video import VideoRules
 
 
 class KeywordRule(_Model):
@@ -153,13 +156,36 @@ class RulesConfig(_Model):
     editorial: Literal["accept", "reject"] | EditorialRoute = Field(
         "accept", description='Editorial files: "accept", "reject", or { remote_dir = "..." }.'
     )
+    ai: AiRule = Field(
+        default_factory=AiRule,
+        description="AI-generated files: accept or reject, and what an accepted one needs (manual steps, CSV cells).",
+    )
+    categories: CategoryRule = Field(
+        default_factory=CategoryRule,
+        description="The agency's categories, how yours map onto them, and whether a file needs one.",
+    )
+    vector: VectorRules = Field(
+        default_factory=VectorRules,
+        description="Vectors (EPS, AI, SVG) and their previews: formats, version, size, how they travel.",
+    )
+    video: VideoRules | None = Field(
+        None, description="What the platform takes of video clips (MP4, MOV); unset: no video."
+    )
 
     @field_validator("formats")
     @classmethod
     def _known_formats(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
+        for item in value:
+            media = mediatypes.from_config(item)
+            if media is not None and media.kind == mediatypes.VECTOR:
+                raise ValueError(
+                    f"{item!r} is a vector format: list it in the vector table's formats"
+                    f' ([platforms.NAME.rules.vector] formats = ["{media.name}"])'
+                )
         unknown = [item for item in value if mediatypes.from_config(item) is None]
         if unknown:
-            raise ValueError(f"unknown format {unknown[0]!r}; known: {', '.join(mediatypes.names())}")
+            known = ", ".join(mediatypes.names(mediatypes.RASTER))
+            raise ValueError(f"unknown format {unknown[0]!r}; known: {known}")
         return [media.name for item in value if (media := mediatypes.from_config(item)) is not None]

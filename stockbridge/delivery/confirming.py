@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stockbridge.delivery.batch import Batch
 from stockbridge.delivery.policy import LOW_LEVEL_RETRIES, message_of
@@ -24,6 +24,8 @@ from stockbridge.errors import TransportError
 from stockbridge.ledger import states
 from stockbridge.ledger.store import Job
 from stockbridge.transports import PutResult, Transport
+from stockbridge.transports.base import Progress
+from stockbridge.transports.resume import ResumeOffer
 
 if TYPE_CHECKING:
     from stockbridge.delivery.uploader import PlatformUploader
@@ -68,6 +70,25 @@ class Unconfirmed:
         return len(self.sent) >= CONFIRM_EVERY_FILES or (
             bool(self.sent) and time.monotonic() - self.since >= CONFIRM_EVERY_SECONDS
         )
+
+
+def put_file(
+    transport: Transport,
+    local: Path,
+    name: str,
+    progress: Progress,
+    offer: ResumeOffer | None,
+    waiting: Unconfirmed | None,
+) -> PutResult:
+    """``transport.put`` with only the keywords this upload needs: a resume offer (large files,
+    delivery/resuming.py) and ``verify=False`` where the transport checks in batches (FTP, SFTP);
+    a transport without those parameters is called as before."""
+    extra: dict[str, Any] = {}
+    if offer is not None:
+        extra["resume"] = offer
+    if waiting is not None and transport.checks_in_batches:
+        extra["verify"] = False
+    return transport.put(local, name, progress=progress, **extra)
 
 
 def confirm_sent(

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, stage_release
+from stockbridge.assets.vector import probe as probe_vector
+from stockbridge.assets.video import ProbeUnavailable, probe
 from stockbridge.config.models import PlatformConfig
 from stockbridge.delivery.connection import join_remote
 from stockbridge.delivery.policy import describe_unexpected
@@ -46,7 +49,33 @@ def reingest(pipeline: Pipeline, sha256: str) -> Ingested | None:
     result = pipeline.exiftool.read([object_path], extra_tags=pipeline._extra_tags())[object_path]
     if isinstance(result, MetadataError):
         return None
-    return Ingested(sha256, Path(asset.path), asset.size, object_path, asset.file_type, result, (0, 0, 0, 0))
+    clip = None
+    if mediatypes.is_video(asset.file_type):
+        try:
+            answer = probe(object_path, asset.file_type or "")
+        except ProbeUnavailable as exc:
+            logger.warning("{}: {}", Path(asset.path).name, exc)
+            return None
+        if isinstance(answer, str):
+            return None
+        clip = answer
+    vector = None
+    if asset.file_type and mediatypes.is_vector(asset.file_type):
+        try:
+            vector = probe_vector(object_path, asset.file_type)
+        except InputError:
+            return None  # Ghostscript is missing: looked at again once it is there
+    return Ingested(
+        sha256,
+        Path(asset.path),
+        asset.size,
+        object_path,
+        asset.file_type,
+        result,
+        (0, 0, 0, 0),
+        clip=clip,
+        vector=vector,
+    )
 
 
 def activate_held(
@@ -57,7 +86,10 @@ def activate_held(
     platform = pipeline.platforms[job.platform]
     verdict = evaluate(job.platform, facts, platform.rules)
     if verdict.verdict != ACCEPT:
-        return "; ".join(verdict.reasons)
+        reason = "; ".join(verdict.reasons)
+        if reason != job.reason:
+            pipeline.ledger.set_state(job.id, states.HELD, reason)  # the rules changed: say why now
+        return reason
     if not resend and pipeline._held_as_reexport(item, job.platform, platform, job):
         return pipeline.ledger.job(job.id).reason
     try:

@@ -83,13 +83,18 @@ def look(
     if not due:
         return idle  # outside every window or over today's cap: left pending, shown as scheduled
     capped = later is not None  # today's cap closes the batch: nothing more may join it
+    fitted = uploader.fit_batch(due)  # clips over rules.video.max_clips_per_batch wait for the next batch
     if cadence.fill_batches:
         oldest = min(job.created_at for job in due)
         retrying = any(job.attempts > 0 for job in due)
-        full = len(due) >= max_files or now - oldest >= uploader.platform.batch.max_wait_seconds
+        full = (
+            len(due) >= max_files
+            or len(fitted) < len(due)
+            or now - oldest >= uploader.platform.batch.max_wait_seconds
+        )
         if not (full or retrying or capped):
             return max(0.05, min(5.0, oldest + uploader.platform.batch.max_wait_seconds - now))
-    due = uploader.claim(due)
+    due = uploader.claim(fitted)
     if not due:
         return 0.05  # another connection of this platform took them
     more = None if capped else top_up(uploader, ingest_done, cadence.linger)

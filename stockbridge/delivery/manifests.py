@@ -10,8 +10,13 @@ each file; any other header takes its text from ``csv.values`` (empty if none):
     Keywords, Tags                 keywords joined with ", ", in order
     Editorial                      "Yes" or "No"
     Releases, Model release        release names joined with ", "
+    Categories, Category           this platform's categories for the file, joined with ","
+    Illustration, Mature Content   "Yes" when the file carries the flag; else csv.values, else "No"
+    (also Mature content, Mature)
 
-A known header whose value is empty also falls back to ``csv.values``. Every cell that a
+A known header whose value is empty also falls back to ``csv.values``, so a fixed
+``csv.values.Categories`` is the default for files without a category of their own. An AI file's
+cells from ``rules.ai.csv`` come before everything else. Every cell that a
 spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, TAB, CR or NUL) gets
 a leading ``'`` (OWASP, CSV injection; ASVS 1.2.10). The file is UTF-8 without a BOM, written
 to a temporary name and renamed, so a reader never sees half a manifest.
@@ -23,8 +28,8 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
 #: Keywords in one cell, as the agencies that document it write them: comma-separated.
 KEYWORD_SEPARATOR = ", "
+#: Categories in one cell: Shutterstock's help shows them comma-separated (the cell is quoted).
+CATEGORY_SEPARATOR = ","
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,38 @@ class ManifestRow:
     keywords: tuple[str, ...]
     editorial: bool
     releases: tuple[str, ...]
+    categories: tuple[str, ...] = ()
+    illustration: bool = False
+    mature: bool = False
+    #: Cells for this file only, header → value (an AI file's ``rules.ai.csv``).
+    cells: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_meta(cls, filename: str, meta: Mapping[str, object]) -> ManifestRow:
+        """The row of a job sent as ``filename``, from the metadata its ledger entry recorded."""
+        return cls(
+            filename=filename,
+            title=None if meta.get("title") is None else str(meta.get("title")),
+            description=None if meta.get("description") is None else str(meta.get("description")),
+            keywords=_texts(meta.get("keywords")),
+            editorial=bool(meta.get("editorial")),
+            releases=_texts(meta.get("releases")),
+            categories=_texts(meta.get("categories")),
+            illustration=bool(meta.get("illustration")),
+            mature=bool(meta.get("mature")),
+            cells=cells_from(meta.get("csv")),
+        )
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(str(item) for item in value) if isinstance(value, list) else ()
+
+
+def cells_from(value: object) -> dict[str, str]:
+    """A job's recorded ``csv`` cells (JSON from the ledger) as header → text; anything else: none."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(header): str(text) for header, text in value.items() if isinstance(text, str)}
 
 
 def _description(row: ManifestRow) -> str:
@@ -67,6 +106,15 @@ _KNOWN: dict[str, Callable[[ManifestRow], str]] = {
     "editorial": lambda row: "Yes" if row.editorial else "No",
     "releases": lambda row: KEYWORD_SEPARATOR.join(row.releases),
     "model release": lambda row: KEYWORD_SEPARATOR.join(row.releases),
+    # Shutterstock: "one or two from the list, comma-separated" (submit.shutterstock.com/help/en/articles/10617486).
+    "categories": lambda row: CATEGORY_SEPARATOR.join(row.categories),
+    "category": lambda row: CATEGORY_SEPARATOR.join(row.categories),
+}
+#: Yes/No flags: "Yes" for a flagged file; otherwise csv.values (a fixed default), else "No".
+_FLAGS: dict[str, Callable[[ManifestRow], bool]] = {
+    "illustration": lambda row: row.illustration,
+    "mature content": lambda row: row.mature,
+    "mature": lambda row: row.mature,
 }
 
 
@@ -113,13 +161,20 @@ def write_manifest(path: Path, csv_config: CsvConfig, rows: Sequence[ManifestRow
 
 def _cell(header: str, row: ManifestRow, csv_config: CsvConfig, values_by_header: dict[str, str]) -> str:
     key = " ".join(header.split()).casefold()
+    own = {name.casefold(): value for name, value in row.cells.items()}
+    if header.casefold() in own:
+        return own[header.casefold()]
     fill = _KNOWN.get(key)
     value = fill(row) if fill is not None else ""
+    flag = _FLAGS.get(key)
+    if flag is not None and flag(row):
+        value = "Yes"
     if value:
         return value
     if header in csv_config.values:
         return csv_config.values[header]
-    return values_by_header.get(header.casefold(), "")
+    fixed = values_by_header.get(header.casefold(), "")
+    return fixed or ("No" if flag is not None else "")
 
 
 def write_release_report(

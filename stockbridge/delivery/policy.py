@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import enum
 import random
+import re
 import time
 from dataclasses import dataclass
 
@@ -97,6 +98,7 @@ class PauseKind(str, enum.Enum):
     SETUP = "setup"
     CONFIG = "config"
     UNREACHABLE = "unreachable"
+    MANUAL = "manual"  # `stockbridge pause` or the page: only a resume (or retry) lifts it
 
     def __str__(self) -> str:
         return self.value
@@ -186,3 +188,48 @@ def _pause_for(error: TransportError) -> Decision | None:
             Action.PAUSE_PLATFORM, f"setup problem on the server: {message}", pause=PauseKind.SETUP
         )
     return None
+
+
+#: Our words before a server's (or a library's) own in a reason: ``"login refused: 530 ..."``.
+_OURS_THEN_THEIRS = (
+    "the server refused this file",
+    "login refused",
+    "server identity not trusted",
+    "server full or quota used up",
+    "setup problem on the server",
+    "configuration problem",
+)
+_GAVE_UP = re.compile(r"gave up after \d+ attempts(?=: )")
+_ATTEMPT = re.compile(r"(attempt \d+ failed) \(.*\)(; retrying in \d+ s)$", re.DOTALL)
+_UNREACHABLE = "cannot reach the server ("
+#: What an FTP refusal's code means, in words a photographer can act on (RFC 959, RFC 3659).
+_REPLY_CODE = re.compile(r"\b(55[0-3])\b")
+_REFUSALS = {
+    "550": "not allowed there",
+    "551": "not allowed there",
+    "552": "too large, or the account's space is used up",
+    "553": "the server does not accept this file name",
+}
+
+
+def plain_reason(reason: str | None) -> str | None:
+    """``reason`` in our own words only: the server's reply and anything a library said after them
+    is left out (it may name the host, the login or a path on the server). ``status`` shows this;
+    ``status --detail`` and the log keep the whole reason."""
+    if reason is None:
+        return None
+    closing = ")" if reason.endswith(")") else ""
+    for words in _OURS_THEN_THEIRS:
+        at = reason.find(words + ": ")
+        if at >= 0:
+            code = _REPLY_CODE.search(reason, at)
+            meaning = f" ({_REFUSALS[code.group(1)]})" if code and words == _OURS_THEN_THEIRS[0] else ""
+            return reason[: at + len(words)] + meaning + (closing if "(" in reason[:at] else "")
+    if (gave_up := _GAVE_UP.search(reason)) is not None:
+        return reason[: gave_up.end()]
+    if (attempt := _ATTEMPT.search(reason)) is not None:
+        return reason[: attempt.start()] + attempt.group(1) + attempt.group(2)
+    at = reason.find(_UNREACHABLE)
+    if at >= 0:
+        return reason[: at + len(_UNREACHABLE) - 2]
+    return reason

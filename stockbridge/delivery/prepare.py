@@ -27,7 +27,7 @@ from loguru import logger
 from stockbridge.assets import mediatypes
 from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal
 from stockbridge.config.models import Config, PlatformConfig
-from stockbridge.delivery import reexport
+from stockbridge.delivery import reexport, vectors
 from stockbridge.delivery.connection import join_remote
 from stockbridge.delivery.held import activate_held, queue_releases, reconsider_held, reingest
 from stockbridge.delivery.policy import describe_unexpected
@@ -38,12 +38,15 @@ from stockbridge.errors import (
 )
 from stockbridge.intake.notices import REFUSED
 from stockbridge.ledger import states
+from stockbridge.ledger.records import Writing
 from stockbridge.ledger.store import Job, Ledger
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import metadata_tags
 from stockbridge.render.images import RenderError, UndecodableError, keep_image_memory, render
 from stockbridge.render.pixels import check_decodable
+from stockbridge.render.thumbnail import ThumbnailMaker
 from stockbridge.rules.assess import assess, routed_platforms
+from stockbridge.rules.categories import extra_tags
 from stockbridge.rules.measures import against
 from stockbridge.rules.naming import remote_name
 from stockbridge.rules.plan import ACCEPT, HOLD, AssetFacts, Verdict, evaluate
@@ -85,6 +88,8 @@ class Pipeline:
         self._workers: ThreadPoolExecutor | None = None
         self._worker_tools: list[ExifTool] = []
         self._worker_tools_lock = threading.Lock()
+        #: The web page's thumbnails, made off the upload path.
+        self.thumbnails = ThumbnailMaker(self.state_dir)
 
     @property
     def platforms(self) -> dict[str, PlatformConfig]:
@@ -127,6 +132,7 @@ class Pipeline:
         if self._workers is not None:
             self._workers.shutdown(wait=True, cancel_futures=True)
             self._workers = None
+        self.thumbnails.close()
         with self._worker_tools_lock:
             tools, self._worker_tools = self._worker_tools, []
         for tool in tools:
@@ -161,6 +167,8 @@ class Pipeline:
             logger.info("{}: a release; files waiting for one are looked at again", path.name)
             self.reconsider_held()
             return None
+        if vectors.passed_over_as_preview(self, path):  # it travels with its vector, never as a photo
+            return None
         if not os.path.lexists(path):
             return None
         if self.done_before(path) is not None:
@@ -183,6 +191,8 @@ class Pipeline:
             logger.bind(file=path.name).warning("{}: {}", path.name, refusal(path, exc))
             self.ledger.note(str(path), REFUSED, refusal(path, exc))  # `status` lists it as not taken
             return None
+        if self.config.web.enabled and item.object_path is not None:  # the page's picture, in the background
+            self.thumbnails.later(item.sha256, item.object_path, item.file_type)
         # One file at a time per content: the same photo exported twice and prepared side by side
         # is planned once, and the second is told it is a copy.
         with self._content_locks[int(item.sha256[:4], 16) % len(self._content_locks)]:
@@ -195,6 +205,8 @@ class Pipeline:
                 fingerprint=item.fingerprint,
                 photo_id=self.photo_of(item),
             )
+            if item.vector is not None:
+                vectors.retire_preview_photos(self, path)  # a preview that came first was no photo
             missing = [name for name in self.platforms if not self.ledger.has_job(item.sha256, name)]
             if not missing:
                 if known is None:
@@ -215,7 +227,8 @@ class Pipeline:
                     self._create_job(item, facts, name, self.platforms[name], routed)
                 except Exception as exc:  # one platform's surprise never costs the others their answer
                     self._record_unexpected(item, name, exc)
-            return item
+        vectors.preview_came_meanwhile(self, path, facts)
+        return item
 
     def _record_unexpected(self, item: Ingested, name: str, exc: Exception) -> None:
         """A ``failed`` job for ``name`` when an unforeseen error kept it from getting one (once
@@ -239,6 +252,8 @@ class Pipeline:
         anyway: it is made first and stands in for the check, one decode instead of two (~70 ms
         per 24 MP file). Its copy is then there for that platform's job."""
         assert item.object_path is not None and item.file_type is not None
+        if item.clip is not None or facts.vector is not None:
+            return None  # checked whole at ingest: a clip's boxes and ffprobe, a vector's probe
         for name in names:
             if routed is not None and name not in routed:
                 continue
@@ -257,11 +272,10 @@ class Pipeline:
         return check_decodable(item.object_path, item.file_type, name=item.path.name)
 
     def _extra_tags(self) -> tuple[str, ...]:
-        field = self.config.editorial.field
-        return (field,) if field else ()
+        return extra_tags(self.config)  # editorial, AI, categories, flags (rules/categories.py)
 
     def facts_for(self, item: Ingested) -> AssetFacts:
-        return assess(item, self.config)
+        return assess(item, self.config, self.exiftool)
 
     def _routed_platforms(self, item: Ingested) -> frozenset[str] | None:
         return routed_platforms(item, self.config)
@@ -300,7 +314,12 @@ class Pipeline:
             state = states.HELD if verdict.verdict == HOLD else states.REJECTED
             reason = "; ".join(verdict.reasons)
             self.ledger.create_job(
-                sha256=item.sha256, platform=name, state=state, reason=reason, changes=verdict.changes
+                sha256=item.sha256,
+                platform=name,
+                state=state,
+                reason=reason,
+                changes=verdict.changes,
+                meta={"clip": facts.clip.as_meta()} if facts.clip is not None else None,  # status shows it
             )
             # Held needs the user (a title, a release): a WARNING, once per file and platform, each
             # with that platform's reason. Rejected is an answer: INFO, so -q leaves it out.
@@ -347,8 +366,11 @@ class Pipeline:
             if not resend and self._held_as_reexport(item, name, platform, held, tell=True):
                 return
             remote_dir = join_remote(platform.remote_dir, verdict.remote_dir)
-            remote = self._free_remote_name(name, platform, item, output_type, remote_dir)
+            naming_type = item.file_type if output_type == "zip" and item.file_type else output_type
+            remote = self._free_remote_name(name, platform, item, naming_type, remote_dir)
+            remote = vectors.zip_remote_name(remote, output_type)
             release_jobs = queue_releases(self, item, name, platform, verdict, remote)
+            preview = vectors.queue_preview(self, item, facts, name, platform, verdict, remote)
             changes = list(verdict.changes)
             meta: dict[str, object] = {
                 "title": verdict.title if verdict.title is not None else facts.title,
@@ -356,7 +378,17 @@ class Pipeline:
                 "keywords": list(verdict.keywords if verdict.keywords is not None else facts.keywords),
                 "editorial": facts.editorial,
                 "releases": release_jobs,
+                "categories": list(verdict.categories),
+                "illustration": facts.illustration,
+                "mature": facts.mature,
+                "ai": facts.ai,
+                "manual": list(verdict.manual),
+                "csv": dict(verdict.csv),
             }
+            if preview:  # status shows the pair as one asset
+                meta["preview"] = preview
+            if facts.clip is not None:
+                meta["clip"] = facts.clip.as_meta()  # status, history, the batch's clip cap
             if held is not None:
                 self.ledger.activate(
                     held.id,
@@ -417,14 +449,16 @@ class Pipeline:
             logger.warning("held {} for {}: {}", item.path.name, name, reason)
             return True
 
-    def begin_upload(self, job_id: int, batch_id: int) -> Job | None:
+    def begin_upload(self, job_id: int, batch_id: int, writing: Writing | None = None) -> Job | None:
         """The upload intent (``Ledger.begin_upload``), or None: a newer export of the same photo
         came before this job's first attempt, and it is rejected as superseded (reexport.py)."""
         with self._photo_lock:
             job = self.ledger.job(job_id)
+            if not vectors.check_before_upload(self, job):  # a vector came beside it: a preview
+                return None
             newer = reexport.newer_version(self.ledger, job)
             if newer is None:
-                return self.ledger.begin_upload(job_id, batch_id)
+                return self.ledger.begin_upload(job_id, batch_id, writing)
             reexport.supersede(self.ledger, job, newer.path)
         return None
 
@@ -450,6 +484,8 @@ class Pipeline:
     def _prepare(self, item: Ingested, facts: AssetFacts, verdict: Verdict) -> tuple[Path, str]:
         """The exact file to send and its type: the private copy, or a derived copy."""
         assert item.object_path is not None and item.file_type is not None
+        if facts.vector is not None:
+            return vectors.prepare_vector(self, item, facts, verdict)
         if not verdict.needs_copy:
             return item.object_path, item.file_type  # byte-identical: no decode, no re-encode
         output_type = verdict.render.output_format if verdict.render is not None else item.file_type

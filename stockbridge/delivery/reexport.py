@@ -125,13 +125,14 @@ def superseded_reason(newer_path: Path | str) -> str:
     )
 
 
-def resend(pipeline: Pipeline, path: Path, platform: str) -> Job:
+def resend(pipeline: Pipeline, path: Path, platform: str, *, sha256: str | None = None) -> Job:
     """``stockbridge resend``: send the file at ``path`` to ``platform`` although an earlier version
     of the photo went there. Its held job goes pending the normal way (the rules, the copy, a remote
     name of its own when the old one is taken); the service or ``stockbridge once`` sends it,
-    verified as any upload. Returns the job (pending); raises when there is nothing to resend."""
+    verified as any upload. Returns the job (pending); raises when there is nothing to resend.
+    ``sha256``: the content already known (the web page), else the file at ``path`` as it is now."""
     ledger = pipeline.ledger
-    sha256 = pipeline.known(path)
+    sha256 = sha256 or pipeline.known(path)
     if sha256 is None:
         raise StockbridgeError(
             f"{path}: not taken in its current form",

@@ -19,8 +19,9 @@ import loguru
 from loguru import logger
 
 from stockbridge.config.models import PlatformConfig
-from stockbridge.delivery.batch import Batch, GroupOutcome, Outcome
-from stockbridge.delivery.confirming import Unconfirmed, confirm_sent, record_uploaded
+from stockbridge.delivery import resuming
+from stockbridge.delivery.batch import Batch, GroupOutcome, Outcome, capped_top_up, clip_cap, fit_clips
+from stockbridge.delivery.confirming import Unconfirmed, confirm_sent, put_file, record_uploaded
 from stockbridge.delivery.connection import transport_settings
 from stockbridge.delivery.manifests import ManifestRow, write_manifest, write_release_report
 from stockbridge.delivery.pace import Clock
@@ -33,7 +34,7 @@ from stockbridge.delivery.policy import (
     decide_upload,
     message_of,
 )
-from stockbridge.delivery.prepare import Pipeline, _text, _texts
+from stockbridge.delivery.prepare import Pipeline
 from stockbridge.errors import (
     ConfigError,
     RemoteRejectedError,
@@ -87,6 +88,8 @@ class PlatformUploader:
         self.retry = retry
         self.stop = stop or threading.Event()
         self.on_outcome = on_outcome
+        #: ``on_progress(job, bytes_sent)`` while a file goes (the web page's progress; cheap, no I/O).
+        self.on_progress: Callable[[Job, int], None] | None = None
         #: Consecutive failures to connect; reset by a successful login.
         self.connect_failures = 0
         #: Local wall-clock time for the platform's schedule (replaceable in tests).
@@ -127,6 +130,10 @@ class PlatformUploader:
             claimed = set(self._claimed)
         jobs = self.ledger.due_jobs(self.name, now, limit + len(claimed))
         return [job for job in jobs if job.id not in claimed][:limit]
+
+    def fit_batch(self, jobs: list[Job]) -> list[Job]:
+        """``jobs`` without the clips over ``rules.video.max_clips_per_batch`` (the next batch's)."""
+        return fit_clips(jobs, clip_cap(self.platform))
 
     def joining(self, remote_dir: str | None, limit: int) -> list[Job]:
         """Due jobs that may join a batch open on ``remote_dir``. A file whose releases go to a
@@ -209,7 +216,8 @@ class PlatformUploader:
     def _tidy_one(self, transport: Transport, job: Job, atomic: bool) -> None:
         if job.remote_name is None:
             return
-        if atomic:
+        log, keep = self._log(job, states.PENDING), resuming.keep_at_start  # a partial to resume?
+        if atomic and not keep(transport, job, job.remote_name + TEMP_SUFFIX, log):
             transport.delete(job.remote_name + TEMP_SUFFIX)
         size = transport.size(job.remote_name)
         if size is not None and size == job.upload_size:
@@ -218,9 +226,9 @@ class PlatformUploader:
                 "{} → {}: already on the server at full size (finished before a restart)", job.path, self.name
             )
             self._report(job.id, None)
-        elif size is not None and not atomic:
+        elif size is not None and not atomic and not keep(transport, job, job.remote_name, log, size):
             transport.delete(job.remote_name)
-            self._log(job, states.PENDING).warning(
+            log.warning(
                 "{} → {}: removed the partial {} ({} of {} bytes) an interrupted upload left; it goes again",
                 Path(job.path).name,
                 self.name,
@@ -241,6 +249,8 @@ class PlatformUploader:
         if not jobs:
             return None
         batch = Batch(self.ledger.open_batch(self.name, len(jobs)), self.name, list(jobs))
+        if more is not None and clip_cap(self.platform) is not None:
+            more = capped_top_up(more, batch, clip_cap(self.platform), self.unclaim)
         groups: dict[str | None, list[Job]] = {}
         for job in sorted(jobs, key=lambda job: (job.kind != "release", job.id)):
             groups.setdefault(job.remote_dir, []).append(job)
@@ -363,7 +373,9 @@ class PlatformUploader:
         none, the batch stops)."""
         tries = 0
         while True:
-            if self.stop.is_set():
+            if (
+                self.stop.is_set() or self.ledger.pause_of(self.name) is not None
+            ):  # e.g. `pause`: before the next file
                 return Outcome.STOP, transport
             try:
                 return self._send(batch, transport, job, tries, waiting), transport
@@ -411,17 +423,7 @@ class PlatformUploader:
             fresh = self.ledger.job(job.id)
             if fresh.kind != "image" or fresh.state != states.UPLOADED or fresh.remote_name is None:
                 continue
-            meta = fresh.meta or {}
-            rows.append(
-                ManifestRow(
-                    filename=fresh.remote_name,
-                    title=_text(meta.get("title")),
-                    description=_text(meta.get("description")),
-                    keywords=_texts(meta.get("keywords")),
-                    editorial=bool(meta.get("editorial")),
-                    releases=_texts(meta.get("releases")),
-                )
-            )
+            rows.append(ManifestRow.from_meta(fresh.remote_name, fresh.meta or {}))
         if not rows:
             return
         name = csv_config.path.format(platform=self.name, batch=batch_id, date=time.strftime("%Y-%m-%d"))
@@ -447,8 +449,7 @@ class PlatformUploader:
     def _send(
         self, batch: Batch, transport: Transport, job: Job, tries: int, waiting: Unconfirmed | None = None
     ) -> Outcome:
-        """Send one file and record its answer (``waiting``: its check joins theirs), or raise
-        ``_Retry`` (the policy's RETRY_NOW)."""
+        """Send one file and record its answer (or give its check to ``waiting``); may raise _Retry."""
         if not job.remote_name or not job.upload_path:
             # Nothing was prepared for it (its copy failed): `retry` prepares it again.
             self.ledger.set_state(job.id, states.FAILED, "no prepared copy to send; run `stockbridge retry`")
@@ -478,22 +479,23 @@ class PlatformUploader:
             )
             self._report(job.id, batch)
             return Outcome.FAILED
-        began = self.pipeline.begin_upload(job.id, batch.id)  # intent is durable before the first byte
+        atomic, log = transport.settings.atomic_rename, self._log(job, states.UPLOADING, batch.id)
+        writing, offer = resuming.plan(self.ledger, job, local, atomic, self.name, log)
+        began = self.pipeline.begin_upload(job.id, batch.id, writing)  # durable before the first byte
         if began is None:  # a newer export of the same photo superseded it (delivery/reexport.py)
             self._report(job.id, batch)
             return Outcome.SUPERSEDED
         job = began
         started = time.monotonic()
 
-        def progress(_sent: int) -> None:
+        def progress(sent: int) -> None:
             if self.stop.is_set():
                 raise Stopped()
+            if self.on_progress is not None:
+                self.on_progress(job, sent)
 
-        try:  # checked under its final name later, with others (delivery/confirming.py)
-            if waiting is not None and transport.checks_in_batches:
-                result = transport.put(local, job.remote_name or "", progress, verify=False)
-            else:
-                result = transport.put(local, job.remote_name or "", progress=progress)
+        try:  # a resume offer only for large files; FTP/SFTP check later (delivery/confirming.py)
+            result = put_file(transport, local, job.remote_name or "", progress, offer, waiting)
         except Stopped:
             return self._abandoned(job)
         except (TransportError, OSError) as exc:

@@ -145,6 +145,9 @@ class FTPServerThread:
     #: ``(file name, bytes)`` of every file that arrived under a name: after each STOR (a cut-off
     #: one too: in FTP's stream mode an early close looks like the end of the file) and each RNTO.
     arrived: list[tuple[str, int]] = field(default_factory=list)
+    #: ``(file name, bytes)`` each upload's data connection carried, whole or cut: a resumed
+    #: upload carries only the bytes the server did not have.
+    received: list[tuple[str, int]] = field(default_factory=list)
     #: Called with the local path of every file that arrives under its final name (after STOR,
     #: and after RNTO): stands in for an agency's ingest robot that moves files away at once.
     ingest: Callable[[Path], None] | None = None
@@ -205,6 +208,11 @@ class FTPServerThread:
 
             def on_incomplete_file_received(self, file: str) -> None:
                 server._arrived(Path(file))
+
+            def log_transfer(self, cmd: str, filename: str, receive: bool, **details: Any) -> None:
+                if receive:
+                    server.received.append((Path(filename).name, int(details.get("bytes", 0))))
+                super().log_transfer(cmd, filename, receive, **details)
 
             def ftp_RNTO(self, path: str) -> Any:
                 renamed = super().ftp_RNTO(path)

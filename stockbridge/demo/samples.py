@@ -45,8 +45,8 @@ def make_image(
     included. PNG gets XMP only: IPTC in PNG is non-standard and ExifTool warns about it. Without
     an ``exiftool`` a short-lived one is started (~0.2 s); pass one when making many images.
     """
-    if mediatypes.get(fmt) is None:
-        raise ValueError(f"fmt must be one of {', '.join(mediatypes.names())}, not {fmt!r}")
+    if fmt not in mediatypes.names(mediatypes.RASTER):
+        raise ValueError(f"fmt must be one of {', '.join(mediatypes.names(mediatypes.RASTER))}, not {fmt!r}")
     if width < 1 or height < 1:
         raise ValueError("width and height must be positive")
     path.parent.mkdir(parents=True, exist_ok=True)

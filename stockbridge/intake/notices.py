@@ -14,6 +14,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from stockbridge.config.models import WatchConfig
@@ -41,21 +42,29 @@ def skipped_kind(what: str) -> str:
 class NoticeBoard:
     """The watcher's callbacks for ``run`` and ``once``: each records one notice in the ledger."""
 
-    def __init__(self, ledger: Ledger, watch: WatchConfig) -> None:
+    def __init__(
+        self, ledger: Ledger, watch: WatchConfig, on_note: Callable[[Path], None] | None = None
+    ) -> None:
         self.ledger = ledger
         self.watch = watch
+        #: Told after each notice is recorded (the web page's "notice" event).
+        self.on_note = on_note
 
     def skipped(self, path: Path, what: str) -> None:
         self.ledger.note(str(path), skipped_kind(what), what)
+        if self.on_note is not None:
+            self.on_note(path)
 
     def unstable(self, path: Path) -> None:
         self.ledger.note(
             str(path),
             UNSTABLE,
             f"still changing after {self.watch.max_settle_seconds:g} s; taken once it stays unchanged for"
-            f" {self.watch.settle_seconds:g} s after its next change (only a slow copy? raise"
+            f" {self.watch.settle_seconds:g} s (only a slow copy? raise"
             " [watch] max_settle_seconds)",
         )
+        if self.on_note is not None:
+            self.on_note(path)
 
     def still_changing(self, path: Path) -> None:
         """``once``: still being written when the run ended its wait; the next run looks again."""

@@ -77,7 +77,7 @@ class SettleTracker:
     differs). ``due()`` re-stats every path whose timer
     has run for ``settle_seconds``: unchanged ones are returned (once) and forgotten, changed ones
     start over. A path still changing after ``max_settle_seconds`` goes to :meth:`unstable` once and
-    is dropped until it changes again.
+    stays watched: it is handed out as soon as it stays unchanged for ``settle_seconds``.
 
     Each settled fingerprint of a path is returned at most once: a later ``touch`` that finds the same
     fingerprint (a rescan, an event caused by someone reading the file) is a no-op, while a real
@@ -171,11 +171,12 @@ class SettleTracker:
         return reported
 
     def _give_up_if_too_long(self, path: Path, entry: _Pending, now: float) -> None:
+        # Reported once, and still watched: a new episode starts, so a file whose writer finishes
+        # now is taken once it stays unchanged for settle_seconds. (Dropping it here, as before,
+        # lost a file whose last write fell into an episode already max_settle_seconds old:
+        # its final bytes were remembered as given up and never looked at again.)
         if now - entry.first_seen >= self.max_settle_seconds:
-            del self._pending[path]
-            # Remembered as done so a rescan that sees the same bytes does not start the clock again;
-            # the next real change does.
-            self._done[path] = entry.fingerprint
+            entry.first_seen = now
             if path not in self._reported_unstable:
                 self._reported_unstable.add(path)
                 self._unstable.append(path)

@@ -219,9 +219,9 @@ class Watcher:
             self._call(self._report_to_caller, path, what)
         for path in unstable:
             logger.warning(
-                "{} is unstable: still changing after {:g} s, so it is not uploaded. If something is"
-                " still writing it, let that finish: after its next change it is taken once it stays"
-                " unchanged for {:g} s. If it is only slow (a large copy to a share), raise"
+                "{} is unstable: still changing after {:g} s, so it is not uploaded yet. If something"
+                " is still writing it, let that finish: it is taken once it stays unchanged for"
+                " {:g} s. If it is only slow (a large copy to a share), raise"
                 " watch.max_settle_seconds",
                 path,
                 self._tracker.max_settle_seconds,

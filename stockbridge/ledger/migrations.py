@@ -87,6 +87,34 @@ CREATE TABLE IF NOT EXISTS notices (
 """
 
 
+_JOB_EVENTS = """
+CREATE TABLE IF NOT EXISTS job_events (
+    id        INTEGER PRIMARY KEY,
+    job_id    INTEGER NOT NULL,
+    sha256    TEXT NOT NULL,
+    platform  TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    reason    TEXT,
+    at        REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_events_by_sha256 ON job_events(sha256, id);
+INSERT INTO job_events (job_id, sha256, platform, state, reason, at)
+    SELECT id, sha256, platform, state, reason, updated_at FROM jobs ORDER BY id;
+CREATE TRIGGER IF NOT EXISTS job_events_created AFTER INSERT ON jobs
+BEGIN
+    INSERT INTO job_events (job_id, sha256, platform, state, reason, at)
+    VALUES (NEW.id, NEW.sha256, NEW.platform, NEW.state, NEW.reason, NEW.updated_at);
+END;
+CREATE TRIGGER IF NOT EXISTS job_events_moved AFTER UPDATE OF state, reason ON jobs
+WHEN NEW.state IS NOT OLD.state OR NEW.reason IS NOT OLD.reason
+BEGIN
+    INSERT INTO job_events (job_id, sha256, platform, state, reason, at)
+    VALUES (NEW.id, NEW.sha256, NEW.platform, NEW.state, NEW.reason, NEW.updated_at);
+END;
+CREATE INDEX IF NOT EXISTS assets_by_first_seen ON assets(first_seen);
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int  # user_version once applied
@@ -110,6 +138,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE assets ADD COLUMN photo_id TEXT;\n"
         "CREATE INDEX IF NOT EXISTS assets_by_photo ON assets(photo_id);\n"
         "CREATE INDEX IF NOT EXISTS assets_by_path ON assets(path);",
+    ),
+    Migration(
+        4,
+        "jobs.writing_name/writing_size/writing_sha256: the remote name an upload is writing (temporary or"
+        " final) and the size and SHA-256 of the file it sends, recorded before the first byte, so a cut"
+        " or crashed upload of a large file resumes only into a partial that is ours"
+        " (transports/resume.py); jobs.resumed_at/resumed_by: the offset its last attempt resumed from"
+        " and how the prefix was checked",
+        "ALTER TABLE jobs ADD COLUMN writing_name TEXT;\n"
+        "ALTER TABLE jobs ADD COLUMN writing_size INTEGER;\n"
+        "ALTER TABLE jobs ADD COLUMN writing_sha256 TEXT;\n"
+        "ALTER TABLE jobs ADD COLUMN resumed_at INTEGER;\n"
+        "ALTER TABLE jobs ADD COLUMN resumed_by TEXT;",
+    ),
+    Migration(
+        5,
+        "job_events: every state (and reason) a job has had, written by triggers so no code path can"
+        " forget it, for a file's own history on the web page; assets indexed by first_seen, the"
+        " page's newest-first order over 10,000 files",
+        _JOB_EVENTS,
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -41,6 +41,22 @@ class Job:
     meta: dict[str, object] | None = None
     verified_by: str | None = None  # "size", "listing", or a hash name ("sha256", ...); None: not known
     photo_id: str | None = None  # the asset's photo across exports (delivery/reexport.py)
+    #: A large file's upload (transports/resume.py): the remote name being written and the size
+    #: and SHA-256 of what is sent; where its last attempt resumed and how the prefix was checked.
+    writing_name: str | None = None
+    writing_size: int | None = None
+    writing_sha256: str | None = None
+    resumed_at: int | None = None
+    resumed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Writing:
+    """What an upload of a large file is about to write: recorded before its first byte."""
+
+    name: str  # the remote name written: temporary (``.part``) or final
+    size: int
+    sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,4 +113,9 @@ def job_from_row(row: sqlite3.Row) -> Job:
         meta=json.loads(row["meta"]) if row["meta"] else None,
         verified_by=row["verified_by"],
         photo_id=row["photo_id"],
+        writing_name=row["writing_name"],
+        writing_size=row["writing_size"],
+        writing_sha256=row["writing_sha256"],
+        resumed_at=row["resumed_at"],
+        resumed_by=row["resumed_by"],
     )

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from stockbridge.errors import StockbridgeError
 from stockbridge.ledger.migrations import MIGRATIONS, SCHEMA_VERSION, _statements
-from stockbridge.ledger.records import Asset, Batch, Job, Notice, Pause, job_from_row
+from stockbridge.ledger.records import Asset, Batch, Job, Notice, Pause, Writing, job_from_row
 from stockbridge.ledger.states import (
     ALLOWED,
     FAILED,
@@ -169,6 +169,12 @@ class Ledger:
         with self._lock:
             rows = self._db.execute("SELECT * FROM assets ORDER BY first_seen, path").fetchall()
         return [Asset(r["sha256"], r["path"], r["size"], r["file_type"], r["object_path"]) for r in rows]
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """A read-only query for reports (the web page's lists and counts); writes go through the
+        methods of this class, each one transaction."""
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
 
     # ---------------------------------------------------------------- files not taken
 
@@ -341,6 +347,14 @@ class Ledger:
             rows = self._db.execute(_JOB_SELECT + where + " ORDER BY jobs.id", params).fetchall()
         return [job_from_row(row) for row in rows]
 
+    def batch_jobs(self, batch_id: int) -> list[Job]:
+        """The jobs a batch sent (or tried to), in order (``history``'s manual steps per file)."""
+        with self._lock:
+            rows = self._db.execute(
+                _JOB_SELECT + " WHERE jobs.batch_id=? ORDER BY jobs.id", (batch_id,)
+            ).fetchall()
+        return [job_from_row(row) for row in rows]
+
     def due_jobs(self, platform: str, now: float, limit: int) -> list[Job]:
         """Pending jobs of ``platform`` whose backoff has expired, oldest first."""
         with self._lock:
@@ -390,15 +404,27 @@ class Ledger:
             _move(db, job_id, state)
             db.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id=?", params)
 
-    def begin_upload(self, job_id: int, batch_id: int) -> Job:
-        """Write-ahead intent: the job is ``uploading`` before the first byte is sent."""
+    def begin_upload(self, job_id: int, batch_id: int, writing: Writing | None = None) -> Job:
+        """Write-ahead intent: the job is ``uploading`` before the first byte is sent. ``writing``:
+        the remote name a large file is written to, and what is sent (a later attempt resumes only
+        into that); None for a file that always starts from zero."""
+        name, size, sha256 = (writing.name, writing.size, writing.sha256) if writing else (None, None, None)
         with self._transaction() as db:
             _move(db, job_id, UPLOADING)
             db.execute(
-                "UPDATE jobs SET state=?, attempts=attempts+1, batch_id=?, updated_at=? WHERE id=?",
-                (UPLOADING.value, batch_id, time.time(), job_id),
+                "UPDATE jobs SET state=?, attempts=attempts+1, batch_id=?, updated_at=?, writing_name=?,"
+                " writing_size=?, writing_sha256=?, resumed_at=NULL, resumed_by=NULL WHERE id=?",
+                (UPLOADING.value, batch_id, time.time(), name, size, sha256, job_id),
             )
         return self.job(job_id)
+
+    def record_resume(self, job_id: int, offset: int, checked_by: str) -> None:
+        """The upload going on now resumed from ``offset`` bytes already on the server."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET resumed_at=?, resumed_by=?, updated_at=? WHERE id=?",
+                (offset, checked_by, time.time(), job_id),
+            )
 
     def mark_uploaded(self, job_id: int, *, verified: bool, verified_by: str | None = None) -> None:
         """The server has the file. ``verified``: its size (and hash) were checked under the final
@@ -424,8 +450,8 @@ class Ledger:
                 )
                 _move(db, job_id, UPLOADED)
                 db.execute(
-                    "UPDATE jobs SET state=?, reason=?, verified=?, verified_by=?, uploaded_at=?, updated_at=?"
-                    " WHERE id=?",
+                    "UPDATE jobs SET state=?, reason=?, verified=?, verified_by=?, uploaded_at=?,"
+                    " updated_at=?, writing_name=NULL WHERE id=?",
                     (UPLOADED.value, reason, 1 if verified else 0, verified_by, now, now, job_id),
                 )
 
@@ -476,6 +502,15 @@ class Ledger:
             )
             for row in rows
         ]
+
+    def clips_in_batches(self) -> dict[int, int]:
+        """How many video clips each batch sent (a clip's job holds its ffprobe facts in meta)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT batch_id, COUNT(*) FROM jobs WHERE batch_id IS NOT NULL"
+                " AND json_extract(meta, '$.clip') IS NOT NULL GROUP BY batch_id"
+            ).fetchall()
+        return {int(row[0]): int(row[1]) for row in rows}
 
     # ---------------------------------------------------------------- platform pauses
 

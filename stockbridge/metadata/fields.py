@@ -21,9 +21,16 @@ from stockbridge.metadata.boilerplate import boilerplate
 # Read priority, first non-empty wins (design.md "Metadata"). Tags are requested and matched by
 # their family-1 group (-G1), so XMP and IPTC values never shadow each other. EXIF:ImageDescription
 # lives in IFD0, which is what -G1 calls it.
-TITLE_TAGS = ("XMP-dc:Title", "IPTC:ObjectName", "IPTC:Headline")
-DESCRIPTION_TAGS = ("XMP-dc:Description", "IPTC:Caption-Abstract", "IFD0:ImageDescription")
-KEYWORD_TAGS = ("XMP-dc:Subject", "IPTC:Keywords")
+# An SVG's XMP (in its <metadata>) comes from ExifTool's SVG table as SvgMetadataTitle etc., in
+# the XMP-dc group (Image/ExifTool/XMP.pm, SVG): read last, so they count only for an SVG.
+TITLE_TAGS = ("XMP-dc:Title", "IPTC:ObjectName", "IPTC:Headline", "XMP-dc:SvgMetadataTitle")
+DESCRIPTION_TAGS = (
+    "XMP-dc:Description",
+    "IPTC:Caption-Abstract",
+    "IFD0:ImageDescription",
+    "XMP-dc:SvgMetadataDescription",
+)
+KEYWORD_TAGS = ("XMP-dc:Subject", "IPTC:Keywords", "XMP-dc:SvgMetadataSubject")
 # Releases (design.md "Metadata"). With -n, ExifTool gives the PLUS status as its code ("MR-NON",
 # "MR-NAP", "MR-UMR", "MR-LMR"; "PR-..." likewise), the vocabulary URI prefix stripped
 # (Image/ExifTool/PLUS.pm, ModelReleaseStatus / PropertyReleaseStatus).

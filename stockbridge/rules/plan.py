@@ -20,9 +20,13 @@ from typing import TYPE_CHECKING, Literal
 from stockbridge.assets import mediatypes
 from stockbridge.config.rules import EditorialRoute, RulesConfig, TextRule
 from stockbridge.metadata.boilerplate import boilerplate
+from stockbridge.rules.ai import plan_ai
+from stockbridge.rules.categories import plan_categories
 from stockbridge.rules.measures import against, limit_text
 
 if TYPE_CHECKING:
+    from stockbridge.assets.vector import PreviewCheck, VectorProbe
+    from stockbridge.assets.video import ClipFacts
     from stockbridge.render.images import RenderSpec
     from stockbridge.render.pixels import ImageProps
 
@@ -51,10 +55,24 @@ class AssetFacts:
     #: Title/description text passed over as camera or software boilerplate (metadata/boilerplate.py).
     placeholders: tuple[str, ...] = ()
     props: ImageProps | None = None  # pixel facts from the file's header (mode, bits, ICC, orientation)
+    clip: ClipFacts | None = None  # a video's facts (ffprobe): planned by rules/video.py
     editorial: bool = False
     release_needs: frozenset[str] = frozenset()  # "people", "property"
     releases: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # found, by kind
     release_hints: Mapping[str, str] = field(default_factory=dict)  # kind → where it was looked for
+    #: What marks it AI-generated ("IPTC DigitalSourceType trainedAlgorithmicMedia"); None: nothing.
+    ai: str | None = None
+    #: The file's own categories and where they came from (rules/categories.py).
+    categories: tuple[str, ...] = ()
+    category_source: str | None = None
+    illustration: bool = False
+    mature: bool = False
+    #: A vector's facts (assets/vector.py), its preview as found beside it (None: none there),
+    #: the preview's expected name, and the fields taken from the preview (the vector had none).
+    vector: VectorProbe | None = None
+    preview: PreviewCheck | None = None
+    preview_expected: str = ""
+    preview_fields: tuple[str, ...] = ()
 
     @property
     def megapixels(self) -> float | None:
@@ -79,6 +97,16 @@ class Verdict:
     remote_dir: str | None = None
     #: Release files to deliver with it.
     releases: tuple[Path, ...] = ()
+    #: This platform's category values for the file (its CSV's Categories/Category cell).
+    categories: tuple[str, ...] = ()
+    #: Steps the user must take on the agency's website for this file (listed in `status`).
+    manual: tuple[str, ...] = ()
+    #: CSV cells for this file only (header → value), e.g. an AI flag column.
+    csv: tuple[tuple[str, str], ...] = ()
+    #: A vector's preview that travels with it (``[rules.vector] travel``), None: none goes.
+    preview: Path | None = None
+    #: Sent as the source, whatever else changes (a clip): new metadata goes to the CSV only.
+    native: bool = False
 
     @property
     def metadata_changes(self) -> dict[str, str | tuple[str, ...]]:
@@ -95,16 +123,30 @@ class Verdict:
     @property
     def needs_copy(self) -> bool:
         """True when the file sent must differ from the source (a derived copy)."""
-        return self.render is not None or bool(self.metadata_changes)
+        return not self.native and (self.render is not None or bool(self.metadata_changes))
 
 
 def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
+    """A clip (``facts.clip``) is checked against ``rules.video`` (rules/video.py)."""
     rejects: list[str] = []
     holds: list[str] = []
     changes: list[str] = []
     render_spec = None
 
-    if facts.props is not None and facts.file_type is not None:
+    preview = None
+    if facts.clip is not None:
+        from stockbridge.rules.video import clip_rejects
+
+        rejects.extend(clip_rejects(platform, facts.clip, rules.video))
+    elif facts.vector is not None:
+        from stockbridge.rules.vectors import plan_vector
+
+        vector = plan_vector(platform, facts, rules.vector)
+        rejects.extend(vector.rejects)
+        holds.extend(vector.holds)
+        changes.extend(vector.changes)
+        preview = vector.preview
+    elif facts.props is not None and facts.file_type is not None:
         from stockbridge.render.images import plan_render
 
         rendered = plan_render(platform, facts.props, facts.file_type, facts.size_bytes, rules)
@@ -114,7 +156,8 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     else:
         rejects.extend(_format_and_size(platform, facts, rules))
 
-    if rules.min_megapixels is not None:
+    # A clip's and a vector's own limits are above.
+    if rules.min_megapixels is not None and facts.clip is None and facts.vector is None:
         megapixels = facts.megapixels
         if megapixels is None:
             needed = limit_text(rules.min_megapixels, 1)
@@ -134,7 +177,21 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
             remote_dir = rules.editorial.remote_dir
             changes.append(f"editorial: uploaded into {remote_dir}/")
 
-    keywords = _plan_keywords(platform, facts.keywords, rules, holds, changes)
+    # The title as the agency will read it (an empty one filled from the description).
+    shown_title = facts.title if (facts.title or "").strip() else None
+    if shown_title is None and rules.title.from_description:
+        shown_title = facts.description
+    ai = plan_ai(platform, facts.ai, facts.keywords, {"title": shown_title}, rules.ai)
+    rejects.extend(ai.rejects)
+    changes.extend(ai.changes)
+    categories = plan_categories(platform, facts.categories, facts.category_source, rules.categories)
+    holds.extend(categories.holds)
+    changes.extend(categories.changes)
+
+    source_keywords = ai.keywords if ai.keywords is not None else facts.keywords
+    keywords = _plan_keywords(platform, source_keywords, rules, holds, changes)
+    if keywords is None and ai.keywords is not None:
+        keywords = ai.keywords
 
     filled = bool(
         not (facts.title or "").strip() and rules.title.from_description and (facts.description or "").strip()
@@ -156,6 +213,13 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
     )
 
     releases = _plan_releases(platform, facts, rules, holds, changes)
+    # A clip goes native, byte for byte: metadata changes go only into the CSV (decisions.md V-1).
+    video = rules.video
+    if facts.clip is not None and video is not None and video.remote_dir and remote_dir is None:
+        remote_dir = video.remote_dir
+        changes.append(f"clip: uploaded into {remote_dir}/")
+    if facts.clip is not None and (keywords is not None or title is not None or description is not None):
+        changes.append("the clip goes as exported: the changed metadata is in the CSV manifest only")
 
     if keywords is not None or title is not None or description is not None:
         for keyword in keywords if keywords is not None else facts.keywords:
@@ -165,6 +229,13 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
                     f'keyword "{keyword}" is {size} bytes: IPTC keeps the first {IPTC_KEYWORD_MAX_BYTES}, XMP all of it'
                 )
 
+    if facts.vector is not None:
+        from stockbridge.rules.vectors import vector_note
+
+        changed = keywords is not None or title is not None or description is not None
+        note = vector_note(platform, facts.file_type, changed)
+        if note:
+            changes.append(note)
     if rejects:
         return Verdict(platform, REJECT, tuple(rejects + holds))
     if holds:
@@ -180,6 +251,11 @@ def evaluate(platform: str, facts: AssetFacts, rules: RulesConfig) -> Verdict:
         render=render_spec,
         remote_dir=remote_dir,
         releases=releases,
+        categories=categories.values,
+        manual=ai.manual + categories.manual,
+        csv=ai.csv,
+        preview=preview,
+        native=facts.clip is not None,
     )
 
 

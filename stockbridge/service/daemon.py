@@ -14,9 +14,10 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
 
@@ -39,6 +40,7 @@ from stockbridge.service.sd_notify import SystemdNotifier
 
 if TYPE_CHECKING:
     from stockbridge.cli.progress import OnceProgress
+    from stockbridge.web.live import LivePage
 
 T = TypeVar("T")
 
@@ -83,6 +85,8 @@ class Service:
         #: Set by SIGHUP: re-read the config (rotated passwords, a fixed host key) without a restart.
         self.reload_requested = threading.Event()
         self._uploaders: list[PlatformUploader] = []
+        #: ``on_event(name, data)``: news for the web page ("asset": a file taken; "job": an answer).
+        self.on_event: Callable[[str, dict[str, Any]], None] | None = None
 
     def stop(self) -> None:
         self.systemd.stopping()
@@ -142,8 +146,8 @@ class Service:
                 rescan_seconds=config.watch.rescan_seconds or None,
                 max_settle_seconds=config.watch.max_settle_seconds,
                 # Links, pipes, unstable files: one WARNING, and a "Not taken" row in `status`.
-                on_unstable=NoticeBoard(pipeline.ledger, config.watch).unstable,
-                on_skipped=NoticeBoard(pipeline.ledger, config.watch).skipped,
+                on_unstable=NoticeBoard(pipeline.ledger, config.watch, self._noted).unstable,
+                on_skipped=NoticeBoard(pipeline.ledger, config.watch, self._noted).skipped,
             )
             self._show_backlog(config)
             for thread in threads:
@@ -156,11 +160,14 @@ class Service:
                 ", ".join(u.name for u in uploaders) or "none",
             )
             self._start_systemd_reports(pipeline)
+            page = self._start_page(pipeline, uploaders)
             try:
                 self._ingest_loop(pipeline)
             finally:
                 self.systemd.stopping()
                 self.stop_event.set()
+                if page is not None:
+                    page.stop()
                 watcher.stop()
                 self._wake_all()
                 for thread in threads:
@@ -168,6 +175,34 @@ class Service:
                 if self._progress is not None:
                     self._progress.__exit__(None, None, None)
         logger.info("stopped")
+
+    def _start_page(self, pipeline: Pipeline, uploaders: list[PlatformUploader]) -> LivePage | None:
+        """The web page ([web] listen), in threads of its own; the service runs on without it."""
+        if not self.config.web.enabled:
+            return None
+        from stockbridge.web.live import start_page
+
+        return safely(start_page, self, pipeline, uploaders)
+
+    def wake(self, platform: str | None = None) -> None:
+        """Wake ``platform``'s upload threads (all with None): an action from the page goes now."""
+        for name, events in list(self._wake.items()):
+            if platform is None or name == platform:
+                for event in events:
+                    event.set()
+
+    def _tell(self, name: str, data: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            safely(self.on_event, name, data)
+
+    @staticmethod
+    def _refused(pipeline: Pipeline, path: Path) -> bool:
+        """Did ingest just note ``path`` as not taken (not a release, not unchanged)?"""
+        return bool(pipeline.ledger.query("SELECT 1 FROM notices WHERE path=?", (str(path),)))
+
+    def _noted(self, path: Path) -> None:
+        """A file was not taken (a NoticeBoard notice): the page's not-taken list changed."""
+        self._tell("notice", {"name": path.name})
 
     def _wait_for_folder(self) -> bool:
         """An export drive not mounted yet (or a NAS share still coming up) is not a reason to die:
@@ -258,7 +293,13 @@ class Service:
             logger.opt(exception=error).error("unexpected error preparing {}: {}", path.name, error)
         with self._preparing_lock:
             self._backlog_ingested(pipeline)
-        if future.exception() is None and future.result() is not None:
+        if future.exception() is None and (item := future.result()) is not None:
+            self._tell("asset", {"id": item.sha256, "name": item.path.name})
+        elif future.exception() is None and self.on_event is not None and self._refused(pipeline, path):
+            self._tell("notice", {"name": path.name})  # refused at ingest: the not-taken list changed
+        if future.exception() is None:
+            # A file queued, or a release or a vector's preview that freed held jobs (for which
+            # accept_file returns None): the uploaders look now, not at their next nap's end.
             self._wake_all()
 
     def _wake_all(self) -> None:
@@ -299,6 +340,8 @@ class Service:
             needs_restart.append("[watch]")
         if new.state != self.config.state:
             needs_restart.append("[state]")
+        if new.web != self.config.web:
+            needs_restart.append("[web]")
         # Everything else takes effect now: the next file is planned with the new rules, the next
         # batch connects with the new settings (a password from a file or the keyring is read
         # again at every connection anyway).
@@ -306,11 +349,19 @@ class Service:
         for name in old_names & new_names:
             platforms[name] = new.platforms[name]
         kept = new.model_copy(
-            update={"watch": self.config.watch, "state": self.config.state, "platforms": platforms}
+            update={
+                "watch": self.config.watch,
+                "state": self.config.state,
+                "web": self.config.web,
+                "platforms": platforms,
+            }
         )
         self.config = kept
         pipeline.config = kept
         resumed = pipeline.ledger.resume(kinds=[str(kind) for kind in FIXABLE_BY_USER])
+        # Held files are planned again with the new rules (a category mapping, an AI policy, a
+        # keyword minimum): those that now pass move on by themselves.
+        safely(pipeline.reconsider_held)
         for uploader in self._uploaders:
             if uploader.name in kept.platforms:
                 uploader.platform = kept.platforms[uploader.name]
@@ -376,6 +427,9 @@ class Service:
 
     def _on_outcome(self, job: Job) -> None:
         self._upload_ticks[job.platform] = time.monotonic()
+        self._tell(
+            "job", {"id": job.sha256, "job": job.id, "platform": job.platform, "state": str(job.state)}
+        )
         if self._progress is not None:
             self._progress.outcome(job)
         self._status_due.set()

@@ -62,6 +62,9 @@ def run_once(
     stop = stop or threading.Event()
     report = OnceReport()
     with open_pipeline(config) as pipeline:
+        # Held files are planned again first: the config may have changed since the last run (a
+        # category mapping added), and an unchanged file is not looked at again below.
+        safely(pipeline.reconsider_held)
         carried = {job.sha256 for job in pipeline.ledger.jobs(states=[states.PENDING, states.UPLOADING])}
         if progress is not None:
             progress.settling()

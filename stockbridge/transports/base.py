@@ -26,11 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from stockbridge.config.secrets import Secret
 from stockbridge.errors import TransportError
+
+if TYPE_CHECKING:
+    from stockbridge.transports.resume import ResumeOffer
 
 #: Words with which servers refuse a file for its own size: sending it again cannot help.
 _TOO_LARGE_WORDS = ("file too large", "too large", "too big", "file size limit", "exceeds the maximum")
@@ -135,9 +139,16 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def put(
-        self, local: Path, remote_name: str, progress: Progress | None = None, *, verify: bool = True
+        self,
+        local: Path,
+        remote_name: str,
+        progress: Progress | None = None,
+        resume: ResumeOffer | None = None,
+        *,
+        verify: bool = True,
     ) -> PutResult:
         """Upload ``local`` as ``remote_name`` inside ``remote_dir`` and verify its size.
+        ``resume``: a cut keeps the partial, and a partial of ours is continued (transports/resume.py).
         ``verify=False``: leave the look under the final name to :meth:`confirm` (``pending``)."""
 
     @abc.abstractmethod

@@ -19,6 +19,7 @@ from loguru import logger
 from stockbridge.errors import QuotaError, TransportError
 from stockbridge.transports.base import TEMP_SUFFIX, Progress, PutResult, Transport, register
 from stockbridge.transports.ftp_replies import check_remote_dir, check_remote_name
+from stockbridge.transports.resume import ResumeOffer
 
 _CHUNK = 1024 * 1024
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -80,9 +81,14 @@ class FolderTransport(Transport):
             directory.mkdir(parents=True, exist_ok=True)
 
     def put(
-        self, local: Path, remote_name: str, progress: Progress | None = None, *, verify: bool = True
+        self,
+        local: Path,
+        remote_name: str,
+        progress: Progress | None = None,
+        resume: ResumeOffer | None = None,  # a local copy is never cut by a line: always whole
+        *,
+        verify: bool = True,  # a local stat costs nothing: checked at once even when False
     ) -> PutResult:
-        # A local stat costs nothing: the check is made at once even when ``verify`` is False.
         check_remote_name(remote_name)
         self.mkdirs()
         final = self._directory / remote_name

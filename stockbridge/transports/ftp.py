@@ -42,19 +42,26 @@ from stockbridge.transports.base import (
 )
 from stockbridge.transports.ftp_data import open_protected_data
 from stockbridge.transports.ftp_replies import (
-    SERVER_HASH_BYTES_PER_SECOND,
     HashMethod,
     check_remote_dir,
     check_remote_name,
     choose_hash_method,
     error_for_exception,
-    hex_token,
     hexdigest,
     new_digest,
     one_line,
     reply_code,
 )
 from stockbridge.transports.listing import ftp_listed_sizes
+from stockbridge.transports.resume import (
+    ResumeOffer,
+    ResumeRefused,
+    Start,
+    ftp_hash,
+    ftp_size,
+    keeps_partial,
+    plan_start,
+)
 from stockbridge.transports.sockets import send_all, wait_until_sent
 
 #: Block size for STOR: ftplib's 8 KiB blocks cost 30-50 % throughput over TLS (decisions.md M-3)
@@ -112,6 +119,7 @@ class FTPTransport(Transport):
         self._hash: HashMethod | None = None
         self._hash_known = False
         self._features = ""  # the FEAT reply, read with the hash method
+        self._resume: ResumeOffer | None = None  # set during a put that may keep its partial
 
     # -- session -------------------------------------------------------------------------------
 
@@ -250,7 +258,13 @@ class FTPTransport(Transport):
     # -- files ---------------------------------------------------------------------------------
 
     def put(
-        self, local: Path, remote_name: str, progress: Progress | None = None, *, verify: bool = True
+        self,
+        local: Path,
+        remote_name: str,
+        progress: Progress | None = None,
+        resume: ResumeOffer | None = None,
+        *,
+        verify: bool = True,
     ) -> PutResult:
         check_remote_name(remote_name)
         if not self._in_remote_dir:
@@ -258,8 +272,20 @@ class FTPTransport(Transport):
         local_size = local.stat().st_size
         target = remote_name + TEMP_SUFFIX if self.settings.atomic_rename else remote_name
         method = self._hash_method()
-        digest = new_digest(method.algorithm) if method is not None else None
-        self._store(local, target, progress, digest)
+        self._resume = resume
+        try:
+            start = self._start(local, target, method, resume)
+            try:
+                self._store(local, target, progress, start.digest, start)
+            except ResumeRefused as refused:
+                logger.info(
+                    "{}: {} cannot be resumed here ({}); sending it from zero", self._where, target, refused
+                )
+                start = Start(0, new_digest(method.algorithm) if method is not None else None)
+                self._store(local, target, progress, start.digest)
+        finally:
+            self._resume = None
+        digest = start.digest
         hashed_by = None
         if method is not None and digest is not None:
             hashed_by = self._compare_hash(target, method, hexdigest(digest), local_size)
@@ -281,6 +307,21 @@ class FTPTransport(Transport):
                 retryable=True,
             )
         return PutResult(remote_name, local_size, verified=True, verified_by=hashed_by or "size")
+
+    def _start(
+        self, local: Path, target: str, method: HashMethod | None, resume: ResumeOffer | None
+    ) -> Start:
+        """From zero, or from the bytes of ``target`` already on the server (transports/resume.py)."""
+        ftp, timeout = self._client, self.settings.timeout
+
+        def remote_hash() -> str | None:
+            return ftp_hash(ftp, method, target, local.stat().st_size, timeout) if method else None
+
+        fresh = (lambda: new_digest(method.algorithm)) if method is not None else None
+        with self._mapped("resume", command="SIZE"):  # a connection lost meanwhile: our error
+            return plan_start(
+                resume, target, local, lambda: ftp_size(ftp, target), fresh, remote_hash, self._where
+            )
 
     # -- hashes the server computes ------------------------------------------------------------
 
@@ -311,29 +352,12 @@ class FTPTransport(Transport):
         """Ask the server for ``target``'s hash and compare it with what we sent. Returns the
         algorithm when they match, None when the server gave no usable answer (size is then the
         check); raises when they differ: the stored file is not what we sent."""
-        ftp = self._client
         try:
-            # The server reads the whole file first: allow for that on big files.
-            if ftp.sock is not None:
-                ftp.sock.settimeout(self.settings.timeout + size / SERVER_HASH_BYTES_PER_SECOND)
-            reply = ftp.sendcmd(f"{method.command} {target}")
-        except ftplib.Error as exc:
-            logger.debug(
-                "{}: {} {} refused ({}); size is the check", self._where, method.command, target, exc
-            )
-            return None
+            theirs = ftp_hash(self._client, method, target, size, self.settings.timeout)
         except (OSError, EOFError) as exc:
             raise error_for_exception(exc, method.command, self._where) from exc
-        finally:
-            with contextlib.suppress(OSError, AttributeError):
-                if ftp.sock is not None:
-                    ftp.sock.settimeout(self.settings.timeout)
-        theirs = hex_token(reply, len(ours))
         if theirs is None:
-            logger.debug(
-                "{}: no {} in the reply {!r}; size is the check", self._where, method.algorithm, reply
-            )
-            return None
+            return None  # refused, or no digest in the reply: size is the check
         if theirs.lower() != ours:
             self.delete(target)
             raise TransportError(
@@ -343,26 +367,40 @@ class FTPTransport(Transport):
             )
         return method.algorithm
 
-    def _store(self, local: Path, target: str, progress: Progress | None, digest: Any = None) -> None:
+    def _store(
+        self,
+        local: Path,
+        target: str,
+        progress: Progress | None,
+        digest: Any = None,
+        start: Start | None = None,
+    ) -> None:
         """STOR ``local`` as ``target``; the server's final reply decides success. ``digest``
-        (a hashlib object or a CRC-32 accumulator) sees every byte sent."""
+        (a hashlib object or a CRC-32 accumulator) sees every byte sent. ``start``: resume at its
+        offset (``REST`` + ``STOR``, which raises :class:`ResumeRefused` when refused)."""
         ftp = self._client
+        offset = start.offset if start is not None else 0
         # Opened first: a missing local file must not cost the remote one anything.
         with local.open("rb", buffering=0) as source:
+            source.seek(offset)
             try:
-                conn = ftp.transfercmd(f"STOR {target}")
+                conn = ftp.transfercmd(f"STOR {target}", rest=offset or None)
                 # The last segment of each file (and TLS's close_notify) leaves at once instead of
                 # waiting for the receiver's delayed ACK: ~40 ms per file (bench/README.md).
                 with contextlib.suppress(OSError):
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except ftplib.Error as exc:
+                if offset:
+                    raise ResumeRefused(one_line(str(exc))) from exc
                 # Refused before the data connection opened (553, 452, ...): nothing was written.
                 raise error_for_exception(exc, "STOR", self._where) from exc
             except BaseException as exc:
                 # The data connection failed after STOR (vsftpd leaves an empty file on 522).
                 self._fail_store(exc, target, in_sync=False)
+            if start is not None:
+                start.announce(self._resume)
             try:
-                sent = 0
+                sent = offset
                 try:
                     # (sendfile() was tried for plain FTP: 470 against 660 MB/s for 1 MiB send()s.)
                     block = memoryview(self._block)
@@ -417,11 +455,23 @@ class FTPTransport(Transport):
         return None
 
     def _fail_store(self, exc: BaseException, target: str, in_sync: bool) -> NoReturn:
-        """Remove what a failed STOR left behind, then raise ``exc`` as our error."""
-        self._discard_partial(target, in_sync)
-        if isinstance(exc, (ftplib.Error, OSError, EOFError)):
-            raise error_for_exception(exc, "STOR", self._where) from exc
-        raise exc
+        """Remove what a failed STOR left behind (unless it was cut and may be resumed), then
+        raise ``exc`` as our error."""
+        error = (
+            error_for_exception(exc, "STOR", self._where)
+            if isinstance(exc, (ftplib.Error, OSError, EOFError))
+            else exc
+        )
+        if self._resume is not None and keeps_partial(error):
+            logger.debug("{}: the upload of {} was cut; its partial stays for a resume", self._where, target)
+            if not in_sync and self._ftp is not None:  # a stale reply may be pending: no QUIT
+                _quietly_close(self._ftp)
+                self._ftp = None
+        else:
+            self._discard_partial(target, in_sync)
+        if error is exc:
+            raise exc
+        raise error from exc
 
     def _unwrap(self, conn: ssl.SSLSocket) -> None:
         # The TLS close_notify exchange tells the server the data is complete (without it, curl

@@ -27,9 +27,6 @@ import paramiko
 from loguru import logger
 from paramiko.sftp import (
     CMD_CLOSE,
-    CMD_EXTENDED,
-    CMD_EXTENDED_REPLY,
-    int64,
 )
 
 from stockbridge.errors import (
@@ -50,10 +47,12 @@ from stockbridge.transports.base import (
 )
 from stockbridge.transports.ftp_replies import check_remote_dir, check_remote_name
 from stockbridge.transports.listing import sftp_listed_sizes
+from stockbridge.transports.resume import ResumeOffer, Start, keeps_partial, plan_start, sftp_hash
 from stockbridge.transports.sftp_protocol import (
     DEFAULT_REQUEST_SIZE,
     SFTPClient,
     WriteReplies,
+    check_file_name,
     error_for_exception,
     free_bytes,
     open_for_write,
@@ -398,7 +397,13 @@ class SFTPTransport(Transport):
     # -- files ---------------------------------------------------------------------------------
 
     def put(
-        self, local: Path, remote_name: str, progress: Progress | None = None, *, verify: bool = True
+        self,
+        local: Path,
+        remote_name: str,
+        progress: Progress | None = None,
+        resume: ResumeOffer | None = None,
+        *,
+        verify: bool = True,
     ) -> PutResult:
         final = self._remote(remote_name)
         if not self._dir_ready:
@@ -407,13 +412,15 @@ class SFTPTransport(Transport):
         target = final + TEMP_SUFFIX if self.settings.atomic_rename else final
         try:
             with self._mapped(f"uploading {target}", per_file=True):
-                hashed_by = self._write(local, target, progress)
+                hashed_by = self._write(local, target, progress, resume)
         except QuotaError as full:
             self._remove_quietly(target)
             raise self._too_large_or_full(full, target, local_size) from full
-        except BaseException:
-            # Also for an exception from ``progress`` (a shutdown): never leave a short file.
-            self._remove_quietly(target)
+        except BaseException as exc:
+            # Also for an exception from ``progress`` (a shutdown): never leave a short file,
+            # unless it was cut and may be resumed (transports/resume.py).
+            if resume is None or not keeps_partial(exc):
+                self._remove_quietly(target)
             raise
         if target != final:
             self._rename(target, final, local_size)
@@ -466,22 +473,7 @@ class SFTPTransport(Transport):
         they match, None when the server did not answer usably (size is then the check);
         raises when they differ (the stored file is not what we sent)."""
         try:
-            kind, message = self._client._request(
-                CMD_EXTENDED,
-                _CHECK_FILE_NAME,
-                self._client._adjust_cwd(target),
-                algorithm,
-                int64(0),
-                int64(0),
-                0,
-            )
-            if kind != CMD_EXTENDED_REPLY or message is None:
-                return None
-            # The draft puts "check-file" before the algorithm; mod_sftp sends the algorithm alone.
-            used = message.get_text()
-            if used == _CHECK_FILE:
-                used = message.get_text()
-            theirs = message.get_remainder().hex()
+            answer = check_file_name(self._client, target, algorithm)
         except Exception as exc:  # a server without it, or that fails it, costs the hash only
             logger.debug(
                 "{}: {} of {} unanswered ({}); size is the check", self._where, algorithm, target, exc
@@ -490,8 +482,9 @@ class SFTPTransport(Transport):
                 self._check_file = False
             return None
         self._check_file = True
-        if used != algorithm or not theirs:
+        if answer is None or answer[0] != algorithm or not answer[1]:
             return None
+        theirs = answer[1]
         if theirs != ours:
             raise TransportError(
                 f"{self._where}: {target} arrived with the right size but a different {algorithm} "
@@ -500,7 +493,15 @@ class SFTPTransport(Transport):
             )
         return algorithm
 
-    def _write(self, local: Path, target: str, progress: Progress | None) -> str | None:
+    def _start(self, local: Path, target: str, algorithm: str | None, resume: ResumeOffer | None) -> Start:
+        """From zero, or from the bytes of ``target`` already on the server (transports/resume.py)."""
+        fresh = (lambda: hashlib.new(algorithm)) if algorithm else None
+        theirs = (lambda: sftp_hash(self._client, target, algorithm)) if algorithm else (lambda: None)
+        return plan_start(resume, target, local, lambda: self._stat_size(target), fresh, theirs, self._where)
+
+    def _write(
+        self, local: Path, target: str, progress: Progress | None, resume: ResumeOffer | None = None
+    ) -> str | None:
         """Send ``local`` to ``target`` with pipelined writes; every write's status and the
         close's are read before this returns. Returns the server's hash of the stored file when
         it offers one (``check-file-name``) and it matched ours, else None.
@@ -512,13 +513,16 @@ class SFTPTransport(Transport):
         """
         sftp = self._client
         algorithm = self._hash_algorithm()
-        digest = hashlib.new(algorithm) if algorithm else None
+        start = self._start(local, target, algorithm, resume)
+        digest = start.digest
         with local.open("rb") as source:
-            handle = open_for_write(sftp, target)
+            source.seek(start.offset)
+            handle = open_for_write(sftp, target, truncate=not start.offset)
+            start.announce(resume)
             writes = WriteReplies(sftp, self._where, target)
             closed = False
             try:
-                offset = 0
+                offset = start.offset
                 while block := source.read(_READ_CHUNK):
                     if digest is not None:
                         digest.update(block)

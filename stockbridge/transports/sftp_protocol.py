@@ -163,12 +163,13 @@ def write_refusal(code: int, text: str, message: str) -> TransportError:
     return TransportError(full, retryable=True)
 
 
-def open_for_write(sftp: paramiko.SFTPClient, path: str) -> bytes:
-    """A write handle for ``path`` (created or truncated), as ``SFTPClient.open(path, "wb")``."""
+def open_for_write(sftp: paramiko.SFTPClient, path: str, *, truncate: bool = True) -> bytes:
+    """A write handle for ``path`` (created or truncated), as ``SFTPClient.open(path, "wb")``;
+    ``truncate=False`` keeps what is there, for a resumed upload that writes past it."""
     kind, message = sftp._request(
         CMD_OPEN,
         sftp._adjust_cwd(path),
-        SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC,
+        SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | (SFTP_FLAG_TRUNC if truncate else 0),
         SFTPAttributes(),
     )
     if kind != CMD_HANDLE or message is None:
@@ -272,3 +273,19 @@ def free_bytes(sftp: SFTPClient, path: str, where: str) -> int | None:
         logger.debug("{}: statvfs of {} unanswered ({})", where, path, exc)
         return None
     return int(fragment * available)
+
+
+def check_file_name(sftp: paramiko.SFTPClient, path: str, algorithm: str) -> tuple[str, str] | None:
+    """The server's ``algorithm`` digest of the whole of ``path`` (``check-file-name`` of
+    draft-ietf-secsh-filexfer-extensions, offset 0 and length 0) as (algorithm it used, hex);
+    None for an unusable reply. Raises what paramiko raises when the server fails it."""
+    kind, message = sftp._request(
+        CMD_EXTENDED, "check-file-name", sftp._adjust_cwd(path), algorithm, int64(0), int64(0), 0
+    )
+    if kind != CMD_EXTENDED_REPLY or message is None:
+        return None
+    # The draft puts "check-file" before the algorithm; mod_sftp sends the algorithm alone.
+    used = message.get_text()
+    if used == "check-file":
+        used = message.get_text()
+    return used, message.get_remainder().hex()

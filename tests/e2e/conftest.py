@@ -79,6 +79,8 @@ class Workspace:
         if settle_seconds is not None:
             self.settle_seconds = settle_seconds
         self.tables = list(tables)
+        if not any(table.lstrip().startswith("[web]") for table in tables):
+            self.tables.append('[web]\nlisten = ""\n')  # no page on a shared port; tests/web has its own
         more = "".join(f"{key} = {_toml(value)}\n" for key, value in (watch or {}).items())
         text = (
             f'[watch]\nfolder = "{self.exports}"\nsettle_seconds = {self.settle_seconds}\n{more}\n'
@@ -120,7 +122,8 @@ class Workspace:
         )
 
     def status(self) -> dict:
-        result = self.cli("status", "--json")
+        """``status --json --detail``: reasons with the servers' own words (tests check them)."""
+        result = self.cli("status", "--json", "--detail")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 

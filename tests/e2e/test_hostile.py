@@ -189,17 +189,17 @@ CASES: list[Case] = [
         "rejected",
         "cut off: the file ends inside its header",
     ),
-    Case("zero-byte.jpg", write(b""), "rejected", "not an image stockbridge can take"),
-    Case("text.jpg", write(b"just some text\n"), "rejected", "not an image stockbridge can take"),
-    Case("page.png", write(b"<!doctype html><html><body>hi</body></html>\n"), "rejected", "not an image"),
+    Case("zero-byte.jpg", write(b""), "rejected", "not a file stockbridge can take"),
+    Case("text.jpg", write(b"just some text\n"), "rejected", "not a file stockbridge can take"),
+    Case("page.png", write(b"<!doctype html><html><body>hi</body></html>\n"), "rejected", "not a file"),
     Case(
         "document.jpg",
         write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"),
         "rejected",
-        "not an image",
+        "not a file",
     ),
-    Case("archive.jpg", write(b"PK\x03\x04" + b"\x00" * 60), "rejected", "not an image"),
-    Case("fits.jpg", write(b"SIMPLE  =                    T" + b" " * 2850), "rejected", "not an image"),
+    Case("archive.jpg", write(b"PK\x03\x04" + b"\x00" * 60), "rejected", "not a file"),
+    Case("fits.jpg", write(b"SIMPLE  =                    T" + b" " * 2850), "rejected", "not a file"),
     Case("animated.jpg", pillow(_gif), "rejected", "GIF content"),
     Case(
         "webp.jpg", pillow(lambda p: Image.new("RGB", (64, 64)).save(p, "WEBP")), "rejected", "WEBP content"

@@ -95,7 +95,7 @@ def test_each_platform_gets_its_verdict_with_a_reason(
     assert files["untitled.jpg"]["agency"]["state"] == "held"
     assert "no title" in files["untitled.jpg"]["agency"]["reason"]
     assert files["notes.jpg"]["agency"]["state"] == "rejected"
-    assert "not an image" in files["notes.jpg"]["archive"]["reason"]
+    assert "not a file" in files["notes.jpg"]["archive"]["reason"]
     assert files["many_keywords.jpg"]["agency"]["state"] == "uploaded"
     assert files["many_keywords.jpg"]["agency"]["changes"] == ["keywords 40 → 25 (first 25 kept)"]
     assert files["many_keywords.jpg"]["archive"]["changes"] == []
@@ -288,8 +288,8 @@ def test_bad_files_each_get_one_line_and_a_reason_while_good_ones_go_through(
     assert files["truncated.jpg"]["state"] == "rejected"
     assert files["truncated.jpg"]["reason"].startswith("cut off: the file ends inside its image data")
     assert files["header_only.jpg"]["reason"].startswith("cut off: the file ends inside its header")
-    assert files["empty.jpg"]["reason"].startswith("not an image stockbridge can take")
-    assert files["text.jpg"]["reason"].startswith("not an image stockbridge can take")
+    assert files["empty.jpg"]["reason"].startswith("not a file stockbridge can take")
+    assert files["text.jpg"]["reason"].startswith("not a file stockbridge can take")
     assert "folder.jpg" not in files
     # One log line per outcome: a line break in a file name cannot forge a second line.
     lines = result.stderr.splitlines()

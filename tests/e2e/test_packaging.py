@@ -75,6 +75,7 @@ def test_the_wheel_carries_the_license_the_example_config_the_schema_and_the_ref
         "stockbridge/presets/adobe_stock.toml",
         "stockbridge/service/templates/stockbridge-system.service",
         "stockbridge/py.typed",
+        "stockbridge/web/static/index.html",  # the web page (issue 16)
     ):
         assert name in names, name
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), sorted(names)

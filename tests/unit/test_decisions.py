@@ -14,7 +14,7 @@ DECISIONS = ROOT / "docs" / "decisions.md"
 THIS = Path(__file__).resolve()
 SCANNED = ("stockbridge", "tests", "bench")
 #: W-3, X-10 ...: the families of docs/decisions.md. (MR-77, PR-5 in the tests are release IDs.)
-NAME = r"\b[WFSEPRX]-\d+\b"
+NAME = r"\b[WFSEPRXCVD]-\d+\b"
 #: ``decisions.md W-1, W-2 and W-16`` (a line break may fall anywhere in it).
 REFERENCE = re.compile(rf"decisions\.md\s+{NAME}(?:(?:,\s*|\s+and\s+|/){NAME})*")
 

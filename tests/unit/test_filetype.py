@@ -73,6 +73,12 @@ CASES = [
     ("an SVG after a long licence comment", SVG_AFTER_LONG_LICENCE, "svg"),
     # Things that must not pass for anything:
     ("plain PostScript, which is a print job, not an EPS", b"%!PS-Adobe-3.0\n%%Pages: 1", None),
+    ("an Illustrator 8 file (PostScript)", b"%!PS-Adobe-3.0 \n%%Creator: Adobe Illustrator(R) 8.0\n", "ai"),
+    (
+        "an Illustrator file (PDF with Illustrator's XMP)",
+        b'%PDF-1.6\n1 0 obj<</Type/Metadata>>stream\n<x:xmpmeta xmlns:illustrator="http://ns.adobe.com/illustrator/1.0/">',
+        "ai",
+    ),
     ("an HTML page with an inline svg", b"<!DOCTYPE html><html><body><svg></svg></body></html>", None),
     ("an XML file that is not SVG", b"<?xml version='1.0'?><svgs><svg/></svgs>", None),
     ("a text file", b"hello, this is not a photo\n", None),
@@ -93,9 +99,12 @@ def test_content_decides_the_type(head: bytes, expected: str | None) -> None:
     assert sniff_bytes(head) == expected
 
 
-def test_only_jpeg_png_and_tiff_are_taken_as_assets() -> None:
-    # RAW, vector, video and web formats are recognised (for a clear reason) but not taken.
-    assert sorted(mediatypes.names()) == ["jpeg", "png", "tiff"]
+def test_rasters_vectors_and_clips_are_taken_as_assets() -> None:
+    # RAW and web formats are recognised (for a clear reason) but not taken; EPS, AI and SVG are
+    # taken as vectors, MP4 and MOV as clips (issue 15).
+    assert sorted(mediatypes.names("raster")) == ["jpeg", "png", "tiff"]
+    assert sorted(mediatypes.names("vector")) == ["ai", "eps", "svg"]
+    assert mediatypes.names("video") == ("mp4", "mov")
 
 
 @pytest.mark.parametrize(

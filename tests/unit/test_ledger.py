@@ -131,6 +131,8 @@ def test_a_ledger_from_before_notices_gets_the_table_when_opened(tmp_path):
         db.execute("DROP INDEX assets_by_photo")
         db.execute("DROP INDEX assets_by_path")
         db.execute("ALTER TABLE assets DROP COLUMN photo_id")
+        for column in ("writing_name", "writing_size", "writing_sha256", "resumed_at", "resumed_by"):
+            db.execute(f"ALTER TABLE jobs DROP COLUMN {column}")  # migration 4
         db.execute("PRAGMA user_version=0")
         db.execute("INSERT INTO assets VALUES ('d', '/exports/d.jpg', 1, 'jpeg', NULL, 1, 1)")
     reopened = Ledger(path)

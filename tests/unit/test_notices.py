@@ -58,7 +58,7 @@ def test_the_unstable_reason_says_how_long_and_what_to_do(tmp_path: Path):
         board.unstable(tmp_path / "big.tif")
         (notice,) = current(ledger)
         assert notice.reason == (
-            "still changing after 600 s; taken once it stays unchanged for 10 s after its next change"
+            "still changing after 600 s; taken once it stays unchanged for 10 s"
             " (only a slow copy? raise [watch] max_settle_seconds)"
         )
     finally:

@@ -25,6 +25,9 @@ max_settle_seconds = 30
 [platforms.a]
 protocol = "folder"
 path = "out"
+
+[web]
+listen = ""
 """
 
 
@@ -85,7 +88,7 @@ def test_once_waits_no_longer_than_max_settle_seconds_for_a_changing_file(
 
     @contextmanager
     def fake_pipeline(config: Any) -> Iterator[Any]:
-        yield SimpleNamespace(ledger=SimpleNamespace(jobs=lambda states: []))
+        yield SimpleNamespace(ledger=SimpleNamespace(jobs=lambda states: []), reconsider_held=lambda: None)
 
     monkeypatch.setattr(once, "collect_settled", fake_collect)
     monkeypatch.setattr(once, "open_pipeline", fake_pipeline)

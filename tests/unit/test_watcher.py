@@ -349,7 +349,7 @@ def test_a_file_that_never_stops_changing_is_reported_unstable_once(
     assert reported == [photo]
 
 
-def test_an_unstable_file_is_dropped_until_it_changes_again_and_can_then_settle(
+def test_an_unstable_file_stays_watched_and_is_taken_once_it_stands_still(
     tmp_path: Path, tracker: SettleTracker, clock: FakeClock
 ) -> None:
     photo = tmp_path / "slow.jpg"
@@ -360,13 +360,28 @@ def test_an_unstable_file_is_dropped_until_it_changes_again_and_can_then_settle(
         append(photo)
         tracker.touch(photo)
         tracker.due()
-    tracker.touch(photo)  # a rescan with nothing new: stays dropped
-    assert len(tracker) == 0
-    append(photo)  # the writer finishes
-    tracker.touch(photo)
-    clock.advance(SETTLE)
+    assert len(tracker) == 1  # given up on and reported, still watched
+    clock.advance(SETTLE)  # the writer finished with the change that made it unstable
     assert tracker.due() == [photo]
     assert tracker.unstable() == []
+
+
+def test_the_last_write_of_a_long_episode_is_not_lost(
+    tmp_path: Path, tracker: SettleTracker, clock: FakeClock
+) -> None:
+    # The writer stops just before the episode is max_settle_seconds old: the pass that gives up on
+    # it falls inside the settle wait of its final bytes, which must still be handed out.
+    photo = tmp_path / "late.jpg"
+    photo.write_bytes(b"")
+    tracker.touch(photo)
+    clock.advance(99.0)
+    append(photo)
+    tracker.touch(photo)
+    clock.advance(1.0)
+    assert tracker.due() == []  # 100 s old and changed 1 s ago: unstable
+    assert tracker.unstable() == [photo]
+    clock.advance(SETTLE)
+    assert tracker.due() == [photo]
 
 
 def test_a_file_that_keeps_changing_through_many_episodes_is_reported_unstable_only_once(
