@@ -290,6 +290,8 @@ class Fault:
     no_mkdir_dir: str | None = None
     #: RNFR/RNTO refused (Pure-FTPd -G; ProFTPD <Limit RNFR RNTO>).
     no_rename: bool = False
+    #: Folder listings refused, all else allowed: a write-only upload folder (ProFTPD, FTP and SFTP).
+    no_listing: bool = False
     #: ProFTPD ``AllowStoreRestart on``: REST + STOR (a resumed upload) allowed; off by default.
     store_restart: bool = False
 
@@ -601,6 +603,8 @@ class ThirdPartyServers:
             ]
         if fault.no_rename:
             lines += ["<Limit RNFR RNTO>", "  DenyAll", "</Limit>"]
+        if fault.no_listing:
+            lines += ["<Limit LIST MLSD NLST OPENDIR READDIR>", "  DenyAll", "</Limit>"]
         if fault.store_restart:
             lines.append("AllowStoreRestart on")
         if fault.quota_bytes is not None:
@@ -612,8 +616,8 @@ class ThirdPartyServers:
     def _start_pureftpd(self, kind: str, base: Path, fault: Fault) -> Running:
         _require(PUREFTPD)
         _require(PURE_PW)
-        if fault.max_store_size:
-            raise ValueError("per-file size limits are a ProFTPD fault here")
+        if fault.max_store_size or fault.no_listing:
+            raise ValueError("per-file size limits and refused listings are ProFTPD faults here")
         tls = kind.endswith("ftps")
         cleanups: list[Callable[[], None]] = []
         root, mount = self._prepare_root(base, fault, cleanups, owner=NOBODY)

@@ -78,8 +78,9 @@ def status_payload(
     """``{"files": [{"path", "sha256", "kind", "platforms": {NAME: {"state", "reason", "remote_name", "changes",
     "verified_by"}}}]}``.
 
-    ``verified_by`` says how an upload was checked on the server: "size", or the hash the server
-    computed and we compared ("sha256", "sha1", "md5", "crc32"); null for anything not uploaded,
+    ``verified_by`` says how an upload was checked on the server: "size" (its own SIZE or stat),
+    "listing" (one listing of the folder showed it at full size under its final name), or the hash
+    the server computed and we compared ("sha256", "sha1", "md5", "crc32"); null for anything not uploaded,
     for a file the server moved away at once, and for uploads recorded before 0.2.
 
     ``resumed`` (``{"at_bytes", "checked_by"}``) is present when the job's last attempt went on from

@@ -21,6 +21,7 @@ from loguru import logger
 from stockbridge.config.models import PlatformConfig
 from stockbridge.delivery import resuming
 from stockbridge.delivery.batch import Batch, GroupOutcome, Outcome, capped_top_up, clip_cap, fit_clips
+from stockbridge.delivery.confirming import Unconfirmed, confirm_sent, put_file, record_uploaded
 from stockbridge.delivery.connection import transport_settings
 from stockbridge.delivery.manifests import ManifestRow, write_manifest, write_release_report
 from stockbridge.delivery.pace import Clock
@@ -323,6 +324,7 @@ class PlatformUploader:
         if remote_dir is not None:
             settings = replace(settings, remote_dir=remote_dir)
         transport: Transport | None = None
+        waiting = Unconfirmed()
         queue = list(jobs)
         if not queue and more is not None:
             queue = more(remote_dir, room)
@@ -344,23 +346,27 @@ class PlatformUploader:
             while queue:
                 job = queue.pop(0)
                 taken += 1
-                outcome, transport = self._send_reconnecting(batch, transport, settings, job)
+                outcome, transport = self._send_reconnecting(batch, transport, settings, job, waiting)
                 if outcome is Outcome.STOP or transport is None:
                     return GroupOutcome.STOPPED
+                if waiting.due():
+                    confirm_sent(self, batch, transport, waiting)
                 if not queue and more is not None and taken < room and not self.stop.is_set():
                     # Files prepared while this batch was going join it on the open connection.
                     queue = more(remote_dir, room - taken)
                     batch.sent.extend(queue)
+            confirm_sent(self, batch, transport, waiting)  # before the manifest lists them
             if last and self.platform.csv is not None:
                 self._write_manifest(transport, batch)
                 batch.manifest_done = True
             return GroupOutcome.DONE
         finally:
+            confirm_sent(self, batch, transport, waiting)
             if transport is not None:
                 transport.close()
 
     def _send_reconnecting(
-        self, batch: Batch, transport: Transport, settings: TransportSettings, job: Job
+        self, batch: Batch, transport: Transport, settings: TransportSettings, job: Job, waiting: Unconfirmed
     ) -> tuple[Outcome, Transport | None]:
         """Send one file; when the policy says so, reconnect and send it again at once
         (decisions.md F-6). Returns the outcome and the connection to go on with (None: there is
@@ -372,7 +378,7 @@ class PlatformUploader:
             ):  # e.g. `pause`: before the next file
                 return Outcome.STOP, transport
             try:
-                return self._send(batch, transport, job, tries), transport
+                return self._send(batch, transport, job, tries, waiting), transport
             except _Retry as retry:
                 tries += 1
                 transport.close()
@@ -440,8 +446,10 @@ class PlatformUploader:
 
     # ------------------------------------------------------------------ one file
 
-    def _send(self, batch: Batch, transport: Transport, job: Job, tries: int) -> Outcome:
-        """Send one file and record its answer, or raise ``_Retry`` (the policy's RETRY_NOW)."""
+    def _send(
+        self, batch: Batch, transport: Transport, job: Job, tries: int, waiting: Unconfirmed | None = None
+    ) -> Outcome:
+        """Send one file and record its answer (or give its check to ``waiting``); may raise _Retry."""
         if not job.remote_name or not job.upload_path:
             # Nothing was prepared for it (its copy failed): `retry` prepares it again.
             self.ledger.set_state(job.id, states.FAILED, "no prepared copy to send; run `stockbridge retry`")
@@ -486,27 +494,16 @@ class PlatformUploader:
             if self.on_progress is not None:
                 self.on_progress(job, sent)
 
-        try:
-            resume = {"resume": offer} if offer is not None else {}  # only large files get one
-            result = transport.put(local, job.remote_name or "", progress=progress, **resume)
+        try:  # a resume offer only for large files; FTP/SFTP check later (delivery/confirming.py)
+            result = put_file(transport, local, job.remote_name or "", progress, offer, waiting)
         except Stopped:
             return self._abandoned(job)
         except (TransportError, OSError) as exc:
             return self._failed_upload(batch, job, exc, tries)
-        verified_by = (result.verified_by or "size") if result.verified else None
-        self.ledger.mark_uploaded(job.id, verified=result.verified, verified_by=verified_by)
-        seconds = time.monotonic() - started
-        note = "" if result.verified else ", moved away by the server at once (not verifiable)"
-        self._log(job, states.UPLOADED, batch.id).info(
-            "uploaded {} → {} as {} ({:.1f} MB, {:.1f} s{})",
-            Path(job.path).name,
-            self.name,
-            result.remote_name,
-            result.size / 1_000_000,
-            seconds,
-            note,
-        )
-        self._report(job.id, batch)
+        if result.pending and waiting is not None:
+            waiting.add(self, batch, job, result, time.monotonic() - started)
+        else:
+            record_uploaded(self, batch, job, result, time.monotonic() - started)
         return Outcome.UPLOADED
 
     def _abandoned(self, job: Job) -> Outcome:

@@ -39,7 +39,7 @@ class Job:
     kind: str = "image"
     remote_dir: str | None = None
     meta: dict[str, object] | None = None
-    verified_by: str | None = None  # "size", or a hash name ("sha256", "md5", ...); None: not known
+    verified_by: str | None = None  # "size", "listing", or a hash name ("sha256", ...); None: not known
     photo_id: str | None = None  # the asset's photo across exports (delivery/reexport.py)
     #: A large file's upload (transports/resume.py): the remote name being written and the size
     #: and SHA-256 of what is sent; where its last attempt resumed and how the prefix was checked.

@@ -428,19 +428,32 @@ class Ledger:
 
     def mark_uploaded(self, job_id: int, *, verified: bool, verified_by: str | None = None) -> None:
         """The server has the file. ``verified``: its size (and hash) were checked under the final
-        name; False: the agency moved it away at once. ``verified_by``: how it was checked, "size"
-        or a hash name ("sha256", "md5", "crc32"); only with ``verified``."""
-        if verified_by is not None and not verified:
-            raise ValueError(f"job {job_id}: verified_by={verified_by!r} for an upload that was not verified")
+        name; False: the agency moved it away at once. ``verified_by``: how it was checked, "size",
+        "listing" or a hash name ("sha256", "md5", "crc32"); only with ``verified``."""
+        self.mark_uploaded_many([(job_id, verified, verified_by)])
+
+    def mark_uploaded_many(self, marks: Sequence[tuple[int, bool, str | None]]) -> None:
+        """``mark_uploaded`` for each ``(job_id, verified, verified_by)``, in one transaction: the
+        files of a batch checked by one listing cost one commit (one fsync), not one each."""
+        for job_id, verified, verified_by in marks:
+            if verified_by is not None and not verified:
+                raise ValueError(
+                    f"job {job_id}: verified_by={verified_by!r} for an upload that was not verified"
+                )
         now = time.time()
-        reason = None if verified else "the server took the file and moved it away at once (not verifiable)"
         with self._transaction() as db:
-            _move(db, job_id, UPLOADED)
-            db.execute(
-                "UPDATE jobs SET state=?, reason=?, verified=?, verified_by=?, uploaded_at=?, updated_at=?,"
-                " writing_name=NULL WHERE id=?",
-                (UPLOADED.value, reason, 1 if verified else 0, verified_by, now, now, job_id),
-            )
+            for job_id, verified, verified_by in marks:
+                reason = (
+                    None
+                    if verified
+                    else "the server took the file and moved it away at once (not verifiable)"
+                )
+                _move(db, job_id, UPLOADED)
+                db.execute(
+                    "UPDATE jobs SET state=?, reason=?, verified=?, verified_by=?, uploaded_at=?,"
+                    " updated_at=?, writing_name=NULL WHERE id=?",
+                    (UPLOADED.value, reason, 1 if verified else 0, verified_by, now, now, job_id),
+                )
 
     def interrupted_uploads(self, platform: str) -> list[Job]:
         """Jobs left ``uploading`` by a crash: their transfer may or may not have finished."""

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from loguru import logger
+
 from stockbridge.config.secrets import Secret
+from stockbridge.errors import TransportError
 
 if TYPE_CHECKING:
     from stockbridge.transports.resume import ResumeOffer
@@ -98,9 +101,18 @@ class PutResult:
     remote_name: str
     size: int  # bytes sent
     verified: bool  # True: the server reported the full size under the final name
-    #: How it was verified: "size", or the hash the server computed and we compared ("sha256",
-    #: "sha1", "md5", "crc32"); None when the server moved the file away at once.
+    #: How it was verified: "size", "listing" (one listing of the folder showed its full size,
+    #: transports/listing.py), or the hash the server computed and we compared ("sha256", "sha1",
+    #: "md5", "crc32"); None when the server moved the file away at once.
     verified_by: str | None = None
+    #: ``put(..., verify=False)``: the server confirmed the transfer (and the hash, if it offers
+    #: one), but nobody has looked for the file under its final name yet: :meth:`Transport.confirm`.
+    pending: bool = False
+
+
+class ArrivedShort(TransportError):
+    """The server holds the file under its final name with another size than we sent: it is
+    removed, and sending it again may work."""
 
 
 Progress = Callable[[int], None]
@@ -110,6 +122,9 @@ class Transport(abc.ABC):
     """Base class. Subclasses implement the five abstract methods."""
 
     protocol: str = ""
+    #: ``put(verify=False)`` + :meth:`confirm` check uploads together (FTP, SFTP); a transport
+    #: without it is asked ``put`` alone and checks each file itself.
+    checks_in_batches: bool = False
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
@@ -129,9 +144,12 @@ class Transport(abc.ABC):
         remote_name: str,
         progress: Progress | None = None,
         resume: ResumeOffer | None = None,
+        *,
+        verify: bool = True,
     ) -> PutResult:
         """Upload ``local`` as ``remote_name`` inside ``remote_dir`` and verify its size.
-        ``resume``: a cut keeps the partial, and a partial of ours is continued (transports/resume.py)."""
+        ``resume``: a cut keeps the partial, and a partial of ours is continued (transports/resume.py).
+        ``verify=False``: leave the look under the final name to :meth:`confirm` (``pending``)."""
 
     @abc.abstractmethod
     def size(self, remote_name: str) -> int | None:
@@ -140,6 +158,39 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def delete(self, remote_name: str) -> None:
         """Remove ``remote_name`` from ``remote_dir`` if it is there (best effort)."""
+
+    def listed_sizes(self) -> dict[str, int] | None:
+        """Name -> size of the files in ``remote_dir`` from one listing, or None when the server
+        gives none with exact sizes. Default: none."""
+        return None
+
+    def check_arrived(self, sent: PutResult) -> PutResult:
+        """The per-file check of an upload whose transfer the server confirmed: its size under
+        the final name. Gone: an agency robot took it (not verifiable, never re-sent); another
+        size: removed, :class:`ArrivedShort`."""
+        size = self.size(sent.remote_name)
+        if size is None:
+            logger.info(
+                "{}: {} confirmed, then gone from the server (taken by ingest?)",
+                self.settings.platform,
+                sent.remote_name,
+            )
+            return replace(sent, verified=False, verified_by=None, pending=False)
+        if size != sent.size:
+            self.delete(sent.remote_name)
+            raise ArrivedShort(
+                f"{self.settings.platform}: {sent.remote_name} arrived with {size} of {sent.size} bytes",
+                retryable=True,
+            )
+        return replace(sent, verified=True, verified_by=sent.verified_by or "size", pending=False)
+
+    def confirm(self, pending: list[PutResult]) -> list[PutResult | TransportError]:
+        """Answers for uploads made with ``verify=False``, in order: one listing of the folder
+        for all of them where the server gives one, the per-file check for the rest
+        (transports/listing.py). Raises when the connection fails under it."""
+        from stockbridge.transports.listing import confirm
+
+        return confirm(pending, self.listed_sizes, self.check_arrived, self.settings.platform)
 
     def mkdirs(self) -> None:  # noqa: B027  (an optional hook: folder-less transports need nothing)
         """Make sure ``remote_dir`` exists. Default: nothing to do."""
@@ -201,9 +252,20 @@ def protocols() -> list[str]:
     return sorted(_REGISTRY)
 
 
+#: The module of each built-in protocol: opening one transport imports only its own module (the
+#: SFTP one loads paramiko, a quarter of a second an FTP-only run need not wait for).
+_MODULE_OF = {"ftp": "ftp", "ftps": "ftp", "sftp": "sftp", "folder": "folder"}
+
+
 def open_transport(settings: TransportSettings) -> Transport:
     """A (not yet connected) transport for ``settings.protocol``."""
-    _load_builtins()
+    module = _MODULE_OF.get(settings.protocol)
+    if module is not None and settings.protocol not in _REGISTRY:
+        import importlib
+
+        importlib.import_module(f"stockbridge.transports.{module}")
+    elif module is None:
+        _load_builtins()
     try:
         cls = _REGISTRY[settings.protocol]
     except KeyError:

@@ -86,6 +86,8 @@ class FolderTransport(Transport):
         remote_name: str,
         progress: Progress | None = None,
         resume: ResumeOffer | None = None,  # a local copy is never cut by a line: always whole
+        *,
+        verify: bool = True,  # a local stat costs nothing: checked at once even when False
     ) -> PutResult:
         check_remote_name(remote_name)
         self.mkdirs()

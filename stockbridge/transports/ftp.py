@@ -40,6 +40,7 @@ from stockbridge.transports.base import (
     TransportSettings,
     register,
 )
+from stockbridge.transports.ftp_data import open_protected_data
 from stockbridge.transports.ftp_replies import (
     HashMethod,
     check_remote_dir,
@@ -51,6 +52,7 @@ from stockbridge.transports.ftp_replies import (
     one_line,
     reply_code,
 )
+from stockbridge.transports.listing import ftp_listed_sizes
 from stockbridge.transports.resume import (
     ResumeOffer,
     ResumeRefused,
@@ -72,7 +74,12 @@ def _tls_context(ca_file: str | None) -> ssl.SSLContext:
     # One context per CA file per process: create_default_context() costs ~50 ms (it loads the
     # system CA store), which would otherwise be paid on every connection (decisions.md M-3).
     # It verifies the certificate chain and the host name by default.
-    return ssl.create_default_context(cafile=ca_file)
+    context = ssl.create_default_context(cafile=ca_file)
+    # Key share on the prime256v1 curve (which every TLS 1.3 server must take, RFC 8446 9.1) rather
+    # than OpenSSL's X25519: vsftpd allows only that curve and answered every handshake, one per
+    # file, with a HelloRetryRequest, a round trip lost per file (decisions.md M-6).
+    context.set_ecdh_curve("prime256v1")
+    return context
 
 
 class _SessionReusingFTP_TLS(ftplib.FTP_TLS):
@@ -83,6 +90,9 @@ class _SessionReusingFTP_TLS(ftplib.FTP_TLS):
     """
 
     def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
+        if self._prot_p and self.passiveserver:  # type: ignore[attr-defined]
+            # The TLS handshake goes out with the command, not after its reply (one round trip).
+            return open_protected_data(self, cmd, rest), None
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:  # type: ignore[attr-defined]
             assert isinstance(self.sock, ssl.SSLSocket)  # AUTH TLS came first
@@ -95,6 +105,7 @@ class FTPTransport(Transport):
     """Plain FTP: the password travels in clear, so it is opt-in (``protocol = "ftp"``)."""
 
     tls = False
+    checks_in_batches = True
 
     def __init__(self, settings: TransportSettings) -> None:
         super().__init__(settings)
@@ -107,6 +118,7 @@ class FTPTransport(Transport):
         self._block = bytearray(BLOCKSIZE)
         self._hash: HashMethod | None = None
         self._hash_known = False
+        self._features = ""  # the FEAT reply, read with the hash method
         self._resume: ResumeOffer | None = None  # set during a put that may keep its partial
 
     # -- session -------------------------------------------------------------------------------
@@ -136,6 +148,10 @@ class FTPTransport(Transport):
         try:
             with self._mapped("connect"):
                 ftp.connect(self.settings.host, self._port, timeout=self.settings.timeout)
+                # Commands are single small writes, each waiting for its reply: never hold one back.
+                if ftp.sock is not None:
+                    with contextlib.suppress(OSError):
+                        ftp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._secure(ftp)
             username = self.settings.username or "anonymous"
             password = self.settings.password.reveal() if self.settings.password else ""
@@ -207,6 +223,8 @@ class FTPTransport(Transport):
 
     def mkdirs(self) -> None:
         """Create every missing component of ``remote_dir`` and change into it."""
+        if self._in_remote_dir:  # connect() went there already: no second CWD
+            return
         remote_dir = self._remote_dir
         if self._try_cwd(remote_dir):
             self._in_remote_dir = True
@@ -245,6 +263,8 @@ class FTPTransport(Transport):
         remote_name: str,
         progress: Progress | None = None,
         resume: ResumeOffer | None = None,
+        *,
+        verify: bool = True,
     ) -> PutResult:
         check_remote_name(remote_name)
         if not self._in_remote_dir:
@@ -271,6 +291,8 @@ class FTPTransport(Transport):
             hashed_by = self._compare_hash(target, method, hexdigest(digest), local_size)
         if self.settings.atomic_rename:
             self._rename(target, remote_name)
+        if not verify:  # the 226 came; its size under the final name is confirm()'s to check
+            return PutResult(remote_name, local_size, verified=False, verified_by=hashed_by, pending=True)
         remote_size = self._size_after_upload(remote_name)
         if remote_size is None:
             # 226 came, then the file vanished: an agency robot took it. Never re-send it.
@@ -311,7 +333,7 @@ class FTPTransport(Transport):
             return self._hash
         self._hash_known = True
         try:
-            features = self._client.sendcmd("FEAT")
+            features = self._features = self._client.sendcmd("FEAT")
         except (ftplib.Error, OSError, EOFError) as exc:
             logger.debug("{}: FEAT failed ({}); size is the check", self._where, exc)
             return None
@@ -497,6 +519,13 @@ class FTPTransport(Transport):
             return None
         except (ftplib.Error, OSError, EOFError) as exc:
             raise error_for_exception(exc, "SIZE", self._where) from exc
+
+    def listed_sizes(self) -> dict[str, int] | None:
+        """One ``MLSD`` (or ``LIST`` where FEAT offers no MLST) of ``remote_dir``."""
+        if not self._in_remote_dir:
+            return None
+        self._hash_method()  # reads FEAT, once per session
+        return ftp_listed_sizes(self._client, self._features, self._where, self.settings.timeout)
 
     def size(self, remote_name: str) -> int | None:
         check_remote_name(remote_name)

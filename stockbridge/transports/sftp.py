@@ -46,13 +46,13 @@ from stockbridge.transports.base import (
     register,
 )
 from stockbridge.transports.ftp_replies import check_remote_dir, check_remote_name
+from stockbridge.transports.listing import sftp_listed_sizes
 from stockbridge.transports.resume import ResumeOffer, Start, keeps_partial, plan_start, sftp_hash
 from stockbridge.transports.sftp_protocol import (
     DEFAULT_REQUEST_SIZE,
     SFTPClient,
     WriteReplies,
     check_file_name,
-    close_handle,
     error_for_exception,
     free_bytes,
     open_for_write,
@@ -84,6 +84,8 @@ _CHECK_FILE_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
 
 @register("sftp")
 class SFTPTransport(Transport):
+    checks_in_batches = True
+
     def __init__(self, settings: TransportSettings) -> None:
         super().__init__(settings)
         check_remote_dir(settings.remote_dir)
@@ -400,6 +402,8 @@ class SFTPTransport(Transport):
         remote_name: str,
         progress: Progress | None = None,
         resume: ResumeOffer | None = None,
+        *,
+        verify: bool = True,
     ) -> PutResult:
         final = self._remote(remote_name)
         if not self._dir_ready:
@@ -420,6 +424,8 @@ class SFTPTransport(Transport):
             raise
         if target != final:
             self._rename(target, final, local_size)
+        if not verify:  # every status came; its size under the final name is confirm()'s to check
+            return PutResult(remote_name, local_size, verified=False, verified_by=hashed_by, pending=True)
         remote_size = self._stat_size(final)
         if remote_size is None:
             # Closed without error, then gone: an agency robot took it. Never re-send it.
@@ -528,14 +534,14 @@ class SFTPTransport(Transport):
                         view = view[len(chunk) :]
                     if progress is not None:
                         progress(offset)
-                writes.finish()
+                writes.finish_and_close(handle)
                 closed = True
-                close_handle(sftp, handle, self._where, target)
             finally:
                 if not closed:
                     writes.abandon()
                     with contextlib.suppress(Exception):
-                        sftp._async_request(type(None), CMD_CLOSE, handle)
+                        if not writes.close_sent:
+                            sftp._async_request(type(None), CMD_CLOSE, handle)
         if digest is None or algorithm is None:
             return None
         return self._compare_hash(target, algorithm, digest.hexdigest())
@@ -575,6 +581,10 @@ class SFTPTransport(Transport):
             self._client.remove(path)
         except Exception as exc:
             logger.debug("{}: could not remove {}: {}", self._where, path, exc)
+
+    def listed_sizes(self) -> dict[str, int] | None:
+        """One ``readdir`` of ``remote_dir``: name -> size of its regular files."""
+        return sftp_listed_sizes(self._client, self.settings.remote_dir, self._where)
 
     def size(self, remote_name: str) -> int | None:
         return self._stat_size(self._remote(remote_name))

@@ -20,6 +20,7 @@ from paramiko.sftp import (
     SFTP_FLAG_CREATE,
     SFTP_FLAG_TRUNC,
     SFTP_FLAG_WRITE,
+    SFTP_NO_SUCH_FILE,
     SFTP_OK,
     SFTP_PERMISSION_DENIED,
     int64,
@@ -78,6 +79,9 @@ class WriteReplies:
         self._target = target
         self._pending: set[int] = set()
         self.error: tuple[int, str] | None = None
+        self.close_sent = False
+        self._close_number: int | None = None
+        self._close_error: tuple[int, str] | None = None
 
     def send(self, handle: bytes, offset: int, chunk: memoryview) -> None:
         self._raise_if_refused()
@@ -95,6 +99,21 @@ class WriteReplies:
             self._read_one()
         self._raise_if_refused()
 
+    def finish_and_close(self, handle: bytes) -> None:
+        """Send the close right behind the last write (the server takes requests in order, so it
+        closes after every write), then read every status: the writes' and the close's (some
+        servers report a failed flush only there). One round trip less per file than waiting for
+        the writes first (decisions.md M-7)."""
+        self._close_number = self._sftp._async_request(self, CMD_CLOSE, handle)
+        self._pending.add(self._close_number)
+        self.close_sent = True
+        self.finish()
+        if self._close_error is not None:
+            code, text = self._close_error
+            if code == SFTP_NO_SUCH_FILE:
+                raise OSError(errno.ENOENT, text)
+            raise write_refusal(code, text, f"{self._where}: closing {self._target} refused")
+
     def abandon(self) -> None:
         """Forget the replies still to come (the session is closed or the file given up)."""
         for number in self._pending:
@@ -109,6 +128,12 @@ class WriteReplies:
 
     def _async_response(self, kind: int, message: paramiko.Message, number: int) -> None:
         self._pending.discard(number)
+        if number == self._close_number:
+            code = message.get_int() if kind == CMD_STATUS else -1
+            if code != SFTP_OK:
+                text = message.get_text() if kind == CMD_STATUS and message.get_remainder() else ""
+                self._close_error = (code, text or f"status {code}")
+            return
         if self.error is not None:
             return
         if kind != CMD_STATUS:

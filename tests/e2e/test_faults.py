@@ -85,6 +85,11 @@ class FaultyFTPServer(FTPServerThread):
                     return None
                 return super().ftp_PASS(line)
 
+            def ftp_MLSD(self, path: str) -> Any:
+                if self._fault("MLSD"):
+                    return None
+                return super().ftp_MLSD(path)
+
             def ftp_STOR(self, file: str, mode: str = "w") -> Any:
                 if self._fault("STOR"):
                     return None
@@ -425,3 +430,48 @@ def test_a_server_that_is_down_then_back_gets_the_files_within_the_same_run(
     assert "cannot reach the server" in err, "it really was down at first"
     assert stored_files(root) == {path.name: path.read_bytes() for path in sources}
     assert sorted(Counter(server.stored).values()) == [1, 1, 1]
+
+
+def test_a_batch_checked_by_one_listing_catches_a_file_the_server_kept_short_and_sends_it_again(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer
+) -> None:
+    # Seven files: checked together with one MLSD (delivery/confirming.py). The server keeps one of
+    # them short after confirming it with 226: that one must not be `uploaded` until it is whole.
+    cut: list[str] = []
+
+    def keep_short(path: Path) -> None:
+        if path.name == "IMG_3.jpg" and not cut:
+            cut.append(path.name)
+            with path.open("r+b") as handle:
+                handle.truncate(100)
+
+    faulty.ingest = keep_short
+    sources = photos(workspace, exiftool, 7, width=320)
+    configure(workspace, faulty, folder_target)
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert stored_files(faulty.root) == {path.name: path.read_bytes() for path in sources}
+    agency = jobs(workspace, "agency")
+    assert {name: job["state"] for name, job in agency.items()} == {p.name: "uploaded" for p in sources}
+    proofs = {name: job["verified_by"] for name, job in agency.items()}
+    assert proofs.pop("IMG_3.jpg") == "size", "sent again alone, its own SIZE proved it"
+    assert set(proofs.values()) == {"listing"}
+    assert sorted(faulty.stored).count("IMG_3.jpg") == 2 and len(faulty.stored) == 8
+    assert faulty.commands.count("MLSD") == 1
+
+
+def test_sent_files_whose_check_was_cut_off_are_looked_for_first_and_never_sent_twice(
+    workspace: Workspace, exiftool: Any, faulty: FaultyFTPServer, folder_target: LocalServer
+) -> None:
+    # The listing that would check the batch fails (421): nothing may count as uploaded on the
+    # strength of the 226 alone, and nothing may be sent again either: each is looked for first.
+    faulty.replies[("MLSD", 1)] = "421 Service not available, closing control connection."
+    sources = photos(workspace, exiftool, 7, width=320)
+    configure(workspace, faulty, folder_target)
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert stored_files(faulty.root) == {path.name: path.read_bytes() for path in sources}
+    assert len(faulty.stored) == 7, "a file on the server at full size is never sent again"
+    assert faulty.counts["MLSD"] == 1
+    agency = jobs(workspace, "agency")
+    assert {(job["state"], job["verified_by"]) for job in agency.values()} == {("uploaded", "size")}

@@ -51,7 +51,9 @@ def test_uploads_start_before_the_last_file_is_prepared_over_one_login(
     queued = log_lines(result.stderr, r"queued IMG_\d+\.jpg for agency")
     uploaded = log_lines(result.stderr, r"uploaded IMG_\d+\.jpg → agency")
     assert len(queued) == len(uploaded) == 8, result.stderr
-    assert uploaded[0] < queued[-1], "the first upload went before the last file was prepared"
+    # A file is "sent" when the server confirmed it, "uploaded" once checked with its batch.
+    sent = log_lines(result.stderr, r"(sent|uploaded) IMG_\d+\.jpg → agency")
+    assert sent[0] < queued[-1], "the first upload went before the last file was prepared"
     # The batch stayed open for the files prepared while it was going: one login for all eight.
     assert ftp_server.commands().count("PASS") == 1
     assert sorted(Counter(ftp_server.extra["ftpd"].stored).values()) == [1] * 8

@@ -297,3 +297,24 @@ def test_retry_forgets_a_job_that_failed_before_its_copy_was_made_so_the_file_is
     assert ledger.job_for("c" * 64, "shop") is None, "its file is still there: it will be prepared again"
     left = ledger.job_for("d" * 64, "shop")
     assert left is not None and left.state == states.FAILED, "its file is gone: the answer stays"
+
+
+def test_a_batch_checked_together_is_marked_uploaded_in_one_step(ledger):
+    # delivery/confirming.py: the files one listing proved are recorded together, each with how it
+    # was proved; one of them the agency took at once (not verifiable, no proof named).
+    batch = ledger.open_batch("shop", 3)
+    ids = []
+    for platform in ("shop", "other", "third"):
+        ledger.create_job(sha256=SHA_A, platform=platform, state=states.PENDING, remote_name="a.jpg")
+        job = ledger.jobs(platform=platform)[0]
+        ledger.begin_upload(job.id, batch)
+        ids.append(job.id)
+    with pytest.raises(ValueError):
+        ledger.mark_uploaded_many([(ids[0], True, "listing"), (ids[1], False, "listing")])
+    assert {ledger.job(job_id).state for job_id in ids} == {states.UPLOADING}, "all or nothing"
+    ledger.mark_uploaded_many([(ids[0], True, "listing"), (ids[1], True, "sha256"), (ids[2], False, None)])
+    assert [(ledger.job(job_id).state, ledger.job(job_id).verified_by) for job_id in ids] == [
+        (states.UPLOADED, "listing"),
+        (states.UPLOADED, "sha256"),
+        (states.UPLOADED, None),
+    ]
