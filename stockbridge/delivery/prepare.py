@@ -191,7 +191,7 @@ class Pipeline:
             logger.bind(file=path.name).warning("{}: {}", path.name, refusal(path, exc))
             self.ledger.note(str(path), REFUSED, refusal(path, exc))  # `status` lists it as not taken
             return None
-        if self.config.web.enabled and item.object_path is not None:  # the page's picture, in the background
+        if item.object_path is not None:  # the page's picture, in the background (when it is served)
             self.thumbnails.later(item.sha256, item.object_path, item.file_type)
         # One file at a time per content: the same photo exported twice and prepared side by side
         # is planned once, and the second is told it is a copy.
@@ -579,8 +579,6 @@ def open_pipeline(config: Config) -> Iterator[Pipeline]:
     try:
         exiftool.start()
         pipeline = Pipeline(config, ledger, exiftool)
-        if config.web.enabled:
-            pipeline.thumbnails.start()  # the page's thumbnail maker, ready before the first file
         try:
             yield pipeline
         finally:

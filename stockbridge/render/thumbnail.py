@@ -2,8 +2,8 @@
 
 Made from a hard link to the file's private copy by :class:`ThumbnailMaker`'s child process, at idle
 CPU priority and in a lull between files, never on the upload path (a JPEG is decoded at 1/2 to 1/8
-of its size for it: decisions.md M-1), so it is there for ``once`` and ``run`` alike and long after
-the copy is gone. Types Pillow
+of its size for it: decisions.md M-1), while ``run`` serves the page, and kept long after the copy
+is gone. ``once`` makes none (it would wait for them at its end): its files show an icon. Types Pillow
 cannot open (vectors, video) get none: the page shows an icon.
 """
 
@@ -85,8 +85,8 @@ def make_thumb(source: Path, target: Path) -> bool:
 
 #: Its CPU priority where SCHED_IDLE is missing: below the prepare workers (5) and the uploads (0).
 MAKER_NICENESS = 10
-#: At the end of a run, pending thumbnails get this long before they are left for the next start.
-DRAIN_SECONDS = 20.0
+#: When the service stops, the child gets this long to finish; what is left waits for the next start.
+DRAIN_SECONDS = 3.0
 #: The child makes thumbnails once no new file came for this long...
 QUIET_SECONDS = 1.0
 #: ...or once the oldest waited this long (a steady stream of exports never pauses).
@@ -114,10 +114,13 @@ class ThumbnailMaker:
         self._lock = threading.Lock()
         #: Called with the file's sha256 when its thumbnail is made (the page's "thumb" event).
         self.on_made: Callable[[str], None] | None = None
+        #: Off until :meth:`start`: only a service that serves the page makes thumbnails (``once``
+        #: would wait for them at its end, and its links would wait for a page that never comes).
+        self.enabled = False
 
     def later(self, sha256: str, source: Path, file_type: str | None) -> None:
         """Make the thumbnail of ``sha256`` from ``source`` soon, in the background. Never raises."""
-        if not can_have_thumb(file_type) or thumb_path(self.state_dir, sha256).is_file():
+        if not self.enabled or not can_have_thumb(file_type) or thumb_path(self.state_dir, sha256).is_file():
             return
         link = self.pending_dir / f"{sha256}.{file_type}"
         try:
@@ -138,7 +141,9 @@ class ThumbnailMaker:
                 self._child = None
 
     def start(self) -> None:
-        """Start the child now, before files arrive (its interpreter start then costs no upload)."""
+        """Make thumbnails from now on; the child starts now, before files arrive (its interpreter
+        start then costs no upload), and first makes what a run that ended first left."""
+        self.enabled = True
         with self._lock, contextlib.suppress(OSError):
             self._start()
 

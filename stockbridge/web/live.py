@@ -53,13 +53,14 @@ class LivePage:
         keeper = TokenKeeper(self.service.config.state.dir)
         known = (row[0] for row in self.pipeline.ledger.query("SELECT sha256 FROM assets"))
         removed = self.context.thumbs.sweep(known)
-        self.pipeline.thumbnails.on_made = lambda sha256: self.event("thumb", {"id": sha256})
         if removed:
             logger.info("removed {} thumbnail(s) of files the ledger no longer has", removed)
         app = build_app(self.context, keeper, listen=web.listen, tls=web.tls)
         self.server = WebServer(app, web)
         if not self.server.start():
             return False
+        self.pipeline.thumbnails.on_made = lambda sha256: self.event("thumb", {"id": sha256})
+        self.pipeline.thumbnails.start()  # made only while the page is served, off the upload path
         for uploader in self.uploaders.values():
             uploader.on_progress = self.progress
         self.service.on_event = self.event

@@ -15,6 +15,8 @@ from starlette.testclient import TestClient
 from stockbridge.config.loading import load_config
 from stockbridge.config.models import Config
 from stockbridge.demo.samples import make_image
+from stockbridge.ledger.store import Ledger
+from stockbridge.render.thumbnail import thumbnail
 from stockbridge.service.once import run_once
 from stockbridge.web.app import WebContext, build_app
 from stockbridge.web.token import TokenKeeper
@@ -55,7 +57,7 @@ def photos(folder: Path, exiftool: Any, names: tuple[str, ...] = NAMES, seed: in
 def write_site_config(
     root: Path, server: FaultyFTPServer, archive: Path, web: str = f'[web]\nlisten = "{LISTEN}"\n'
 ) -> Workspace:
-    """``once`` never serves the page: [web] only says where it would be (and makes thumbnails)."""
+    """``once`` never serves the page: [web] only says where it would be."""
     for name in ("exports", "state"):
         (root / name).mkdir(exist_ok=True)
     workspace = Workspace(
@@ -83,6 +85,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, exiftool: Any) -> Iterator[Si
         config = load_config(workspace.config)
         report = run_once(config)
         assert report.failed, "one file is refused by the server"
+        # What `run`'s maker would have made while serving the page (once makes none: test_thumbnail_maker).
+        ledger = Ledger(config.ledger_path)
+        for asset in ledger.assets():
+            thumbnail(config.state.dir, asset.sha256, Path(asset.path), asset.file_type)
+        ledger.close()
         yield Site(workspace, config, server, root / "archive")
     finally:
         server.stop()
