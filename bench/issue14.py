@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import shutil
 import signal
 import sys
@@ -28,7 +27,7 @@ from bench.data import make_jpeg_set
 from bench.link import PROFILES, LinkEmulator, parse_profile
 from bench.link_rows import link_rows, make_workload
 from bench.passthrough import passthrough_row, profile_once
-from bench.results import Budget, Row, print_table
+from bench.results import Budget, Row, print_table, write_json
 from bench.servers import Server, sshd_server, vsftpd_server
 from stockbridge.demo.localserver import make_self_signed_cert
 from stockbridge.metadata.exiftool import ExifTool
@@ -149,11 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for text in texts:
             print("\n" + text)
         if args.json is not None:
-            args.json.write_text(
-                json.dumps(
-                    [row.__dict__ | {"ratio": row.ratio, "verdict": row.verdict()} for row in rows], indent=1
-                )
-            )
+            write_json(args.json, rows)
     return 0
 
 

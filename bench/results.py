@@ -5,6 +5,7 @@ and the check that makes a transfer count: every file arrived, under its name, a
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import statistics
 import sys
@@ -111,3 +112,10 @@ def verify(root: Path, files: Sequence[Path]) -> list[str]:
     if extra:
         problems.append(f"{len(extra)} unexpected ({extra[:2]})")
     return problems
+
+
+def write_json(path: Path, rows: Sequence[Row]) -> None:
+    """Every row with its ratio and verdict, for `--json`."""
+    path.write_text(
+        json.dumps([row.__dict__ | {"ratio": row.ratio, "verdict": row.verdict()} for row in rows], indent=1)
+    )

@@ -18,7 +18,6 @@ import contextlib
 import cProfile
 import functools
 import io
-import json
 import os
 import platform
 import pstats
@@ -41,7 +40,7 @@ from bench.integrity import integrity_rows, make_png_set
 from bench.metadata import time_metadata
 from bench.render import time_ingest, time_render
 from bench.restart import restart_rows
-from bench.results import MB, Budget, Row, _median, clear, print_table
+from bench.results import MB, Budget, Row, _median, clear, print_table, write_json
 from bench.servers import pyftpdlib_server, sshd_server, vsftpd_server
 from bench.transfers import stockbridge_upload, subset, time_transfers
 from bench.video import main as video_main
@@ -553,11 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in sorted(profiles.iterdir()):
             print(f"\n## {path.name}\n" + "\n".join(path.read_text().splitlines()[:30]))
         if args.json is not None:
-            args.json.write_text(
-                json.dumps(
-                    [row.__dict__ | {"ratio": row.ratio, "verdict": row.verdict()} for row in rows], indent=1
-                )
-            )
+            write_json(args.json, rows)
     return 0
 
 

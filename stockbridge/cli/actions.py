@@ -8,6 +8,7 @@ takes effect before its next file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -19,17 +20,7 @@ from stockbridge.cli.main import _known_platform, _load, common_options
 @click.option("--platform", "platform_name", required=True, metavar="NAME", help="The platform to pause.")
 def pause(config_path: Path | None, platform_name: str) -> None:
     """Stop sending to a platform until `stockbridge resume` (a file being sent finishes first)."""
-    from stockbridge.ledger.store import Ledger
-    from stockbridge.service import actions
-
-    config = _load(config_path, resolve_secrets=False)
-    _known_platform(config, platform_name)
-    ledger = Ledger(config.ledger_path)
-    try:
-        done = actions.pause(config, ledger, platform_name)
-    finally:
-        ledger.close()
-    click.echo(done.message)
+    _on_platform(config_path, platform_name, "pause")
 
 
 @click.command()
@@ -37,6 +28,11 @@ def pause(config_path: Path | None, platform_name: str) -> None:
 @click.option("--platform", "platform_name", required=True, metavar="NAME", help="The platform to resume.")
 def resume(config_path: Path | None, platform_name: str) -> None:
     """Lift a platform's pause, whatever its cause (failed files stay failed: `retry` sends them)."""
+    _on_platform(config_path, platform_name, "resume")
+
+
+def _on_platform(config_path: Path | None, platform_name: str, action: Literal["pause", "resume"]) -> None:
+    """``actions.pause`` or ``actions.resume`` on one known platform, its message printed."""
     from stockbridge.ledger.store import Ledger
     from stockbridge.service import actions
 
@@ -44,7 +40,7 @@ def resume(config_path: Path | None, platform_name: str) -> None:
     _known_platform(config, platform_name)
     ledger = Ledger(config.ledger_path)
     try:
-        done = actions.resume(config, ledger, platform_name)
+        done = getattr(actions, action)(config, ledger, platform_name)
     finally:
         ledger.close()
     click.echo(done.message)
