@@ -9,9 +9,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from stockbridge.demo.localserver import local_ftp_server
 from stockbridge.demo.samples import make_image
 from tests.e2e.conftest import Workspace, platform_table, service
-from tests.servers import LocalServer
+from tests.servers import LocalServer, pyftpdlib_platform
 from tests.waiting import wait_for
 
 
@@ -82,16 +83,24 @@ def test_same_named_files_prepared_side_by_side_get_their_own_names_and_equal_co
 
 
 def test_connections_send_one_platforms_files_side_by_side_each_once(
-    workspace: Workspace, exiftool: Any, ftp_server: LocalServer
+    workspace: Workspace, exiftool: Any, tmp_path: Path
 ) -> None:
     sources = photos(workspace, exiftool, 9, width=900)
-    workspace.write_config(platform_table("agency", ftp_server, connections=3))
-    result = workspace.cli("once")
-    assert result.returncode == 0, result.stderr
-    stored = Counter(ftp_server.extra["ftpd"].stored)
+    # A slow line (about 0.5 s a file): one connection cannot keep up with the prepared files, so
+    # the others take some, however fast or slow this machine prepares them.
+    per_second = max(path.stat().st_size for path in sources) * 2
+    root = tmp_path / "slow-root"
+    with local_ftp_server(
+        root, tls=False, username="photographer", password="s3cret-pass", upload_limit=per_second
+    ) as ftpd:
+        server = pyftpdlib_platform(ftpd, root)
+        workspace.write_config(platform_table("agency", server, connections=3))
+        result = workspace.cli("once")
+        assert result.returncode == 0, result.stderr
+        stored = Counter(ftpd.stored)
+        logins = server.commands().count("PASS")
     assert sorted(stored) == sorted(path.name for path in sources)
     assert set(stored.values()) == {1}, f"a file went twice: {stored}"
-    logins = ftp_server.commands().count("PASS")
     assert 2 <= logins <= 9, f"{logins} logins for 3 connections"
     batches = log_lines(result.stderr, r"agency: batch of \d+ file")
     assert len(batches) >= 2, "more than one connection took files"
