@@ -119,7 +119,11 @@ def test_the_service_sends_over_two_connections_and_takes_files_dropped_while_a_
     ftpd = ftp_server.extra["ftpd"]
     with service(workspace, log):
         wait_for(lambda: len(set(ftpd.stored)) >= 6, 30, "the first six files")
-        later = photos(workspace, exiftool, 4, folder="later", width=900)
+        # Made beside the folder, then moved in whole, as an export's last step: written in place,
+        # the service (settle 0.2 s) may take a file before ExifTool has tagged it.
+        staged = photos(workspace, exiftool, 4, folder="../staging", width=900)
+        (workspace.exports / "later").mkdir()
+        later = [path.replace(workspace.exports / "later" / path.name) for path in staged]
         wait_for(lambda: len(set(ftpd.stored)) >= 10, 30, "the four files dropped later")
     stored = Counter(ftpd.stored)
     assert len(stored) == 10 and set(stored.values()) == {1}, f"each file once: {stored}"
