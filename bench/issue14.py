@@ -84,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--link-runs", type=int, default=None, help="timed runs per contender on a link (default --runs)"
     )
     parser.add_argument(
+        "--link-protocols",
+        default="ftps,sftp",
+        help="comma-separated: which of ftps, sftp get link rows (default both)",
+    )
+    parser.add_argument(
         "--link-breakdown",
         action="store_true",
         help="also one `once` per link row under py-spy (where its time goes on that link)",
@@ -140,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         workspace,
                         cert,
                         args.link_breakdown,
+                        protocols=tuple(p.strip() for p in args.link_protocols.split(",") if p.strip()),
                     )
                     rows += more_rows
                     texts.append(line)

@@ -157,6 +157,7 @@ def link_rows(
     workdir: Path,
     cert: tuple[Path, Path] | None = None,
     breakdown: bool = False,
+    protocols: Sequence[str] = ("ftps", "sftp"),
 ) -> tuple[list[Row], str]:
     """Per protocol, two rows over the same runs: ``once`` vs the reference client (lftp mput /
     sftp -b), and ``once`` vs the link bound. Returns the rows and the validation line."""
@@ -178,7 +179,7 @@ def link_rows(
         if checked.problems:
             return [], line + " — no rows reported for this profile"
         scratch = workdir / "scratch"
-        for server in (link.ftps, link.sftp):
+        for server in [server for server in (link.ftps, link.sftp) if server.protocol in protocols]:
             label = "lftp mput (defaults, TLS 1.2)" if server.protocol == "ftps" else "sftp -b (defaults)"
             vs_client = Row(
                 f"link {profile.name}",

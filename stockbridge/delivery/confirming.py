@@ -24,7 +24,7 @@ from stockbridge.errors import TransportError
 from stockbridge.ledger import states
 from stockbridge.ledger.store import Job
 from stockbridge.transports import PutResult, Transport
-from stockbridge.transports.base import Progress
+from stockbridge.transports.base import AnswerLost, Progress
 from stockbridge.transports.resume import ResumeOffer
 
 if TYPE_CHECKING:
@@ -104,14 +104,7 @@ def confirm_sent(
             raise TransportError("the connection is gone")
         answers = transport.confirm([item.result for item in sent])
     except TransportError as exc:
-        for item in sent:
-            uploader.ledger.set_state(
-                item.job.id,
-                states.PENDING,
-                f"sent, but the check on the server was cut off ({message_of(exc)}); "
-                "the server is asked before it goes again",
-                next_attempt_at=0,
-            )
+        _look_again(uploader, sent, exc)
         uploader._log(batch=batch.id).warning(
             "{}: could not check {} sent file(s) ({}); each is looked for on the server first next time",
             uploader.name,
@@ -126,11 +119,31 @@ def confirm_sent(
     uploader.ledger.mark_uploaded_many([(item.job.id, *_proof(answer)) for item, answer in arrived])
     for item, answer in arrived:
         record_uploaded(uploader, batch, item.job, answer, item.seconds, marked=True)
+    # An SFTP file whose last answers went with an earlier connection (transports/sftp_pipeline.py).
+    lost = [item for item, answer in zip(sent, answers, strict=True) if isinstance(answer, AnswerLost)]
+    _look_again(uploader, lost)
     for item, outcome in zip(sent, answers, strict=True):
-        if isinstance(outcome, TransportError):
+        if isinstance(outcome, TransportError) and not isinstance(outcome, AnswerLost):
             # Removed from the server already; it goes again after its backoff (not at once: the
             # connection that sent it has moved on to other files).
             uploader._failed_upload(batch, item.job, outcome, tries=LOW_LEVEL_RETRIES)
+
+
+def _look_again(uploader: PlatformUploader, sent: list[Sent], cause: TransportError | None = None) -> None:
+    """Back to ``pending`` with the attempt counted: the next attempt looks for the file on the
+    server before it sends anything, so it is never sent twice nor counted without its check."""
+    why = (
+        f"the check on the server was cut off ({message_of(cause)})"
+        if cause
+        else "its answer went with the connection"
+    )
+    for item in sent:
+        uploader.ledger.set_state(
+            item.job.id,
+            states.PENDING,
+            f"sent, but {why}; the server is asked before it goes again",
+            next_attempt_at=0,
+        )
 
 
 def _proof(result: PutResult) -> tuple[bool, str | None]:

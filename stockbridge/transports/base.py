@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -108,11 +108,20 @@ class PutResult:
     #: ``put(..., verify=False)``: the server confirmed the transfer (and the hash, if it offers
     #: one), but nobody has looked for the file under its final name yet: :meth:`Transport.confirm`.
     pending: bool = False
+    #: SFTP: the file's last writes, close or rename may still be on their way (transports/
+    #: sftp_pipeline.py); ``confirm`` on the same connection has its answer.
+    ticket: int | None = field(default=None, compare=False)
 
 
 class ArrivedShort(TransportError):
     """The server holds the file under its final name with another size than we sent: it is
     removed, and sending it again may work."""
+
+
+class AnswerLost(TransportError):
+    """The server's answer for a file whose transfer was still under way went with its
+    connection: the file may or may not be whole on the server, so it is looked for there before
+    it is sent again."""
 
 
 Progress = Callable[[int], None]

@@ -48,15 +48,17 @@ from stockbridge.transports.base import (
 from stockbridge.transports.ftp_replies import check_remote_dir, check_remote_name
 from stockbridge.transports.listing import sftp_listed_sizes
 from stockbridge.transports.resume import ResumeOffer, Start, keeps_partial, plan_start, sftp_hash
+from stockbridge.transports.sftp_pipeline import POSIX_RENAME, InFlight, Pipeline, late_failure
 from stockbridge.transports.sftp_protocol import (
     DEFAULT_REQUEST_SIZE,
     SFTPClient,
     WriteReplies,
     check_file_name,
     error_for_exception,
-    free_bytes,
+    hash_algorithm,
     open_for_write,
     server_write_limit,
+    too_large_or_full,
 )
 from stockbridge.transports.ssh_keys import (
     KEY_ALGORITHMS,
@@ -73,13 +75,6 @@ _GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: idle session between two files of a batch (decisions.md S-5).
 _KEEPALIVE_SECONDS = 30
 _READ_CHUNK = 1024 * 1024
-_POSIX_RENAME = "posix-rename@openssh.com"
-
-
-_CHECK_FILE = "check-file"
-_CHECK_FILE_NAME = "check-file-name"
-#: Strongest first; names as in the extension draft and in hashlib.
-_CHECK_FILE_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
 
 
 @register("sftp")
@@ -91,6 +86,7 @@ class SFTPTransport(Transport):
         check_remote_dir(settings.remote_dir)
         self._transport: paramiko.Transport | None = None
         self._sftp: SFTPClient | None = None
+        self._pipe: Pipeline | None = None
         self._dir_ready = False
         self._request_size = settings.sftp_request_size or DEFAULT_REQUEST_SIZE
         #: Does the server answer check-file-name? None: not asked yet in this session.
@@ -137,6 +133,7 @@ class SFTPTransport(Transport):
             transport.close()
             raise
         self._transport, self._sftp = transport, sftp
+        self._pipe = Pipeline(sftp, self._where, self._late_failure)
         self._dir_ready = False
         self._check_file = None
         self._request_size = self.settings.sftp_request_size or server_write_limit(sftp, self._where)
@@ -319,6 +316,7 @@ class SFTPTransport(Transport):
 
     def close(self) -> None:
         sftp, self._sftp = self._sftp, None
+        self._pipe = None  # what was in flight is answered AnswerLost (transports/sftp_pipeline.py)
         transport, self._transport = self._transport, None
         for closable in (sftp, transport):
             if closable is None:
@@ -410,8 +408,17 @@ class SFTPTransport(Transport):
             self.mkdirs()
         local_size = local.stat().st_size
         target = final + TEMP_SUFFIX if self.settings.atomic_rename else final
+        pipe = self._pipeline
+        overlapped = not verify and self._hash_algorithm() is None and (target == final or self._posix_rename)
+        if overlapped and (full := pipe.storage_full()) is not None:
+            raise QuotaError(f"{self._where}: {remote_name} not sent: {full.message}", hint=full.hint)
         try:
             with self._mapped(f"uploading {target}", per_file=True):
+                if overlapped:  # its last bytes, close and rename go with the next file's
+                    start = self._start(local, target, None, resume)
+                    ticket = pipe.send(local, target, final, start, resume, progress, self._request_size)
+                    return PutResult(remote_name, local_size, verified=False, pending=True, ticket=ticket)
+                pipe.flush()
                 hashed_by = self._write(local, target, progress, resume)
         except QuotaError as full:
             self._remove_quietly(target)
@@ -438,35 +445,34 @@ class SFTPTransport(Transport):
             )
         return PutResult(remote_name, local_size, verified=True, verified_by=hashed_by or "size")
 
+    @property
+    def _pipeline(self) -> Pipeline:
+        if self._pipe is None:
+            raise TransportError(f"{self._where}: not connected", retryable=True)
+        return self._pipe
+
+    @property
+    def _posix_rename(self) -> bool:
+        return POSIX_RENAME in getattr(self._client, "server_extensions", {})
+
+    def _late_failure(self, exc: BaseException, flight: InFlight) -> TransportError:
+        return late_failure(exc, flight, self._where, self._remove_quietly, self._too_large_or_full)
+
+    def confirm(self, pending: list[PutResult]) -> list[PutResult | TransportError]:
+        """The answers still on their way (sftp_pipeline.py), then the look under the final name."""
+        pipe = self._pipeline
+        pipe.settle()
+        settled = [pipe.answer(sent) for sent in pending]
+        checked = iter(super().confirm([sent for sent in settled if isinstance(sent, PutResult)]))
+        return [next(checked) if isinstance(sent, PutResult) else sent for sent in settled]
+
     def _too_large_or_full(self, full: QuotaError, target: str, size: int) -> TransportError:
-        """SFTP has one status for a full disk and a per-file size limit (ProFTPD's mod_sftp says
-        "Out of disk space" for both): the free space the server reports tells them apart. Plenty
-        free means this file is over a limit, and only this file fails; otherwise the server is full."""
-        free = free_bytes(self._client, posixpath.dirname(target) or ".", self._where)
-        if free is None or free < size * 2:
-            return full
-        return RemoteRejectedError(
-            f"{full.message}, while the server reports {free / 1e9:.1f} GB free: this file "
-            f"({size / 1e6:.1f} MB) is over a size limit",
-            hint="the agency limits the size of one file; make the file smaller or send it another way",
-        )
+        return too_large_or_full(self._client, full, target, size, self._where)
 
     # -- hashes the server computes ------------------------------------------------------------
 
     def _hash_algorithm(self) -> str | None:
-        """The hash to ask the server for after an upload (``check-file-name``, an SFTP extension
-        of draft-ietf-secsh-filexfer-extensions), or None when it offers none we know."""
-        extensions = getattr(self._client, "server_extensions", {})
-        if _CHECK_FILE not in extensions and _CHECK_FILE_NAME not in extensions:
-            # ProFTPD's mod_sftp answers check-file-name without listing it to SFTP v3 clients:
-            # ask once per session; a server without it says "unsupported" and is not asked again.
-            return _CHECK_FILE_PREFERENCE[0] if self._check_file is not False else None
-        offered = extensions.get(_CHECK_FILE) or extensions.get(_CHECK_FILE_NAME) or b""
-        names = {name.strip() for name in offered.decode("ascii", "replace").split(",") if name.strip()}
-        for name in _CHECK_FILE_PREFERENCE:
-            if not names or name in names:
-                return name
-        return None
+        return hash_algorithm(getattr(self._client, "server_extensions", {}), self._check_file)
 
     def _compare_hash(self, target: str, algorithm: str, ours: str) -> str | None:
         """Ask the server for ``algorithm`` of ``target`` and compare. Returns the algorithm when
@@ -548,7 +554,7 @@ class SFTPTransport(Transport):
 
     def _rename(self, source: str, target: str, local_size: int) -> None:
         sftp = self._client
-        if _POSIX_RENAME in getattr(sftp, "server_extensions", {}):
+        if POSIX_RENAME in getattr(sftp, "server_extensions", {}):
             try:
                 with self._mapped(f"renaming {source}", per_file=True):
                     sftp.posix_rename(source, target)  # replaces an existing target atomically

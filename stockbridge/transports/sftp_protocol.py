@@ -4,6 +4,7 @@ whose every status is read, and paramiko's exceptions mapped to ours."""
 from __future__ import annotations
 
 import errno
+import posixpath
 import socket
 
 import paramiko
@@ -63,6 +64,28 @@ class SFTPClient(paramiko.SFTPClient):
         return kind, data
 
 
+_CHECK_FILE = "check-file"
+_CHECK_FILE_NAME = "check-file-name"
+#: Strongest first; names as in the extension draft and in hashlib.
+_CHECK_FILE_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
+
+
+def hash_algorithm(extensions: dict[str, bytes], answers: bool | None) -> str | None:
+    """The hash to ask the server for after an upload (``check-file-name``, an SFTP extension
+    of draft-ietf-secsh-filexfer-extensions), or None when it offers none we know. ``answers``:
+    did the server answer it in this session (None: not asked yet)?"""
+    if _CHECK_FILE not in extensions and _CHECK_FILE_NAME not in extensions:
+        # ProFTPD's mod_sftp answers check-file-name without listing it to SFTP v3 clients:
+        # ask once per session; a server without it says "unsupported" and is not asked again.
+        return _CHECK_FILE_PREFERENCE[0] if answers is not False else None
+    offered = extensions.get(_CHECK_FILE) or extensions.get(_CHECK_FILE_NAME) or b""
+    names = {name.strip() for name in offered.decode("ascii", "replace").split(",") if name.strip()}
+    for name in _CHECK_FILE_PREFERENCE:
+        if not names or name in names:
+            return name
+    return None
+
+
 #: Write requests in flight at once: enough to keep a long, fast link busy (64 x 255 KiB on
 #: OpenSSH), few enough that a refusal stops the upload within a few MB.
 _WRITE_WINDOW = 64
@@ -84,30 +107,42 @@ class WriteReplies:
         self._close_error: tuple[int, str] | None = None
 
     def send(self, handle: bytes, offset: int, chunk: memoryview) -> None:
-        self._raise_if_refused()
+        self.raise_if_refused()
         number = self._sftp._async_request(self, CMD_WRITE, handle, int64(offset), bytes(chunk))
         self._pending.add(number)
         # Read the replies that are already here, so a refusal stops us early; wait only when
         # the window is full.
         while self._pending and (len(self._pending) >= _WRITE_WINDOW or self._sftp.sock.recv_ready()):
             self._read_one()
-            self._raise_if_refused()
+            self.raise_if_refused()
 
     def finish(self) -> None:
         """Wait for the status of every write still outstanding; raise the first error."""
         while self._pending:
             self._read_one()
-        self._raise_if_refused()
+        self.raise_if_refused()
 
     def finish_and_close(self, handle: bytes) -> None:
         """Send the close right behind the last write (the server takes requests in order, so it
         closes after every write), then read every status: the writes' and the close's (some
         servers report a failed flush only there). One round trip less per file than waiting for
         the writes first (decisions.md M-7)."""
+        self.send_close(handle)
+        self.finish()
+        self.raise_if_close_refused()
+
+    def send_close(self, handle: bytes) -> None:
+        """Close the file behind its last write, without waiting for any status."""
         self._close_number = self._sftp._async_request(self, CMD_CLOSE, handle)
         self._pending.add(self._close_number)
         self.close_sent = True
-        self.finish()
+
+    @property
+    def answered(self) -> bool:
+        """Every status sent for so far has come."""
+        return not self._pending
+
+    def raise_if_close_refused(self) -> None:
         if self._close_error is not None:
             code, text = self._close_error
             if code == SFTP_NO_SUCH_FILE:
@@ -144,7 +179,7 @@ class WriteReplies:
             text = message.get_text() if message.get_remainder() else ""
             self.error = (code, text or f"status {code}")
 
-    def _raise_if_refused(self) -> None:
+    def raise_if_refused(self) -> None:
         if self.error is not None:
             code, text = self.error
             raise write_refusal(code, text, f"{self._where}: writing {self._target} refused")
@@ -176,19 +211,6 @@ def open_for_write(sftp: paramiko.SFTPClient, path: str, *, truncate: bool = Tru
         raise paramiko.SFTPError("Expected handle")
     handle: bytes = message.get_binary()
     return handle
-
-
-def close_handle(sftp: paramiko.SFTPClient, handle: bytes, where: str, target: str) -> None:
-    """Close a write handle and read its status: some servers report a failed flush only here
-    (paramiko's ``SFTPFile.close`` ignores it)."""
-    try:
-        sftp._request(CMD_CLOSE, handle)
-    except OSError as exc:
-        if isinstance(exc, socket.timeout) or (exc.errno is not None and exc.errno != errno.EACCES):
-            raise
-        text = exc.strerror or (str(exc.args[0]) if exc.args else "refused")
-        code = SFTP_PERMISSION_DENIED if exc.errno == errno.EACCES else -1
-        raise write_refusal(code, text, f"{where}: closing {target} refused") from exc
 
 
 def error_for_exception(
@@ -289,3 +311,19 @@ def check_file_name(sftp: paramiko.SFTPClient, path: str, algorithm: str) -> tup
     if used == "check-file":
         used = message.get_text()
     return used, message.get_remainder().hex()
+
+
+def too_large_or_full(
+    sftp: SFTPClient, full: QuotaError, target: str, size: int, where: str
+) -> TransportError:
+    """SFTP has one status for a full disk and a per-file size limit (ProFTPD's mod_sftp says
+    "Out of disk space" for both): the free space the server reports tells them apart. Plenty
+    free means this file is over a limit, and only this file fails; otherwise the server is full."""
+    free = free_bytes(sftp, posixpath.dirname(target) or ".", where)
+    if free is None or free < size * 2:
+        return full
+    return RemoteRejectedError(
+        f"{full.message}, while the server reports {free / 1e9:.1f} GB free: this file "
+        f"({size / 1e6:.1f} MB) is over a size limit",
+        hint="the agency limits the size of one file; make the file smaller or send it another way",
+    )
