@@ -92,11 +92,20 @@ def put_file(
 
 
 def confirm_sent(
-    uploader: PlatformUploader, batch: Batch, transport: Transport | None, waiting: Unconfirmed
+    uploader: PlatformUploader,
+    batch: Batch,
+    transport: Transport | None,
+    waiting: Unconfirmed,
+    *,
+    keep_newest: bool = False,
 ) -> None:
     """Check every upload in ``waiting`` and record each answer; with no connection, or one
-    that fails under the check, the jobs wait to be looked for at their next attempt."""
+    that fails under the check, the jobs wait to be looked for at their next attempt.
+    ``keep_newest``: a check on the way leaves the newest upload whose last bytes may still be
+    held (SFTP) for the next one, so the line stays busy meanwhile."""
     sent, waiting.sent = waiting.sent, []
+    if keep_newest and sent and sent[-1].result.ticket is not None:
+        sent, waiting.sent, waiting.since = sent[:-1], sent[-1:], time.monotonic()
     if not sent:
         return
     try:

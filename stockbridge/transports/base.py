@@ -177,7 +177,10 @@ class Transport(abc.ABC):
         """The per-file check of an upload whose transfer the server confirmed: its size under
         the final name. Gone: an agency robot took it (not verifiable, never re-sent); another
         size: removed, :class:`ArrivedShort`."""
-        size = self.size(sent.remote_name)
+        return self.judge_arrived(sent, self.size(sent.remote_name))
+
+    def judge_arrived(self, sent: PutResult, size: int | None) -> PutResult:
+        """:meth:`check_arrived` for the ``size`` the server reported under the final name."""
         if size is None:
             logger.info(
                 "{}: {} confirmed, then gone from the server (taken by ingest?)",

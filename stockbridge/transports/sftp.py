@@ -48,7 +48,11 @@ from stockbridge.transports.base import (
 from stockbridge.transports.ftp_replies import check_remote_dir, check_remote_name
 from stockbridge.transports.listing import sftp_listed_sizes
 from stockbridge.transports.resume import ResumeOffer, Start, keeps_partial, plan_start, sftp_hash
-from stockbridge.transports.sftp_pipeline import POSIX_RENAME, InFlight, Pipeline, late_failure
+from stockbridge.transports.sftp_pipeline import (
+    POSIX_RENAME,
+    Pipeline,
+    confirm_overlapped,
+)
 from stockbridge.transports.sftp_protocol import (
     DEFAULT_REQUEST_SIZE,
     SFTPClient,
@@ -133,9 +137,10 @@ class SFTPTransport(Transport):
             transport.close()
             raise
         self._transport, self._sftp = transport, sftp
-        self._pipe = Pipeline(sftp, self._where, self._late_failure)
+        self._pipe = Pipeline(sftp, self._where, self._remove_quietly, self._too_large_or_full)
         self._dir_ready = False
-        self._check_file = None
+        # OpenSSH has no check-file-name: no probe with the first file (mod_sftp has its own banner).
+        self._check_file = False if transport.remote_version.startswith("SSH-2.0-OpenSSH") else None
         self._request_size = self.settings.sftp_request_size or server_write_limit(sftp, self._where)
         logger.debug(
             "{}: connected as {} ({}, writes of {} bytes)",
@@ -455,16 +460,9 @@ class SFTPTransport(Transport):
     def _posix_rename(self) -> bool:
         return POSIX_RENAME in getattr(self._client, "server_extensions", {})
 
-    def _late_failure(self, exc: BaseException, flight: InFlight) -> TransportError:
-        return late_failure(exc, flight, self._where, self._remove_quietly, self._too_large_or_full)
-
     def confirm(self, pending: list[PutResult]) -> list[PutResult | TransportError]:
         """The answers still on their way (sftp_pipeline.py), then the look under the final name."""
-        pipe = self._pipeline
-        pipe.settle()
-        settled = [pipe.answer(sent) for sent in pending]
-        checked = iter(super().confirm([sent for sent in settled if isinstance(sent, PutResult)]))
-        return [next(checked) if isinstance(sent, PutResult) else sent for sent in settled]
+        return confirm_overlapped(self._pipeline, pending, self.judge_arrived, super().confirm)
 
     def _too_large_or_full(self, full: QuotaError, target: str, size: int) -> TransportError:
         return too_large_or_full(self._client, full, target, size, self._where)

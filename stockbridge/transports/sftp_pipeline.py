@@ -9,12 +9,13 @@ per file: the OPEN's handle, the statuses of the last writes and the close, the 
   close, so the link carries them while the new handle comes back;
 - the previous file's statuses arrive while the next one's data goes out; its RENAME is sent as
   soon as every write and the close said OK (never before: the final name never shows a file the
-  server did not take whole), and its status too comes back under the next file's data.
+  server did not take whole), then a STAT of the final name once the rename said OK; their
+  replies too come back under the next file's data.
 
-What is known later than before: the status of the held writes, the close and the rename. They
-are the file's answer at :meth:`Pipeline.answer`, which ``confirm`` asks before it looks for the
-file under its final name (delivery/confirming.py); a refusal there is removed from the server as
-in ``put``. A file whose answer the connection took with it is :class:`AnswerLost`: it is looked
+What is known later than before: the status of the held writes, the close and the rename, and the
+size under the final name. They are the file's answer at :meth:`Pipeline.answer`, which ``confirm``
+asks (delivery/confirming.py), so the look under the final name costs no round trip of its own and
+no listing; a refusal is removed from the server as in ``put``. A file whose answer the connection took with it is :class:`AnswerLost`: it is looked
 for on the server before it is sent again. All of it runs on the thread that calls the transport:
 paramiko hands each reply to the object its request was registered with, in any order.
 """
@@ -29,19 +30,22 @@ from typing import IO
 
 import paramiko
 from paramiko.sftp import (
+    CMD_ATTRS,
     CMD_CLOSE,
     CMD_EXTENDED,
     CMD_HANDLE,
     CMD_OPEN,
+    CMD_STAT,
     CMD_STATUS,
     SFTP_FLAG_CREATE,
     SFTP_FLAG_TRUNC,
     SFTP_FLAG_WRITE,
+    SFTP_NO_SUCH_FILE,
 )
 from paramiko.sftp_attr import SFTPAttributes
 
 from stockbridge.errors import QuotaError, TransportError
-from stockbridge.transports.base import AnswerLost, Progress, PutResult
+from stockbridge.transports.base import AnswerLost, ArrivedShort, Progress, PutResult
 from stockbridge.transports.resume import ResumeOffer, Start, keeps_partial
 from stockbridge.transports.sftp_protocol import WriteReplies, error_for_exception
 
@@ -51,6 +55,8 @@ from stockbridge.transports.sftp_protocol import WriteReplies, error_for_excepti
 HOLD_BACK = 2 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 POSIX_RENAME = "posix-rename@openssh.com"
+#: A STAT that gave no usable answer.
+UNKNOWN = object()
 #: One number per file for the whole process: an answer asked of another connection is lost.
 _tickets = itertools.count(1)
 
@@ -90,6 +96,10 @@ class InFlight:
         self.rename_sent = False
         self._rename_number: int | None = None
         self._rename_error: BaseException | None = None
+        self._stat_number: int | None = None
+        #: What the STAT after the rename said: the size under the final name, None for "no such
+        #: file" (an ingest robot took it), or UNKNOWN (no usable answer: ``confirm`` asks again).
+        self.remote_size: int | object | None = UNKNOWN
         self.done = False
         self.error: TransportError | None = None
 
@@ -124,7 +134,7 @@ class InFlight:
                 self._fail(exc, failed)
                 return
             if self.target == self.final:
-                self.done = True
+                self._send_stat()
                 return
             self.rename_sent = True
             self._rename_number = self.sftp._async_request(
@@ -138,7 +148,19 @@ class InFlight:
         if self._rename_error is not None:
             self._fail(self._rename_error, failed)
 
+    def _send_stat(self) -> None:
+        """Ask for the size under the final name (the check ``put`` made, without its wait)."""
+        self._stat_number = self.sftp._async_request(self, CMD_STAT, self.sftp._adjust_cwd(self.final))
+
     def _async_response(self, kind: int, message: paramiko.Message, number: int) -> None:
+        if number == self._stat_number:
+            self._stat_number = None
+            self.done = True
+            if kind == CMD_ATTRS:
+                self.remote_size = SFTPAttributes._from_msg(message).st_size
+            elif kind == CMD_STATUS and message.get_int() == SFTP_NO_SUCH_FILE:
+                self.remote_size = None
+            return
         if number != self._rename_number:
             return
         self._rename_number = None
@@ -149,7 +171,7 @@ class InFlight:
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self._rename_error = exc
             return
-        self.done = True
+        self._send_stat()
 
     def _fail(self, exc: BaseException, failed: Failed) -> None:
         self.error = failed(exc, self)
@@ -159,10 +181,16 @@ class InFlight:
 class Pipeline:
     """The files of one SFTP session whose answers are not all in yet."""
 
-    def __init__(self, sftp: paramiko.SFTPClient, where: str, failed: Failed) -> None:
+    def __init__(
+        self,
+        sftp: paramiko.SFTPClient,
+        where: str,
+        remove: Callable[[str], None],
+        too_large_or_full: Callable[[QuotaError, str, int], TransportError],
+    ) -> None:
         self.sftp = sftp
         self.where = where
-        self._failed = failed
+        self._failed: Failed = lambda exc, flight: late_failure(exc, flight, where, remove, too_large_or_full)
         self._flights: dict[int, InFlight] = {}
 
     def send(
@@ -253,10 +281,14 @@ class Pipeline:
         for flight in list(self._flights.values()):
             flight.step(self._failed)
 
-    def settle(self) -> None:
-        """Wait until every file in flight has its answer. Raises when the connection fails."""
-        self.flush()
-        while not all(flight.done for flight in self._flights.values()):
+    def settle(self, tickets: set[int]) -> None:
+        """Wait until the files of ``tickets`` have their answers (the others stay in flight, the
+        newest with its held bytes). Raises when the connection fails."""
+        asked = [flight for ticket, flight in self._flights.items() if ticket in tickets]
+        for flight in asked:
+            flight.flush(self._failed)
+        self.advance()
+        while not all(flight.done for flight in asked):
             self._read_one("waiting for the server's answers")
             self.advance()
 
@@ -269,19 +301,23 @@ class Pipeline:
                 return flight.error
         return None
 
-    def answer(self, sent: PutResult) -> PutResult | TransportError:
-        """``sent`` itself once its statuses and rename said OK (after :meth:`settle`), else its
-        error; :class:`AnswerLost` when this session never had it or is gone."""
+    def answer(self, sent: PutResult) -> tuple[PutResult | TransportError, int | object | None]:
+        """After :meth:`settle`: ``sent`` and the size the server reported under the final name
+        (None: gone; :data:`UNKNOWN`: ask again) once its statuses and rename said OK; else its
+        error, :class:`AnswerLost` when this session never had it or is gone."""
         if sent.ticket is None:
-            return sent
+            return sent, UNKNOWN
         flight = self._flights.pop(sent.ticket, None)
         if flight is None or not flight.done:
-            return AnswerLost(
+            lost = AnswerLost(
                 f"{self.where}: the connection closed before the server answered for "
                 f"{sent.remote_name}; it is looked for on the server before it goes again",
                 retryable=True,
             )
-        return flight.error if flight.error is not None else sent
+            return lost, UNKNOWN
+        if flight.error is not None:
+            return flight.error, UNKNOWN
+        return sent, flight.remote_size
 
     def _read_one(self, action: str) -> None:
         try:
@@ -308,3 +344,26 @@ def late_failure(
     if flight.rename_sent or not (flight.resume and keeps_partial(error)):
         remove(flight.target)
     return error
+
+
+def confirm_overlapped(
+    pipe: Pipeline,
+    pending: list[PutResult],
+    judge: Callable[[PutResult, int | None], PutResult],
+    confirm: Callable[[list[PutResult]], list[PutResult | TransportError]],
+) -> list[PutResult | TransportError]:
+    """``confirm`` of an SFTP session: the answers still on their way, each file judged by the
+    STAT after its rename (``judge``: the transport's size check); ``confirm`` (one listing, or a
+    look per file) only for files with no such answer (not overlapped, or a STAT unanswered)."""
+    pipe.settle({sent.ticket for sent in pending if sent.ticket is not None})
+    answers: list[PutResult | TransportError] = []
+    for answer, size in map(pipe.answer, pending):
+        if isinstance(answer, PutResult) and size is not UNKNOWN:
+            try:
+                answer = judge(answer, size if isinstance(size, int) else None)
+            except ArrivedShort as short:
+                answer = short
+        answers.append(answer)
+    left = [sent for sent in answers if isinstance(sent, PutResult) and sent.pending]
+    checked = iter(confirm(left) if left else [])
+    return [next(checked) if isinstance(sent, PutResult) and sent.pending else sent for sent in answers]

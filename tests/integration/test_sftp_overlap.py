@@ -21,9 +21,10 @@ from stockbridge.delivery.uploader import PlatformUploader
 from stockbridge.demo.samples import make_image
 from stockbridge.ledger import states
 from stockbridge.ledger.store import Job, Ledger
-from stockbridge.transports import TEMP_SUFFIX, sftp_pipeline
+from stockbridge.transports import TEMP_SUFFIX, open_transport, sftp_pipeline
+from stockbridge.transports.base import ArrivedShort
 from stockbridge.transports.sftp import SFTPTransport
-from tests.servers import LocalServer, SSHKeys, run_sshd
+from tests.servers import LocalServer, SSHKeys, run_sshd, settings_for
 
 #: No waiting between reconnects in a test.
 FAST = RetryPolicy(base_seconds=0.01, cap_seconds=0.01, max_attempts=4, reconnect_seconds=0.01)
@@ -168,3 +169,29 @@ def test_a_connection_cut_mid_batch_marks_nothing_wrongly_and_the_next_batch_com
     _assert_whole_or_not_uploaded(ledger, jobs, sent, sshd.root)
     assert all(ledger.job(job.id).state == states.UPLOADED for job in jobs)
     assert not [p.name for p in sshd.root.iterdir() if p.name.endswith(TEMP_SUFFIX)]
+
+
+def test_a_file_the_server_holds_short_after_its_rename_is_caught_by_the_stat_and_removed(
+    sshd: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look under the final name of an overlapped file is the STAT sent after its rename."""
+    send_stat = sftp_pipeline.InFlight._send_stat
+
+    def cut_then_stat(flight: sftp_pipeline.InFlight) -> None:
+        if flight.final.endswith("b.jpg"):  # a disk fault, a robot that truncates
+            with (sshd.root / "b.jpg").open("r+b") as handle:
+                handle.truncate(1000)
+        send_stat(flight)
+
+    monkeypatch.setattr(sftp_pipeline.InFlight, "_send_stat", cut_then_stat)
+    files = []
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        files.append(tmp_path / name)
+        files[-1].write_bytes(bytes(range(256)) * 200)
+    with open_transport(settings_for(sshd)) as transport:
+        sent = [transport.put(path, path.name, verify=False) for path in files]
+        assert all(result.ticket is not None for result in sent), "not overlapped"
+        answers = transport.confirm(sent)
+    assert isinstance(answers[1], ArrivedShort) and "1000 of 51200 bytes" in str(answers[1])
+    assert [answer.verified_by for answer in (answers[0], answers[2])] == ["size", "size"]  # type: ignore[union-attr]
+    assert sorted(path.name for path in sshd.root.iterdir()) == ["a.jpg", "c.jpg"]
