@@ -89,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated: which of ftps, sftp get link rows (default both)",
     )
     parser.add_argument(
+        "--link-connections",
+        type=int,
+        default=1,
+        help="the platform's `connections` for `once` in the link rows (default 1, the product's)",
+    )
+    parser.add_argument(
         "--link-breakdown",
         action="store_true",
         help="also one `once` per link row under py-spy (where its time goes on that link)",
@@ -146,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         cert,
                         args.link_breakdown,
                         protocols=tuple(p.strip() for p in args.link_protocols.split(",") if p.strip()),
+                        connections=args.link_connections,
                     )
                     rows += more_rows
                     texts.append(line)

@@ -158,12 +158,16 @@ def link_rows(
     cert: tuple[Path, Path] | None = None,
     breakdown: bool = False,
     protocols: Sequence[str] = ("ftps", "sftp"),
+    connections: int = 1,
 ) -> tuple[list[Row], str]:
     """Per protocol, two rows over the same runs: ``once`` vs the reference client (lftp mput /
-    sftp -b), and ``once`` vs the link bound. Returns the rows and the validation line."""
+    sftp -b), and ``once`` vs the link bound. Returns the rows and the validation line.
+    ``connections``: the platform's ``connections`` for ``once`` (the product's default is 1)."""
     total = sum(path.stat().st_size for path in files)
     bound = link_bound(total, profile)
     scale = f"{len(files)} files, {total / MB:.0f} MB, {SMALLEST // 1000} KB–{LARGEST // MB} MB log-uniform"
+    if connections > 1:
+        scale += f"; once with connections = {connections}"
     rows: list[Row] = []
     with LinkEmulator(profile, workdir / f"link-{profile.name}", cert) as link:
         # A shared machine can delay the relay for a moment: up to VALIDATION_ATTEMPTS, every one
@@ -203,6 +207,8 @@ def link_rows(
             sent = sorted(backlog.iterdir())  # exactly these files in one folder: mput/put by glob
             state = base / "state"
             config = once_config(base / "stockbridge.toml", backlog, state, server)
+            if connections > 1:  # the platform's table is the file's last
+                config.write_text(config.read_text() + f"connections = {connections}\n")
             peak: list[float] = []
 
             def ours(

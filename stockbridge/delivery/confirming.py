@@ -97,15 +97,21 @@ def confirm_sent(
     transport: Transport | None,
     waiting: Unconfirmed,
     *,
-    keep_newest: bool = False,
+    answered_only: bool = False,
 ) -> None:
     """Check every upload in ``waiting`` and record each answer; with no connection, or one
     that fails under the check, the jobs wait to be looked for at their next attempt.
-    ``keep_newest``: a check on the way leaves the newest upload whose last bytes may still be
-    held (SFTP) for the next one, so the line stays busy meanwhile."""
+    ``answered_only``: a check on the way leaves the uploads the server has not answered in full
+    yet (SFTP files still in flight) for a later one, so the line never waits for it."""
     sent, waiting.sent = waiting.sent, []
-    if keep_newest and sent and sent[-1].result.ticket is not None:
-        sent, waiting.sent, waiting.since = sent[:-1], sent[-1:], time.monotonic()
+    if answered_only and transport is not None and sent:
+        try:
+            later = [item for item in sent if not transport.answered(item.result)]
+        except TransportError:
+            later = []  # the check below meets the same failure and answers for all of them
+        if later:
+            sent, waiting.sent = [item for item in sent if item not in later], later
+            waiting.since = time.monotonic()
     if not sent:
         return
     try:

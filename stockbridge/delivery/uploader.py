@@ -349,8 +349,8 @@ class PlatformUploader:
                 outcome, transport = self._send_reconnecting(batch, transport, settings, job, waiting)
                 if outcome is Outcome.STOP or transport is None:
                     return GroupOutcome.STOPPED
-                if waiting.due():  # the newest SFTP file stays in flight (transports/sftp_pipeline.py)
-                    confirm_sent(self, batch, transport, waiting, keep_newest=True)
+                if waiting.due():  # no wait for SFTP files still in flight (transports/sftp_pipeline.py)
+                    confirm_sent(self, batch, transport, waiting, answered_only=True)
                 if not queue and more is not None and taken < room and not self.stop.is_set():
                     # Files prepared while this batch was going join it on the open connection.
                     queue = more(remote_dir, room - taken)

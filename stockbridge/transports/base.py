@@ -196,6 +196,11 @@ class Transport(abc.ABC):
             )
         return replace(sent, verified=True, verified_by=sent.verified_by or "size", pending=False)
 
+    def answered(self, sent: PutResult) -> bool:
+        """Has the server answered all of ``sent`` already, so that :meth:`confirm` need not wait
+        for it? Only SFTP's overlapped files may not be (transports/sftp_pipeline.py)."""
+        return True
+
     def confirm(self, pending: list[PutResult]) -> list[PutResult | TransportError]:
         """Answers for uploads made with ``verify=False``, in order: one listing of the folder
         for all of them where the server gives one, the per-file check for the rest

@@ -460,6 +460,9 @@ class SFTPTransport(Transport):
     def _posix_rename(self) -> bool:
         return POSIX_RENAME in getattr(self._client, "server_extensions", {})
 
+    def answered(self, sent: PutResult) -> bool:
+        return sent.ticket is None or self._pipeline.answered(sent.ticket)
+
     def confirm(self, pending: list[PutResult]) -> list[PutResult | TransportError]:
         """The answers still on their way (sftp_pipeline.py), then the look under the final name."""
         return confirm_overlapped(self._pipeline, pending, self.judge_arrived, super().confirm)

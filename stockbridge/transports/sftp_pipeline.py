@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -285,17 +285,29 @@ class Pipeline:
         """Wait until the files of ``tickets`` have their answers (the others stay in flight, the
         newest with its held bytes). Raises when the connection fails."""
         asked = [flight for ticket, flight in self._flights.items() if ticket in tickets]
-        for flight in asked:
-            flight.flush(self._failed)
-        self.advance()
+        with self._mapped("sending the last bytes"):
+            for flight in asked:
+                flight.flush(self._failed)
+            self.advance()
         while not all(flight.done for flight in asked):
             self._read_one("waiting for the server's answers")
+            with self._mapped("waiting for the server's answers"):
+                self.advance()
+
+    def answered(self, ticket: int) -> bool:
+        """Has the file of ``ticket`` its answer (from the replies already here; no wait)?"""
+        while self.sftp.sock.recv_ready():
+            self._read_one("reading the server's answers")
+        with self._mapped("reading the server's answers"):
             self.advance()
+        flight = self._flights.get(ticket)
+        return flight is None or flight.done
 
     def storage_full(self) -> QuotaError | None:
         """The refusal of an earlier file for a full server or quota, if one came: the next
         file is not sent into it."""
-        self.advance()
+        with self._mapped("reading the server's answers"):
+            self.advance()
         for flight in self._flights.values():
             if isinstance(flight.error, QuotaError):
                 return flight.error
@@ -320,8 +332,14 @@ class Pipeline:
         return sent, flight.remote_size
 
     def _read_one(self, action: str) -> None:
-        try:
+        with self._mapped(action):
             self.sftp._read_response()
+
+    @contextlib.contextmanager
+    def _mapped(self, action: str) -> Iterator[None]:
+        """The connection's failure as our error (a file's own refusal is its answer instead)."""
+        try:
+            yield
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise error_for_exception(exc, action, self.where) from exc
 

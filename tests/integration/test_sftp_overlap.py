@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from stockbridge.config.loading import load_config
+from stockbridge.delivery import confirming
 from stockbridge.delivery.policy import RetryPolicy
 from stockbridge.delivery.prepare import Pipeline
 from stockbridge.delivery.uploader import PlatformUploader
@@ -43,6 +44,8 @@ def batch(tmp_path: Path, exiftool: Any, sshd: LocalServer, monkeypatch: pytest.
     """Five prepared photos for an SFTP platform; 8 KiB held back per file instead of 2 MiB, so
     these small files have a body that goes in their own put and a tail that goes with the next."""
     monkeypatch.setattr(sftp_pipeline, "HOLD_BACK", 8 * 1024)
+    # Checks on the way every 2 files: they take the answers already in and never wait.
+    monkeypatch.setattr(confirming, "CONFIRM_EVERY_FILES", 2)
     exports, state = tmp_path / "exports", tmp_path / "state"
     exports.mkdir()
     path = tmp_path / "config.toml"
