@@ -97,6 +97,7 @@ class InFlight:
         self._rename_number: int | None = None
         self._rename_error: BaseException | None = None
         self._stat_number: int | None = None
+        self._stat_sent = False
         #: What the STAT after the rename said: the size under the final name, None for "no such
         #: file" (an ingest robot took it), or UNKNOWN (no usable answer: ``confirm`` asks again).
         self.remote_size: int | object | None = UNKNOWN
@@ -124,7 +125,7 @@ class InFlight:
 
     def step(self, failed: Failed) -> None:
         """Go on as far as the replies that came allow: rename once every status said OK."""
-        if self.done or not self.flushed or not self._writes.answered:
+        if self.done or self._stat_sent or not self.flushed or not self._writes.answered:
             return
         if not self.rename_sent:
             try:
@@ -150,6 +151,7 @@ class InFlight:
 
     def _send_stat(self) -> None:
         """Ask for the size under the final name (the check ``put`` made, without its wait)."""
+        self._stat_sent = True
         self._stat_number = self.sftp._async_request(self, CMD_STAT, self.sftp._adjust_cwd(self.final))
 
     def _async_response(self, kind: int, message: paramiko.Message, number: int) -> None:

@@ -174,13 +174,17 @@ def test_a_connection_cut_mid_batch_marks_nothing_wrongly_and_the_next_batch_com
     assert not [p.name for p in sshd.root.iterdir() if p.name.endswith(TEMP_SUFFIX)]
 
 
+@pytest.mark.parametrize("atomic", [True, False], ids=["part-then-rename", "final-name"])
 def test_a_file_the_server_holds_short_after_its_rename_is_caught_by_the_stat_and_removed(
-    sshd: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sshd: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, atomic: bool
 ) -> None:
-    """The look under the final name of an overlapped file is the STAT sent after its rename."""
+    """The look under the final name of an overlapped file is one STAT sent after its rename (or,
+    written under its final name, after its close)."""
     send_stat = sftp_pipeline.InFlight._send_stat
+    asked: list[str] = []
 
     def cut_then_stat(flight: sftp_pipeline.InFlight) -> None:
+        asked.append(Path(flight.final).name)
         if flight.final.endswith("b.jpg"):  # a disk fault, a robot that truncates
             with (sshd.root / "b.jpg").open("r+b") as handle:
                 handle.truncate(1000)
@@ -191,10 +195,11 @@ def test_a_file_the_server_holds_short_after_its_rename_is_caught_by_the_stat_an
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         files.append(tmp_path / name)
         files[-1].write_bytes(bytes(range(256)) * 200)
-    with open_transport(settings_for(sshd)) as transport:
+    with open_transport(settings_for(sshd, atomic_rename=atomic)) as transport:
         sent = [transport.put(path, path.name, verify=False) for path in files]
         assert all(result.ticket is not None for result in sent), "not overlapped"
         answers = transport.confirm(sent)
     assert isinstance(answers[1], ArrivedShort) and "1000 of 51200 bytes" in str(answers[1])
     assert [answer.verified_by for answer in (answers[0], answers[2])] == ["size", "size"]  # type: ignore[union-attr]
     assert sorted(path.name for path in sshd.root.iterdir()) == ["a.jpg", "c.jpg"]
+    assert sorted(asked) == ["a.jpg", "b.jpg", "c.jpg"], "one STAT per file"
