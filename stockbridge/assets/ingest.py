@@ -18,7 +18,8 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -117,6 +118,22 @@ def stage_release(path: Path, state_dir: Path, *, allow_hardlinks: bool = False)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
     return sha256, size, final
+
+
+@contextmanager
+def staged_briefly(
+    path: Path, state_dir: Path, *, allow_hardlinks: bool = False
+) -> Iterator[tuple[str, Path]]:
+    """A private copy of ``path`` (links refused, as for releases) and its hash, removed on exit.
+
+    For a file only read to make another (a vector's preview: its copy with metadata is what
+    travels). It has a name of its own, not ``objects/<sha>``: a photo of the same bytes keeps
+    its copy there, and no staged preview is left behind once the copy is made."""
+    sha256, _size, tmp, _fingerprint = _copy_and_hash(path, objects_dir(state_dir), allow_hardlinks)
+    try:
+        yield sha256, tmp
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def ingest(

@@ -556,6 +556,8 @@ class Pipeline:
             asset = self.ledger.asset(sha256)
             if asset and asset.object_path and not self.ledger.path_in_use(asset.object_path):
                 Path(asset.object_path).unlink(missing_ok=True)
+            if asset and mediatypes.is_vector(asset.file_type):
+                vectors.release_vector_copies(self, sha256)  # copies that went only into a zip
 
 
 def _text(value: object) -> str | None:
