@@ -124,6 +124,14 @@ class VectorProbe:
         maker = f"made by {self.creator}" if self.creator else "no %%Creator comment"
         return f"not checkable ({maker})"
 
+    def summary(self) -> str:
+        """One line for ``status``: "EPS, 2400×1800 pt (4.3 MP), Illustrator 10"."""
+        parts = [mediatypes.label(self.file_type)]
+        if self.megapixels is not None:
+            parts.append(f"{self.width}×{self.height} pt ({self.megapixels:.1f} MP)")
+        parts.append(self.version_text)
+        return ", ".join(parts)
+
 
 @dataclass(frozen=True, slots=True)
 class PreviewCheck:

@@ -389,6 +389,8 @@ class Pipeline:
                 meta["preview"] = preview
             if facts.clip is not None:
                 meta["clip"] = facts.clip.as_meta()  # status, history, the batch's clip cap
+            if facts.vector is not None:
+                meta["vector"] = facts.vector.summary()  # status
             if held is not None:
                 self.ledger.activate(
                     held.id,

@@ -106,6 +106,18 @@ def test_a_vector_pair_goes_side_by_side_over_ftps_and_zipped_over_sftp(
         "Sunny_Hills.zip",
         "Sunny Hills.jpg (in Sunny_Hills.zip)",
     )
+    assert files[0]["vector"].startswith("EPS, 2400×1800 pt (4.3 MP), not checkable (made by GPL Ghostscript")
+    piped = sorted(line.split("\t") for line in workspace.cli("status").stdout.splitlines())
+    assert [row[1:] for row in piped] == [
+        ["sidebyside", "uploaded", "Sunny_Hills.eps + Sunny_Hills.jpg", "vector", files[0]["vector"]],
+        [
+            "zipped",
+            "uploaded",
+            "Sunny_Hills.zip + Sunny Hills.jpg (in Sunny_Hills.zip)",
+            "vector",
+            files[0]["vector"],
+        ],
+    ]
     history = workspace.cli("history", "--json")
     assert history.returncode == 0, history.stderr
     batches = {batch["platform"]: batch for batch in json.loads(history.stdout)["batches"]}
