@@ -19,8 +19,10 @@ Ghostscript's ``-dSAFER`` stops (the error is the reason), PostScript that does 
 timeout), an SVG with ``<script>``, event handlers, HTML inside, external entities or links to
 files outside itself. Nothing is ever rendered or converted here.
 
-Ghostscript runs once per file, with ``-dSAFER -dNOPAUSE -dBATCH -q -sDEVICE=bbox``, stdin closed,
-a timeout and its own process group killed on timeout (decisions.md D-2).
+Ghostscript runs once per file, with ``-dSAFER -dNOPAUSE -dBATCH -q -sDEVICE=bbox
+-dUseFastColor``, stdin closed, a timeout and its own process group killed on timeout
+(decisions.md D-2; ``UseFastColor``, which skips ICC colour management a box does not need:
+decisions.md D-4).
 """
 
 from __future__ import annotations
@@ -278,7 +280,9 @@ def _header_bbox(head: bytes) -> tuple[float, float, float, float] | None:
 
 def ghostscript_command(path: Path, file_type: str) -> list[str]:
     """The one Ghostscript run per file: the bounding box of what page 1 draws, nothing written."""
-    command = [GHOSTSCRIPT, "-dSAFER", "-dNOPAUSE", "-dBATCH", "-q", "-sDEVICE=bbox"]
+    # UseFastColor: device colours by the PDF spec's formulas, not through ICC profiles (lcms2 set
+    # up profiles for a fifth of each run); a box is where marks land (decisions.md D-4).
+    command = [GHOSTSCRIPT, "-dSAFER", "-dNOPAUSE", "-dBATCH", "-q", "-sDEVICE=bbox", "-dUseFastColor"]
     if file_type == "ai":
         command += ["-dFirstPage=1", "-dLastPage=1"]
     return [*command, "--", str(path)]
