@@ -28,7 +28,7 @@ from stockbridge.assets.filetype import sniff
 from stockbridge.assets.integrity import StreamCheck, check_file
 from stockbridge.assets.vector import VectorProbe
 from stockbridge.assets.vector import probe as probe_vector
-from stockbridge.assets.video import ClipFacts, ProbeUnavailable, check_boxes, probe
+from stockbridge.assets.video import ClipFacts, ProbeUnavailable, check_structure, probe
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import ImageMetadata
@@ -218,7 +218,7 @@ def inspect(
     result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result
     if media.kind == "video":
-        clip, problem = _probe(absolute, path, file_type, check_boxes(absolute), result)
+        clip, problem = _probe(absolute, path, file_type, check_structure(absolute, file_type), result)
         return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem, clip)
     problem = (
         check_file(absolute)
