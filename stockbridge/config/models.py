@@ -169,8 +169,8 @@ class PrepareConfig(_Model):
         0,
         ge=0,
         le=64,
-        description="Files read and prepared at once (hash, metadata, resize), sharing one ExifTool"
-        " process; 0: one per CPU core. They run at a lower priority than uploads.",
+        description="Files read and prepared at once (hash, metadata, resize); up to four share one"
+        " ExifTool process; 0: one per CPU core. They run at a lower priority than uploads.",
     )
 
 

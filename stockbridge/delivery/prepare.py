@@ -29,6 +29,7 @@ from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal
 from stockbridge.config.models import Config, PlatformConfig
 from stockbridge.delivery import reexport, vectors
 from stockbridge.delivery.connection import join_remote
+from stockbridge.delivery.exiftools import WorkerTools
 from stockbridge.delivery.held import activate_held, queue_releases, reconsider_held, reingest
 from stockbridge.delivery.policy import describe_unexpected
 from stockbridge.errors import (
@@ -62,16 +63,12 @@ PREPARE_NICENESS = 5
 
 
 class Pipeline:
-    """Shared state of one run: config, ledger, ExifTool, state directories.
-
-    One ExifTool process serves the whole run, the prepare workers included: it takes every call
-    in turn (decisions.md E-7), and a read is a small part of a file's preparing, so the workers
-    seldom wait for it, where starting one per worker cost ~70 ms of CPU each (issue 14)."""
+    """Shared state of one run: config, ledger, ExifTool, state directories. The prepare workers
+    share the run's ExifTool process, up to four to a process (delivery/exiftools.py)."""
 
     def __init__(self, config: Config, ledger: Ledger, exiftool: ExifTool) -> None:
         self.config = config
         self.ledger = ledger
-        self._exiftool = exiftool
         self.state_dir = config.state.dir
         #: Striped locks, so memory stays bounded in a service that runs for months: one derived
         #: copy is made once (equal specs share it), different ones mostly render side by side.
@@ -89,6 +86,7 @@ class Pipeline:
         #: Called with the platform's name when a job is queued for it (progress bars).
         self.on_queued: Callable[[str], None] | None = None
         self._workers: ThreadPoolExecutor | None = None
+        self._tools = WorkerTools(exiftool, self.worker_count, self.state_dir, PREPARE_NICENESS)
         #: The web page's thumbnails, made off the upload path.
         self.thumbnails = ThumbnailMaker(self.state_dir)
 
@@ -98,8 +96,8 @@ class Pipeline:
 
     @property
     def exiftool(self) -> ExifTool:
-        """The run's one ExifTool process, shared by every thread (its calls take turns)."""
-        return self._exiftool
+        """This thread's ExifTool process (shared: its calls take turns)."""
+        return self._tools.current()
 
     # ------------------------------------------------------------------ workers
 
@@ -121,13 +119,15 @@ class Pipeline:
         # upload is never starved by a backlog of resizes.
         with contextlib.suppress(AttributeError, OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREPARE_NICENESS)
+        self._tools.assign()
 
     def close(self) -> None:
-        """Stop the prepare workers (after the file each is on)."""
+        """Stop the prepare workers (after the file each is on) and their extra ExifTools."""
         if self._workers is not None:
             self._workers.shutdown(wait=True, cancel_futures=True)
             self._workers = None
         self.thumbnails.close()
+        self._tools.close()
 
     def _copy_lock(self, target: Path) -> threading.Lock:
         return self._copy_locks[hash(target) % len(self._copy_locks)]
