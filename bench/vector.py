@@ -1,10 +1,12 @@
 """The vector rows (issue 15): what measuring and checking one vector costs (``assets/vector.py``).
 
 "ours" is :func:`stockbridge.assets.vector.probe` on an EPS made by Ghostscript's ``eps2write``
-(DSC header, hostile-word scan, one ``gs -dSAFER -sDEVICE=bbox`` run in a private TMPDIR) and on
+(DSC header, hostile-word scan, one ``gs -dSAFER -sDEVICE=bbox -dUseFastColor`` run in a private TMPDIR) and on
 an SVG (defusedxml parse, size). The reference is the floor under any per-file Ghostscript call:
 ``gs`` starting and quitting with nothing to do. The notes give one ``bbox`` run over all the files
-at once, what batching would save. The issue's target is ≤ 50 ms per file.
+at once, what batching would save. The floor is also a row of its own, with the loader's facts
+(bench/probecost.py), and a row gives the wall time per file when prepare's workers probe 8 EPS
+side by side, as ingest does. The issue's target is ≤ 50 ms per file.
 
     .venv/bin/python -m bench.run --only vector      # or: python -m bench.vector [--files 8] [--runs 3]
 """
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench.probecost import floor_row, loader_notes, parallel_row
 from bench.results import Row, print_table
 from stockbridge.assets.vector import GHOSTSCRIPT, probe
 from stockbridge.demo.vectors import make_eps, make_svg
@@ -49,7 +52,16 @@ def _gs_floor() -> None:
 def _bbox(paths: Sequence[Path]) -> None:
     """Ghostscript's bbox device over ``paths`` in one process (sandbox flags as the probe's)."""
     subprocess.run(
-        [GHOSTSCRIPT, "-q", "-dSAFER", "-dNOPAUSE", "-dBATCH", "-sDEVICE=bbox", *map(str, paths)],
+        [
+            GHOSTSCRIPT,
+            "-q",
+            "-dSAFER",
+            "-dNOPAUSE",
+            "-dBATCH",
+            "-sDEVICE=bbox",
+            "-dUseFastColor",
+            *map(str, paths),
+        ],
         check=True,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -120,7 +132,22 @@ def vector_rows(directory: Path, files: int = 8, runs: int = 3) -> list[Row]:
     svg_row.notes.append(
         f"{files} SVG of {statistics.median(p.stat().st_size for p in svg) / 1000:.0f} KB × {runs} runs"
     )
-    return [eps_row, batch_row, svg_row]
+    floor = floor_row(
+        "vector",
+        "gs start + quit alone (floor)",
+        _gs_floor,
+        runs * files,
+        loader_notes([GHOSTSCRIPT, "-q", "-dSAFER", "-dNODISPLAY", "-dNOPAUSE", "-dBATCH", "-c", "quit"]),
+    )
+    side_by_side = parallel_row(
+        "vector",
+        f"EPS probe, {files} side by side (prepare workers)",
+        lambda path: _probe_ok(path, "eps"),
+        eps,
+        runs,
+        ours,
+    )
+    return [eps_row, floor, side_by_side, batch_row, svg_row]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

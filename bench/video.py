@@ -3,6 +3,10 @@
 - **ffprobe per clip**: ``assets.video.probe`` (one ``ffprobe -show_format -show_streams`` per
   clip, JSON parsed) on a real 1080p clip made by ffmpeg, against ``ffprobe -version``: the cost
   of starting the program at all, the floor any one-process-per-file probe pays.
+- **ffprobe -version alone** (a row of its own: the floor), with the loader's facts (libraries
+  mapped, BIND_NOW, symbol relocations at start; bench/probecost.py).
+- **ffprobe, clips side by side**: 8 clips probed by one thread per prepare worker, as ingest
+  does: wall time per file (CPU per file is unchanged).
 - **4 GB clip, ingest + probe**: a real short clip (index first) followed by a ``free`` box that
   brings the file to ``--clip-gb`` GB, made sparse with ``truncate`` in a moment (the boxes still
   tile the file, so the structure check and ffprobe take it as a clip). A child process ingests it
@@ -28,6 +32,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.probecost import floor_row, loader_notes, parallel_row
 from bench.results import Row, print_table
 from stockbridge.assets.video import probe
 
@@ -80,6 +85,11 @@ def probe_row(clip: Path, runs: int) -> Row:
         f"issue's goal <= 50 ms/file; ours - start = {statistics.median(row.ours) - statistics.median(row.reference):.1f} ms"
     )
     return row
+
+
+def _probe_ok(clip: Path) -> None:
+    facts = probe(clip, "mp4")
+    assert not isinstance(facts, str), facts
 
 
 def _child_ingest(path: Path, state: Path) -> dict[str, object]:
@@ -151,7 +161,24 @@ def video_rows(work: Path, runs: int, clip_gb: float) -> list[Row]:
         return []
     work.mkdir(parents=True, exist_ok=True)
     clip = make_clip(work / "hd.mp4")
-    rows = [probe_row(clip, runs)]
+    per_clip = probe_row(clip, runs)
+    floor = floor_row(
+        "video",
+        "ffprobe -version: process start alone (floor)",
+        lambda: subprocess.run(["ffprobe", "-version"], stdout=subprocess.DEVNULL, check=True, timeout=30),
+        runs,
+        loader_notes(["ffprobe", "-version"]),
+    )
+    clips = [clip] + [shutil.copyfile(clip, work / f"hd{index}.mp4") for index in range(1, 8)]
+    side_by_side = parallel_row(
+        "video",
+        "ffprobe, 8 clips side by side (prepare workers)",
+        _probe_ok,
+        clips,
+        max(1, runs // 4),
+        statistics.median(per_clip.ours),
+    )
+    rows = [per_clip, floor, side_by_side]
     if clip_gb > 0:
         rows.append(memory_row(make_clip(work / "small.mp4", size="320x180"), work, clip_gb))
     return rows

@@ -27,15 +27,19 @@ class Clips:
         audio: bool = False,
         faststart: bool = False,
     ) -> Path:
-        """A clip in ``folder`` (made once; the container follows the name: .mp4 or .mov)."""
+        """A clip in ``folder`` (made once; the container follows the name: .mp4, .mov, .avi, or
+        .mpg, which gets MPEG-2 video as an MPEG program stream carries)."""
         path = self.folder / name
         if path.exists():
             return path
         command = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
         if audio:
             command += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000"]
-        command += ["-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"]
-        command += ["-crf", "40", "-g", "250"]
+        if name.endswith(".mpg"):
+            command += ["-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "mpeg2video", "-q:v", "20"]
+        else:
+            command += ["-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"]
+            command += ["-crf", "40", "-g", "250"]
         if audio:
             command += ["-c:a", "aac", "-b:a", "16k", "-shortest"]
         if faststart:

@@ -71,6 +71,10 @@ _MP4_BRANDS = frozenset(
 _XML_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)", re.S | re.I)
 _SVG_ROOT = re.compile(rb"\s*<(?:[A-Za-z_][\w.-]*:)?svg[\s/>]")
 
+# An MPEG-1 system stream or MPEG-2 program stream opens with a pack header, whose start code is
+# 00 00 01 BA (ISO/IEC 11172-1 §2.4.3.2, ISO/IEC 13818-1 §2.5.3.3).
+_MPEG_PACK_START = b"\x00\x00\x01\xba"
+
 # TIFF: "II*\0" (little-endian) or "MM\0*" (big-endian), BigTIFF uses 43 instead of 42
 # (TIFF 6.0 §2 "Image File Header"; BigTIFF design note, www.awaresystems.be).
 _TIFF_HEADERS = {b"II*\x00": "<", b"MM\x00*": ">", b"II+\x00": "<", b"MM\x00+": ">"}
@@ -111,6 +115,10 @@ def sniff_bytes(head: bytes) -> str | None:
         return _sniff_ftyp(head)
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "webp"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "avi"  # Microsoft AVI RIFF File Reference: RIFF ('AVI ' ...)
+    if head.startswith(_MPEG_PACK_START):
+        return "mpeg"
     # PDF 2.0 (ISO 32000-2 §7.5.2) puts "%PDF-" first; readers accept it anywhere in the first
     # 1024 bytes (Adobe's implementation note 13), and so do we, since agencies' tools do.
     if b"%PDF-" in head[:1024]:

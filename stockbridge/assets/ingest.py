@@ -18,7 +18,8 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from stockbridge.assets.filetype import sniff
 from stockbridge.assets.integrity import StreamCheck, check_file
 from stockbridge.assets.vector import VectorProbe
 from stockbridge.assets.vector import probe as probe_vector
-from stockbridge.assets.video import ClipFacts, ProbeUnavailable, check_boxes, probe
+from stockbridge.assets.video import ClipFacts, ProbeUnavailable, check_structure, probe
 from stockbridge.errors import InputError, MetadataError, StockbridgeError
 from stockbridge.metadata.exiftool import ExifTool
 from stockbridge.metadata.fields import ImageMetadata
@@ -119,6 +120,22 @@ def stage_release(path: Path, state_dir: Path, *, allow_hardlinks: bool = False)
     return sha256, size, final
 
 
+@contextmanager
+def staged_briefly(
+    path: Path, state_dir: Path, *, allow_hardlinks: bool = False
+) -> Iterator[tuple[str, Path]]:
+    """A private copy of ``path`` (links refused, as for releases) and its hash, removed on exit.
+
+    For a file only read to make another (a vector's preview: its copy with metadata is what
+    travels). It has a name of its own, not ``objects/<sha>``: a photo of the same bytes keeps
+    its copy there, and no staged preview is left behind once the copy is made."""
+    sha256, _size, tmp, _fingerprint = _copy_and_hash(path, objects_dir(state_dir), allow_hardlinks)
+    try:
+        yield sha256, tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def ingest(
     path: Path,
     state_dir: Path,
@@ -201,7 +218,7 @@ def inspect(
     result = exiftool.read([absolute], extra_tags=extra_tags)[absolute]
     metadata = None if isinstance(result, MetadataError) else result
     if media.kind == "video":
-        clip, problem = _probe(absolute, path, file_type, check_boxes(absolute), result)
+        clip, problem = _probe(absolute, path, file_type, check_structure(absolute, file_type), result)
         return Ingested("", absolute, st.st_size, absolute, file_type, metadata, fingerprint, problem, clip)
     problem = (
         check_file(absolute)

@@ -41,7 +41,7 @@ from typing import Protocol
 
 from stockbridge.assets import mediatypes
 from stockbridge.assets.filetype import HEAD_BYTES, sniff_bytes
-from stockbridge.assets.video import IsoBoxes
+from stockbridge.assets.video import IsoBoxes, RiffChunks
 from stockbridge.render.pixels import MAX_PIXELS
 
 #: ``read_at(offset, length)``: up to ``length`` bytes of the file from ``offset`` (fewer at its end).
@@ -537,4 +537,5 @@ CHECKS: dict[str, Callable[[], Checker]] = {
     "png-chunks": PngChunks,
     "tiff-ifds": TiffIfds,
     "isobmff-boxes": IsoBoxes,  # MP4, MOV: in assets/video.py with the rest of video
+    "riff-chunks": RiffChunks,  # AVI: in assets/video.py too
 }

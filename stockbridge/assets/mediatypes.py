@@ -48,6 +48,9 @@ class MediaType:
     #: A file of this type with a vector's stem beside it is that vector's preview, never sold as
     #: a photo of its own (the agencies that take a preview take a JPEG, some a PNG too).
     preview: bool = False
+    #: The FFmpeg demuxer that reads a clip of this type (``ffprobe -f``): ffprobe is told it
+    #: rather than guessing from the content (decisions.md V-2).
+    ffprobe_format: str | None = None
 
     @property
     def extension(self) -> str:
@@ -100,8 +103,22 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
     MediaType("svg", "SVG", "vector", (".svg",)),
     # Video: ISO base media files (ISO/IEC 14496-12, 14496-14) and QuickTime (Apple QTFF), told
     # apart by their "ftyp" brand (filetype._sniff_ftyp); agencies take both (media.md "Video").
-    MediaType("mp4", "MP4", "video", (".mp4", ".m4v"), structure="isobmff-boxes"),
-    MediaType("mov", "MOV", "video", (".mov", ".qt"), aliases=("quicktime",), structure="isobmff-boxes"),
+    MediaType("mp4", "MP4", "video", (".mp4", ".m4v"), structure="isobmff-boxes", ffprobe_format="mov"),
+    MediaType(
+        "mov",
+        "MOV",
+        "video",
+        (".mov", ".qt"),
+        aliases=("quicktime",),
+        structure="isobmff-boxes",
+        ffprobe_format="mov",
+    ),
+    # AVI (Microsoft RIFF, "AVI " form; OpenDML adds "AVIX" forms after it) and MPEG program
+    # streams (ISO/IEC 11172-1, 13818-1: a pack header first), for the agencies that take them
+    # (Adobe Stock, Depositphotos; Shutterstock MPG: media.md "Video"). An MPEG program stream has
+    # no index or length to find a cut-off copy by, so it has no structural check.
+    MediaType("avi", "AVI", "video", (".avi",), structure="riff-chunks", ffprobe_format="avi"),
+    MediaType("mpeg", "MPEG", "video", (".mpg", ".mpeg"), aliases=("mpg",), ffprobe_format="mpeg"),
 )
 
 #: Kinds of type.

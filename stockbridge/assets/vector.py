@@ -19,8 +19,10 @@ Ghostscript's ``-dSAFER`` stops (the error is the reason), PostScript that does 
 timeout), an SVG with ``<script>``, event handlers, HTML inside, external entities or links to
 files outside itself. Nothing is ever rendered or converted here.
 
-Ghostscript runs once per file, with ``-dSAFER -dNOPAUSE -dBATCH -q -sDEVICE=bbox``, stdin closed,
-a timeout and its own process group killed on timeout (decisions.md D-2).
+Ghostscript runs once per file, with ``-dSAFER -dNOPAUSE -dBATCH -q -sDEVICE=bbox
+-dUseFastColor``, stdin closed, a timeout and its own process group killed on timeout
+(decisions.md D-2; ``UseFastColor``, which skips ICC colour management a box does not need:
+decisions.md D-4).
 """
 
 from __future__ import annotations
@@ -68,6 +70,20 @@ _GS_ERROR = re.compile(r"Error:\s*(/\w+)(?:\s+in\s+(\S+))?")
 #: "Illustrator 10 EPS" saved from a newer Illustrator says 10.0 here and the real application in
 #: %%AI8_CreatorVersion). The same line Sergey Osokin's FileVersionInformer.jsx reads.
 _ILLUSTRATOR = re.compile(r"Adobe Illustrator\s*(?:\(R\))?\s*(\d+(?:\.\d+)?)")
+#: XMP's creator tool, as an element or an attribute, when Illustrator is named: what follows.
+_CREATOR_TOOL = re.compile(
+    rb'xmp:CreatorTool(?:>|\s*=\s*")\s*Adobe Illustrator\s*(?:\(R\)\s*)?([^<"\r\n]{0,40})'
+)
+_CREATIVE_SUITE = {"": 11.0, "2": 12.0, "3": 13.0, "4": 14.0, "5": 15.0, "6": 16.0}
+_CREATIVE_CLOUD = {
+    "": 17.0,
+    "2014": 18.0,
+    "2015": 19.0,
+    "2015.3": 20.0,
+    "2017": 21.0,
+    "2018": 22.0,
+    "2019": 23.0,
+}
 _DOS_EPS = b"\xc5\xd0\xd3\xc6"
 
 #: SVG lengths in points (72 per inch). Illustrator opens an SVG with 1 px = 1 pt, so "px" and
@@ -99,6 +115,11 @@ class VectorProbe:
     level: str | None = None
     #: Why the file cannot be taken at all (one line), or None.
     problem: str | None = None
+    #: A PDF-based AI (no ``%%Creator`` line): the Illustrator version that saved it, from its XMP
+    #: ``xmp:CreatorTool`` ("Adobe Illustrator CS6 (Windows)" = 16). Its format level is at most
+    #: this: a file saved down-level ("Illustrator 10") still names the program that saved it
+    #: (decisions.md D-5).
+    saved_by: float | None = None
 
     @property
     def width(self) -> int | None:
@@ -121,8 +142,18 @@ class VectorProbe:
             return f"Illustrator {self.illustrator_version:g}"
         if self.file_type == "svg":
             return f"SVG {self.level}" if self.level else "SVG (no version attribute)"
+        if self.saved_by is not None:
+            return f"at most {self.saved_by:g} (saved by Illustrator {self.saved_by:g}, its XMP CreatorTool)"
         maker = f"made by {self.creator}" if self.creator else "no %%Creator comment"
         return f"not checkable ({maker})"
+
+    def summary(self) -> str:
+        """One line for ``status``: "EPS, 2400×1800 pt (4.3 MP), Illustrator 10"."""
+        parts = [mediatypes.label(self.file_type)]
+        if self.megapixels is not None:
+            parts.append(f"{self.width}×{self.height} pt ({self.megapixels:.1f} MP)")
+        parts.append(self.version_text)
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +197,7 @@ def _probe_postscript_or_pdf(path: Path, file_type: str, timeout: float) -> Vect
     comments = _dsc_comments(head)
     creator = comments.get("Creator")
     version = _illustrator_version(creator)
+    saved_by = _saved_by(path, head, size) if version is None and head.startswith(b"%PDF-") else None
     level = head.split(b"\n", 1)[0].split(b"\r", 1)[0].decode("latin-1").partition(" ")[2].strip() or None
     base = VectorProbe(
         file_type,
@@ -173,6 +205,7 @@ def _probe_postscript_or_pdf(path: Path, file_type: str, timeout: float) -> Vect
         creator=creator,
         illustrator_version=version,
         level=level,
+        saved_by=saved_by,
     )
     if hostile is not None:
         return _with(base, problem=f"runs PostScript that reaches outside the drawing ({hostile}); not taken")
@@ -208,6 +241,7 @@ def _with(
         base.illustrator_version,
         base.level,
         problem,
+        base.saved_by,
     )
 
 
@@ -251,6 +285,31 @@ def _dsc_comments(head: bytes) -> dict[str, str]:
     return found
 
 
+def _saved_by(path: Path, head: bytes, size: int) -> float | None:
+    """The Illustrator version named by a PDF's XMP ``xmp:CreatorTool``: Illustrator writes its
+    packet near the start; a metadata edit (ExifTool's, say) appends one at the end, which wins."""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - _HEAD))
+        tail = handle.read(_HEAD)
+    found = _CREATOR_TOOL.findall(head) + _CREATOR_TOOL.findall(tail)
+    return _illustrator_release(found[-1].decode("latin-1")) if found else None
+
+
+def _illustrator_release(name: str) -> float | None:
+    """ "27.0 (Macintosh)" → 27, "CS6 (Windows)" → 16, "CC 2017" → 21, "CC 22.1" → 22.1 (Adobe's numbering:
+    CS = 11 ... CS6 = 16, CC = 17 ... CC 2019 = 23, then 2020 = 24 by number; decisions.md D-5)."""
+    name = name.strip()
+    if number := re.match(r"(\d+(?:\.\d+)?)", name):
+        return float(number.group(1))
+    if suite := re.match(r"CS(\d?)\b", name):
+        return _CREATIVE_SUITE.get(suite.group(1))
+    if cloud := re.match(r"CC(?:\s*(\d+(?:\.\d+)?))?", name):
+        year = cloud.group(1) or ""
+        # "CC 2017" names a year; CC 2018 and 2019 also wrote their number ("CC 22.1").
+        return _CREATIVE_CLOUD.get(year) if not year or float(year) >= 2000 else float(year)
+    return None
+
+
 def _illustrator_version(creator: str | None) -> float | None:
     match = _ILLUSTRATOR.search(creator or "")
     return float(match.group(1)) if match else None
@@ -270,7 +329,9 @@ def _header_bbox(head: bytes) -> tuple[float, float, float, float] | None:
 
 def ghostscript_command(path: Path, file_type: str) -> list[str]:
     """The one Ghostscript run per file: the bounding box of what page 1 draws, nothing written."""
-    command = [GHOSTSCRIPT, "-dSAFER", "-dNOPAUSE", "-dBATCH", "-q", "-sDEVICE=bbox"]
+    # UseFastColor: device colours by the PDF spec's formulas, not through ICC profiles (lcms2 set
+    # up profiles for a fifth of each run); a box is where marks land (decisions.md D-4).
+    command = [GHOSTSCRIPT, "-dSAFER", "-dNOPAUSE", "-dBATCH", "-q", "-sDEVICE=bbox", "-dUseFastColor"]
     if file_type == "ai":
         command += ["-dFirstPage=1", "-dLastPage=1"]
     return [*command, "--", str(path)]

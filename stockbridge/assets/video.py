@@ -7,9 +7,10 @@ Video files are large (a 60 s 4K clip is several GB), so nothing here reads a cl
   exactly, and a ``moov`` (the index) must be there. A copy cut off inside its ``mdat`` (the media
   data, usually most of the file) is found by its size, which ffprobe alone does not notice when
   the index comes first. It is the registry's ``structure`` check for these types, fed by the hash
-  pass like the others (``integrity.StreamCheck``).
-- :func:`probe` runs ``ffprobe -v error -print_format json -show_format -show_streams FILE`` in
-  its own process group with a timeout: container, codec, frame size, frame rate (a rational:
+  pass like the others (``integrity.StreamCheck``). :class:`RiffChunks` does the same for an AVI's
+  RIFF chunks. An MPEG program stream has no sizes or index to check: only ffprobe reads it.
+- :func:`probe` runs ``ffprobe -v error -protocol_whitelist file -f DEMUXER -print_format json
+  -show_format -show_streams FILE`` in its own process group with a timeout: container, codec, frame size, frame rate (a rational:
   29.97 is 30000/1001), duration, size and whether there is sound. ffprobe reads the index and
   a few packets, never the whole file. A clip it cannot read, or that claims absurd values, gets
   a reason, never an exception.
@@ -29,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+
+from stockbridge.assets import mediatypes
 
 #: ``read_at(offset, length)`` (as in ``integrity``).
 ReadAt = Callable[[int, int], bytes]
@@ -134,17 +137,12 @@ def probe(
     program = ffprobe or ffprobe_path()
     if program is None:
         raise ProbeUnavailable("ffprobe is not installed; install ffmpeg (Debian: apt install ffmpeg)")
-    command = [
-        program,
-        "-v",
-        "error",
-        "-print_format",
-        "json",
-        "-show_format",
-        "-show_streams",
-        "--",
-        str(path),
-    ]
+    # Told its demuxer, and local files only: a hostile clip cannot have itself read as a
+    # playlist, or point ffprobe at a URL (decisions.md V-2).
+    media = mediatypes.get(container)
+    demuxer = ["-f", media.ffprobe_format] if media is not None and media.ffprobe_format else []
+    command = [program, "-v", "error", "-protocol_whitelist", "file", *demuxer]
+    command += ["-print_format", "json", "-show_format", "-show_streams", "--", str(path)]
     try:
         # A process group of its own: on a timeout the whole group goes, not just a wrapper
         # (decisions.md V-2).
@@ -297,13 +295,53 @@ class IsoBoxes:
         return None
 
 
-def check_boxes(path: Path) -> str | None:
-    """:class:`IsoBoxes` on a file in place (``explain``): a few header reads, not a pass over a
-    clip of several GB."""
+class RiffChunks:
+    """An AVI's top-level RIFF chunks tile the file, and the first is the ``AVI `` form (Microsoft
+    "AVI RIFF File Reference"; files over 1 GB add ``AVIX`` forms after it, OpenDML 1.02). A chunk
+    is a four-letter id, a little-endian 32-bit size and its data, padded to an even length. Only
+    the chunk headers are read."""
+
+    def feed(self, block: bytes) -> None:  # the walk needs only a few headers, read at the end
+        pass
+
+    def finish(self, size: int, read_at: ReadAt) -> str | None:
+        offset, seen = 0, 0
+        while offset < size:
+            seen += 1
+            if seen > _MAX_BOXES:
+                return f"damaged: more than {_MAX_BOXES} top-level RIFF chunks; export it again"
+            header = read_at(offset, 12)
+            if len(header) < 12:
+                return cut_off(f"inside a chunk header at byte {offset}")
+            kind, length, form = struct.unpack("<4sI4s", header)
+            if kind != b"RIFF" or form != (b"AVI " if offset == 0 else b"AVIX"):
+                return f"damaged: byte {offset} holds no AVI RIFF chunk; export it again"
+            end = offset + 8 + length
+            if end > size:
+                return cut_off(f"inside its RIFF chunk (it needs {end} bytes, the file has {size})")
+            offset = end + (length & 1 if end < size else 0)  # the pad byte, unless it is the last
+        return None
+
+
+#: The header-only structure checks of video types (a few reads, never a pass over the clip), by
+#: the ``structure`` name of their media type.
+_HEADER_CHECKS: dict[str, Callable[[], IsoBoxes | RiffChunks]] = {
+    "isobmff-boxes": IsoBoxes,
+    "riff-chunks": RiffChunks,
+}
+
+
+def check_structure(path: Path, file_type: str) -> str | None:
+    """The clip type's structure check on a file in place (``explain``): a few header reads, not a
+    pass over a clip of several GB. None: whole, or a type with no such check (MPEG)."""
+    media = mediatypes.get(file_type)
+    factory = _HEADER_CHECKS.get(media.structure or "") if media is not None else None
+    if factory is None:
+        return None
     with open(path, "rb") as handle:
 
         def read_at(offset: int, length: int) -> bytes:
             handle.seek(offset)
             return handle.read(length)
 
-        return IsoBoxes().finish(os.fstat(handle.fileno()).st_size, read_at)
+        return factory().finish(os.fstat(handle.fileno()).st_size, read_at)

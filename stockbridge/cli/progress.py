@@ -5,29 +5,35 @@ counter updates, so the upload threads never wait on drawing (rich redraws from 
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from types import TracebackType
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from typing import TYPE_CHECKING
 
 from stockbridge.ledger.states import UPLOADED
 from stockbridge.ledger.store import Job
+
+if TYPE_CHECKING:  # rich is imported only when there is a terminal to draw on (~20 ms, issue 14)
+    from rich.console import Console
+    from rich.progress import TaskID
 
 
 class OnceProgress:
     """Bars on ``console`` (stderr by default). Use :func:`once_progress` to get one only on a terminal."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self.console = console or Console(stderr=True)
         self._progress = Progress(
             SpinnerColumn(),
@@ -106,5 +112,21 @@ class OnceProgress:
 
 def once_progress(console: Console | None = None) -> OnceProgress | None:
     """A progress display when stderr is a terminal; None otherwise (logs, pipes, systemd)."""
-    console = console or Console(stderr=True)
+    if console is None:
+        if not _may_be_terminal():
+            return None  # what rich would decide, without importing it
+        from rich.console import Console
+
+        console = Console(stderr=True)
     return OnceProgress(console) if console.is_terminal else None
+
+
+def _may_be_terminal() -> bool:
+    """False only where rich's ``Console(stderr=True).is_terminal`` is False too: stderr is no
+    tty and neither TTY_COMPATIBLE=1 nor FORCE_COLOR says otherwise."""
+    if os.environ.get("TTY_COMPATIBLE") == "1" or os.environ.get("FORCE_COLOR") is not None:
+        return True
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (ValueError, AttributeError):
+        return False

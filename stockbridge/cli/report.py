@@ -93,7 +93,8 @@ def status_payload(
     job of its own, ``preview_state`` (and ``preview_reason``): the pair is one file here, never
     two (a preview whose vector is no longer known keeps a row of its own, kind "preview").
     A video clip also has ``clip``: its ffprobe facts in one line ("1920×1080 at 29.97 fps, 12.0 s,
-    H264, MOV, no sound"). ``manual_steps`` (platform → {"step", "clips"}) is present when clips
+    H264, MOV, no sound"), a vector ``vector``: its format, drawing size and Illustrator level in one
+    line ("EPS, 2400×1800 pt (4.3 MP), Illustrator 10"). ``manual_steps`` (platform → {"step", "clips"}) is present when clips
     uploaded to a platform wait for something done on its website (``rules.video.manual_step``).
 
     ``changes`` lists what the platform's copy differs in from the source (e.g. keywords trimmed).
@@ -163,6 +164,8 @@ def status_payload(
                 entry["clip"] = clip
                 if job.state == "uploaded":
                     uploaded_clips[job.platform] = uploaded_clips.get(job.platform, 0) + 1
+            if isinstance(vector := (job.meta or {}).get("vector"), str):
+                entry["vector"] = vector
             entry["platforms"][job.platform] = {
                 "state": job.state,
                 "reason": words(job.reason),
@@ -357,13 +360,17 @@ def history_lines(payload: dict[str, Any]) -> list[str]:
 
 
 def status_lines(payload: dict[str, Any]) -> list[str]:
-    """``status --format tsv``: one line per file × platform, ``file  platform  state  detail``, where
-    detail is the reason, else the remote name of an upload; then one per file not taken, with
-    ``-`` as platform and ``not_taken`` as state. ``file`` is the full path, so it is unique. No
-    header, so ``cut -f3 | sort | uniq -c`` counts states. A tab or line break inside a value is
+    """``status --format tsv``: one line per file × platform, ``file  platform  state  detail  kind
+    facts``, where detail is the reason, else the remote name of an upload; kind is photo, vector,
+    clip, release or preview; facts a clip's or a vector's facts in one line (empty for the
+    others). Then one per file not taken, with ``-`` as platform, ``not_taken`` as state and both
+    last fields empty. ``file`` is the full path, so it is unique. No header, so ``cut -f3 | sort
+    | uniq -c`` counts states. Columns are only ever added at the end (kind and facts were the first),
+    so ``cut -f1-4`` and ``$3`` keep meaning what they meant. A tab or line break inside a value is
     shown escaped (``\\t``, ``\\n``): a value never splits a line or a field."""
     lines = []
     for entry in payload["files"]:
+        kind, facts = _kind_and_facts(entry)
         for name, job in sorted(entry["platforms"].items()):
             detail = job["reason"] or (job["remote_name"] if job["state"] == "uploaded" else None) or ""
             if job.get("preview"):  # a vector's preview travels with it: one asset, one line
@@ -372,14 +379,23 @@ def status_lines(payload: dict[str, Any]) -> list[str]:
                     detail += f" (preview {job['preview_state']})"
             if job.get("manual"):
                 detail = "; ".join([detail, *(f"to do: {step}" for step in job["manual"])]).lstrip("; ")
-            lines.append(
-                "\t".join(_printable(value) for value in (entry["path"], name, job["state"], detail))
-            )
+            values = (entry["path"], name, job["state"], detail, kind, facts)
+            lines.append("\t".join(_printable(value) for value in values))
     for entry in payload.get("not_taken", []):
-        lines.append(
-            "\t".join(_printable(value) for value in (entry["path"], "-", "not_taken", entry["reason"]))
-        )
+        values = (entry["path"], "-", "not_taken", entry["reason"], "", "")
+        lines.append("\t".join(_printable(value) for value in values))
     return lines
+
+
+def _kind_and_facts(entry: dict[str, Any]) -> tuple[str, str]:
+    """``status --format tsv``'s kind and facts columns for one file."""
+    if entry.get("kind") in ("release", "preview"):
+        return entry["kind"], ""
+    if entry.get("clip") or mediatypes.is_video(_type_of(entry["path"])):
+        return "clip", entry.get("clip") or ""
+    if entry.get("vector") or mediatypes.is_vector(_type_of(entry["path"])):
+        return "vector", entry.get("vector") or ""
+    return "photo", ""
 
 
 def _iso(timestamp: float) -> str:
@@ -447,6 +463,8 @@ def _print_files(files: list[dict[str, Any]], console: Console) -> None:
         ]
         if entry.get("clip"):
             cells[0] += f"\nclip: {_escape(entry['clip'])}"
+        if entry.get("vector"):
+            cells[0] += f"\nvector: {_escape(entry['vector'])}"
         for name in platforms:
             job = entry["platforms"].get(name)
             if job is None:

@@ -169,7 +169,7 @@ class PrepareConfig(_Model):
         0,
         ge=0,
         le=64,
-        description="Files read and prepared at once (hash, metadata, resize), each with its own"
+        description="Files read and prepared at once (hash, metadata, resize); up to four share one"
         " ExifTool process; 0: one per CPU core. They run at a lower priority than uploads.",
     )
 

@@ -169,7 +169,7 @@ class RulesConfig(_Model):
         description="Vectors (EPS, AI, SVG) and their previews: formats, version, size, how they travel.",
     )
     video: VideoRules | None = Field(
-        None, description="What the platform takes of video clips (MP4, MOV); unset: no video."
+        None, description="What the platform takes of video clips (MP4, MOV, AVI, MPEG); unset: no video."
     )
 
     @field_validator("formats")

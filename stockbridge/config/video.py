@@ -28,7 +28,7 @@ def parse_size(text: str) -> tuple[int, int]:
 class VideoRules(_Model):
     containers: list[str] = Field(
         default_factory=lambda: list(mediatypes.names("video")),
-        description='Container types taken, by content ("mp4", "mov"); a clip in another is rejected'
+        description='Container types taken, by content ("mp4", "mov", "avi", "mpeg" for .mpg); a clip in another is rejected'
         " (never re-wrapped).",
     )
     codecs: list[str] | None = Field(

@@ -29,6 +29,7 @@ from stockbridge.assets.ingest import Ingested, SourceChanged, ingest, refusal
 from stockbridge.config.models import Config, PlatformConfig
 from stockbridge.delivery import reexport, vectors
 from stockbridge.delivery.connection import join_remote
+from stockbridge.delivery.exiftools import WorkerTools
 from stockbridge.delivery.held import activate_held, queue_releases, reconsider_held, reingest
 from stockbridge.delivery.policy import describe_unexpected
 from stockbridge.errors import (
@@ -62,12 +63,12 @@ PREPARE_NICENESS = 5
 
 
 class Pipeline:
-    """Shared state of one run: config, ledger, ExifTool, state directories."""
+    """Shared state of one run: config, ledger, ExifTool, state directories. The prepare workers
+    share the run's ExifTool process, up to four to a process (delivery/exiftools.py)."""
 
     def __init__(self, config: Config, ledger: Ledger, exiftool: ExifTool) -> None:
         self.config = config
         self.ledger = ledger
-        self._exiftool = exiftool
         self.state_dir = config.state.dir
         #: Striped locks, so memory stays bounded in a service that runs for months: one derived
         #: copy is made once (equal specs share it), different ones mostly render side by side.
@@ -84,10 +85,8 @@ class Pipeline:
         self.notifier = Notifier(config.notify)
         #: Called with the platform's name when a job is queued for it (progress bars).
         self.on_queued: Callable[[str], None] | None = None
-        self._local = threading.local()
         self._workers: ThreadPoolExecutor | None = None
-        self._worker_tools: list[ExifTool] = []
-        self._worker_tools_lock = threading.Lock()
+        self._tools = WorkerTools(exiftool, self.worker_count, self.state_dir, PREPARE_NICENESS)
         #: The web page's thumbnails, made off the upload path.
         self.thumbnails = ThumbnailMaker(self.state_dir)
 
@@ -97,10 +96,8 @@ class Pipeline:
 
     @property
     def exiftool(self) -> ExifTool:
-        """This thread's ExifTool: each prepare worker has its own process, so they never wait
-        for each other's metadata calls."""
-        tool: ExifTool | None = getattr(self._local, "exiftool", None)
-        return tool if tool is not None else self._exiftool
+        """This thread's ExifTool process (shared: its calls take turns)."""
+        return self._tools.current()
 
     # ------------------------------------------------------------------ workers
 
@@ -122,21 +119,15 @@ class Pipeline:
         # upload is never starved by a backlog of resizes.
         with contextlib.suppress(AttributeError, OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREPARE_NICENESS)
-        tool = ExifTool(cwd=self.state_dir)
-        with self._worker_tools_lock:
-            self._worker_tools.append(tool)
-        self._local.exiftool = tool
+        self._tools.assign()
 
     def close(self) -> None:
-        """Stop the prepare workers (after the file each is on) and their ExifTool processes."""
+        """Stop the prepare workers (after the file each is on) and their extra ExifTools."""
         if self._workers is not None:
             self._workers.shutdown(wait=True, cancel_futures=True)
             self._workers = None
         self.thumbnails.close()
-        with self._worker_tools_lock:
-            tools, self._worker_tools = self._worker_tools, []
-        for tool in tools:
-            tool.close()
+        self._tools.close()
 
     def _copy_lock(self, target: Path) -> threading.Lock:
         return self._copy_locks[hash(target) % len(self._copy_locks)]
@@ -389,6 +380,8 @@ class Pipeline:
                 meta["preview"] = preview
             if facts.clip is not None:
                 meta["clip"] = facts.clip.as_meta()  # status, history, the batch's clip cap
+            if facts.vector is not None:
+                meta["vector"] = facts.vector.summary()  # status
             if held is not None:
                 self.ledger.activate(
                     held.id,
@@ -556,6 +549,8 @@ class Pipeline:
             asset = self.ledger.asset(sha256)
             if asset and asset.object_path and not self.ledger.path_in_use(asset.object_path):
                 Path(asset.object_path).unlink(missing_ok=True)
+            if asset and mediatypes.is_vector(asset.file_type):
+                vectors.release_vector_copies(self, sha256)  # copies that went only into a zip
 
 
 def _text(value: object) -> str | None:
@@ -571,11 +566,20 @@ def _dir_key(platform: PlatformConfig, remote_dir: str) -> str | None:
 
 
 @contextmanager
-def open_pipeline(config: Config) -> Iterator[Pipeline]:
+def open_pipeline(config: Config, exiftool: ExifTool | None = None) -> Iterator[Pipeline]:
+    """The run's pipeline. ``exiftool``, if given, is its ExifTool (the caller may have spawned it
+    ahead, ``ExifTool.spawn``); it is waited for here and closed with the pipeline."""
     config.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     keep_image_memory()  # before the prepare workers start
-    ledger = Ledger(config.ledger_path)
-    exiftool = ExifTool(cwd=config.state.dir)
+    if exiftool is None:
+        exiftool = ExifTool(cwd=config.state.dir)
+    # Its reads serve the prepare workers, which yield the CPU to uploads: so does it.
+    exiftool.set_niceness(PREPARE_NICENESS)
+    try:
+        ledger = Ledger(config.ledger_path)
+    except BaseException:
+        exiftool.close()
+        raise
     try:
         exiftool.start()
         pipeline = Pipeline(config, ledger, exiftool)

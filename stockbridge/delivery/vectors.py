@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from stockbridge.assets import mediatypes
-from stockbridge.assets.ingest import Ingested, SourceChanged, stage_release
+from stockbridge.assets.ingest import Ingested, SourceChanged, staged_briefly
 from stockbridge.assets.vector import preview_candidates, vector_beside
 from stockbridge.config.models import PlatformConfig
 from stockbridge.errors import InputError
@@ -131,7 +131,7 @@ def prepare_vector(
     stem = _remote_stem(item, pipeline.platforms[verdict.platform], item.file_type)
     members = [(vector, f"{stem}{mediatypes.extension(item.file_type)}")]
     if verdict.preview is not None:
-        preview, preview_type = preview_copy(pipeline, verdict.preview, metadata)
+        preview, preview_type = preview_copy(pipeline, verdict.preview, metadata, owner=item.sha256)
         members.append((preview, f"{stem}{mediatypes.extension(preview_type)}"))
     archive = _zip(pipeline, item.sha256, members)
     cap = rules.vector.max_file_mb
@@ -142,15 +142,31 @@ def prepare_vector(
 
 
 def preview_copy(
-    pipeline: Pipeline, source: Path, metadata: dict[str, str | tuple[str, ...]]
+    pipeline: Pipeline, source: Path, metadata: dict[str, str | tuple[str, ...]], *, owner: str | None = None
 ) -> tuple[Path, str]:
-    """The preview, copied in (links refused, as for releases) and given the vector's metadata."""
-    sha, _size, staged = stage_release(
-        source, pipeline.state_dir, allow_hardlinks=pipeline.config.watch.allow_hardlinks
-    )
-    media = mediatypes.from_filename(staged.name) or mediatypes.from_filename(source.name)
+    """The preview, copied in (links refused, as for releases) and given the vector's metadata.
+
+    ``owner``: the vector's hash when the copy only goes into its zip; the copy is then named
+    after the vector, and goes with the vector's other copies (``release_vector_copies``)."""
+    media = mediatypes.from_filename(source.name)
     file_type = media.name if media is not None else "jpeg"
-    return _copy_with(pipeline, staged, sha, file_type, metadata), file_type
+    with staged_briefly(
+        source, pipeline.state_dir, allow_hardlinks=pipeline.config.watch.allow_hardlinks
+    ) as (
+        sha,
+        staged,
+    ):
+        key = sha if owner is None else f"{owner}-{sha[:16]}"
+        return _copy_with(pipeline, staged, key, file_type, metadata), file_type
+
+
+def release_vector_copies(pipeline: Pipeline, sha256: str) -> None:
+    """Remove a vector's copies (with metadata, its zips, its preview's copy for a zip) once no
+    job still sends one: called when every job of the vector has its answer."""
+    folder = pipeline.state_dir / "derived" / sha256[:2]
+    for path in folder.glob(f"{_glob_escape(sha256)}-*"):
+        if not pipeline.ledger.path_in_use(str(path)):
+            path.unlink(missing_ok=True)
 
 
 def _copy_with(

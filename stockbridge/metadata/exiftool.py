@@ -148,19 +148,51 @@ class ExifTool:
         self._lock = threading.RLock()
         self._process: _StayOpenProcess | None = None
         self._calls = 0  # calls served by the current process
+        self._answered = False  # the current process has answered ``-ver`` (see spawn)
+        self._niceness = 0  # added to the niceness of each process started (set_niceness)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start exiftool now (idempotent). Raises MetadataError if it is missing or does not answer."""
+        """Start exiftool now (idempotent) and wait until it answers. Raises MetadataError if it
+        is missing or does not answer. After :meth:`spawn` it only waits for the answer."""
+        with self._lock:
+            process = self._process
+            retry = True
+            if process is not None and process.alive():
+                if self._answered:
+                    return
+                try:
+                    self._handshake(process)
+                    return
+                except _Hung:
+                    retry = False  # that was the first attempt: one fresh start below
+            self._abandon()
+            try:
+                self._start(retry=retry)
+            except _Hung as hung:
+                raise _StartError(f"ExifTool {hung.reason}", hint=_INSTALL_HINT) from None
+
+    def spawn(self) -> None:
+        """Start the exiftool process without waiting for it (idempotent): Perl loads ExifTool
+        (~60 ms of CPU) while the caller does other start-up work, e.g. imports on the other core.
+        :meth:`start`, or the first call, then waits for its ``-ver`` answer under the start
+        timeout, as a plain start does. Raises MetadataError only when it cannot be executed
+        (missing). The process is tied to the calling thread (see ``process._parent_death_signal``):
+        call it from a thread that lives as long as the tool, such as the main thread."""
         with self._lock:
             if self._process is not None and self._process.alive():
                 return
             self._abandon()
-            try:
-                self._start(retry=True)
-            except _Hung as hung:
-                raise _StartError(f"ExifTool {hung.reason}", hint=_INSTALL_HINT) from None
+            self._spawn(_resolve_executable(self._executable), self._working_dir())
+
+    def set_niceness(self, niceness: int) -> None:
+        """Run exiftool at this niceness (Linux, POSIX), the running process and every later one:
+        the prepare workers' metadata reads yield the CPU to uploads as their own work does."""
+        with self._lock:
+            self._niceness = niceness
+            if self._process is not None and self._process.alive():
+                self._process.set_niceness(niceness)
 
     def close(self) -> None:
         """Stop exiftool (asks it to exit, kills it after 5 s). Idempotent, never raises."""
@@ -482,6 +514,8 @@ class ExifTool:
                 logger.warning("ExifTool (pid {}) exited on its own; starting a new one", process.pid)
                 self._abandon()
             self._start(retry=False)
+        elif not self._answered:  # spawned ahead (spawn): its first call waits for its answer
+            self._handshake(process)
         assert self._process is not None
         return self._process
 
@@ -489,27 +523,42 @@ class ExifTool:
         executable = _resolve_executable(self._executable)
         cwd = self._working_dir()
         for attempt in (1, 2) if retry else (1,):
-            process = _StayOpenProcess(executable, cwd)
+            process = self._spawn(executable, cwd)
             try:
-                process.run()
-            except OSError as exc:
-                raise _StartError(f"cannot start ExifTool ({exc})", hint=_INSTALL_HINT) from exc
-            self._process, self._calls = process, 0
-            try:
-                version = str(_guarded(process, ["-ver"], self.start_timeout)).strip()
-            except _Hung as hung:
-                self._abandon()
+                self._handshake(process)
+            except _Hung:
                 if attempt == 2 or not retry:
-                    raise _Hung(f"did not start ({hung.reason})") from None
+                    raise
                 continue
-            except (ExifToolException, ValueError) as exc:
-                self._abandon()
-                raise _StartError(
-                    f"{executable} does not behave like ExifTool ({exc})", hint=_INSTALL_HINT
-                ) from exc
-            process.set_version(version)
-            logger.debug("ExifTool {} started (pid {}, cwd {})", version, process.pid, cwd)
             return
+
+    def _spawn(self, executable: str, cwd: Path) -> _StayOpenProcess:
+        process = _StayOpenProcess(executable, cwd)
+        try:
+            process.run()
+        except OSError as exc:
+            raise _StartError(f"cannot start ExifTool ({exc})", hint=_INSTALL_HINT) from exc
+        self._process, self._calls, self._answered = process, 0, False
+        if self._niceness:
+            process.set_niceness(self._niceness)
+        return process
+
+    def _handshake(self, process: _StayOpenProcess) -> None:
+        """Wait for ``-ver``'s answer: exiftool runs and is ExifTool. On a hang or death it is
+        abandoned and _Hung raised; anything else that is not ExifTool raises _StartError."""
+        try:
+            version = str(_guarded(process, ["-ver"], self.start_timeout)).strip()
+        except _Hung as hung:
+            self._abandon()
+            raise _Hung(f"did not start ({hung.reason})") from None
+        except (ExifToolException, ValueError) as exc:
+            self._abandon()
+            raise _StartError(
+                f"{process.executable} does not behave like ExifTool ({exc})", hint=_INSTALL_HINT
+            ) from exc
+        process.set_version(version)
+        self._answered = True
+        logger.debug("ExifTool {} started (pid {}, cwd {})", version, process.pid, process.cwd)
 
     def _stop(self) -> None:
         process, self._process = self._process, None

@@ -118,6 +118,16 @@ class _StayOpenProcess(ExifToolHelper):
         self._ver = version
 
     @property
+    def cwd(self) -> Path:
+        return self._cwd
+
+    def set_niceness(self, niceness: int) -> None:
+        """Lower exiftool's priority (raising niceness needs no privilege); best effort."""
+        if self._popen is not None and hasattr(os, "setpriority"):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self._popen.pid, niceness)
+
+    @property
     def pid(self) -> int | None:
         return self._popen.pid if self._popen is not None else None
 

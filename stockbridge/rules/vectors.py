@@ -70,6 +70,8 @@ def _plan_level(platform: str, facts: AssetFacts, rules: VectorRules, plan: Vect
     if limit is None or facts.file_type not in _LEVELLED:
         return
     wanted = f"Illustrator {limit:g} or older"
+    if probe.illustrator_version is None and probe.saved_by is not None and probe.saved_by <= limit:
+        return  # saved by an Illustrator no newer than the limit: its level is no newer either
     if probe.illustrator_version is None:
         text = f"Illustrator level {probe.version_text}, {platform} asks for {wanted}"
         if rules.unknown_version == "hold":

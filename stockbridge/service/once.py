@@ -33,6 +33,7 @@ from stockbridge.service.safely import safely
 
 if TYPE_CHECKING:
     from stockbridge.cli.progress import OnceProgress
+    from stockbridge.metadata.exiftool import ExifTool
 
 #: ``once`` gives up on files still being written after this long; the next run takes them.
 ONCE_MAX_SETTLE_WAIT = 120.0
@@ -56,12 +57,16 @@ class OnceReport:
 
 
 def run_once(
-    config: Config, stop: threading.Event | None = None, progress: OnceProgress | None = None
+    config: Config,
+    stop: threading.Event | None = None,
+    progress: OnceProgress | None = None,
+    exiftool: ExifTool | None = None,
 ) -> OnceReport:
-    """``progress``: optional hooks for bars on a terminal (``stockbridge once``); None: none."""
+    """``progress``: optional hooks for bars on a terminal (``stockbridge once``); None: none.
+    ``exiftool``: the run's ExifTool if the caller spawned it ahead (closed here); else one is made."""
     stop = stop or threading.Event()
     report = OnceReport()
-    with open_pipeline(config) as pipeline:
+    with open_pipeline(config, exiftool) as pipeline:
         # Held files are planned again first: the config may have changed since the last run (a
         # category mapping added), and an unchanged file is not looked at again below.
         safely(pipeline.reconsider_held)

@@ -296,3 +296,29 @@ def test_bad_files_each_get_one_line_and_a_reason_while_good_ones_go_through(
     assert any("line\\nbreak.jpg" in line and "uploaded" in line for line in lines)
     assert not any(line.startswith("break.jpg") for line in lines)
     assert "Traceback" not in result.stderr
+
+
+def test_one_exiftool_process_serves_a_whole_once_run(
+    workspace: Workspace, exiftool, folder_target, tmp_path
+):
+    """Issue 14: the main thread and both prepare workers share one ExifTool (it used to start
+    three: ~70 ms of CPU each, before the first file)."""
+    real = shutil.which("exiftool")
+    assert real is not None
+    started = tmp_path / "exiftool-starts.log"
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "exiftool"
+    wrapper.write_text(f'#!/bin/sh\necho "$$" >> "{started}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    names = [f"IMG_{index}.jpg" for index in range(4)]
+    for seed, name in enumerate(names, start=1):
+        image(exiftool, workspace.exports / name, seed=seed, width=640, height=480)
+    workspace.write_config(platform_table("archive", folder_target), "[prepare]\nworkers = 2\n")
+
+    env = {"PATH": f"{wrapper_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = workspace.cli_with_env("once", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder_target.root.iterdir()) == names
+    assert len(started.read_text().split()) == 1, started.read_text()

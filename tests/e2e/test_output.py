@@ -108,7 +108,7 @@ def test_status_and_history_print_tab_separated_lines_in_a_pipe_and_whole_names_
     assert not any(mark in piped.stdout for mark in BOX), piped.stdout
     rows = sorted(line.split("\t") for line in piped.stdout.splitlines())
     exports = workspace.exports.resolve()
-    assert rows[0] == [str(exports / "IMG_1.jpg"), PLATFORM, "uploaded", "IMG_1.jpg"]
+    assert rows[0] == [str(exports / "IMG_1.jpg"), PLATFORM, "uploaded", "IMG_1.jpg", "photo", ""]
     assert rows[1][:3] == [str(exports / "tiny.jpg"), PLATFORM, "rejected"]
     assert "MP" in rows[1][3] and len(rows) == 2
     assert json.loads(workspace.cli("status", "--format", "json").stdout) == workspace.status()

@@ -18,6 +18,7 @@ import pytest
 from stockbridge.demo.samples import make_image
 from stockbridge.demo.vectors import make_eps
 from tests.e2e.conftest import Workspace, platform_table, service
+from tests.servers import LocalServer
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("gs") is None, reason="needs Ghostscript")
@@ -105,11 +106,26 @@ def test_a_vector_pair_goes_side_by_side_over_ftps_and_zipped_over_sftp(
         "Sunny_Hills.zip",
         "Sunny Hills.jpg (in Sunny_Hills.zip)",
     )
+    assert files[0]["vector"].startswith("EPS, 2400×1800 pt (4.3 MP), not checkable (made by GPL Ghostscript")
+    piped = sorted(line.split("\t") for line in workspace.cli("status").stdout.splitlines())
+    assert [row[1:] for row in piped] == [
+        ["sidebyside", "uploaded", "Sunny_Hills.eps + Sunny_Hills.jpg", "vector", files[0]["vector"]],
+        [
+            "zipped",
+            "uploaded",
+            "Sunny_Hills.zip + Sunny Hills.jpg (in Sunny_Hills.zip)",
+            "vector",
+            files[0]["vector"],
+        ],
+    ]
     history = workspace.cli("history", "--json")
     assert history.returncode == 0, history.stderr
     batches = {batch["platform"]: batch for batch in json.loads(history.stdout)["batches"]}
     assert (batches["sidebyside"]["files"], batches["sidebyside"]["previews"]) == (2, 1)
     assert (batches["zipped"]["files"], batches["zipped"]["previews"]) == (1, 0)  # the zip holds both
+
+    # Every platform answered: no private copy of the vector, its preview or the zip is left.
+    assert _private_copies(workspace) == []
 
 
 def test_the_service_holds_a_vector_until_its_preview_lands_then_sends_both(
@@ -141,3 +157,41 @@ def test_the_service_holds_a_vector_until_its_preview_lands_then_sends_both(
         wait_for(lambda: (folder_target.root / "dunes.eps").exists(), 30, "the vector to go")
     assert sorted(p.name for p in folder_target.root.iterdir()) == ["dunes.eps", "dunes.jpg"]
     assert b"dunes.jpg: the preview of dunes.eps" in log.read_bytes()  # never queued as a photo
+
+
+def test_a_photo_of_the_preview_s_bytes_keeps_its_copy_until_its_own_platform_answers(
+    workspace: Workspace, exiftool, folder_target, tmp_path: Path
+) -> None:
+    make_eps(workspace.exports / "dunes.eps", width_pt=2000, height_pt=1200, title="Dunes", keywords=KEYWORDS)
+    make_image(workspace.exports / "dunes.jpg", width=1000, height=600, exiftool=exiftool, seed=8)
+    shutil.copyfile(workspace.exports / "dunes.jpg", workspace.exports / "sand.jpg")  # a photo, same bytes
+    later = LocalServer(name="folder", protocol="folder", root=tmp_path / "later", remote_dir="/")
+    later.root.mkdir()
+    workspace.write_config(
+        platform_table("pairs", folder_target, **{"rules.vector": {"formats": ["eps"], "travel": "pair"}}),
+        platform_table("later", later),  # takes photos, no vectors
+    )
+    assert workspace.cli("pause", "--platform", "later").returncode == 0
+    result = workspace.cli("once")
+    assert result.returncode == 1 and "later is paused" in result.stderr, result.stderr
+    assert sorted(p.name for p in folder_target.root.iterdir()) == ["dunes.eps", "dunes.jpg", "sand.jpg"]
+    # The vector is done everywhere and its copies are gone; the photo still waits for "later",
+    # so its private copy (the same bytes the preview had) is kept.
+    [kept] = _private_copies(workspace)
+    assert kept.read_bytes() == (workspace.exports / "sand.jpg").read_bytes()
+
+    assert workspace.cli("resume", "--platform", "later").returncode == 0
+    result = workspace.cli("once")
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in later.root.iterdir()] == ["sand.jpg"]
+    assert _private_copies(workspace) == []
+
+
+def _private_copies(workspace: Workspace) -> list[Path]:
+    """Files left in the state folder's private copies (staged and derived)."""
+    return sorted(
+        path
+        for folder in ("objects", "derived")
+        for path in (workspace.state / folder).rglob("*")
+        if path.is_file()
+    )

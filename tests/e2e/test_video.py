@@ -87,6 +87,15 @@ def test_clips_go_native_to_ftps_and_sftp_in_capped_batches_with_their_metadata_
     assert notes["state"] == "rejected"
     assert notes["reason"].startswith("not a file stockbridge can take (unknown content; expected JPEG, PNG,")
     assert status["manual_steps"] == {"stock_ftps": {"step": "add categories on the website", "clips": 3}}
+    # In a pipe: the clip's facts in the last column, after the four a script already reads.
+    piped = [line.split("\t") for line in workspace.cli("status").stdout.splitlines()]
+    [harbour] = [row for row in piped if row[0].endswith("Harbour_1.mp4") and row[1] == "stock_ftps"]
+    assert harbour[2:] == [
+        "uploaded",
+        "Harbour_1.mp4",
+        "clip",
+        "320×180 at 29.97 fps, 1.2 s, H264, MP4, no sound",
+    ]
 
     # At most two clips a batch on stock_ftps: three clips make two batches there.
     history = json.loads(workspace.cli("history", "--json").stdout)["batches"]

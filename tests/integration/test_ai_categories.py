@@ -157,11 +157,12 @@ def test_an_ai_file_is_rejected_by_shutterstock_naming_the_policy(world: World) 
 def test_an_ai_file_goes_to_adobe_with_its_portal_checkboxes_listed(world: World) -> None:
     sent = job(world.first, "generated.jpg", "adobe")
     assert sent["state"] == "uploaded"
-    assert sent["manual"][:2] == [
+    assert sent["manual"][:3] == [
         'tick "Created using generative AI tools" in the Contributor Portal',
         'tick "People and Property are fictional" if it shows fictional people or property',
+        'an image: file type "Photos" if it could have been taken with a camera, else "Illustrations"',
     ]
-    assert 'the title says "generative AI"' in sent["manual"][2]
+    assert 'the title says "generative AI"' in sent["manual"][3]
     # Adobe asks for no "generative AI" keyword: its copy and its CSV row go without it.
     row = rows(world, "adobe")["generated.jpg"]
     assert "generative AI" not in row["Keywords"] and "sunset" in row["Keywords"]

@@ -549,6 +549,19 @@ def test_an_exiftool_that_never_starts_fails_within_the_start_timeout(tmp_path: 
     _assert_nothing_left(pids)
 
 
+@pytest.mark.usefixtures("needs_proc")
+def test_an_exiftool_spawned_ahead_that_never_answers_fails_as_a_plain_start_does(tmp_path: Path) -> None:
+    # `once` spawns ExifTool before its imports and waits for it later (issue 14): the same two
+    # attempts, the same error, nothing left behind.
+    fake, pids = _fake_exiftool(tmp_path, "start")
+    session = ExifTool(cwd=tmp_path, executable=fake, start_timeout=TIMEOUT)
+    session.spawn()
+    with pytest.raises(MetadataError, match="did not start"):
+        session.start()
+    assert len(_recorded(pids)["main"]) == 2
+    _assert_nothing_left(pids)
+
+
 def test_a_missing_exiftool_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MetadataError) as caught:
         ExifTool(cwd=tmp_path, executable=tmp_path / "no-exiftool-here").start()

@@ -191,6 +191,15 @@ def test_a_pdf_based_illustrator_file_is_measured_on_its_first_page(tmp_path: Pa
     )  # fmt: skip
     found = probe(art, "ai")
     assert found.problem is None and (found.width, found.height) == (3000, 2000)
+    assert found.saved_by is None  # no CreatorTool: the level is not checkable
+    # Its XMP names the Illustrator that saved it (written here by ExifTool, appended at the end).
+    subprocess.run(
+        ["exiftool", "-q", "-overwrite_original", "-XMP-xmp:CreatorTool=Adobe Illustrator CS6 (Windows)", str(art)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    saved = probe(art, "ai")
+    assert saved.problem is None and (saved.illustrator_version, saved.saved_by) == (None, 16.0)
+    assert saved.version_text == "at most 16 (saved by Illustrator 16, its XMP CreatorTool)"
     cut = tmp_path / "cut.ai"
     cut.write_bytes(art.read_bytes()[:-200])
     assert probe(cut, "ai").problem is not None

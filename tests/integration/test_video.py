@@ -65,7 +65,10 @@ def test_each_preset_says_what_does_not_fit_with_the_numbers(clips: Clips, exift
         reason.startswith("320×180 at 25 fps; adobe_stock takes only 1920×1080, 2048×1080, 3840×2160")
         for reason in verdict.reasons
     ), verdict.reasons
-    assert "MP4 clip, depositphotos takes only MOV" in evaluate("depositphotos", short, deposit.rules).reasons
+    assert (
+        "MP4 clip, depositphotos takes only MOV, AVI, MPEG"
+        in evaluate("depositphotos", short, deposit.rules).reasons
+    )
     # 1920×1080 at 29.97 fps fits Adobe's frame and rate lists; only its length does not.
     verdict = evaluate("adobe_stock", hd.facts(), adobe.rules)
     assert [r for r in verdict.reasons if "fps" in r or "×" in r] == [], verdict.reasons
@@ -74,6 +77,34 @@ def test_each_preset_says_what_does_not_fit_with_the_numbers(clips: Clips, exift
     assert evaluate("plain", short, bare.rules).reasons == (
         "MP4 clip, plain takes no video (no [platforms.plain.rules.video] table)",
     )
+
+
+def test_avi_and_mpeg_clips_are_taken_where_a_preset_takes_them_and_a_cut_avi_is_named(
+    clips: Clips, exiftool: Any, tmp_path: Path
+) -> None:
+    avi, mpg = clips.make("pattern.avi", seconds=1.0), clips.make("pattern.mpg", seconds=1.0)
+    assert (sniff(avi), sniff(mpg)) == ("avi", "mpeg")
+    items = {path.suffix: ingest(path, tmp_path / "state", exiftool) for path in (avi, mpg)}
+    assert [item.problem for item in items.values()] == [None, None]
+    assert items[".avi"].clip is not None and items[".mpg"].clip is not None
+    assert items[".avi"].clip.summary() == "320×180 at 25 fps, 1.0 s, H264, AVI, no sound"
+    summary = items[".mpg"].clip.summary()  # a program stream's length is estimated: 0.9-1.0 s
+    assert summary.startswith("320×180 at 25 fps, ") and summary.endswith(" s, MPEG2VIDEO, MPEG, no sound")
+    adobe, dreamstime = preset_platform("adobe_stock"), preset_platform("dreamstime")
+    for item in items.values():
+        assert not any(
+            "clip, adobe_stock takes only" in r
+            for r in evaluate("adobe_stock", item.facts(), adobe.rules).reasons
+        )
+    assert (
+        "AVI clip, dreamstime takes only MOV"
+        in evaluate("dreamstime", items[".avi"].facts(), dreamstime.rules).reasons
+    )
+    # Cut short: the first RIFF chunk claims more bytes than the copy has.
+    (tmp_path / "cut.avi").write_bytes(avi.read_bytes()[:20_000])
+    cut = ingest(tmp_path / "cut.avi", tmp_path / "state", exiftool)
+    assert cut.clip is None and cut.problem is not None
+    assert cut.problem.startswith("cut off: the clip ends inside its RIFF chunk (it needs")
 
 
 def test_hostile_clips_get_one_line_each(clips: Clips, exiftool: Any, tmp_path: Path) -> None:
@@ -112,12 +143,14 @@ def test_hostile_clips_get_one_line_each(clips: Clips, exiftool: Any, tmp_path: 
 def test_a_hanging_ffprobe_is_stopped_at_its_timeout(clips: Clips, tmp_path: Path) -> None:
     # No real ffprobe hangs on demand: a stand-in that never answers (and a child of its own).
     hang = tmp_path / "ffprobe"
-    hang.write_text("#!/bin/sh\nsleep 30 &\nwait\n")
+    hang.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "args"}\nsleep 30 &\nwait\n')
     hang.chmod(hang.stat().st_mode | stat.S_IXUSR)
     clip = clips.make("small.mp4", seconds=2.0)
     reason = probe(clip, "mp4", ffprobe=str(hang), timeout=0.5)
     assert reason == "ffprobe did not finish reading the clip within 0.5 s; the file may be damaged"
     assert os.path.exists(clip)
+    # It was told the demuxer and local files only (decisions.md V-2).
+    assert "-protocol_whitelist file -f mov " in (tmp_path / "args").read_text()
 
 
 def _boxes(data: bytes) -> list[bytes]:

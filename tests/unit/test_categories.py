@@ -211,7 +211,7 @@ def test_an_accepted_ai_file_is_sent_without_the_avoided_keywords() -> None:
     verdict = evaluate("adobe", facts, preset_rules("adobe_stock"))
     assert verdict.verdict == "accept"
     assert verdict.keywords == ("sunset", "sky") and verdict.categories == ("11",)
-    assert len(verdict.manual) == 2
+    assert len(verdict.manual) == 3  # the two checkboxes and the file type (Photos or Illustrations)
     assert evaluate("shutterstock", facts, preset_rules("shutterstock")).verdict == "reject"
 
 

@@ -56,6 +56,9 @@ CASES = [
     ("an AVIF with a generic major brand", _ftyp(b"mif1", b"avif", b"mif1"), "avif"),
     ("an MP4 video", _ftyp(b"isom", b"isom", b"iso2", b"mp41"), "mp4"),
     ("a QuickTime movie", _ftyp(b"qt  ", b"qt  "), "mov"),
+    ("an AVI", b"RIFF\x00\x10\x00\x00AVI LIST", "avi"),
+    ("an MPEG program stream", b"\x00\x00\x01\xba\x44\x00\x04\x00\x04\x01", "mpeg"),
+    ("a WAV is no clip", b"RIFF\x00\x10\x00\x00WAVEfmt ", None),
     ("a Canon CR3 raw", _ftyp(b"crx ", b"crx ", b"isom"), "cr3"),
     ("a Canon CR2 raw", b"II*\x00\x10\x00\x00\x00CR\x02\x00" + b"\x00" * 64, "cr2"),
     ("an Adobe DNG", _tiff_with_tags(0x0100, 0x0101, 0xC612), "dng"),
@@ -101,10 +104,10 @@ def test_content_decides_the_type(head: bytes, expected: str | None) -> None:
 
 def test_rasters_vectors_and_clips_are_taken_as_assets() -> None:
     # RAW and web formats are recognised (for a clear reason) but not taken; EPS, AI and SVG are
-    # taken as vectors, MP4 and MOV as clips (issue 15).
+    # taken as vectors, MP4, MOV, AVI and MPEG as clips (issue 15).
     assert sorted(mediatypes.names("raster")) == ["jpeg", "png", "tiff"]
     assert sorted(mediatypes.names("vector")) == ["ai", "eps", "svg"]
-    assert mediatypes.names("video") == ("mp4", "mov")
+    assert mediatypes.names("video") == ("mp4", "mov", "avi", "mpeg")
 
 
 @pytest.mark.parametrize(

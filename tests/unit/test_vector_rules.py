@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,16 @@ def test_the_illustrator_level_and_the_megapixels_decide() -> None:
     )
     held = evaluate("sstk", unknown, rules(**limits, unknown_version="hold"))
     assert held.verdict == "hold" and "save it as Illustrator 10 EPS" in held.reasons[0]
+    # A PDF-based AI names only the Illustrator that saved it: at or under the limit it fits; a
+    # newer one may have saved it down-level, so that stays "not checkable".
+    ai_limits = {**limits, "formats": ["ai"], "unknown_version": "hold"}
+    old = replace(facts("ai", level=None, creator=None), vector=VectorProbe("ai", 2400, 1800, saved_by=10.0))
+    assert evaluate("sstk", old, rules(**ai_limits)).verdict == "accept"
+    new = replace(old, vector=VectorProbe("ai", 2400, 1800, saved_by=27.0))
+    assert evaluate("sstk", new, rules(**ai_limits)).reasons == (
+        "Illustrator level at most 27 (saved by Illustrator 27, its XMP CreatorTool), sstk asks for"
+        " Illustrator 10 or older; save it as Illustrator 10 EPS and export again",
+    )
     big = evaluate("sstk", facts(size_bytes=120_000_000), rules(formats=["eps"], max_file_mb=100))
     assert big.reasons == ("120.0 MB, sstk takes vectors of at most 100 MB",)
 

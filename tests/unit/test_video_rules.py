@@ -96,7 +96,7 @@ def config_with(tmp_path: Path, tables: str) -> Path:
 def test_a_bad_video_key_is_reported_under_its_path(tmp_path: Path) -> None:
     path = config_with(
         tmp_path,
-        '[platforms.p.rules.video]\ncontainers = ["avi"]\nresolutions = ["1920*1080"]\nmin_seconds = 9\n'
+        '[platforms.p.rules.video]\ncontainers = ["mkv"]\nresolutions = ["1920*1080"]\nmin_seconds = 9\n'
         "max_seconds = 5\n",
     )
     with pytest.raises(ConfigError) as caught:
@@ -104,7 +104,7 @@ def test_a_bad_video_key_is_reported_under_its_path(tmp_path: Path) -> None:
     problems = "\n".join(caught.value.problems)
     assert (
         "platforms.p.rules.video.containers" in problems
-        and "unknown container 'avi'; known: mp4, mov" in problems
+        and "unknown container 'mkv'; known: mp4, mov, avi, mpeg" in problems
     )
     assert "platforms.p.rules.video.resolutions" in problems and 'like "1920x1080"' in problems
 

@@ -59,7 +59,7 @@ def test_service_run_builds_its_watcher_from_the_watch_keys(
             pass
 
     @contextmanager
-    def fake_pipeline(config: Any) -> Iterator[Any]:
+    def fake_pipeline(config: Any, *ahead: Any) -> Iterator[Any]:
         yield SimpleNamespace(platforms={}, ledger=SimpleNamespace(), worker_count=1)
 
     monkeypatch.setattr(daemon, "Watcher", FakeWatcher)
@@ -87,7 +87,7 @@ def test_once_waits_no_longer_than_max_settle_seconds_for_a_changing_file(
         raise RuntimeError("enough")  # only the arguments matter here
 
     @contextmanager
-    def fake_pipeline(config: Any) -> Iterator[Any]:
+    def fake_pipeline(config: Any, *ahead: Any) -> Iterator[Any]:
         yield SimpleNamespace(ledger=SimpleNamespace(jobs=lambda states: []), reconsider_held=lambda: None)
 
     monkeypatch.setattr(once, "collect_settled", fake_collect)
