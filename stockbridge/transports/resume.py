@@ -27,9 +27,8 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import paramiko
 from loguru import logger
 
 from stockbridge.errors import TransportError
@@ -40,7 +39,9 @@ from stockbridge.transports.ftp_replies import (
     hexdigest,
     new_digest,
 )
-from stockbridge.transports.sftp_protocol import check_file_name
+
+if TYPE_CHECKING:
+    import paramiko
 
 #: Files under this size start from zero after a cut, as before: at 20 Mbit/s 8 MB take 3 s, about
 #: what the checks of a resume cost in round trips (SIZE, a hash) on a 200 ms line (decisions.md F-12).
@@ -219,6 +220,8 @@ def ftp_hash(ftp: ftplib.FTP, method: HashMethod, target: str, length: int, time
 def sftp_hash(sftp: paramiko.SFTPClient, path: str, algorithm: str) -> str | None:
     """The server's hex ``algorithm`` digest of ``path`` (``check-file-name``, offset 0 and length
     0: the whole file), or None when it gives no usable answer."""
+    from stockbridge.transports.sftp_protocol import check_file_name  # paramiko: only for SFTP
+
     try:
         answer = check_file_name(sftp, path, algorithm)
     except Exception as exc:  # a server without it costs the hash check only
