@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--link-files",
         type=int,
         default=20,
-        help="files in the link workload (the first N of issue 14's 300; 300 ≈ 1.5 GB: ~10 min a pass at 20 Mbit/s)",
+        help="files in the link workload (the first N of issue 14's 300; 300 ≈ 1.5 GB: a 10 min bound at 20 Mbit/s, 15-22 min a pass)",
     )
     parser.add_argument(
         "--link-profiles",

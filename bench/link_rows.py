@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.link import TOLERANCE, LinkEmulator, Profile, link_bound
 from bench.passthrough import backlog_of, once_config, profile_once, run_once_cli
-from bench.results import MB, Budget, Row, clear, verify
+from bench.results import MB, SUBPROCESS_TIMEOUT, Budget, Row, clear, verify
 from bench.servers import Server
 from bench.transfers import reference_upload
 from stockbridge.demo.samples import make_image
@@ -165,6 +165,9 @@ def link_rows(
     ``connections``: the platform's ``connections`` for ``once`` (the product's default is 1)."""
     total = sum(path.stat().st_size for path in files)
     bound = link_bound(total, profile)
+    # A run is given four times the bound: the clients take 1.4-2.2x, and 300 files at 20 Mbit/s
+    # (bound 600 s) would otherwise hit the 900 s that stops a hung tool, failing both contenders.
+    timeout = max(SUBPROCESS_TIMEOUT, 4 * bound)
     scale = f"{len(files)} files, {total / MB:.0f} MB, {SMALLEST // 1000} KB–{LARGEST // MB} MB log-uniform"
     if connections > 1:
         scale += f"; once with connections = {connections}"
@@ -216,12 +219,12 @@ def link_rows(
             ) -> None:
                 shutil.rmtree(state, ignore_errors=True)
                 state.mkdir(parents=True)
-                run = run_once_cli(config, base / "once.log")
+                run = run_once_cli(config, base / "once.log", timeout=timeout)
                 if run.maxrss_mb is not None:
                     peak.append(run.maxrss_mb)
 
             def reference(server: Server = server, sent: list[Path] = sent) -> None:
-                reference_upload(server, sent, scratch, tls12=True)
+                reference_upload(server, sent, scratch, tls12=True, timeout=timeout)
 
             contenders: list[tuple[str, Callable[[], None], list[float]]] = [
                 ("ref", reference, vs_client.reference),

@@ -87,7 +87,9 @@ class OnceRun:
     maxrss_mb: float | None  # peak RSS of the largest process (stockbridge; its ExifTool is smaller)
 
 
-def run_once_cli(config: Path, log: Path, wrap: Sequence[str] = ()) -> OnceRun:
+def run_once_cli(
+    config: Path, log: Path, wrap: Sequence[str] = (), timeout: float = SUBPROCESS_TIMEOUT
+) -> OnceRun:
     """``stockbridge once -c config -q`` in a subprocess, timed from the parent. Under
     ``/usr/bin/time`` for the peak RSS: its child's ru_maxrss is its own (a child forked straight
     from this big parent would inherit ours over exec)."""
@@ -96,9 +98,7 @@ def run_once_cli(config: Path, log: Path, wrap: Sequence[str] = ()) -> OnceRun:
     command = [*timed, *wrap, stockbridge_binary(), "once", "-c", str(config), "-q"]
     started = time.perf_counter()
     with log.open("a") as stderr:
-        done = subprocess.run(
-            command, stdout=stderr, stderr=stderr, timeout=SUBPROCESS_TIMEOUT, check=False, env=_env()
-        )
+        done = subprocess.run(command, stdout=stderr, stderr=stderr, timeout=timeout, check=False, env=_env())
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"stockbridge once exited {done.returncode}; see {log}")

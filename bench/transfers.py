@@ -55,7 +55,13 @@ def lftp_script(server: Server, source_dir: Path, pattern: str, tls12: bool = Fa
     return "\n".join(lines) + "\n"
 
 
-def reference_upload(server: Server, files: Sequence[Path], scratch: Path, tls12: bool = False) -> None:
+def reference_upload(
+    server: Server,
+    files: Sequence[Path],
+    scratch: Path,
+    tls12: bool = False,
+    timeout: float = SUBPROCESS_TIMEOUT,
+) -> None:
     source_dir = files[0].parent
     pattern = "*" + files[0].suffix
     if server.protocol in ("ftp", "ftps"):
@@ -87,7 +93,7 @@ def reference_upload(server: Server, files: Sequence[Path], scratch: Path, tls12
             f"UserKnownHostsFile={server.known_hosts}",
             f"{server.username}@{server.host}",
         ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(
             f"{command[0]} exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}"
