@@ -51,7 +51,9 @@ def cut_upload(server: LocalServer, source: Path, monkeypatch: pytest.MonkeyPatc
             transport.put(source, "master.bin", progress=cut, resume=ResumeOffer(continue_partial=False))
     monkeypatch.undo()
     assert caught.value.retryable, caught.value
-    wait_for(lambda: _uploads_logged(server), 10, f"{server.name} to log the cut upload")
+    # 30 s: the server writes what it got before it logs, and a disk busy with other writers'
+    # writeback can hold that write for seconds (seen once, while a benchmark wrote 1.5 GB).
+    wait_for(lambda: _uploads_logged(server), 30, f"{server.name} to log the cut upload")
     partial = server.root / ("master.bin" + TEMP_SUFFIX)
     assert partial.exists(), "the cut upload's partial was removed: nothing to resume"
     assert 0 < partial.stat().st_size < SIZE
