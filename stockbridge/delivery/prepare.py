@@ -447,12 +447,15 @@ class Pipeline:
         came before this job's first attempt, and it is rejected as superseded (reexport.py)."""
         with self._photo_lock:
             job = self.ledger.job(job_id)
-            if not vectors.check_before_upload(self, job):  # a vector came beside it: a preview
+            if vectors.check_before_upload(self, job):
+                newer = reexport.newer_version(self.ledger, job)
+                if newer is None:
+                    return self.ledger.begin_upload(job_id, batch_id, writing)
+                reexport.supersede(self.ledger, job, newer.path)
                 return None
-            newer = reexport.newer_version(self.ledger, job)
-            if newer is None:
-                return self.ledger.begin_upload(job_id, batch_id, writing)
-            reexport.supersede(self.ledger, job, newer.path)
+        # A vector came beside it: a preview, whose private copy goes once no job needs it. After
+        # the photo lock: the queue lock that release takes is always taken before it (_queue).
+        self.release_objects([job.sha256])
         return None
 
     def _free_remote_name(

@@ -79,6 +79,7 @@ def preview_came_meanwhile(pipeline: Pipeline, path: Path, facts: AssetFacts | N
 def retire_preview_photos(pipeline: Pipeline, vector: Path) -> None:
     """Jobs of photos that turn out to be ``vector``'s preview (same stem, taken before it came)."""
     stem_files = {path for path in vector.parent.glob(f"{_glob_escape(vector.stem)}.*") if path != vector}
+    retired: set[str] = set()
     for path in sorted(stem_files):
         media = mediatypes.from_filename(path.name)
         if media is None or not media.preview:
@@ -91,6 +92,7 @@ def retire_preview_photos(pipeline: Pipeline, vector: Path) -> None:
                 reason = f"the preview of {vector.name}, not a photo: it goes with the vector"
                 pipeline.ledger.set_state(job.id, states.REJECTED, reason, remote_name=None)
                 logger.info("{} for {}: {}", path.name, job.platform, reason)
+                retired.add(job.sha256)
             elif job.state in (states.UPLOADED, states.UPLOADING):
                 logger.warning(
                     "{} was sent to {} as a photo before {} arrived; it is that vector's preview:"
@@ -100,6 +102,7 @@ def retire_preview_photos(pipeline: Pipeline, vector: Path) -> None:
                     vector.name,
                     job.platform,
                 )
+    pipeline.release_objects(retired)  # the photo's private copy: no job of it will send it now
 
 
 def _glob_escape(text: str) -> str:

@@ -118,6 +118,7 @@ def test_a_preview_that_comes_first_is_never_sold_as_a_photo(
     [photo] = image_jobs_of(pipeline, "hills.jpg")
     assert photo.state == states.REJECTED
     assert photo.reason == "the preview of hills.eps, not a photo: it goes with the vector"
+    assert not private_copy(pipeline, photo.sha256).exists(), "the photo's private copy was left in state"
     job = pipeline.ledger.job_for(item.sha256, "agency")
     assert job is not None and job.state == states.PENDING, job.reason
 
@@ -132,6 +133,13 @@ def test_a_preview_that_comes_first_is_never_sold_as_a_photo(
         states.REJECTED,
         "the preview of dunes.svg, not a photo: it goes with the vector",
     )
+    assert not private_copy(pipeline, photo.sha256).exists(), "the photo's private copy was left in state"
+
+
+def private_copy(pipeline: Pipeline, sha256: str) -> Path:
+    asset = pipeline.ledger.asset(sha256)
+    assert asset is not None and asset.object_path
+    return Path(asset.object_path)
 
 
 def test_the_vector_metadata_wins_and_both_copies_carry_it(
