@@ -180,19 +180,21 @@ def _copy_with(
     spec = hashlib.sha256(json.dumps({"vector-metadata": plain}, sort_keys=True).encode()).hexdigest()[:16]
     suffix = mediatypes.extension(file_type, source.suffix)
     target = pipeline.state_dir / "derived" / sha256[:2] / f"{sha256}-{spec}{suffix}"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp{suffix}")
-    try:
-        shutil.copyfile(source, tmp)
-        tags = metadata_tags(metadata, file_type)
-        if tags:
-            for warning in pipeline.exiftool.write(tmp, tags):
-                logger.info("{}: {}", source.name, warning)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # The lock photo copies take (Pipeline._prepare): two makers of one copy share a temporary name.
+    with pipeline._copy_lock(target):
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp{suffix}")
+        try:
+            shutil.copyfile(source, tmp)
+            tags = metadata_tags(metadata, file_type)
+            if tags:
+                for warning in pipeline.exiftool.write(tmp, tags):
+                    logger.info("{}: {}", source.name, warning)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return target
 
 
@@ -200,20 +202,21 @@ def _zip(pipeline: Pipeline, sha256: str, members: list[tuple[Path, str]]) -> Pa
     """One zip of ``members`` (stored: vectors and JPEGs are compressed already) in the state folder."""
     key = hashlib.sha256(json.dumps([[str(path), name] for path, name in members]).encode()).hexdigest()[:16]
     target = pipeline.state_dir / "derived" / sha256[:2] / f"{sha256}-{key}.zip"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            for path, name in members:
-                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-                info.external_attr = 0o644 << 16
-                with open(path, "rb") as source, archive.open(info, "w") as out:
-                    shutil.copyfileobj(source, out, 1024 * 1024)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with pipeline._copy_lock(target):  # as _copy_with
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+                for path, name in members:
+                    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+                    info.external_attr = 0o644 << 16
+                    with open(path, "rb") as source, archive.open(info, "w") as out:
+                        shutil.copyfileobj(source, out, 1024 * 1024)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return target
 
 
